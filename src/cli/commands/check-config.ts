@@ -1,0 +1,14 @@
+import { CONFIG_OPTION, CONFIG_USAGE, EXIT_OK, configFrom, type Command } from '../command.js';
+
+export const checkConfig: Command = {
+  name: 'check-config',
+  summary: 'validate the configuration and exit (status 2 and every problem listed when invalid)',
+  usage: `sharder check-config [--config FILE]\n${CONFIG_USAGE}`,
+  options: CONFIG_OPTION,
+  async run(args, io) {
+    const config = configFrom(args, io);
+    const buckets = [...config.kinds.values()].map((k) => `${k.name}: ${k.buckets.length} bucket${k.buckets.length === 1 ? '' : 's'}`);
+    io.out(`${config.file}: OK (${buckets.join('; ')})\n`);
+    return EXIT_OK;
+  },
+};

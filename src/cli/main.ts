@@ -1,0 +1,61 @@
+/** `sharder COMMAND [options]`: dispatch to the command registry. */
+import { readFileSync } from 'node:fs';
+import { EXIT_OK, EXIT_USAGE, parse, report, type Io } from './command.js';
+import { COMMANDS } from './commands/index.js';
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function help(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    'sharder: assigns each user of a multi-hub JupyterHub deployment to one hub, permanently',
+    '',
+    'Usage: sharder COMMAND [options]     (sharder COMMAND --help for its options)',
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Options:',
+    '  -h, --help     show this help',
+    '  -V, --version  print the version',
+    '',
+    'Exit status: 0 success, 1 the operation failed, 2 bad usage or configuration.',
+    '',
+  ].join('\n');
+}
+
+export const processIo: Io = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  env: process.env,
+};
+
+export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.out(help());
+    return name === undefined ? EXIT_USAGE : EXIT_OK;
+  }
+  if (name === '--version' || name === '-V') {
+    io.out(`${version()}\n`);
+    return EXIT_OK;
+  }
+  const cmd = COMMANDS.find((c) => c.name === name);
+  if (!cmd) {
+    io.err(`sharder: unknown command "${name}"\n\n${help()}`);
+    return EXIT_USAGE;
+  }
+  try {
+    const args = parse(cmd, rest);
+    if (args.values.help) {
+      io.out(`${cmd.summary}\n\nUsage: ${cmd.usage}\n  -h, --help          show this help\n`);
+      return EXIT_OK;
+    }
+    return await cmd.run(args, io);
+  } catch (err) {
+    return report(io, err);
+  }
+}

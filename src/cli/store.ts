@@ -1,0 +1,24 @@
+import { UnknownKindError } from '../errors.js';
+import type { Config, KindConfig } from '../config/types.js';
+import { openStore } from '../store/open.js';
+import type { Store } from '../store/types.js';
+
+/** Opens the configured store for one command and always closes it. */
+export async function withStore<T>(config: Config, fn: (store: Store) => Promise<T>): Promise<T> {
+  const store = await openStore(config);
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+export function kindConfig(config: Config, kind: string | undefined): KindConfig {
+  const name = kind ?? config.defaultKind;
+  const k = config.kinds.get(name);
+  if (!k) throw new UnknownKindError(name);
+  return k;
+}
+
+export const KIND_USAGE = '  -k, --kind KIND     kind of object (default: default_kind from the configuration)';
+export const JSON_USAGE = '      --json          print JSON for scripts';

@@ -1,0 +1,143 @@
+/**
+ * Loading: find the file, read it, parse YAML, apply SHARDER_* environment overrides, validate.
+ * Every failure is a ConfigError that names the file (or variable) and the key.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { ConfigError } from '../errors.js';
+import { type Config, type RawConfig, DEFAULT_CONFIG_FILE } from './types.js';
+import { validateConfig } from './validate.js';
+
+/** A config file larger than this is refused before parsing (it is a few KiB in practice). */
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
+type EnvKind = 'string' | 'int' | 'bool' | 'list' | 'yaml';
+
+/**
+ * Every key that the environment may override: SHARDER_ + the dotted path in upper case with
+ * `_` between parts (identity.trusted_proxies → SHARDER_IDENTITY_TRUSTED_PROXIES).
+ */
+export const ENV_KEYS: ReadonlyArray<readonly [path: string, kind: EnvKind]> = [
+  ['listen', 'string'],
+  ['database', 'string'],
+  ['identity.header', 'string'],
+  ['identity.trusted_proxies', 'list'],
+  ['identity.max_length', 'int'],
+  ['cookie.name', 'string'],
+  ['cookie.secure', 'bool'],
+  ['shard.redirect', 'string'],
+  ['default_kind', 'string'],
+  ['kind_header', 'string'],
+  ['cache.max_entries', 'int'],
+  ['store.poll_ms', 'int'],
+  ['store.timeout_ms', 'int'],
+  ['store.busy_timeout_ms', 'int'],
+  ['log.level', 'string'],
+  ['kinds', 'yaml'],
+];
+
+export const envName = (path: string): string => `SHARDER_${path.replaceAll('.', '_').toUpperCase()}`;
+
+function convert(kind: EnvKind, text: string): unknown {
+  switch (kind) {
+    case 'string':
+      return text;
+    case 'int':
+      return /^-?\d+$/.test(text.trim()) ? Number(text.trim()) : text;
+    case 'bool':
+      if (/^(true|1|yes|on)$/i.test(text.trim())) return true;
+      if (/^(false|0|no|off)$/i.test(text.trim())) return false;
+      return text;
+    case 'list':
+      return text.split(',').map((s) => s.trim()).filter((s) => s !== '');
+    case 'yaml':
+      return parseYaml(text, 'environment');
+  }
+}
+
+function parseYaml(text: string, source: string): unknown {
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(doc.errors.map((e) => ({
+      source,
+      key: e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '(document)',
+      message: `not valid YAML: ${e.message.split('\n')[0]}`,
+    })));
+  }
+  try {
+    // maxAliasCount bounds "billion laughs" alias expansion.
+    return doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw new ConfigError([{ source, key: '(document)', message: `cannot be expanded: ${(err as Error).message}` }]);
+  }
+}
+
+/** Reads and parses a YAML config file into raw (unvalidated) configuration. */
+export function readConfigFile(file: string): RawConfig {
+  let bytes: Buffer;
+  try {
+    const st = statSync(file);
+    if (!st.isFile()) throw new ConfigError([{ source: file, key: '(file)', message: 'is not a regular file' }]);
+    if (st.size > MAX_CONFIG_BYTES) throw new ConfigError([{ source: file, key: '(file)', message: `is ${st.size} bytes; a config file may be at most ${MAX_CONFIG_BYTES}` }]);
+    bytes = readFileSync(file);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError([{ source: file, key: '(file)', message: code === 'ENOENT' ? 'does not exist: create it (see the shipped sharder.yml) or pass --config FILE' : `cannot be read (${code ?? String(err)})` }], { cause: err });
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new ConfigError([{ source: file, key: '(file)', message: 'is not valid UTF-8 text' }]);
+  }
+  const raw = parseYaml(text, file);
+  if (raw === null || raw === undefined) return {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError([{ source: file, key: '(top level)', message: 'must be a mapping of keys to values' }]);
+  }
+  return raw as RawConfig;
+}
+
+function setPath(raw: RawConfig, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let obj: Record<string, unknown> = raw;
+  for (const part of parts.slice(0, -1)) {
+    const next = obj[part];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) obj[part] = {};
+    obj = obj[part] as Record<string, unknown>;
+  }
+  obj[parts.at(-1)!] = value;
+}
+
+/** Applies SHARDER_* overrides in place; returns which keys came from which variable. */
+export function applyEnv(raw: RawConfig, env: NodeJS.ProcessEnv): Map<string, string> {
+  const sources = new Map<string, string>();
+  for (const [path, kind] of ENV_KEYS) {
+    const name = envName(path);
+    const text = env[name];
+    if (text === undefined) continue;
+    setPath(raw, path, convert(kind, text));
+    sources.set(path, name);
+  }
+  return sources;
+}
+
+export interface LoadOptions {
+  /** --config FILE; otherwise SHARDER_CONFIG, otherwise ./sharder.yml. */
+  file?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+}
+
+export function configPath(opts: LoadOptions): string {
+  const env = opts.env ?? process.env;
+  return opts.file ?? env.SHARDER_CONFIG ?? DEFAULT_CONFIG_FILE;
+}
+
+export function loadConfig(opts: LoadOptions = {}): Config {
+  const env = opts.env ?? process.env;
+  const file = configPath(opts);
+  const raw = readConfigFile(file);
+  const sources = applyEnv(raw, env);
+  return validateConfig(raw, file, sources);
+}

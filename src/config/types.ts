@@ -1,0 +1,86 @@
+/**
+ * Configuration types. `RawConfig` is what a YAML file or the environment may hold (anything);
+ * `Config` is the validated, normalised result. After loading, no code sees raw config.
+ */
+import type { BucketState } from '../core/policy.js';
+
+/** Config file read when neither --config nor SHARDER_CONFIG names one. */
+export const DEFAULT_CONFIG_FILE = 'sharder.yml';
+/** Main listener (auth_request target, /shard, health). */
+export const DEFAULT_LISTEN = '127.0.0.1:8888';
+/** Embedded SQLite default, relative to the working directory. */
+export const DEFAULT_DATABASE = 'sqlite:./data/sharder.db';
+/** Request header carrying the identity, as the original sharder read it. */
+export const DEFAULT_IDENTITY_HEADER = 'REMOTE_USER';
+/** Addresses the identity header is trusted from: loopback only. */
+export const DEFAULT_TRUSTED_PROXIES: readonly string[] = ['127.0.0.0/8', '::1/128'];
+/** Longest identity accepted, in UTF-8 bytes; longer names are refused with 400. */
+export const DEFAULT_IDENTITY_MAX_LENGTH = 256;
+/** Cookie name, as the original sharder set it. */
+export const DEFAULT_COOKIE_NAME = 'hub';
+/** Kind used when the request names none. */
+export const DEFAULT_KIND = 'hub';
+/** Request header that selects another kind. */
+export const DEFAULT_KIND_HEADER = 'X-Shard-Kind';
+/** Most assignments kept in memory per process. */
+export const DEFAULT_CACHE_MAX_ENTRIES = 1_000_000;
+/** How often other processes' changes (moves, deletes) are looked for, in milliseconds. */
+export const DEFAULT_STORE_POLL_MS = 500;
+/** How long a store operation may take before the request is answered 503, in milliseconds. */
+export const DEFAULT_STORE_TIMEOUT_MS = 5_000;
+/** SQLite busy timeout: how long to wait for another process's write lock, in milliseconds. */
+export const DEFAULT_SQLITE_BUSY_TIMEOUT_MS = 5_000;
+/** Log level. */
+export const DEFAULT_LOG_LEVEL = 'info';
+/** Bucket weight when none is given. */
+export const DEFAULT_BUCKET_WEIGHT = 1;
+/** Bucket state when none is given. */
+export const DEFAULT_BUCKET_STATE: BucketState = 'active';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export type RawConfig = Record<string, unknown>;
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface BucketConfig {
+  readonly name: string;
+  /** Base URL of the bucket's hub, e.g. http://10.0.0.5:8000; optional. */
+  readonly upstream: string | null;
+  readonly weight: number;
+  readonly state: BucketState;
+}
+
+export interface KindConfig {
+  readonly name: string;
+  /** In config order: ties in the policy go to the bucket listed first. */
+  readonly buckets: readonly BucketConfig[];
+}
+
+export type DatabaseConfig =
+  | { readonly backend: 'sqlite'; readonly path: string; readonly busyTimeoutMs: number }
+  | { readonly backend: 'postgres'; readonly url: string };
+
+export interface Config {
+  /** The file the config was read from, or null when only defaults and environment applied. */
+  readonly file: string | null;
+  readonly listen: ListenAddress;
+  readonly database: DatabaseConfig;
+  readonly identity: {
+    readonly header: string;
+    readonly trustedProxies: readonly string[];
+    readonly maxLength: number;
+  };
+  readonly cookie: { readonly name: string; readonly secure: boolean };
+  readonly shard: { readonly redirect: string | null };
+  readonly defaultKind: string;
+  readonly kindHeader: string;
+  readonly cache: { readonly maxEntries: number };
+  readonly store: { readonly pollMs: number; readonly timeoutMs: number };
+  readonly log: { readonly level: LogLevel };
+  readonly kinds: ReadonlyMap<string, KindConfig>;
+}

@@ -1,0 +1,333 @@
+/**
+ * Validation of raw configuration into `Config`. One function per section, every problem
+ * collected (never the first only), each naming the source and the key, as oauth2-proxy's
+ * pkg/validation does. Throws a ConfigError listing all problems.
+ */
+import { isIPv4, isIPv6 } from 'node:net';
+import { ConfigError, type ConfigProblem } from '../errors.js';
+import type { BucketState } from '../core/policy.js';
+import {
+  type BucketConfig, type Config, type DatabaseConfig, type KindConfig, type ListenAddress,
+  type LogLevel, type RawConfig,
+  DEFAULT_BUCKET_STATE, DEFAULT_BUCKET_WEIGHT, DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_COOKIE_NAME,
+  DEFAULT_DATABASE, DEFAULT_IDENTITY_HEADER, DEFAULT_IDENTITY_MAX_LENGTH, DEFAULT_KIND,
+  DEFAULT_KIND_HEADER, DEFAULT_LISTEN, DEFAULT_LOG_LEVEL, DEFAULT_SQLITE_BUSY_TIMEOUT_MS,
+  DEFAULT_STORE_POLL_MS, DEFAULT_STORE_TIMEOUT_MS, DEFAULT_TRUSTED_PROXIES, LOG_LEVELS,
+} from './types.js';
+
+/** Top-level keys and, for sections, their keys. Anything else is reported as unknown. */
+const KNOWN_KEYS: Record<string, readonly string[] | null> = {
+  listen: null,
+  database: null,
+  identity: ['header', 'trusted_proxies', 'max_length'],
+  cookie: ['name', 'secure'],
+  shard: ['redirect'],
+  default_kind: null,
+  kind_header: null,
+  cache: ['max_entries'],
+  store: ['poll_ms', 'timeout_ms', 'busy_timeout_ms'],
+  log: ['level'],
+  kinds: null,
+};
+const BUCKET_KEYS = ['name', 'upstream', 'weight', 'state'];
+const BUCKET_STATES: readonly BucketState[] = ['active', 'draining'];
+
+/** Bucket and kind names appear in cookies, headers and rendered nginx config: keep them plain. */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+const NAME_RULE = 'use 1 to 63 letters, digits, ".", "_" or "-", starting with a letter or digit';
+/** RFC 9110 token characters, for header and cookie names. */
+const TOKEN_PATTERN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Where each key's value came from, for messages: dotted key → environment variable name. */
+export type EnvSources = ReadonlyMap<string, string>;
+
+class Problems {
+  readonly list: ConfigProblem[] = [];
+  constructor(private readonly file: string, private readonly env: EnvSources) {}
+  add(key: string, message: string): void {
+    const envName = this.env.get(key) ?? this.env.get(key.replace(/[.[].*$/, ''));
+    if (envName !== undefined) this.list.push({ source: 'environment', key: `${envName} (${key})`, message });
+    else this.list.push({ source: this.file, key, message });
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}…` : v)}`;
+  return `${typeof v} ${String(v)}`;
+}
+
+function section(p: Problems, raw: RawConfig, key: string): Record<string, unknown> {
+  const v = raw[key];
+  if (v === undefined || v === null) return {};
+  if (!isObject(v)) {
+    p.add(key, `must be a mapping, got ${describe(v)}`);
+    return {};
+  }
+  return v;
+}
+
+function str(p: Problems, v: unknown, key: string, dflt: string): string {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'string' || v === '') {
+    p.add(key, `must be a non-empty string, got ${describe(v)}`);
+    return dflt;
+  }
+  return v;
+}
+
+function int(p: Problems, v: unknown, key: string, dflt: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    p.add(key, `must be a whole number from ${min} to ${max}, got ${describe(v)}`);
+    return dflt;
+  }
+  return v;
+}
+
+function bool(p: Problems, v: unknown, key: string, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'boolean') {
+    p.add(key, `must be true or false, got ${describe(v)}`);
+    return dflt;
+  }
+  return v;
+}
+
+export function parseListen(text: string): ListenAddress | string {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text) ?? /^()()(\d{1,5})$/.exec(text);
+  if (!m) return 'must be HOST:PORT (e.g. 127.0.0.1:8888 or [::1]:8888) or a port number';
+  const host = m[1] || m[2] || '127.0.0.1';
+  const port = Number(m[3]);
+  if (port > 65535) return `port ${port} is out of range 0-65535`;
+  if (m[1] && !isIPv6(host)) return `"${host}" is not an IPv6 address`;
+  if (!m[1] && !isIPv4(host) && !/^[A-Za-z0-9.-]+$/.test(host)) return `"${host}" is not a host name or IPv4 address`;
+  return { host, port };
+}
+
+function listen(p: Problems, v: unknown, key: string, dflt: string): ListenAddress {
+  const text = v === undefined ? dflt : typeof v === 'number' ? String(v) : v;
+  if (typeof text !== 'string') {
+    p.add(key, `must be HOST:PORT, got ${describe(v)}`);
+    return parseListen(dflt) as ListenAddress;
+  }
+  const r = parseListen(text);
+  if (typeof r === 'string') {
+    p.add(key, `${r}, got ${describe(text)}`);
+    return parseListen(dflt) as ListenAddress;
+  }
+  return r;
+}
+
+function database(p: Problems, raw: RawConfig, busyTimeoutMs: number): DatabaseConfig {
+  const v = str(p, raw.database, 'database', DEFAULT_DATABASE);
+  if (/^postgres(ql)?:\/\//.test(v)) {
+    try {
+      new URL(v);
+    } catch {
+      // Never echo the value: it may hold a password.
+      p.add('database', 'is not a valid postgres:// URL');
+    }
+    return { backend: 'postgres', url: v };
+  }
+  const m = /^sqlite:(?:\/\/)?(.+)$/.exec(v);
+  if (!m) {
+    p.add('database', 'must be sqlite:PATH (e.g. sqlite:./data/sharder.db) or postgres://USER@HOST:PORT/DB');
+    return { backend: 'sqlite', path: './data/sharder.db', busyTimeoutMs };
+  }
+  return { backend: 'sqlite', path: m[1]!, busyTimeoutMs };
+}
+
+/** Accepts an address or a CIDR; returns an error text or undefined. */
+export function checkCidr(text: string): string | undefined {
+  const [addr, prefix, ...rest] = text.split('/');
+  const v4 = isIPv4(addr ?? '');
+  if (rest.length > 0 || (!v4 && !isIPv6(addr ?? ''))) return `"${text}" is not an IP address or CIDR range`;
+  if (prefix !== undefined) {
+    const n = Number(prefix);
+    if (!/^\d{1,3}$/.test(prefix) || n > (v4 ? 32 : 128)) return `"${text}" has an invalid prefix length`;
+  }
+  return undefined;
+}
+
+function stringList(p: Problems, v: unknown, key: string, dflt: readonly string[]): readonly string[] {
+  if (v === undefined) return dflt;
+  if (!Array.isArray(v)) {
+    p.add(key, `must be a list, got ${describe(v)}`);
+    return dflt;
+  }
+  const out: string[] = [];
+  v.forEach((item, i) => {
+    if (typeof item !== 'string') p.add(`${key}[${i}]`, `must be a string, got ${describe(item)}`);
+    else out.push(item);
+  });
+  return out;
+}
+
+function upstream(p: Problems, v: unknown, key: string): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string') {
+    p.add(key, `must be an http:// or https:// URL, got ${describe(v)}`);
+    return null;
+  }
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    p.add(key, `must be an http:// or https:// URL, got ${describe(v)}`);
+    return null;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') p.add(key, `must use http:// or https://, got ${describe(v)}`);
+  if (url.username || url.password) p.add(key, 'must not contain credentials');
+  if (url.search || url.hash) p.add(key, 'must not have a query or fragment');
+  return v.replace(/\/+$/, '');
+}
+
+function bucket(p: Problems, v: unknown, key: string): BucketConfig | undefined {
+  if (!isObject(v)) {
+    p.add(key, `must be a mapping with at least a name, got ${describe(v)}`);
+    return undefined;
+  }
+  for (const k of Object.keys(v)) if (!BUCKET_KEYS.includes(k)) p.add(`${key}.${k}`, `unknown key (known: ${BUCKET_KEYS.join(', ')})`);
+  let name = '';
+  if (typeof v.name !== 'string' || !NAME_PATTERN.test(v.name)) p.add(`${key}.name`, `${NAME_RULE}, got ${describe(v.name)}`);
+  else name = v.name;
+  let weight = DEFAULT_BUCKET_WEIGHT;
+  if (v.weight !== undefined) {
+    if (typeof v.weight !== 'number' || !Number.isFinite(v.weight) || v.weight <= 0 || v.weight > 1e6) {
+      p.add(`${key}.weight`, `must be a number greater than 0 (at most 1000000), got ${describe(v.weight)}`);
+    } else weight = v.weight;
+  }
+  let state: BucketState = DEFAULT_BUCKET_STATE;
+  if (v.state !== undefined) {
+    if (!BUCKET_STATES.includes(v.state as BucketState)) p.add(`${key}.state`, `must be one of ${BUCKET_STATES.join(', ')}, got ${describe(v.state)}`);
+    else state = v.state as BucketState;
+  }
+  return { name, upstream: upstream(p, v.upstream, `${key}.upstream`), weight, state };
+}
+
+function kinds(p: Problems, raw: RawConfig): Map<string, KindConfig> {
+  const out = new Map<string, KindConfig>();
+  const v = raw.kinds;
+  if (!isObject(v) || Object.keys(v).length === 0) {
+    p.add('kinds', `must map each kind to its buckets (e.g. kinds: { hub: { buckets: [ { name: hub-0 } ] } }), got ${describe(v)}`);
+    return out;
+  }
+  for (const [kindName, kindRaw] of Object.entries(v)) {
+    const key = `kinds.${kindName}`;
+    if (!NAME_PATTERN.test(kindName)) p.add(key, `is not a valid kind name: ${NAME_RULE}`);
+    if (!isObject(kindRaw)) {
+      p.add(key, `must be a mapping with a buckets list, got ${describe(kindRaw)}`);
+      continue;
+    }
+    for (const k of Object.keys(kindRaw)) if (k !== 'buckets') p.add(`${key}.${k}`, 'unknown key (known: buckets)');
+    const list = kindRaw.buckets;
+    if (!Array.isArray(list) || list.length === 0) {
+      p.add(`${key}.buckets`, `must be a non-empty list of buckets, got ${describe(list)}`);
+      continue;
+    }
+    const buckets: BucketConfig[] = [];
+    const seen = new Map<string, number>();
+    list.forEach((b, i) => {
+      const bc = bucket(p, b, `${key}.buckets[${i}]`);
+      if (!bc) return;
+      if (bc.name !== '') {
+        const first = seen.get(bc.name);
+        if (first !== undefined) p.add(`${key}.buckets[${i}].name`, `duplicate bucket name "${bc.name}" (also at buckets[${first}]): bucket names must be unique within a kind`);
+        else seen.set(bc.name, i);
+      }
+      buckets.push(bc);
+    });
+    out.set(kindName, { name: kindName, buckets });
+  }
+  return out;
+}
+
+/** Validates raw configuration; throws ConfigError naming every problem. */
+export function validateConfig(raw: unknown, file: string | null, env: EnvSources = new Map()): Config {
+  const p = new Problems(file ?? 'configuration', env);
+  if (!isObject(raw)) {
+    p.add('(top level)', `must be a mapping of keys to values, got ${describe(raw)}`);
+    throw new ConfigError(p.list);
+  }
+  for (const [k, v] of Object.entries(raw)) {
+    const known = KNOWN_KEYS[k];
+    if (!(k in KNOWN_KEYS)) {
+      p.add(k, `unknown key (known: ${Object.keys(KNOWN_KEYS).join(', ')})`);
+    } else if (known && isObject(v)) {
+      for (const sub of Object.keys(v)) if (!known.includes(sub)) p.add(`${k}.${sub}`, `unknown key (known: ${known.join(', ')})`);
+    }
+  }
+
+  const identityRaw = section(p, raw, 'identity');
+  const header = str(p, identityRaw.header, 'identity.header', DEFAULT_IDENTITY_HEADER);
+  if (!TOKEN_PATTERN.test(header)) p.add('identity.header', `is not a valid header name: ${describe(header)}`);
+  const trustedProxies = stringList(p, identityRaw.trusted_proxies, 'identity.trusted_proxies', DEFAULT_TRUSTED_PROXIES);
+  trustedProxies.forEach((c, i) => {
+    const err = checkCidr(c);
+    if (err) p.add(`identity.trusted_proxies[${i}]`, err);
+  });
+  const maxLength = int(p, identityRaw.max_length, 'identity.max_length', DEFAULT_IDENTITY_MAX_LENGTH, 1, 4096);
+
+  const cookieRaw = section(p, raw, 'cookie');
+  const cookieName = str(p, cookieRaw.name, 'cookie.name', DEFAULT_COOKIE_NAME);
+  if (!TOKEN_PATTERN.test(cookieName)) p.add('cookie.name', `is not a valid cookie name: ${describe(cookieName)}`);
+
+  const shardRaw = section(p, raw, 'shard');
+  let redirect: string | null = null;
+  if (shardRaw.redirect !== undefined && shardRaw.redirect !== null) {
+    redirect = str(p, shardRaw.redirect, 'shard.redirect', '');
+    if (redirect !== '') {
+      try {
+        new URL(redirect.replaceAll('{bucket}', 'b').replaceAll('{kind}', 'k'), 'http://localhost/');
+      } catch {
+        p.add('shard.redirect', `must be a URL template such as "https://{bucket}/jupyter/hub", got ${describe(redirect)}`);
+      }
+    } else redirect = null;
+  }
+
+  const kindHeader = str(p, raw.kind_header, 'kind_header', DEFAULT_KIND_HEADER);
+  if (!TOKEN_PATTERN.test(kindHeader)) p.add('kind_header', `is not a valid header name: ${describe(kindHeader)}`);
+  if (kindHeader.toLowerCase() === header.toLowerCase()) p.add('kind_header', 'must differ from identity.header');
+
+  const storeRaw = section(p, raw, 'store');
+  const busyTimeoutMs = int(p, storeRaw.busy_timeout_ms, 'store.busy_timeout_ms', DEFAULT_SQLITE_BUSY_TIMEOUT_MS, 0, 600_000);
+
+  const logRaw = section(p, raw, 'log');
+  let level: LogLevel = DEFAULT_LOG_LEVEL;
+  if (logRaw.level !== undefined) {
+    if (!LOG_LEVELS.includes(logRaw.level as LogLevel)) p.add('log.level', `must be one of ${LOG_LEVELS.join(', ')}, got ${describe(logRaw.level)}`);
+    else level = logRaw.level as LogLevel;
+  }
+
+  const kindMap = kinds(p, raw);
+  const defaultKind = str(p, raw.default_kind, 'default_kind', DEFAULT_KIND);
+  if (kindMap.size > 0 && !kindMap.has(defaultKind)) {
+    p.add('default_kind', `names kind "${defaultKind}", which is not under kinds (have: ${[...kindMap.keys()].join(', ')})`);
+  }
+
+  const config: Config = {
+    file,
+    listen: listen(p, raw.listen, 'listen', DEFAULT_LISTEN),
+    database: database(p, raw, busyTimeoutMs),
+    identity: { header, trustedProxies, maxLength },
+    cookie: { name: cookieName, secure: bool(p, cookieRaw.secure, 'cookie.secure', false) },
+    shard: { redirect },
+    defaultKind,
+    kindHeader,
+    cache: { maxEntries: int(p, section(p, raw, 'cache').max_entries, 'cache.max_entries', DEFAULT_CACHE_MAX_ENTRIES, 0, 100_000_000) },
+    store: {
+      pollMs: int(p, storeRaw.poll_ms, 'store.poll_ms', DEFAULT_STORE_POLL_MS, 50, 60_000),
+      timeoutMs: int(p, storeRaw.timeout_ms, 'store.timeout_ms', DEFAULT_STORE_TIMEOUT_MS, 100, 600_000),
+    },
+    log: { level },
+    kinds: kindMap,
+  };
+  if (p.list.length > 0) throw new ConfigError(p.list);
+  return config;
+}

@@ -1,0 +1,143 @@
+/**
+ * The main listener: /auth (nginx auth_request), /shard (seed-compatible), /healthz, /readyz.
+ * Handlers only read the identity, ask the assigner, and write the precomputed answer.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { ShardError, UnknownKindError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Assigner } from '../service/assigner.js';
+import type { BucketRef, KindRuntime } from '../service/runtime.js';
+import { isTrusted, readIdentity, type IdentityFailure, type IdentitySettings } from './identity.js';
+import { sendError, sendJson } from './respond.js';
+
+/** What the handlers need; swapped as a whole on reload. */
+export interface MainSettings {
+  readonly identity: IdentitySettings;
+  /** Lower-case kind header name. */
+  readonly kindHeader: string;
+  readonly defaultKind: KindRuntime;
+  readonly kinds: ReadonlyMap<string, KindRuntime>;
+  readonly redirect: string | null;
+}
+
+export interface MainContext {
+  settings: MainSettings;
+  readonly assigner: Assigner;
+  readonly log: Logger;
+  /** Resolves when the store answers; rejects otherwise. */
+  ready(): Promise<void>;
+}
+
+/** Timeouts that cut off slow or idle clients (slowloris) without hurting nginx keep-alive. */
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+const KEEP_ALIVE_TIMEOUT_MS = 75_000;
+/** Node's default; an identity header can never need more. */
+const MAX_HEADER_SIZE = 16 * 1024;
+
+const kTrust = Symbol('sharder.trust');
+type TrustSocket = Socket & { [kTrust]?: { settings: IdentitySettings; trusted: boolean } };
+
+/** Trust is a property of the connection: computed once per socket and settings. */
+function socketTrusted(socket: TrustSocket, settings: IdentitySettings): boolean {
+  const t = socket[kTrust];
+  if (t !== undefined && t.settings === settings) return t.trusted;
+  const trusted = isTrusted(settings, socket.remoteAddress);
+  socket[kTrust] = { settings, trusted };
+  return trusted;
+}
+
+function failIdentity(res: ServerResponse, f: IdentityFailure): void {
+  sendError(res, f.status, f.code, f.message);
+}
+
+function failError(ctx: MainContext, req: IncomingMessage, res: ServerResponse, err: unknown): void {
+  if (err instanceof ShardError) {
+    if (err.status >= 500) ctx.log.error({ event: 'request_failed', code: err.code, url: req.url, err: err.message }, 'request failed');
+    sendError(res, err.status, err.code, err.message);
+  } else {
+    ctx.log.error({ event: 'request_failed', url: req.url, err }, 'unexpected error');
+    sendError(res, 500, 'SHARD_ERR_INTERNAL', 'internal error');
+  }
+}
+
+function kindOf(s: MainSettings, req: IncomingMessage): KindRuntime | UnknownKindError {
+  const h = req.headers[s.kindHeader];
+  if (h === undefined) return s.defaultKind;
+  const k = typeof h === 'string' ? s.kinds.get(h) : undefined;
+  return k ?? new UnknownKindError(typeof h === 'string' ? h.slice(0, 64) : String(h));
+}
+
+type Decided = (ctx: MainContext, req: IncomingMessage, res: ServerResponse, kind: KindRuntime, name: string, bucket: BucketRef) => void;
+
+/** Reads identity and kind, resolves the bucket, and hands it to `then`. */
+function decide(ctx: MainContext, req: IncomingMessage, res: ServerResponse, then: Decided): void {
+  const s = ctx.settings;
+  const name = readIdentity(s.identity, req.headers, req.rawHeaders, socketTrusted(req.socket, s.identity));
+  if (typeof name !== 'string') return failIdentity(res, name);
+  const kind = kindOf(s, req);
+  if (kind instanceof UnknownKindError) return sendError(res, 400, kind.code, kind.message);
+  let r: BucketRef | Promise<BucketRef>;
+  try {
+    r = ctx.assigner.resolve(kind, name);
+  } catch (err) {
+    return failError(ctx, req, res, err);
+  }
+  if (r instanceof Promise) r.then((b) => then(ctx, req, res, kind, name, b), (err) => failError(ctx, req, res, err));
+  else then(ctx, req, res, kind, name, r);
+}
+
+const answerAuth: Decided = (_ctx, _req, res, _kind, _name, bucket) => {
+  res.writeHead(200, bucket.authHeaders);
+  res.end();
+};
+
+const answerShard: Decided = (ctx, _req, res, kind, name, bucket) => {
+  const cookie = ['Set-Cookie', bucket.cookie];
+  const redirect = ctx.settings.redirect;
+  if (redirect !== null) {
+    const location = redirect.replaceAll('{bucket}', bucket.name).replaceAll('{kind}', kind.name);
+    res.writeHead(302, [...cookie, 'Location', location, 'Content-Length', '0', 'Cache-Control', 'no-store']);
+    res.end();
+  } else {
+    sendJson(res, 200, { kind: kind.name, name, bucket: bucket.name }, cookie);
+  }
+};
+
+function handle(ctx: MainContext, req: IncomingMessage, res: ServerResponse): void {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const path = q === -1 ? url : url.slice(0, q);
+  switch (path) {
+    case '/auth':
+      return decide(ctx, req, res, answerAuth);
+    case '/shard':
+      return decide(ctx, req, res, answerShard);
+    case '/healthz':
+      return sendJson(res, 200, { status: 'ok' });
+    case '/readyz':
+      ctx.ready().then(
+        () => sendJson(res, 200, { status: 'ready' }),
+        (err: unknown) => sendJson(res, 503, { status: 'unavailable', code: (err as ShardError).code ?? 'SHARD_ERR', message: (err as Error).message }),
+      );
+      return;
+    default:
+      return sendError(res, 404, 'SHARD_ERR_NOT_FOUND', `no route for ${path.length > 100 ? `${path.slice(0, 100)}…` : path}`);
+  }
+}
+
+export function createMainServer(ctx: MainContext): Server {
+  const server = createServer(
+    { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, maxHeaderSize: MAX_HEADER_SIZE },
+    (req, res) => handle(ctx, req, res),
+  );
+  // Malformed requests (bad header bytes, smuggling attempts, oversized headers) never reach
+  // the handler; answer them plainly instead of resetting the connection.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (!socket.writable) return socket.destroy();
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  });
+  return server;
+}

@@ -1,0 +1,10 @@
+/** Library entry: what embedding code and the test suite use. */
+export { chooseBucket, type BucketPolicyInput, type BucketState } from './core/policy.js';
+export { loadConfig, readConfigFile } from './config/load.js';
+export { validateConfig } from './config/validate.js';
+export type { Config } from './config/types.js';
+export * from './errors.js';
+export { Sharder } from './server.js';
+export { openStore } from './store/open.js';
+export { SqliteStore } from './store/sqlite.js';
+export type { Store } from './store/types.js';

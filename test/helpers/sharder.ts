@@ -1,0 +1,100 @@
+/** Starting real sharders for tests: in-process on port 0, or as a child process. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { validateConfig } from '../../src/config/validate.js';
+import type { Config, RawConfig } from '../../src/config/types.js';
+import { silentLogger } from '../../src/log.js';
+import { Sharder } from '../../src/server.js';
+import { tempDir } from './tmp.js';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+
+interface HasAfter {
+  after(fn: () => unknown): void;
+}
+
+/** Three equal buckets, like the shipped example. */
+export function bucketsRaw(n = 3, upstreamBase = 9000): Record<string, unknown>[] {
+  return Array.from({ length: n }, (_, i) => ({ name: `hub-${i}`, upstream: `http://127.0.0.1:${upstreamBase + i}` }));
+}
+
+/** A raw test configuration: port 0, SQLite in `dir`, three buckets; `over` replaces keys. */
+export function rawConfig(dir: string, over: RawConfig = {}): RawConfig {
+  return {
+    listen: '127.0.0.1:0',
+    database: `sqlite:${join(dir, 'sharder.db')}`,
+    store: { poll_ms: 50 },
+    log: { level: 'silent' },
+    kinds: { hub: { buckets: bucketsRaw() } },
+    ...over,
+  };
+}
+
+export function writeConfig(dir: string, raw: RawConfig, name = 'sharder.yml'): string {
+  const file = join(dir, name);
+  writeFileSync(file, stringify(raw));
+  return file;
+}
+
+export function testConfig(dir: string, over: RawConfig = {}): Config {
+  return validateConfig(rawConfig(dir, over), join(dir, 'sharder.yml'));
+}
+
+export interface Running {
+  sharder: Sharder;
+  url: string;
+  dir: string;
+  config: Config;
+}
+
+/** Starts an in-process sharder on a free port; stopped when `t` ends. */
+export async function startSharder(t: HasAfter, over: RawConfig = {}, dir = tempDir(t)): Promise<Running> {
+  const config = testConfig(dir, over);
+  const sharder = await Sharder.start(config, { log: silentLogger() });
+  t.after(() => sharder.stop(1000));
+  return { sharder, url: sharder.url, dir, config };
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The CLI as a user runs it: a separate node process (TypeScript through tsx). */
+export function cliArgs(args: string[]): string[] {
+  return ['--import', 'tsx', join(ROOT, 'src/cli/run.ts'), ...args];
+}
+
+export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {}): Promise<CliResult> {
+  const child = spawn(process.execPath, cliArgs(args), { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  child.stdin.end(opts.input ?? '');
+  const [code] = (await once(child, 'close')) as [number | null];
+  return { code, stdout, stderr };
+}
+
+/** Starts `sharder serve` as a child process and waits until it listens; killed when `t` ends. */
+export async function spawnServe(t: HasAfter, configFile: string, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; url: string; output: () => string }> {
+  const child = spawn(process.execPath, cliArgs(['serve', '--config', configFile]), { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let out = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const url = await new Promise<string>((resolvePromise, reject) => {
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const m = /"listen":"(http:\/\/[^"]+)"/.exec(out);
+      if (m) resolvePromise(m[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`sharder serve exited with ${code}:\n${out}`)));
+  });
+  return { child, url, output: () => out };
+}

@@ -1,0 +1,14 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+interface HasAfter {
+  after(fn: () => unknown): void;
+}
+
+/** A fresh temporary directory, removed when the test (or suite) `t` ends. */
+export function tempDir(t: HasAfter, prefix = 'sharder-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
