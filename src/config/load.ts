@@ -56,7 +56,7 @@ function convert(kind: EnvKind, text: string): unknown {
 }
 
 function parseYaml(text: string, source: string): unknown {
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(doc.errors.map((e) => ({
       source,

@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import Database from 'better-sqlite3';
+import { get } from './helpers/http.js';
+import { rawConfig, runCli, spawnServe, writeConfig } from './helpers/sharder.js';
+import { tempDir } from './helpers/tmp.js';
+
+test('sharder --help lists the commands; --version prints the package version', async () => {
+  const help = await runCli(['--help']);
+  assert.equal(help.code, 0);
+  for (const cmd of ['serve', 'check-config', 'assign', 'buckets']) assert.match(help.stdout, new RegExp(`^  ${cmd} `, 'm'));
+  const v = await runCli(['--version']);
+  assert.equal(v.code, 0);
+  assert.match(v.stdout, /^\d+\.\d+\.\d+/);
+  const sub = await runCli(['assign', '--help']);
+  assert.equal(sub.code, 0);
+  assert.match(sub.stdout, /Usage: sharder assign NAME/);
+});
+
+test('usage errors exit 2 with a message', async () => {
+  const unknown = await runCli(['frobnicate']);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown command "frobnicate"/);
+  const badOpt = await runCli(['buckets', '--nope']);
+  assert.equal(badOpt.code, 2);
+  assert.match(badOpt.stderr, /Unknown option '--nope'/);
+  const missing = await runCli(['assign']);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /assign takes exactly one NAME/);
+});
+
+test('check-config: OK on the shipped file; every problem listed with exit 2 on a bad one', async (t) => {
+  const ok = await runCli(['check-config', '--config', 'sharder.yml']);
+  assert.equal(ok.code, 0);
+  assert.match(ok.stdout, /sharder\.yml: OK \(hub: 3 buckets\)/);
+  const dir = tempDir(t);
+  const bad = join(dir, 'bad.yml');
+  writeFileSync(bad, 'kinds:\n  hub:\n    buckets:\n      - {name: hub-0}\n      - {name: hub-0}\n      - {name: hub-2, upstream: "ftp//x"}\n');
+  const r = await runCli(['check-config', '--config', bad]);
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, [
+    'sharder: invalid configuration (2 problems):',
+    `  ${bad}: kinds.hub.buckets[1].name: duplicate bucket name "hub-0" (also at buckets[0]): bucket names must be unique within a kind`,
+    `  ${bad}: kinds.hub.buckets[2].upstream: must be an http:// or https:// URL, got the string "ftp//x"`,
+    '',
+  ].join('\n'));
+  const serve = await runCli(['serve', '--config', bad]);
+  assert.equal(serve.code, 2, 'serve refuses a bad config and starts nothing');
+});
+
+test('assign and buckets: look up or assign, then list counts', async (t) => {
+  const dir = tempDir(t);
+  const file = writeConfig(dir, rawConfig(dir));
+  const a = await runCli(['assign', 'alice', '--config', file]);
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal(a.stdout, 'hub-0\n');
+  assert.equal((await runCli(['assign', 'alice', '--config', file])).stdout, 'hub-0\n');
+  const b = await runCli(['assign', 'bob', '--config', file, '--json']);
+  assert.deepEqual(JSON.parse(b.stdout), { kind: 'hub', name: 'bob', bucket: 'hub-1', created: true });
+  const bad = await runCli(['assign', ' padded', '--config', file]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /invalid name: the identity contains control characters or surrounding white space/);
+  const kind = await runCli(['assign', 'x', '--kind', 'nope', '--config', file]);
+  assert.equal(kind.code, 2);
+  assert.match(kind.stderr, /unknown kind "nope" \[SHARD_ERR_UNKNOWN_KIND\]/);
+
+  const list = await runCli(['buckets', '--config', file]);
+  assert.equal(list.code, 0);
+  assert.equal(list.stdout, [
+    'BUCKET  STATE   WEIGHT  COUNT  SHARE',
+    'hub-0   active       1      1  50.0%',
+    'hub-1   active       1      1  50.0%',
+    'hub-2   active       1      0   0.0%',
+    'kind hub: 2 objects',
+    '',
+  ].join('\n'));
+  const json = JSON.parse((await runCli(['buckets', '--config', file, '--json'])).stdout);
+  assert.equal(json.total, 2);
+  assert.deepEqual(json.buckets.map((b: { count: number }) => b.count), [1, 1, 0]);
+});
+
+test('the server and the CLI use one SQLite file at once without errors or lost writes', async (t) => {
+  const dir = tempDir(t);
+  const file = writeConfig(dir, rawConfig(dir));
+  const { url, child } = await spawnServe(t, file);
+  const http = (async () => {
+    const buckets: Record<string, string> = {};
+    for (let i = 0; i < 300; i++) {
+      const r = await get(`${url}/auth`, { REMOTE_USER: `web-${i}` });
+      assert.equal(r.status, 200);
+      buckets[`web-${i}`] = r.headers['x-shard-bucket'] as string;
+    }
+    return buckets;
+  })();
+  const cli = Promise.all(Array.from({ length: 6 }, async (_, i) => {
+    const r = await runCli(['assign', `cli-${i}`, '--config', file]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.trim();
+  }));
+  const [web, fromCli] = await Promise.all([http, cli]);
+  // The server answers the CLI's assignments the same way.
+  for (let i = 0; i < 6; i++) assert.equal((await get(`${url}/auth`, { REMOTE_USER: `cli-${i}` })).headers['x-shard-bucket'], fromCli[i]);
+  child.kill('SIGTERM');
+  const [code] = await new Promise<[number | null]>((r) => child.once('exit', (c) => r([c])));
+  assert.equal(code, 0, 'graceful stop exits 0');
+  const db = new Database(join(dir, 'sharder.db'), { readonly: true });
+  t.after(() => db.close());
+  const rows = db.prepare('SELECT name, bucket FROM assignments').all() as Array<{ name: string; bucket: string }>;
+  assert.equal(rows.length, 306);
+  for (const r of rows) if (r.name.startsWith('web-')) assert.equal(r.bucket, web[r.name]);
+  const kept = db.prepare('SELECT bucket, count FROM bucket_counts ORDER BY bucket').all();
+  const real = db.prepare('SELECT bucket, COUNT(*) AS count FROM assignments GROUP BY bucket ORDER BY bucket').all();
+  assert.deepEqual(kept, real);
+  const counts = (real as Array<{ count: number }>).map((r) => r.count);
+  assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `${counts}`);
+});
+
+test('SIGHUP reloads the file; an invalid file is rejected and the old config kept', async (t) => {
+  const dir = tempDir(t);
+  const raw = rawConfig(dir, { log: { level: 'info' } });
+  const file = writeConfig(dir, raw);
+  const { url, child, output } = await spawnServe(t, file);
+  assert.equal((await get(`${url}/auth`, { REMOTE_USER: 'a' })).headers['x-shard-bucket'], 'hub-0');
+  writeConfig(dir, { ...raw, kinds: { hub: { buckets: [{ name: 'hub-0', state: 'draining' }, { name: 'new-hub' }] } } });
+  child.kill('SIGHUP');
+  const until = async (re: RegExp): Promise<void> => {
+    for (let i = 0; i < 100 && !re.test(output()); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.match(output(), re);
+  };
+  await until(/"event":"reloaded"/);
+  assert.equal((await get(`${url}/auth`, { REMOTE_USER: 'b' })).headers['x-shard-bucket'], 'new-hub');
+  writeFileSync(file, 'kinds: {hub: {buckets: []}}\n');
+  child.kill('SIGHUP');
+  await until(/"event":"reload_rejected"/);
+  assert.match(output(), /"key":"kinds\.hub\.buckets","message":"must be a non-empty list of buckets, got an empty list"/);
+  assert.equal((await get(`${url}/auth`, { REMOTE_USER: 'c' })).headers['x-shard-bucket'], 'new-hub', 'old config still in force');
+});
