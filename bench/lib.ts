@@ -60,11 +60,12 @@ function ms(text: string): number {
 }
 
 /** Runs wrk (a separate process) against a URL and parses its report. */
-export async function wrk(url: string, opts: { connections?: number; threads?: number; seconds?: number; headers?: Record<string, string> } = {}): Promise<WrkResult> {
+export async function wrk(url: string, opts: { connections?: number; threads?: number; seconds?: number; headers?: Record<string, string>; script?: string; env?: NodeJS.ProcessEnv } = {}): Promise<WrkResult> {
   const args = ['--latency', '-t', String(opts.threads ?? 1), '-c', String(opts.connections ?? 32), '-d', `${opts.seconds ?? 5}s`];
   for (const [k, v] of Object.entries(opts.headers ?? {})) args.push('-H', `${k}: ${v}`);
+  if (opts.script) args.push('-s', opts.script);
   args.push(url);
-  const { stdout } = await promisify(execFile)('wrk', args, { maxBuffer: 1 << 20 });
+  const { stdout } = await promisify(execFile)('wrk', args, { maxBuffer: 1 << 20, env: { ...process.env, ...opts.env } });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]);
   const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? 0);
@@ -74,4 +75,11 @@ export async function wrk(url: string, opts: { connections?: number; threads?: n
   const p99 = ms(/^\s+99%\s+(\S+)/m.exec(stdout)?.[1] ?? '');
   if (!Number.isFinite(rps)) throw new Error(`cannot parse wrk output:\n${stdout}`);
   return { rps, p50, p99, requests, errors: non2xx + sockErr };
+}
+
+/** Median of a list of numbers. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }

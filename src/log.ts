@@ -12,7 +12,7 @@ export const REDACT_PATHS = ['password', 'token', 'authorization', 'cookie', 'he
 
 export function createLogger(level: LogLevel, destination: pino.DestinationStream | number = 1): Logger {
   return pino(
-    { level, base: { service: 'sharder' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime },
+    { level, base: { service: 'sharder', pid: process.pid }, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime },
     typeof destination === 'number' ? pino.destination({ dest: destination, sync: false }) : destination,
   );
 }

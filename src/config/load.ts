@@ -19,6 +19,7 @@ type EnvKind = 'string' | 'int' | 'bool' | 'list' | 'yaml';
  */
 export const ENV_KEYS: ReadonlyArray<readonly [path: string, kind: EnvKind]> = [
   ['listen', 'string'],
+  ['workers', 'int'],
   ['database', 'string'],
   ['identity.header', 'string'],
   ['identity.trusted_proxies', 'list'],

@@ -30,6 +30,10 @@ export const DEFAULT_STORE_POLL_MS = 500;
 export const DEFAULT_STORE_TIMEOUT_MS = 5_000;
 /** SQLite busy timeout: how long to wait for another process's write lock, in milliseconds. */
 export const DEFAULT_SQLITE_BUSY_TIMEOUT_MS = 5_000;
+/** Server processes sharing the listener (node:cluster); 1 runs no cluster. */
+export const DEFAULT_WORKERS = 1;
+/** Most worker processes accepted. */
+export const MAX_WORKERS = 64;
 /** Log level. */
 export const DEFAULT_LOG_LEVEL = 'info';
 /** Bucket weight when none is given. */
@@ -69,6 +73,8 @@ export interface Config {
   /** The file the config was read from, or null when only defaults and environment applied. */
   readonly file: string | null;
   readonly listen: ListenAddress;
+  /** Worker processes serving the listener; "auto" in the file means one per CPU. */
+  readonly workers: number;
   readonly database: DatabaseConfig;
   readonly identity: {
     readonly header: string;

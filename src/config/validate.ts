@@ -4,6 +4,7 @@
  * pkg/validation does. Throws a ConfigError listing all problems.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import type { BucketState } from '../core/policy.js';
 import {
@@ -12,12 +13,13 @@ import {
   DEFAULT_BUCKET_STATE, DEFAULT_BUCKET_WEIGHT, DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_COOKIE_NAME,
   DEFAULT_DATABASE, DEFAULT_IDENTITY_HEADER, DEFAULT_IDENTITY_MAX_LENGTH, DEFAULT_KIND,
   DEFAULT_KIND_HEADER, DEFAULT_LISTEN, DEFAULT_LOG_LEVEL, DEFAULT_SQLITE_BUSY_TIMEOUT_MS,
-  DEFAULT_STORE_POLL_MS, DEFAULT_STORE_TIMEOUT_MS, DEFAULT_TRUSTED_PROXIES, LOG_LEVELS,
+  DEFAULT_STORE_POLL_MS, DEFAULT_STORE_TIMEOUT_MS, DEFAULT_TRUSTED_PROXIES, DEFAULT_WORKERS, LOG_LEVELS, MAX_WORKERS,
 } from './types.js';
 
 /** Top-level keys and, for sections, their keys. Anything else is reported as unknown. */
 const KNOWN_KEYS: Record<string, readonly string[] | null> = {
   listen: null,
+  workers: null,
   database: null,
   identity: ['header', 'trusted_proxies', 'max_length'],
   cookie: ['name', 'secure'],
@@ -123,6 +125,16 @@ function listen(p: Problems, v: unknown, key: string, dflt: string): ListenAddre
     return parseListen(dflt) as ListenAddress;
   }
   return r;
+}
+
+function workers(p: Problems, v: unknown): number {
+  if (v === 'auto') return Math.min(availableParallelism(), MAX_WORKERS);
+  if (v === undefined) return DEFAULT_WORKERS;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_WORKERS) {
+    p.add('workers', `must be "auto" or a whole number from 1 to ${MAX_WORKERS}, got ${describe(v)}`);
+    return DEFAULT_WORKERS;
+  }
+  return v;
 }
 
 function database(p: Problems, raw: RawConfig, busyTimeoutMs: number): DatabaseConfig {
@@ -315,6 +327,7 @@ export function validateConfig(raw: unknown, file: string | null, env: EnvSource
   const config: Config = {
     file,
     listen: listen(p, raw.listen, 'listen', DEFAULT_LISTEN),
+    workers: workers(p, raw.workers),
     database: database(p, raw, busyTimeoutMs),
     identity: { header, trustedProxies, maxLength },
     cookie: { name: cookieName, secure: bool(p, cookieRaw.secure, 'cookie.secure', false) },

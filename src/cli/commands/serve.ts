@@ -2,16 +2,22 @@ import { ConfigError } from '../../errors.js';
 import { createLogger } from '../../log.js';
 import { loadConfig } from '../../config/load.js';
 import { Sharder } from '../../server.js';
+import { isClusterWorker, runPrimary } from '../../cluster.js';
 import { CONFIG_OPTION, CONFIG_USAGE, EXIT_OK, configFrom, type Command } from '../command.js';
 
 export const serve: Command = {
   name: 'serve',
-  summary: 'run the sharder (SIGHUP reloads the configuration, SIGTERM stops gracefully)',
+  summary: 'run the sharder (SIGHUP reloads the configuration, SIGTERM stops gracefully; workers: N for all cores)',
   usage: `sharder serve [--config FILE]\n${CONFIG_USAGE}`,
   options: CONFIG_OPTION,
   async run(args, io) {
     const config = configFrom(args, io);
     const log = createLogger(config.log.level);
+    if (config.workers > 1 && !isClusterWorker()) {
+      await runPrimary(config, log, io.env);
+      log.flush();
+      return EXIT_OK;
+    }
     const sharder = await Sharder.start(config, { log });
 
     process.on('SIGHUP', () => {

@@ -1,0 +1,83 @@
+/** Starting the processes a benchmark measures: the compiled sharder, the floor, a seeded store. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { SqliteStore } from '../src/store/sqlite.js';
+
+export const ROOT = resolve(import.meta.dirname, '..');
+
+export interface Proc {
+  child: ChildProcess;
+  port: number;
+  stop(): Promise<void>;
+}
+
+function waitFor(child: ChildProcess, re: RegExp, what: string): Promise<RegExpExecArray> {
+  return new Promise((resolvePromise, reject) => {
+    let out = '';
+    const onData = (d: Buffer): void => {
+      out += d.toString();
+      const m = re.exec(out);
+      if (m) resolvePromise(m);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('exit', (code) => reject(new Error(`${what} exited with ${code}:\n${out}`)));
+  });
+}
+
+function stopper(child: ChildProcess): () => Promise<void> {
+  return () => new Promise((r) => {
+    if (child.exitCode !== null || child.signalCode !== null) return r();
+    child.once('exit', () => r());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 15_000).unref();
+  });
+}
+
+export async function startFloor(workers: number): Promise<Proc> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/floor.ts')], { env: { ...process.env, FLOOR_WORKERS: String(workers) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const m = await waitFor(child, /listening (\d+)/, 'floor');
+  return { child, port: Number(m[1]), stop: stopper(child) };
+}
+
+export function ensureBuilt(): void {
+  if (!existsSync(join(ROOT, 'dist/cli/run.js'))) throw new Error('run "npm run build" first: benchmarks measure the compiled sharder');
+}
+
+/** A temp dir with a config for the compiled sharder; `extra` overrides keys. */
+export function sharderDir(extra: Record<string, unknown> = {}): { dir: string; config: string; db: string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'sharder-bench-'));
+  const db = join(dir, 'sharder.db');
+  const config = join(dir, 'sharder.yml');
+  writeFileSync(config, stringify({
+    listen: '127.0.0.1:0',
+    database: `sqlite:${db}`,
+    log: { level: 'info' },
+    kinds: { hub: { buckets: [0, 1, 2].map((i) => ({ name: `hub-${i}`, upstream: `http://127.0.0.1:${9000 + i}` })) } },
+    ...extra,
+  }));
+  return { dir, config, db, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Starts `node bin/sharder.js serve`; resolves when it (every worker) listens. */
+export async function startSharder(config: string, workers = 1): Promise<Proc & { readyAfterMs: number }> {
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [join(ROOT, 'bin/sharder.js'), 'serve', '--config', config], { env: { ...process.env, SHARDER_WORKERS: String(workers) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const m = await waitFor(child, workers > 1 ? /"event":"cluster_started"[\s\S]*|"listen":"http:\/\/127\.0\.0\.1:(\d+)"[\s\S]*"event":"cluster_started"/ : /"listen":"http:\/\/127\.0\.0\.1:(\d+)"/, 'sharder');
+  let port = Number(m[1]);
+  if (!port) port = Number(/"listen":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(m[0])?.[1]);
+  return { child, port, readyAfterMs: performance.now() - t0, stop: stopper(child) };
+}
+
+/** Seeds `n` assignments user-1..user-n (round robin over hub-0..2) in one transaction. */
+export function seed(db: string, n: number): void {
+  const store = SqliteStore.open({ path: db, busyTimeoutMs: 5000 });
+  store.handle.exec(`
+    WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ${Math.trunc(n)})
+    INSERT INTO assignments (kind, name, bucket, assigned_at) SELECT 'hub', 'user-' || i, 'hub-' || (i % 3), 0 FROM s;
+  `);
+  void store.close();
+}

@@ -1,0 +1,90 @@
+/**
+ * `workers: N`: N server processes share one listening socket through node:cluster, so every
+ * core answers /auth. Each worker is a complete sharder with its own cache; they share the
+ * store, and a move or delete made anywhere reaches every worker's cache the same way it
+ * reaches other instances (the store's change feed, within store.poll_ms).
+ *
+ * The primary only supervises: it migrates the store once before forking (so workers never
+ * race on migrations), restarts a worker that dies, forwards SIGHUP after validating the new
+ * file itself, and on SIGTERM stops the workers gracefully and exits 0.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { once } from 'node:events';
+import { loadConfig } from './config/load.js';
+import type { Config } from './config/types.js';
+import { ConfigError } from './errors.js';
+import type { Logger } from './log.js';
+import { STOP_GRACE_MS } from './server.js';
+import { openStore } from './store/open.js';
+
+/** A worker that dies sooner than this after starting counts as a crash loop. */
+const MIN_UPTIME_MS = 5_000;
+/** Delay before restarting a worker that crashed young, doubling up to the maximum. */
+const RESTART_DELAY_MS = 500;
+const MAX_RESTART_DELAY_MS = 30_000;
+
+export const isClusterWorker = (): boolean => cluster.isWorker;
+
+/** Runs the primary until SIGTERM/SIGINT; resolves once every worker has exited. */
+export async function runPrimary(config: Config, log: Logger, env: NodeJS.ProcessEnv): Promise<void> {
+  // Migrate once, here, so that workers open an up-to-date schema.
+  await (await openStore(config)).close();
+
+  let stopping = false;
+  const started = new Map<Worker, number>();
+  let delay = RESTART_DELAY_MS;
+
+  const fork = (): Worker => {
+    const w = cluster.fork();
+    started.set(w, Date.now());
+    return w;
+  };
+
+  cluster.on('exit', (worker, code, signal) => {
+    const age = Date.now() - (started.get(worker) ?? 0);
+    started.delete(worker);
+    if (stopping) return;
+    log.error({ event: 'worker_exited', pid: worker.process.pid, code, signal }, 'worker exited; restarting it');
+    delay = age < MIN_UPTIME_MS ? Math.min(delay * 2, MAX_RESTART_DELAY_MS) : RESTART_DELAY_MS;
+    setTimeout(() => {
+      if (!stopping) fork();
+    }, delay).unref();
+  });
+
+  const workers = Array.from({ length: config.workers }, fork);
+  await Promise.all(workers.map((w) => once(w, 'listening')));
+  log.info({ event: 'cluster_started', workers: config.workers, primary: process.pid }, `${config.workers} workers serving`);
+
+  process.on('SIGHUP', () => {
+    try {
+      const next = loadConfig({ file: config.file ?? undefined, env });
+      if (next.workers !== config.workers) log.warn({ event: 'reload_ignored', key: 'workers' }, 'workers changed: restart to apply');
+    } catch (err) {
+      // Each worker would reject it too; say it once, here.
+      log.error({ event: 'reload_rejected', problems: err instanceof ConfigError ? err.problems : String(err) }, 'new configuration rejected; the old one stays in force');
+      return;
+    }
+    for (const w of started.keys()) w.process.kill('SIGHUP');
+  });
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      stopping = true;
+      log.info({ event: 'stopping', signal }, `${signal}: stopping workers`);
+      const alive = [...started.keys()];
+      if (alive.length === 0) return resolve();
+      let left = alive.length;
+      for (const w of alive) {
+        w.once('exit', () => --left === 0 && resolve());
+        w.process.kill('SIGTERM');
+      }
+      // Workers finish requests in flight within STOP_GRACE_MS; never wait forever.
+      setTimeout(() => {
+        for (const w of started.keys()) w.process.kill('SIGKILL');
+        resolve();
+      }, STOP_GRACE_MS + 5_000).unref();
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}
