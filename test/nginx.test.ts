@@ -210,6 +210,24 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
     assert.equal(cookieOf(r), 'hub=hub-0; Path=/; HttpOnly; SameSite=Lax', 'the cookie still names the user\'s hub');
   });
 
+  test('a bucket nginx cannot route (no upstream in sharder.yml): 502 with the friendly page, named in the error log', async (t) => {
+    const stack = await startStack(t, { buckets: [{ name: 'hub-0', hub: 0 }, { name: 'spare' }] });
+    assert.equal(hubOf(await stack.as('alice')), 'hub-0');
+    const r = await stack.as('bob');
+    assert.equal(await storedBucket(stack, 'bob'), 'spare');
+    assert.equal(r.status, 502);
+    assert.ok(r.body.includes(FRIENDLY));
+    assert.match(stack.nginx.errorLog(), /no resolver defined to resolve sharder_unknown_bucket/);
+  });
+
+  test('bucket names that are nginx map keywords route like any other', async (t) => {
+    const stack = await startStack(t, { buckets: [{ name: 'default', hub: 0 }, { name: 'include', hub: 1 }, { name: 'volatile', hub: 2 }] });
+    const got = [];
+    for (const u of ['u0', 'u1', 'u2', 'u3']) got.push(hubOf(await stack.as(u)));
+    assert.deepEqual(got, ['hub-0', 'hub-1', 'hub-2', 'hub-0']);
+    assert.deepEqual(await Promise.all(['u0', 'u1', 'u2'].map((u) => storedBucket(stack, u))), ['default', 'include', 'volatile']);
+  });
+
   test('a client cannot choose its hub: its own identity header, hub cookie or X-Shard-* headers change nothing', async (t) => {
     const stack = await startStack(t, { front: 'basic' });
     assert.equal(hubOf(await stack.as('alice')), 'hub-0');

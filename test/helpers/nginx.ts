@@ -5,12 +5,12 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
 import { needs } from './env.js';
 import { ROOT } from './sharder.js';
-import { tempDir } from './tmp.js';
 
 interface HasAfter {
   after(fn: () => unknown): void;
@@ -33,6 +33,8 @@ export function nginxBinary(): string | undefined {
 }
 
 const NGINX = nginxBinary();
+/** Stop functions of the nginx processes running in each prefix. */
+const running = new Map<string, (() => Promise<void>)[]>();
 /** The declared skip for suites that need nginx (a failure when SHARDER_TEST_REQUIRE has nginx). */
 export const nginxSkip = needs('nginx', NGINX ? undefined : 'no nginx binary on PATH or in /usr/sbin (apt-get install nginx-light)');
 
@@ -78,7 +80,13 @@ export function enableAuthCache(dir: string): void {
  * www-data or nobody when started as root), with the shipped folder copied to DIR/sharder.
  */
 export function nginxPrefix(t: HasAfter): string {
-  const dir = tempDir(t, 'sharder-nginx-');
+  const dir = mkdtempSync(join(tmpdir(), 'sharder-nginx-'));
+  // after() hooks run in the order registered: stop the nginx running here, then remove it.
+  t.after(async () => {
+    for (const stop of running.get(dir) ?? []) await stop();
+    running.delete(dir);
+    rmSync(dir, { recursive: true, force: true });
+  });
   chmodSync(dir, 0o755);
   for (const sub of ['logs', 'lib', 'sharder']) mkdirSync(join(dir, sub), { mode: 0o755 });
   for (const f of readdirSync(NGINX_SRC)) {
@@ -193,6 +201,7 @@ export async function startNginx(t: HasAfter, dir: string, makeConf: (ports: num
       clearTimeout(timer);
     };
     t.after(stop);
+    running.set(dir, [...(running.get(dir) ?? []), stop]);
     const errorLog = (): string => (existsSync(join(dir, 'logs/error.log')) ? readFileSync(join(dir, 'logs/error.log'), 'utf8') : '');
     const deadline = Date.now() + 10_000;
     let up = false;
