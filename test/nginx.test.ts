@@ -100,6 +100,7 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
     }
     // Four users over three empty hubs: emptiest bin puts the fourth back on hub-0.
     assert.deepEqual(await Promise.all(['alice', 'bob', 'u1', 'u2'].map((u) => storedBucket(stack, u))), ['hub-0', 'hub-1', 'hub-2', 'hub-0']);
+    assert.doesNotMatch(stack.nginx.errorLog(), /\[(crit|error|alert|emerg)\]/);
   });
 
   test('the hub sees the original Host, X-Forwarded-* and the client address', async (t) => {
@@ -297,6 +298,8 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
     await stack.request('/hub/', session('erin'));
     const url = stack.nginx.url('/user/erin/terminals/websocket/1').replace('http:', 'ws:');
     assert.deepEqual(await wsMessages(url, session('erin'), ['ls']), [`${await storedBucket(stack, 'erin')}:hello erin`, `${await storedBucket(stack, 'erin')}:ls`]);
+    // The hand-over (try_files into /dev/null/) is silent: nothing in nginx's error log.
+    assert.doesNotMatch(stack.nginx.errorLog(), /\[(crit|error|alert|emerg)\]/);
   });
 
   test('an identity header from a layer in front (REMOTE_USER) needs underscores_in_headers on', async (t) => {
