@@ -116,6 +116,13 @@ async function main(): Promise<void> {
   const floor = await nodeServer(floorScript(hubUpstream));
   const sharderFile = writeConfig(dir, rawConfig(dir, { log: { level: 'info' }, kinds: { hub: { buckets: [{ name: 'hub-0', upstream: hubUpstream }] } } }));
   const sharder = await spawnServe(scope, sharderFile);
+  // Stop it gracefully and wait, so that its database is closed before its folder is removed.
+  scope.after(async () => {
+    if (sharder.child.exitCode !== null || sharder.child.signalCode !== null) return;
+    const exited = once(sharder.child, 'exit');
+    sharder.child.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+  });
   const sharderPort = Number(new URL(sharder.url).port);
 
   const viaSharder = await nginxFor(`127.0.0.1:${sharderPort}`, hubUpstream, dir);
