@@ -82,3 +82,8 @@ export class SchemaTooNewError extends ShardError {
     super(`the database schema is at version ${found}, but this sharder knows only up to ${known}: upgrade the sharder`);
   }
 }
+
+/** A file the command was asked to write could not be written. */
+export class OutputError extends ShardError {
+  override readonly code = 'SHARD_ERR_OUTPUT';
+}

@@ -37,6 +37,8 @@ const BUCKET_STATES: readonly BucketState[] = ['active', 'draining'];
 /** Bucket and kind names appear in cookies, headers and rendered nginx config: keep them plain. */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const NAME_RULE = 'use 1 to 63 letters, digits, ".", "_" or "-", starting with a letter or digit';
+/** Upstream hosts: DNS names (with "_" for container names), IPv4, or a bracketed IPv6 literal. */
+export const UPSTREAM_HOST = /^(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])$/;
 /** RFC 9110 token characters, for header and cookie names. */
 const TOKEN_PATTERN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -198,6 +200,9 @@ function upstream(p: Problems, v: unknown, key: string): string | null {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') p.add(key, `must use http:// or https://, got ${describe(v)}`);
   if (url.username || url.password) p.add(key, 'must not contain credentials');
   if (url.search || url.hash) p.add(key, 'must not have a query or fragment');
+  // WHATWG URLs accept hosts such as "a;b" or "a{b}$c"; no real host has them, and this URL
+  // is rendered into nginx configuration (sharder nginx-config), so refuse them here.
+  if (!UPSTREAM_HOST.test(url.hostname)) p.add(key, `host ${JSON.stringify(url.hostname)} is not a host name or IP address (letters, digits, ".", "-", "_")`);
   return v.replace(/\/+$/, '');
 }
 

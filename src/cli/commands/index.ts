@@ -2,7 +2,8 @@ import type { Command } from '../command.js';
 import { assign } from './assign.js';
 import { buckets } from './buckets.js';
 import { checkConfig } from './check-config.js';
+import { nginxConfig } from './nginx-config.js';
 import { serve } from './serve.js';
 
 /** Every command, in the order `sharder --help` lists them. */
-export const COMMANDS: readonly Command[] = [serve, checkConfig, assign, buckets];
+export const COMMANDS: readonly Command[] = [serve, checkConfig, assign, buckets, nginxConfig];

@@ -1,0 +1,242 @@
+/**
+ * A real nginx for tests: a temporary prefix holding a copy of the shipped nginx/ folder (as
+ * DIR/sharder, the layout of /etc/nginx/sharder), started on free ports with `daemon off`,
+ * stopped and removed when the test ends.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { createServer, connect } from 'node:net';
+import { join } from 'node:path';
+import { needs } from './env.js';
+import { ROOT } from './sharder.js';
+
+interface HasAfter {
+  after(fn: () => unknown): void;
+}
+
+export const NGINX_SRC = join(ROOT, 'nginx');
+
+/** The nginx binary: on PATH, else where Debian puts it (not on a non-root user's PATH). */
+export function nginxBinary(): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/sbin', '/usr/local/sbin', '/usr/local/nginx/sbin'];
+  for (const d of dirs) {
+    try {
+      accessSync(join(d, 'nginx'), constants.X_OK);
+      return join(d, 'nginx');
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+const NGINX = nginxBinary();
+/** Stop functions of the nginx processes running in each prefix. */
+const running = new Map<string, (() => Promise<void>)[]>();
+/** The declared skip for suites that need nginx (a failure when SHARDER_TEST_REQUIRE has nginx). */
+export const nginxSkip = needs('nginx', NGINX ? undefined : 'no nginx binary on PATH or in /usr/sbin (apt-get install nginx-light)');
+
+/**
+ * Shipped absolute paths and where they go under a test prefix. The shipped files use the
+ * Debian layout; the test rewrites exactly these and nothing else.
+ */
+function pathRewrites(dir: string): [string, string][] {
+  return [
+    ['/etc/nginx/', `${dir}/`],
+    ['/var/log/nginx/', `${dir}/logs/`],
+    ['/var/lib/nginx/', `${dir}/lib/`],
+    ['/run/nginx.pid', `${dir}/nginx.pid`],
+  ];
+}
+
+export function rewritePaths(text: string, dir: string): string {
+  let out = text;
+  for (const [from, to] of pathRewrites(dir)) out = out.replaceAll(from, to);
+  return out;
+}
+
+/** Replaces `from` with `to`, insisting that it occurs: a test must not silently test less. */
+export function edit(text: string, from: string | RegExp, to: string, what = String(from)): string {
+  const out = text.replace(typeof from === 'string' ? from : new RegExp(from.source, from.flags.includes('g') ? from.flags : `${from.flags}g`), to);
+  if (out === text) throw new Error(`test setup: ${what} not found in the shipped configuration`);
+  return out;
+}
+
+/** Turns on the optional auth cache exactly as the operator would: by uncommenting its lines. */
+export function enableAuthCache(dir: string): void {
+  const http = join(dir, 'sharder', 'sharder-http.conf');
+  writeFileSync(http, edit(readFileSync(http, 'utf8'), /^#(proxy_cache_path )/m, '$1', 'the #proxy_cache_path line'));
+  const auth = join(dir, 'sharder', 'sharder-auth.conf');
+  const text = readFileSync(auth, 'utf8');
+  const on = text.replace(/^(\s*)#(proxy_cache|proxy_ignore_headers)/gm, '$1$2');
+  if ((on.match(/^\s*proxy_cache/gm) ?? []).length < 4) throw new Error('test setup: the #proxy_cache lines of sharder-auth.conf are not there');
+  writeFileSync(auth, on);
+}
+
+/**
+ * A prefix directory for one nginx: readable by nginx's worker user (nginx runs its workers as
+ * www-data or nobody when started as root), with the shipped folder copied to DIR/sharder.
+ */
+export function nginxPrefix(t: HasAfter): string {
+  const dir = mkdtempSync(join(tmpdir(), 'sharder-nginx-'));
+  // after() hooks run in the order registered: stop the nginx running here, then remove it.
+  t.after(async () => {
+    for (const stop of running.get(dir) ?? []) await stop();
+    running.delete(dir);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  chmodSync(dir, 0o755);
+  for (const sub of ['logs', 'lib', 'sharder']) mkdirSync(join(dir, sub), { mode: 0o755 });
+  for (const f of readdirSync(NGINX_SRC)) {
+    const text = readFileSync(join(NGINX_SRC, f), 'utf8');
+    writeFileSync(join(dir, 'sharder', f), rewritePaths(text, dir), { mode: 0o644 });
+  }
+  return dir;
+}
+
+/** Temp paths, pid and error log inside the prefix, for a test-made main configuration. */
+export function mainPreamble(dir: string): string {
+  return [
+    `pid ${dir}/nginx.pid;`,
+    `error_log ${dir}/logs/error.log notice;`,
+    'worker_processes 1;',
+    'events { worker_connections 512; }',
+  ].join('\n');
+}
+
+export function httpPreamble(dir: string): string {
+  return [
+    `access_log ${dir}/logs/access.log;`,
+    ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((k) => `${k}_temp_path ${dir}/lib/${k};`),
+  ].join('\n');
+}
+
+/** The shipped nginx.conf, adapted to the prefix and listening on 127.0.0.1:port. */
+export function shippedMainConf(dir: string, port: number): string {
+  let text = rewritePaths(readFileSync(join(NGINX_SRC, 'nginx.conf'), 'utf8'), dir);
+  text = edit(text, /^\s*listen 80;$/m, `        listen 127.0.0.1:${port};`, 'listen 80');
+  text = edit(text, /^\s*listen \[::\]:80;\n/m, '', 'listen [::]:80');
+  text = edit(text, /^http \{$/m, `http {\n${httpPreamble(dir)}`, 'http {');
+  return text;
+}
+
+/** A port that was free a moment ago (nginx cannot listen on port 0 and report it). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** `nginx -t` on a configuration file; returns nginx's verdict and messages. */
+export function nginxTest(dir: string, conf: string): { ok: boolean; output: string } {
+  const r = spawnSync(NGINX!, ['-t', '-p', `${dir}/`, '-c', conf, '-e', `${dir}/logs/error.log`], { encoding: 'utf8', timeout: 20_000 });
+  return { ok: r.status === 0, output: `${r.stdout}${r.stderr}` };
+}
+
+export interface RunningNginx {
+  dir: string;
+  conf: string;
+  ports: number[];
+  url: (path?: string, port?: number) => string;
+  /** `nginx -s reload`, as an operator runs it; resolves when the new workers serve. */
+  reload(): Promise<void>;
+  errorLog(): string;
+  stop(): Promise<void>;
+}
+
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Fields after the parenthesised command: state, ppid, ...
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return out;
+}
+
+/**
+ * Starts nginx on `nPorts` free ports with the configuration `makeConf(ports)` written to
+ * DIR/nginx.conf. Retries with other ports when one was taken in the meantime.
+ */
+export async function startNginx(t: HasAfter, dir: string, makeConf: (ports: number[]) => string, nPorts = 1): Promise<RunningNginx> {
+  const conf = join(dir, 'nginx.conf');
+  for (let attempt = 0; ; attempt++) {
+    const ports = await Promise.all(Array.from({ length: nPorts }, freePort));
+    writeFileSync(conf, makeConf(ports), { mode: 0o644 });
+    writeFileSync(join(dir, 'logs/error.log'), '');
+    const child: ChildProcess = spawn(NGINX!, ['-p', `${dir}/`, '-c', conf, '-e', `${dir}/logs/error.log`, '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (output += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (output += d));
+    const exited = once(child, 'exit');
+    const stop = async (): Promise<void> => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    };
+    t.after(stop);
+    running.set(dir, [...(running.get(dir) ?? []), stop]);
+    const errorLog = (): string => (existsSync(join(dir, 'logs/error.log')) ? readFileSync(join(dir, 'logs/error.log'), 'utf8') : '');
+    const deadline = Date.now() + 10_000;
+    let up = false;
+    while (Date.now() < deadline && child.exitCode === null) {
+      if ((await Promise.all(ports.map(canConnect))).every(Boolean)) {
+        up = true;
+        break;
+      }
+      await sleep(20);
+    }
+    if (up) {
+      return {
+        dir,
+        conf,
+        ports,
+        url: (path = '/', port = ports[0]!) => `http://127.0.0.1:${port}${path}`,
+        errorLog,
+        stop,
+        async reload() {
+          const before = childrenOf(child.pid!);
+          const r = spawnSync(NGINX!, ['-p', `${dir}/`, '-c', conf, '-e', `${dir}/logs/error.log`, '-s', 'reload'], { encoding: 'utf8', timeout: 20_000 });
+          if (r.status !== 0) throw new Error(`nginx -s reload failed:\n${r.stderr}`);
+          const until = Date.now() + 10_000;
+          while (Date.now() < until) {
+            const now = childrenOf(child.pid!);
+            if (now.length > 0 && !now.some((p) => before.includes(p))) return;
+            await sleep(20);
+          }
+          throw new Error(`nginx did not replace its workers after reload:\n${errorLog()}`);
+        },
+      };
+    }
+    await stop();
+    const log = `${output}\n${errorLog()}`;
+    if (/Address already in use/.test(log) && attempt < 5) continue;
+    throw new Error(`nginx did not start:\n${log}`);
+  }
+}
