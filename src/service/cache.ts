@@ -1,17 +1,18 @@
 /**
  * A bounded map with approximate least-recently-used eviction at the cost of a plain Map
- * lookup per hit: two generations, the young one filled until it holds half the bound, then
- * it becomes the old one (the previous old one is dropped). A hit in the old generation is
- * promoted. Size never exceeds `max`. Exact LRU would cost a delete and an insert per hit.
+ * lookup per hit. Two generations: new entries go to the young one; once the bound is
+ * reached, each insert evicts the oldest entry of the old generation (through a live
+ * iterator, so amortised O(1)), and when the old generation is empty the young one becomes
+ * old. A hit in the old generation is promoted to the young one, so an entry in use is
+ * evicted at most once per `max` inserts (and then read again from the store once). It holds
+ * exactly `max` entries once full. Exact LRU would cost a delete and an insert per hit.
  */
 export class BoundedCache<V> {
   private young = new Map<string, V>();
   private old = new Map<string, V>();
-  private readonly half: number;
+  private oldKeys: Iterator<string> = this.old.keys();
 
-  constructor(readonly max: number) {
-    this.half = Math.max(1, Math.floor(max / 2));
-  }
+  constructor(readonly max: number) {}
 
   get(key: string): V | undefined {
     const v = this.young.get(key);
@@ -19,18 +20,23 @@ export class BoundedCache<V> {
     const o = this.old.get(key);
     if (o !== undefined) {
       this.old.delete(key);
-      this.set(key, o);
+      this.young.set(key, o);
     }
     return o;
   }
 
   set(key: string, value: V): void {
     if (this.max === 0) return;
+    this.old.delete(key);
     this.young.set(key, value);
-    if (this.young.size >= this.half) {
+    if (this.young.size + this.old.size <= this.max) return;
+    if (this.old.size === 0) {
       this.old = this.young;
       this.young = new Map();
+      this.oldKeys = this.old.keys();
     }
+    const oldest = this.oldKeys.next();
+    if (!oldest.done) this.old.delete(oldest.value);
   }
 
   delete(key: string): void {
@@ -41,6 +47,7 @@ export class BoundedCache<V> {
   clear(): void {
     this.young = new Map();
     this.old = new Map();
+    this.oldKeys = this.old.keys();
   }
 
   get size(): number {

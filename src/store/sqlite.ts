@@ -152,7 +152,13 @@ export class SqliteStore implements Store {
   }
 
   assign(kind: string, name: string, buckets: readonly BucketPolicyInput[]): Promise<AssignResult> {
-    return this.run(() => this.assignTx(kind, name, buckets));
+    return this.run(() => {
+      // Most misses are objects assigned earlier (another process, or before a restart): a
+      // plain indexed read answers them without taking the write lock.
+      const existing = this.stmts.lookup.get(kind, name);
+      if (existing) return { bucket: existing.bucket, created: false };
+      return this.assignTx(kind, name, buckets);
+    });
   }
 
   counts(kind: string): Promise<Map<string, number>> {

@@ -1,0 +1,35 @@
+/**
+ * Child of bench/memory.ts: resolves N known names through the real Assigner (cache misses
+ * read the seeded store) and reports resident memory before and after, with GC forced.
+ * Names are made the way Node makes header values (decoded from bytes), not as literals.
+ */
+import { Assigner } from '../src/service/assigner.js';
+import { applyConfig, type KindRuntime } from '../src/service/runtime.js';
+import { silentLogger } from '../src/log.js';
+import { SqliteStore } from '../src/store/sqlite.js';
+import { validateConfig } from '../src/config/validate.js';
+
+const [db, nText, maxText] = process.argv.slice(2) as [string, string, string];
+const n = Number(nText);
+const config = validateConfig({ cache: { max_entries: Number(maxText) }, kinds: { hub: { buckets: [0, 1, 2].map((i) => ({ name: `hub-${i}`, upstream: `http://127.0.0.1:${9000 + i}` })) } } }, 'bench');
+const kinds = new Map<string, KindRuntime>();
+applyConfig(kinds, config);
+const kind = kinds.get('hub')!;
+const store = SqliteStore.open({ path: db, busyTimeoutMs: 5000 });
+const assigner = new Assigner(store, silentLogger(), () => 5000);
+
+const gc = (globalThis as { gc?: () => void }).gc!;
+const rss = (): number => {
+  gc();
+  gc();
+  return process.memoryUsage().rss;
+};
+const before = rss();
+for (let i = 1; i <= n; i++) {
+  const name = Buffer.from(`user-${i}`, 'latin1').toString('latin1');
+  const r = assigner.resolve(kind, name);
+  if (r instanceof Promise) await r;
+}
+const after = rss();
+console.log(JSON.stringify({ before, after, cached: kind.cache.size }));
+await store.close();
