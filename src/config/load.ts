@@ -19,6 +19,14 @@ type EnvKind = 'string' | 'int' | 'bool' | 'list' | 'yaml';
  */
 export const ENV_KEYS: ReadonlyArray<readonly [path: string, kind: EnvKind]> = [
   ['listen', 'string'],
+  ['mode', 'string'],
+  ['proxy.login_url', 'string'],
+  ['proxy.connect_timeout_ms', 'int'],
+  ['proxy.idle_timeout_ms', 'int'],
+  ['proxy.websocket_idle_timeout_ms', 'int'],
+  ['proxy.keep_alive_ms', 'int'],
+  ['proxy.max_free_sockets', 'int'],
+  ['proxy.forward_identity', 'bool'],
   ['database', 'string'],
   ['identity.header', 'string'],
   ['identity.trusted_proxies', 'list'],
