@@ -291,17 +291,23 @@ test('proxy: a hub that goes silent gives 504 after proxy.idle_timeout_ms, and s
   await waitFor(() => hub!.aborted.includes('/slow'));
 });
 
-test('proxy: a hub that does not accept connections gives 504 after proxy.connect_timeout_ms', async (t) => {
-  // A listener whose accept queue is full: the kernel drops further SYNs, so connecting hangs.
-  // It runs in a worker that blocks its own event loop so that nothing accepts.
+/**
+ * A hub in a worker thread whose accept queue holds one connection and whose event loop is
+ * blocked for `blockMs` (forever when 0): the kernel drops further SYNs, so connecting hangs
+ * (SYNs are retried after about a second) until it unblocks, then it answers "late hub".
+ */
+async function stalledHub(t: { after(fn: () => unknown): void }, blockMs: number): Promise<number> {
   const flag = new Int32Array(new SharedArrayBuffer(4));
   const worker = new Worker(`
-    const { parentPort, workerData } = require('node:worker_threads');
-    const s = require('node:net').createServer();
+    const { parentPort, workerData: { flag, blockMs } } = require('node:worker_threads');
+    const s = require('node:http').createServer((req, res) => res.end('late hub'));
     s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
       parentPort.postMessage(s.address().port);
-      setTimeout(() => { while (Atomics.load(workerData, 0) === 0) Atomics.wait(workerData, 0, 0, 50); s.close(); }, 10);
-    });`, { eval: true, workerData: flag });
+      setTimeout(() => {
+        const end = blockMs > 0 ? Date.now() + blockMs : Infinity;
+        while (Atomics.load(flag, 0) === 0 && Date.now() < end) Atomics.wait(flag, 0, 0, 20);
+      }, 10);
+    });`, { eval: true, workerData: { flag, blockMs } });
   const port = (await once(worker, 'message'))[0] as number;
   t.after(async () => {
     Atomics.store(flag, 0, 1);
@@ -309,6 +315,7 @@ test('proxy: a hub that does not accept connections gives 504 after proxy.connec
     await worker.terminate();
   });
   await new Promise((r) => setTimeout(r, 50));
+  // Fill the accept queue.
   const fillers = await Promise.all([0, 1, 2].map(() => new Promise<Socket>((resolve) => {
     const s = connect(port, '127.0.0.1');
     s.on('error', () => {});
@@ -316,10 +323,23 @@ test('proxy: a hub that does not accept connections gives 504 after proxy.connec
     setTimeout(() => resolve(s), 200);
   })));
   t.after(() => fillers.forEach((s) => s.destroy()));
+  return port;
+}
+
+test('proxy: a hub that does not accept connections gives 504 after proxy.connect_timeout_ms', async (t) => {
+  const port = await stalledHub(t, 0);
   const { url } = await proxyTo(t, [{ name: 'hub-0', url: `http://127.0.0.1:${port}` }], { proxy: { connect_timeout_ms: 300 } });
   const r = await send(`${url}/x`, { headers: { ...ID, Accept: 'application/json' } });
   assert.equal(r.status, 504);
   assert.match(json<{ message: string }>(r).message, /hub "hub-0" did not accept a connection within 0.3 s/);
+});
+
+test('proxy: a slow connect is bounded by connect_timeout_ms alone, not by the pool\'s keep_alive_ms', async (t) => {
+  const port = await stalledHub(t, 400);
+  const { url } = await proxyTo(t, [{ name: 'hub-0', url: `http://127.0.0.1:${port}` }], { proxy: { connect_timeout_ms: 10_000, keep_alive_ms: 100 } });
+  const r = await send(`${url}/x`, { headers: { ...ID, Accept: 'application/json' } });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.text, 'late hub');
 });
 
 test('proxy: a client that goes away aborts the request to the hub (download and upload)', async (t) => {

@@ -285,6 +285,9 @@ export class ProxyMode {
   private armTimeouts(proxyReq: ClientRequest, x: Exchange): void {
     const arm = (socket: Socket): void => {
       if (socket.connecting) {
+        // A new socket carries the pool's idle timeout (keep_alive_ms), and Node applies the
+        // request's own only once connected: until then ours is the only timer.
+        socket.setTimeout(0);
         const ms = this.config.connectTimeoutMs;
         const timer = setTimeout(() => {
           x.timeout = new UpstreamTimeoutError(x.bucket.name, 'connect', ms);

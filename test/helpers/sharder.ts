@@ -81,8 +81,8 @@ export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cw
 }
 
 /** Starts `sharder serve` as a child process and waits until it listens; killed when `t` ends. */
-export async function spawnServe(t: HasAfter, configFile: string, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; url: string; output: () => string }> {
-  const child = spawn(process.execPath, cliArgs(['serve', '--config', configFile]), { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function spawnServe(t: HasAfter, configFile: string, env: NodeJS.ProcessEnv = {}, args: string[] = []): Promise<{ child: ChildProcess; url: string; output: () => string }> {
+  const child = spawn(process.execPath, cliArgs(['serve', '--config', configFile, ...args]), { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
