@@ -5,7 +5,9 @@ import { applyEnv } from '../src/config/load.js';
 import type { RawConfig } from '../src/config/types.js';
 import { validateConfig } from '../src/config/validate.js';
 import { ConfigError } from '../src/errors.js';
-import { runCli, writeConfig, rawConfig } from './helpers/sharder.js';
+import { send } from './helpers/client.js';
+import { startHub } from './helpers/hubs.js';
+import { runCli, spawnServe, writeConfig, rawConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
 
 const kinds = { hub: { buckets: [{ name: 'hub-0', upstream: 'http://127.0.0.1:9000' }] } };
@@ -93,4 +95,24 @@ test('proxy config: serve --mode is checked, and check-config accepts proxy sett
   assert.match(bad.stderr, /--mode must be one of auth, proxy, got "both"/);
   const ok = await runCli(['check-config', '--config', file]);
   assert.equal(ok.code, 0, ok.stderr);
+});
+
+test('proxy config: serve --mode proxy forwards, and keeps proxying across a SIGHUP reload', async (t) => {
+  const [a, b] = await Promise.all([startHub('hub-a', t), startHub('hub-b', t)]);
+  const dir = tempDir(t);
+  const config = (upstream: string): RawConfig => rawConfig(dir, { log: { level: 'info' }, kinds: { hub: { buckets: [{ name: 'hub-0', upstream }] } } });
+  const file = writeConfig(dir, config(a.url));
+  const { child, url, output } = await spawnServe(t, file, {}, ['--mode', 'proxy']);
+  assert.match(output(), /"mode":"proxy"/);
+  assert.equal(JSON.parse((await send(`${url}/x`, { headers: { REMOTE_USER: 'u' } })).text).hub, 'hub-a');
+  writeConfig(dir, config(b.url));
+  child.kill('SIGHUP');
+  const end = Date.now() + 5_000;
+  let hub = '';
+  while (hub !== 'hub-b' && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 50));
+    hub = JSON.parse((await send(`${url}/x`, { headers: { REMOTE_USER: 'u' } })).text).hub as string;
+  }
+  assert.equal(hub, 'hub-b');
+  assert.doesNotMatch(output(), /reload_ignored/);
 });

@@ -248,6 +248,48 @@ test('proxy: websockets without identity or from an untrusted peer are refused b
   assert.equal(hs[0]!.counts.websockets, 0);
 });
 
+test('proxy: an idle websocket is closed after proxy.websocket_idle_timeout_ms; traffic keeps it open', async (t) => {
+  const hs = await hubs(t, 1);
+  const { url } = await proxyTo(t, hs, { proxy: { websocket_idle_timeout_ms: 400 } });
+  const ws = await openWs(`${url.replace('http:', 'ws:')}/ws`, ID);
+  t.after(() => closeWs(ws));
+  const closed = once(ws, 'close');
+  const t0 = Date.now();
+  // Traffic every 150 ms for 900 ms: longer than the timeout, never idle that long.
+  for (let i = 0; i < 6; i++) {
+    await new Promise((r) => setTimeout(r, 150));
+    assert.equal((await roundTrip(ws, `keep ${i}`)).data.toString(), `keep ${i}`);
+  }
+  await closed;
+  assert.ok(Date.now() - t0 >= 900 + 350, 'closed only after going idle');
+});
+
+test('proxy: a graceful stop ends open websockets after the grace period', async (t) => {
+  const hs = await hubs(t, 1);
+  const { url, sharder } = await proxyTo(t, hs);
+  const ws = await openWs(`${url.replace('http:', 'ws:')}/ws`, ID);
+  assert.equal(sharder.proxy!.stats.websocketsOpen, 1);
+  const closed = once(ws, 'close');
+  const t0 = Date.now();
+  await sharder.stop(200);
+  await closed;
+  assert.ok(Date.now() - t0 < 5_000);
+  await waitFor(() => sharder.proxy!.stats.websocketsOpen === 0);
+});
+
+test('proxy: Expect: 100-continue is answered by the sharder, and the body still reaches the hub', async (t) => {
+  const hs = await hubs(t, 1);
+  const { url } = await proxyTo(t, hs);
+  const req = httpRequest(`${url}/echo`, { method: 'POST', headers: { ...ID, Expect: '100-continue', 'Content-Length': '5' } });
+  req.on('continue', () => req.end('hello'));
+  const [res] = (await once(req, 'response')) as [IncomingMessage];
+  let text = '';
+  for await (const d of res) text += d;
+  const seen = JSON.parse(text) as Seen;
+  assert.equal(seen.bytes, 5);
+  assert.equal(seen.headers.expect, undefined);
+});
+
 test('proxy: a hub that is down gives 502 naming the hub, as a page or as JSON, counted', async (t) => {
   // Port 1 (tcpmux) has no listener: connections are refused at once.
   const { url, sharder } = await proxyTo(t, [{ name: 'hub-0', url: 'http://127.0.0.1:1' }]);
