@@ -65,8 +65,7 @@ export function newProxyStats(): ProxyStats {
 
 /** One hub address: the parsed target and its keep-alive connection pool. */
 interface Target {
-  readonly web: ServerOptions;
-  readonly ws: ServerOptions;
+  readonly options: ServerOptions;
   readonly agent: HttpAgent;
 }
 
@@ -144,7 +143,7 @@ export class ProxyMode {
       // The request target is passed on byte for byte, as nginx's proxy_pass does: without it
       // http-proxy-3 re-parses it as a WHATWG URL, resolving dot segments and re-encoding.
       toProxy: true,
-      selfHandleResponse: true, // so that the response is piped with pipeline() (see onProxyRes)
+      selfHandleResponse: true, // onProxyRes writes the answer: it must end when the hub's is cut
     });
     // http-proxy-3 throws from emit('error') when nobody listens: errors it raises outside the
     // per-request callback (a client socket failing mid-websocket) must never crash the process.
@@ -209,7 +208,7 @@ export class ProxyMode {
       const keepAlive = this.config.keepAliveMs > 0;
       const opts = { keepAlive, timeout: keepAlive ? this.config.keepAliveMs : undefined, maxFreeSockets: this.config.maxFreeSockets, scheduling: 'lifo' as const };
       const agent = url.protocol === 'https:' ? new HttpsAgent(opts) : new HttpAgent(opts);
-      t = { web: { target: url, agent }, ws: { target: url, agent }, agent };
+      t = { options: { target: url, agent }, agent };
       this.targets.set(upstream, t);
     }
     return t;
@@ -225,7 +224,21 @@ export class ProxyMode {
       req.url = url.slice(RESERVED_PREFIX.length) || '/';
       return handle(this.ctx, req, res);
     }
-    place(this.ctx, req, (kind, name, bucket) => this.forward(req, res, kind, name, bucket), (r) => this.refuse(req, res, r));
+    place(this.ctx, req, (kind, name, bucket) => this.guard(req, res, () => this.forward(req, res, kind, name, bucket)), (r) => this.refuse(req, res, r));
+  }
+
+  /**
+   * Runs forwarding code that may be called from a promise (a first assignment): a throw
+   * there would be an unhandled rejection, which ends the process. It is a bug; answer 500.
+   */
+  private guard(req: IncomingMessage, res: ServerResponse | Socket, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.ctx.log.error({ event: 'proxy_internal_error', path: pathOf(req.url ?? '/'), err }, 'unexpected error while forwarding');
+      if ('writeHead' in res) sendError(res, 500, 'SHARD_ERR_INTERNAL', 'internal error');
+      else res.destroy();
+    }
   }
 
   private refuse(req: IncomingMessage, res: ServerResponse, r: Refusal): void {
@@ -257,7 +270,7 @@ export class ProxyMode {
     });
     this.prepare(req, false);
     this.stats.requests++;
-    this.proxy.web(req, res, target.web, this.onWebError);
+    this.proxy.web(req, res, target.options, this.onWebError);
   }
 
   private prepare(req: IncomingMessage, websocket: boolean): void {
@@ -351,7 +364,7 @@ export class ProxyMode {
       x.reused = false;
       x.proxyReq = undefined;
       this.stats.retries++;
-      this.proxy.web(req, res, { ...x.target.web, buffer: Readable.from([]) }, this.onWebError);
+      this.proxy.web(req, res, { ...x.target.options, buffer: Readable.from([]) }, this.onWebError);
       return;
     }
     this.fail(req, res, x.bucket, this.upstreamError(x, err));
@@ -385,7 +398,7 @@ export class ProxyMode {
       x.settled = true;
     }
     this.count(err);
-    this.logFailure(req, bucket, err);
+    this.logFailure(req, bucket, err, x?.upstream ?? bucket.upstream);
     if (res.headersSent) {
       res.destroy(); // mid-response: a cut connection is the only honest signal left
       return;
@@ -408,10 +421,11 @@ export class ProxyMode {
     this.stats.errors[err.code] = (this.stats.errors[err.code] ?? 0) + 1;
   }
 
-  private logFailure(req: IncomingMessage, bucket: BucketRef, err: ShardError): void {
+  /** `upstream` is the address the exchange used (a reload may have changed the bucket's since). */
+  private logFailure(req: IncomingMessage, bucket: BucketRef, err: ShardError, upstream: string | null): void {
     const cause = err.cause as NodeJS.ErrnoException | undefined;
     this.ctx.log.error({
-      event: 'proxy_failed', code: err.code, bucket: bucket.name, kind: bucket.kind, upstream: bucket.upstream,
+      event: 'proxy_failed', code: err.code, bucket: bucket.name, kind: bucket.kind, upstream,
       method: req.method, path: pathOf(req.url ?? '/'), websocket: req.headers.upgrade !== undefined, cause: cause?.code ?? cause?.message,
     }, err.message);
   }
@@ -434,7 +448,7 @@ export class ProxyMode {
     if (req.method !== 'GET' || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
       return this.answerSocket(req, socket, 400, 'SHARD_ERR_BAD_UPGRADE', 'only websocket upgrades (GET with Upgrade: websocket) are proxied');
     }
-    place(this.ctx, req, (kind, _name, bucket) => this.forwardWs(req, socket, head, kind, bucket), (r) => {
+    place(this.ctx, req, (kind, _name, bucket) => this.guard(req, socket, () => this.forwardWs(req, socket, head, kind, bucket)), (r) => {
       this.stats.refused++;
       this.answerSocket(req, socket, r.status, r.code, r.message);
     });
@@ -449,7 +463,7 @@ export class ProxyMode {
     if (upstream === null) {
       const err = new NoUpstreamError(kind.name, bucket.name);
       this.count(err);
-      this.logFailure(req, bucket, err);
+      this.logFailure(req, bucket, err, null);
       return this.answerSocket(req, socket, err.status, err.code, err.message, bucket.name);
     }
     const target = this.target(upstream);
@@ -458,7 +472,7 @@ export class ProxyMode {
     this.stats.websockets++;
     this.upgraded.add(socket);
     socket.once('close', () => this.upgraded.delete(socket));
-    this.proxy.ws(req, socket, head, target.ws, this.onWsError);
+    this.proxy.ws(req, socket, head, target.options, this.onWsError);
   }
 
   /** Emitted as soon as the handshake request to the hub exists (before it has a socket). */
@@ -518,7 +532,7 @@ export class ProxyMode {
     x.settled = true;
     const e = this.upstreamError(x, err);
     this.count(e);
-    this.logFailure(req, x.bucket, e);
+    this.logFailure(req, x.bucket, e, x.upstream);
     this.answerSocket(req, socket, e.status, e.code, e.message, x.bucket.name);
   };
 

@@ -101,6 +101,12 @@ export async function startHub(name: string, t?: HasAfter): Promise<TestHub> {
           if (!res.writableFinished) aborted.push(url);
         });
         return;
+      case '/die-midway':
+        // Promises 100000 bytes, sends 7, and dies.
+        res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': '100000' });
+        res.write('partial');
+        setTimeout(() => req.socket.destroy(), 50);
+        return;
       case '/status': {
         const code = Number(new URL(url, 'http://x').searchParams.get('code') ?? 200);
         res.writeHead(code, { 'Content-Type': 'text/plain', 'Content-Length': String(name.length) });
