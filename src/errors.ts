@@ -87,3 +87,32 @@ export class SchemaTooNewError extends ShardError {
 export class OutputError extends ShardError {
   override readonly code = 'SHARD_ERR_OUTPUT';
 }
+
+/** Proxy mode: the user's hub refused or dropped the connection, or answered garbage. */
+export class UpstreamDownError extends ShardError {
+  override readonly code = 'SHARD_ERR_UPSTREAM_DOWN';
+  override readonly status = 502;
+  constructor(readonly bucket: string, reason: string, options?: { cause?: unknown }) {
+    super(`hub "${bucket}" is not answering (${reason}); try again in a few minutes`, options);
+  }
+}
+
+/** Proxy mode: the user's hub did not accept the connection, or went silent, in time. */
+export class UpstreamTimeoutError extends ShardError {
+  override readonly code = 'SHARD_ERR_UPSTREAM_TIMEOUT';
+  override readonly status = 504;
+  constructor(readonly bucket: string, readonly phase: 'connect' | 'idle', ms: number) {
+    super(phase === 'connect'
+      ? `hub "${bucket}" did not accept a connection within ${ms / 1000} s; try again in a few minutes`
+      : `hub "${bucket}" sent nothing for ${ms / 1000} s; try again in a few minutes`);
+  }
+}
+
+/** Proxy mode: the user's bucket has no `upstream` to forward to. */
+export class NoUpstreamError extends ShardError {
+  override readonly code = 'SHARD_ERR_NO_UPSTREAM';
+  override readonly status = 503;
+  constructor(readonly kind: string, readonly bucket: string) {
+    super(`hub "${bucket}" has no upstream address configured: set its upstream under kinds.${kind}.buckets`);
+  }
+}

@@ -11,6 +11,7 @@ import { Assigner } from './service/assigner.js';
 import { applyConfig, type KindRuntime } from './service/runtime.js';
 import { createMainServer, type MainContext, type MainSettings } from './http/main.js';
 import { identitySettings } from './http/identity.js';
+import { ProxyMode } from './http/proxy.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/types.js';
 
@@ -29,6 +30,8 @@ export class Sharder {
   private readonly stopWatching: () => void;
   private stopping: Promise<void> | undefined;
   readonly server: Server;
+  /** Proxy mode's forwarding and its counters (`proxy.stats`); undefined in auth mode. */
+  readonly proxy: ProxyMode | undefined;
 
   private constructor(
     private config: Config,
@@ -41,7 +44,8 @@ export class Sharder {
       log,
       ready: () => store.ping(),
     };
-    this.server = createMainServer(this.ctx);
+    this.proxy = config.mode === 'proxy' ? new ProxyMode(this.ctx, config.proxy) : undefined;
+    this.server = this.proxy?.server ?? createMainServer(this.ctx);
     this.stopWatching = store.watch((kind, name) => this.invalidate(kind, name), config.store.pollMs);
   }
 
@@ -60,6 +64,7 @@ export class Sharder {
       event: 'started',
       config: config.file,
       store: { backend: store.backend, location: store.location },
+      mode: config.mode,
       listen: sharder.url,
       kinds: Object.fromEntries([...config.kinds].map(([k, v]) => [k, v.buckets.map((b) => `${b.name}(${b.state}, weight ${b.weight})`)])),
     }, `sharder listening on ${sharder.url}`);
@@ -110,6 +115,8 @@ export class Sharder {
     if (JSON.stringify(next.database) !== JSON.stringify(this.config.database)) {
       this.log.warn({ event: 'reload_ignored', key: 'database' }, 'database changed: restart to apply');
     }
+    if (next.mode !== this.config.mode) this.log.warn({ event: 'reload_ignored', key: 'mode' }, 'mode changed: restart to apply');
+    this.proxy?.reload(next.proxy);
     this.ctx.settings = this.settingsFor(next);
     this.config = next;
     this.log.info({ event: 'reloaded', config: next.file }, 'configuration reloaded');
@@ -121,10 +128,14 @@ export class Sharder {
       this.stopWatching();
       const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
       this.server.closeIdleConnections();
-      const timer = setTimeout(() => this.server.closeAllConnections(), graceMs);
+      const timer = setTimeout(() => {
+        this.server.closeAllConnections();
+        this.proxy?.closeWebsockets(); // upgraded sockets are not the server's to close
+      }, graceMs);
       timer.unref();
       await closed;
       clearTimeout(timer);
+      this.proxy?.close();
       await this.store.close();
       this.log.info({ event: 'stopped' }, 'sharder stopped');
     })();

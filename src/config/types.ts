@@ -36,10 +36,33 @@ export const DEFAULT_WORKERS = 1;
 export const MAX_WORKERS = 64;
 /** Log level. */
 export const DEFAULT_LOG_LEVEL = 'info';
+/** What the main listener does: `auth` answers nginx's auth_request; `proxy` forwards to the hubs. */
+export const DEFAULT_MODE: Mode = 'auth';
+/** Proxy mode: where requests without identity are redirected (null: answer 401). */
+export const DEFAULT_PROXY_LOGIN_URL: string | null = null;
+/** Proxy mode: longest wait for a TCP connection to a hub before 504, in milliseconds. */
+export const DEFAULT_PROXY_CONNECT_TIMEOUT_MS = 5_000;
+/** Proxy mode: longest silence on an HTTP exchange with a hub before 504 (0: none), in milliseconds. */
+export const DEFAULT_PROXY_IDLE_TIMEOUT_MS = 300_000;
+/** Proxy mode: longest silence on a websocket before it is closed (0: none), in milliseconds. */
+export const DEFAULT_PROXY_WEBSOCKET_IDLE_TIMEOUT_MS = 3_600_000;
+/**
+ * Proxy mode: how long an idle connection to a hub is kept for reuse (0: no reuse), in
+ * milliseconds. Below Node's and tornado's server keep-alive timeouts, so the sharder closes
+ * idle connections before the hub does (a hub closing first races with a new request).
+ */
+export const DEFAULT_PROXY_KEEP_ALIVE_MS = 4_000;
+/** Proxy mode: idle connections kept per hub for reuse. */
+export const DEFAULT_PROXY_MAX_FREE_SOCKETS = 256;
+/** Proxy mode: pass the identity header on to the hubs (JupyterHub's REMOTE_USER authenticators read it). */
+export const DEFAULT_PROXY_FORWARD_IDENTITY = true;
 /** Bucket weight when none is given. */
 export const DEFAULT_BUCKET_WEIGHT = 1;
 /** Bucket state when none is given. */
 export const DEFAULT_BUCKET_STATE: BucketState = 'active';
+
+export const MODES = ['auth', 'proxy'] as const;
+export type Mode = (typeof MODES)[number];
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -69,12 +92,28 @@ export type DatabaseConfig =
   | { readonly backend: 'sqlite'; readonly path: string; readonly busyTimeoutMs: number }
   | { readonly backend: 'postgres'; readonly url: string };
 
+export interface ProxyConfig {
+  /** Redirect target for requests without identity; `{next}` is replaced by the requested URL. */
+  readonly loginUrl: string | null;
+  readonly connectTimeoutMs: number;
+  /** 0: no timeout. */
+  readonly idleTimeoutMs: number;
+  /** 0: no timeout. */
+  readonly websocketIdleTimeoutMs: number;
+  /** 0: a new connection per request. */
+  readonly keepAliveMs: number;
+  readonly maxFreeSockets: number;
+  readonly forwardIdentity: boolean;
+}
+
 export interface Config {
   /** The file the config was read from, or null when only defaults and environment applied. */
   readonly file: string | null;
   readonly listen: ListenAddress;
   /** Worker processes serving the listener; "auto" in the file means one per CPU. */
   readonly workers: number;
+  readonly mode: Mode;
+  readonly proxy: ProxyConfig;
   readonly database: DatabaseConfig;
   readonly identity: {
     readonly header: string;

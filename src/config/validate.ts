@@ -9,17 +9,22 @@ import { ConfigError, type ConfigProblem } from '../errors.js';
 import type { BucketState } from '../core/policy.js';
 import {
   type BucketConfig, type Config, type DatabaseConfig, type KindConfig, type ListenAddress,
-  type LogLevel, type RawConfig,
+  type LogLevel, type Mode, type ProxyConfig, type RawConfig,
   DEFAULT_BUCKET_STATE, DEFAULT_BUCKET_WEIGHT, DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_COOKIE_NAME,
   DEFAULT_DATABASE, DEFAULT_IDENTITY_HEADER, DEFAULT_IDENTITY_MAX_LENGTH, DEFAULT_KIND,
   DEFAULT_KIND_HEADER, DEFAULT_LISTEN, DEFAULT_LOG_LEVEL, DEFAULT_SQLITE_BUSY_TIMEOUT_MS,
   DEFAULT_STORE_POLL_MS, DEFAULT_STORE_TIMEOUT_MS, DEFAULT_TRUSTED_PROXIES, DEFAULT_WORKERS, LOG_LEVELS, MAX_WORKERS,
+  DEFAULT_MODE, DEFAULT_PROXY_CONNECT_TIMEOUT_MS, DEFAULT_PROXY_FORWARD_IDENTITY, DEFAULT_PROXY_IDLE_TIMEOUT_MS,
+  DEFAULT_PROXY_KEEP_ALIVE_MS, DEFAULT_PROXY_LOGIN_URL, DEFAULT_PROXY_MAX_FREE_SOCKETS,
+  DEFAULT_PROXY_WEBSOCKET_IDLE_TIMEOUT_MS, MODES,
 } from './types.js';
 
 /** Top-level keys and, for sections, their keys. Anything else is reported as unknown. */
 const KNOWN_KEYS: Record<string, readonly string[] | null> = {
   listen: null,
   workers: null,
+  mode: null,
+  proxy: ['login_url', 'connect_timeout_ms', 'idle_timeout_ms', 'websocket_idle_timeout_ms', 'keep_alive_ms', 'max_free_sockets', 'forward_identity'],
   database: null,
   identity: ['header', 'trusted_proxies', 'max_length'],
   cookie: ['name', 'secure'],
@@ -266,6 +271,48 @@ function kinds(p: Problems, raw: RawConfig): Map<string, KindConfig> {
   return out;
 }
 
+function mode(p: Problems, v: unknown): Mode {
+  if (v === undefined) return DEFAULT_MODE;
+  if (!MODES.includes(v as Mode)) {
+    p.add('mode', `must be one of ${MODES.join(', ')}, got ${describe(v)}`);
+    return DEFAULT_MODE;
+  }
+  return v as Mode;
+}
+
+/** The login redirect: an http(s) URL or a path on this host, optionally with `{next}`. */
+function loginUrl(p: Problems, v: unknown): string | null {
+  if (v === undefined || v === null) return DEFAULT_PROXY_LOGIN_URL;
+  const text = str(p, v, 'proxy.login_url', '');
+  if (text === '') return null;
+  const filled = text.replaceAll('{next}', 'x');
+  let ok = false;
+  if (filled.startsWith('/') && !filled.startsWith('//')) ok = !/[\s\\]/.test(filled);
+  else {
+    try {
+      const u = new URL(filled);
+      ok = (u.protocol === 'http:' || u.protocol === 'https:') && !u.username && !u.password;
+    } catch {
+      ok = false;
+    }
+  }
+  if (!ok) p.add('proxy.login_url', `must be an http:// or https:// URL or a path starting with "/" (optionally with {next}, the requested URL), got ${describe(v)}`);
+  return ok ? text : null;
+}
+
+function proxySection(p: Problems, raw: RawConfig): ProxyConfig {
+  const r = section(p, raw, 'proxy');
+  return {
+    loginUrl: loginUrl(p, r.login_url),
+    connectTimeoutMs: int(p, r.connect_timeout_ms, 'proxy.connect_timeout_ms', DEFAULT_PROXY_CONNECT_TIMEOUT_MS, 100, 600_000),
+    idleTimeoutMs: int(p, r.idle_timeout_ms, 'proxy.idle_timeout_ms', DEFAULT_PROXY_IDLE_TIMEOUT_MS, 0, 86_400_000),
+    websocketIdleTimeoutMs: int(p, r.websocket_idle_timeout_ms, 'proxy.websocket_idle_timeout_ms', DEFAULT_PROXY_WEBSOCKET_IDLE_TIMEOUT_MS, 0, 604_800_000),
+    keepAliveMs: int(p, r.keep_alive_ms, 'proxy.keep_alive_ms', DEFAULT_PROXY_KEEP_ALIVE_MS, 0, 600_000),
+    maxFreeSockets: int(p, r.max_free_sockets, 'proxy.max_free_sockets', DEFAULT_PROXY_MAX_FREE_SOCKETS, 1, 65_536),
+    forwardIdentity: bool(p, r.forward_identity, 'proxy.forward_identity', DEFAULT_PROXY_FORWARD_IDENTITY),
+  };
+}
+
 /** Validates raw configuration; throws ConfigError naming every problem. */
 export function validateConfig(raw: unknown, file: string | null, env: EnvSources = new Map()): Config {
   const p = new Problems(file ?? 'configuration', env);
@@ -333,6 +380,8 @@ export function validateConfig(raw: unknown, file: string | null, env: EnvSource
     file,
     listen: listen(p, raw.listen, 'listen', DEFAULT_LISTEN),
     workers: workers(p, raw.workers),
+    mode: mode(p, raw.mode),
+    proxy: proxySection(p, raw),
     database: database(p, raw, busyTimeoutMs),
     identity: { header, trustedProxies, maxLength },
     cookie: { name: cookieName, secure: bool(p, cookieRaw.secure, 'cookie.secure', false) },

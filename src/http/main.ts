@@ -1,6 +1,7 @@
 /**
  * The main listener: /auth (nginx auth_request), /shard (seed-compatible), /healthz, /readyz.
  * Handlers only read the identity, ask the assigner, and write the precomputed answer.
+ * Proxy mode (proxy.ts) makes the same decision through `place`.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -8,7 +9,7 @@ import { ShardError, UnknownKindError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Assigner } from '../service/assigner.js';
 import type { BucketRef, KindRuntime } from '../service/runtime.js';
-import { isTrusted, readIdentity, type IdentityFailure, type IdentitySettings } from './identity.js';
+import { isTrusted, readIdentity, type IdentitySettings } from './identity.js';
 import { sendError, sendJson } from './respond.js';
 
 /** What the handlers need; swapped as a whole on reload. */
@@ -30,17 +31,17 @@ export interface MainContext {
 }
 
 /** Timeouts that cut off slow or idle clients (slowloris) without hurting nginx keep-alive. */
-const HEADERS_TIMEOUT_MS = 10_000;
+export const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
-const KEEP_ALIVE_TIMEOUT_MS = 75_000;
+export const KEEP_ALIVE_TIMEOUT_MS = 75_000;
 /** Node's default; an identity header can never need more. */
-const MAX_HEADER_SIZE = 16 * 1024;
+export const MAX_HEADER_SIZE = 16 * 1024;
 
 const kTrust = Symbol('sharder.trust');
 type TrustSocket = Socket & { [kTrust]?: { settings: IdentitySettings; trusted: boolean } };
 
 /** Trust is a property of the connection: computed once per socket and settings. */
-function socketTrusted(socket: TrustSocket, settings: IdentitySettings): boolean {
+export function socketTrusted(socket: TrustSocket, settings: IdentitySettings): boolean {
   const t = socket[kTrust];
   if (t !== undefined && t.settings === settings) return t.trusted;
   const trusted = isTrusted(settings, socket.remoteAddress);
@@ -48,18 +49,23 @@ function socketTrusted(socket: TrustSocket, settings: IdentitySettings): boolean
   return trusted;
 }
 
-function failIdentity(res: ServerResponse, f: IdentityFailure): void {
-  sendError(res, f.status, f.code, f.message);
+/** A request the sharder will not place: the status and stable code to answer with. */
+export interface Refusal {
+  readonly status: number;
+  readonly code: string;
+  readonly message: string;
 }
 
-function failError(ctx: MainContext, req: IncomingMessage, res: ServerResponse, err: unknown): void {
+const INTERNAL: Refusal = Object.freeze({ status: 500, code: 'SHARD_ERR_INTERNAL', message: 'internal error' });
+
+/** Logs what needs logging and turns an error from the assigner into a Refusal. */
+function refusal(ctx: MainContext, req: IncomingMessage, err: unknown): Refusal {
   if (err instanceof ShardError) {
     if (err.status >= 500) ctx.log.error({ event: 'request_failed', code: err.code, url: req.url, err: err.message }, 'request failed');
-    sendError(res, err.status, err.code, err.message);
-  } else {
-    ctx.log.error({ event: 'request_failed', url: req.url, err }, 'unexpected error');
-    sendError(res, 500, 'SHARD_ERR_INTERNAL', 'internal error');
+    return err;
   }
+  ctx.log.error({ event: 'request_failed', url: req.url, err }, 'unexpected error');
+  return INTERNAL;
 }
 
 function kindOf(s: MainSettings, req: IncomingMessage): KindRuntime | UnknownKindError {
@@ -70,22 +76,31 @@ function kindOf(s: MainSettings, req: IncomingMessage): KindRuntime | UnknownKin
 }
 
 type Decided = (ctx: MainContext, req: IncomingMessage, res: ServerResponse, kind: KindRuntime, name: string, bucket: BucketRef) => void;
+export type Placed = (kind: KindRuntime, name: string, bucket: BucketRef) => void;
 
-/** Reads identity and kind, resolves the bucket, and hands it to `then`. */
-function decide(ctx: MainContext, req: IncomingMessage, res: ServerResponse, then: Decided): void {
+/**
+ * Identity and kind → bucket: the one decision behind /auth, /shard and proxy mode. Calls
+ * exactly one of `placed` and `refused`, synchronously when the assignment is in memory.
+ */
+export function place(ctx: MainContext, req: IncomingMessage, placed: Placed, refused: (r: Refusal) => void): void {
   const s = ctx.settings;
   const name = readIdentity(s.identity, req.headers, req.rawHeaders, socketTrusted(req.socket, s.identity));
-  if (typeof name !== 'string') return failIdentity(res, name);
+  if (typeof name !== 'string') return refused(name);
   const kind = kindOf(s, req);
-  if (kind instanceof UnknownKindError) return sendError(res, 400, kind.code, kind.message);
+  if (kind instanceof UnknownKindError) return refused(kind);
   let r: BucketRef | Promise<BucketRef>;
   try {
     r = ctx.assigner.resolve(kind, name);
   } catch (err) {
-    return failError(ctx, req, res, err);
+    return refused(refusal(ctx, req, err));
   }
-  if (r instanceof Promise) r.then((b) => then(ctx, req, res, kind, name, b), (err) => failError(ctx, req, res, err));
-  else then(ctx, req, res, kind, name, r);
+  if (r instanceof Promise) r.then((b) => placed(kind, name, b), (err: unknown) => refused(refusal(ctx, req, err)));
+  else placed(kind, name, r);
+}
+
+/** Reads identity and kind, resolves the bucket, and hands it to `then`. */
+function decide(ctx: MainContext, req: IncomingMessage, res: ServerResponse, then: Decided): void {
+  place(ctx, req, (kind, name, bucket) => then(ctx, req, res, kind, name, bucket), (r) => sendError(res, r.status, r.code, r.message));
 }
 
 const answerAuth: Decided = (_ctx, _req, res, _kind, _name, bucket) => {
@@ -105,7 +120,7 @@ const answerShard: Decided = (ctx, _req, res, kind, name, bucket) => {
   }
 };
 
-function handle(ctx: MainContext, req: IncomingMessage, res: ServerResponse): void {
+export function handle(ctx: MainContext, req: IncomingMessage, res: ServerResponse): void {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
@@ -132,12 +147,16 @@ export function createMainServer(ctx: MainContext): Server {
     { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, maxHeaderSize: MAX_HEADER_SIZE },
     (req, res) => handle(ctx, req, res),
   );
-  // Malformed requests (bad header bytes, smuggling attempts, oversized headers) never reach
-  // the handler; answer them plainly instead of resetting the connection.
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (!socket.writable) return socket.destroy();
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
-    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-  });
+  server.on('clientError', answerClientError);
   return server;
+}
+
+/**
+ * Malformed requests (bad header bytes, smuggling attempts, oversized headers) never reach
+ * the handler; answer them plainly instead of resetting the connection.
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (!socket.writable) return void socket.destroy();
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }

@@ -81,9 +81,9 @@ export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cw
 }
 
 /** Starts `sharder serve` as a child process and waits until it listens; killed when `t` ends. */
-export async function spawnServe(t: HasAfter, configFile: string, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; url: string; output: () => string }> {
+export async function spawnServe(t: HasAfter, configFile: string, env: NodeJS.ProcessEnv = {}, args: string[] = []): Promise<{ child: ChildProcess; url: string; output: () => string }> {
   // The start-up line (level info) says where it listens: port 0 picks a free port.
-  const child = spawn(process.execPath, cliArgs(['serve', '--config', configFile]), { cwd: ROOT, env: { ...process.env, SHARDER_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, cliArgs(['serve', '--config', configFile, ...args]), { cwd: ROOT, env: { ...process.env, SHARDER_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
