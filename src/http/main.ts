@@ -75,49 +75,58 @@ function kindOf(s: MainSettings, req: IncomingMessage): KindRuntime | UnknownKin
   return k ?? new UnknownKindError(typeof h === 'string' ? h.slice(0, 64) : String(h));
 }
 
-type Decided = (ctx: MainContext, req: IncomingMessage, res: ServerResponse, kind: KindRuntime, name: string, bucket: BucketRef) => void;
-export type Placed = (kind: KindRuntime, name: string, bucket: BucketRef) => void;
+/**
+ * Where a placement goes: static functions rather than per-request closures, so that the
+ * /auth hot path allocates nothing when the assignment is in memory.
+ */
+export interface Placer<R> {
+  placed(ctx: MainContext, req: IncomingMessage, res: R, kind: KindRuntime, name: string, bucket: BucketRef): void;
+  refused(ctx: MainContext, req: IncomingMessage, res: R, r: Refusal): void;
+}
 
 /**
  * Identity and kind → bucket: the one decision behind /auth, /shard and proxy mode. Calls
- * exactly one of `placed` and `refused`, synchronously when the assignment is in memory.
+ * exactly one of `to.placed` and `to.refused`, synchronously when the assignment is in memory.
  */
-export function place(ctx: MainContext, req: IncomingMessage, placed: Placed, refused: (r: Refusal) => void): void {
+export function place<R>(ctx: MainContext, req: IncomingMessage, res: R, to: Placer<R>): void {
   const s = ctx.settings;
   const name = readIdentity(s.identity, req.headers, req.rawHeaders, socketTrusted(req.socket, s.identity));
-  if (typeof name !== 'string') return refused(name);
+  if (typeof name !== 'string') return to.refused(ctx, req, res, name);
   const kind = kindOf(s, req);
-  if (kind instanceof UnknownKindError) return refused(kind);
+  if (kind instanceof UnknownKindError) return to.refused(ctx, req, res, kind);
   let r: BucketRef | Promise<BucketRef>;
   try {
     r = ctx.assigner.resolve(kind, name);
   } catch (err) {
-    return refused(refusal(ctx, req, err));
+    return to.refused(ctx, req, res, refusal(ctx, req, err));
   }
-  if (r instanceof Promise) r.then((b) => placed(kind, name, b), (err: unknown) => refused(refusal(ctx, req, err)));
-  else placed(kind, name, r);
+  if (r instanceof Promise) r.then((b) => to.placed(ctx, req, res, kind, name, b), (err: unknown) => to.refused(ctx, req, res, refusal(ctx, req, err)));
+  else to.placed(ctx, req, res, kind, name, r);
 }
 
-/** Reads identity and kind, resolves the bucket, and hands it to `then`. */
-function decide(ctx: MainContext, req: IncomingMessage, res: ServerResponse, then: Decided): void {
-  place(ctx, req, (kind, name, bucket) => then(ctx, req, res, kind, name, bucket), (r) => sendError(res, r.status, r.code, r.message));
-}
+const refuseHttp = (_ctx: MainContext, _req: IncomingMessage, res: ServerResponse, r: Refusal): void => sendError(res, r.status, r.code, r.message);
 
-const answerAuth: Decided = (_ctx, _req, res, _kind, _name, bucket) => {
-  res.writeHead(200, bucket.authHeaders);
-  res.end();
+const AUTH: Placer<ServerResponse> = {
+  placed(_ctx, _req, res, _kind, _name, bucket) {
+    res.writeHead(200, bucket.authHeaders);
+    res.end();
+  },
+  refused: refuseHttp,
 };
 
-const answerShard: Decided = (ctx, _req, res, kind, name, bucket) => {
-  const cookie = ['Set-Cookie', bucket.cookie];
-  const redirect = ctx.settings.redirect;
-  if (redirect !== null) {
-    const location = redirect.replaceAll('{bucket}', bucket.name).replaceAll('{kind}', kind.name);
-    res.writeHead(302, [...cookie, 'Location', location, 'Content-Length', '0', 'Cache-Control', 'no-store']);
-    res.end();
-  } else {
-    sendJson(res, 200, { kind: kind.name, name, bucket: bucket.name }, cookie);
-  }
+const SHARD: Placer<ServerResponse> = {
+  placed(ctx, _req, res, kind, name, bucket) {
+    const cookie = ['Set-Cookie', bucket.cookie];
+    const redirect = ctx.settings.redirect;
+    if (redirect !== null) {
+      const location = redirect.replaceAll('{bucket}', bucket.name).replaceAll('{kind}', kind.name);
+      res.writeHead(302, [...cookie, 'Location', location, 'Content-Length', '0', 'Cache-Control', 'no-store']);
+      res.end();
+    } else {
+      sendJson(res, 200, { kind: kind.name, name, bucket: bucket.name }, cookie);
+    }
+  },
+  refused: refuseHttp,
 };
 
 export function handle(ctx: MainContext, req: IncomingMessage, res: ServerResponse): void {
@@ -126,9 +135,9 @@ export function handle(ctx: MainContext, req: IncomingMessage, res: ServerRespon
   const path = q === -1 ? url : url.slice(0, q);
   switch (path) {
     case '/auth':
-      return decide(ctx, req, res, answerAuth);
+      return place(ctx, req, res, AUTH);
     case '/shard':
-      return decide(ctx, req, res, answerShard);
+      return place(ctx, req, res, SHARD);
     case '/healthz':
       return sendJson(res, 200, { status: 'ok' });
     case '/readyz':

@@ -22,7 +22,7 @@ import type { BucketRef, KindRuntime } from '../service/runtime.js';
 import { NO_IDENTITY } from './identity.js';
 import {
   HEADERS_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS, MAX_HEADER_SIZE, answerClientError, handle, place, socketTrusted,
-  type MainContext, type Refusal,
+  type MainContext, type Placer, type Refusal,
 } from './main.js';
 import { forwardRequestHeaders, responseHeaders, wantsJson } from './proxy-headers.js';
 import { sendError } from './respond.js';
@@ -135,6 +135,11 @@ export class ProxyMode {
   private targets = new Map<string, Target>();
   /** Client sockets of open websockets: Server.close() does not end them, stop() must. */
   private readonly upgraded = new Set<Socket>();
+  /** Where HTTP placements go; made once, not per request. */
+  private readonly httpPlacer: Placer<ServerResponse> = {
+    placed: (_ctx, req, res, kind, name, bucket) => this.guard(req, res, () => this.forward(req as ProxiedRequest, res, kind, name, bucket)),
+    refused: (_ctx, req, res, r) => this.refuse(req as ProxiedRequest, res, r),
+  };
 
   constructor(private readonly ctx: MainContext, private config: ProxyConfig) {
     this.proxy = new ProxyServer({
@@ -224,7 +229,7 @@ export class ProxyMode {
       req.url = url.slice(RESERVED_PREFIX.length) || '/';
       return handle(this.ctx, req, res);
     }
-    place(this.ctx, req, (kind, name, bucket) => this.guard(req, res, () => this.forward(req, res, kind, name, bucket)), (r) => this.refuse(req, res, r));
+    place(this.ctx, req, res, this.httpPlacer);
   }
 
   /**
@@ -448,9 +453,12 @@ export class ProxyMode {
     if (req.method !== 'GET' || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
       return this.answerSocket(req, socket, 400, 'SHARD_ERR_BAD_UPGRADE', 'only websocket upgrades (GET with Upgrade: websocket) are proxied');
     }
-    place(this.ctx, req, (kind, _name, bucket) => this.guard(req, socket, () => this.forwardWs(req, socket, head, kind, bucket)), (r) => {
-      this.stats.refused++;
-      this.answerSocket(req, socket, r.status, r.code, r.message);
+    place(this.ctx, req, socket, {
+      placed: (_ctx, _req, _socket, kind, _name, bucket) => this.guard(req, socket, () => this.forwardWs(req, socket, head, kind, bucket)),
+      refused: (_ctx, _req, _socket, r) => {
+        this.stats.refused++;
+        this.answerSocket(req, socket, r.status, r.code, r.message);
+      },
     });
   }
 
