@@ -82,3 +82,68 @@ export class SchemaTooNewError extends ShardError {
     super(`the database schema is at version ${found}, but this sharder knows only up to ${known}: upgrade the sharder`);
   }
 }
+
+/** The object, bucket or record an operation names does not exist. */
+export class NotFoundError extends ShardError {
+  override readonly code = 'SHARD_ERR_NOT_FOUND';
+  override readonly status = 404;
+}
+
+/** A bucket named by an operation is not in the configuration of the kind. */
+export class NoSuchBucketError extends ShardError {
+  override readonly code = 'SHARD_ERR_NO_SUCH_BUCKET';
+  override readonly status = 400;
+  constructor(kind: string, bucket: string, known: readonly string[]) {
+    super(`bucket "${bucket}" is not in the configuration of kind "${kind}" (configured: ${known.join(', ') || 'none'}): add it to sharder.yml first`);
+  }
+}
+
+/**
+ * The object's assignment changed between reading and writing it (another operator, another
+ * process): nothing was written; read it again and retry.
+ */
+export class ConflictError extends ShardError {
+  override readonly code = 'SHARD_ERR_CONFLICT';
+  override readonly status = 409;
+}
+
+/** A migration was asked of a bucket that still receives new objects. */
+export class BucketActiveError extends ShardError {
+  override readonly code = 'SHARD_ERR_BUCKET_ACTIVE';
+  override readonly status = 409;
+}
+
+/** The object's old hub reports a running server: moving it now would let two hubs manage it. */
+export class ServerRunningError extends ShardError {
+  override readonly code = 'SHARD_ERR_SERVER_RUNNING';
+  override readonly status = 409;
+}
+
+/** A JupyterHub REST API did not answer as expected (unreachable, refused the token, 5xx). */
+export class HubApiError extends ShardError {
+  override readonly code = 'SHARD_ERR_HUB_API';
+  override readonly status = 502;
+}
+
+/** The admin API request carries no valid token. */
+export class UnauthorizedError extends ShardError {
+  override readonly code = 'SHARD_ERR_UNAUTHORIZED';
+  override readonly status = 401;
+}
+
+export interface LineProblem {
+  /** 1-based line number in the input. */
+  line: number;
+  message: string;
+}
+
+/** An import file has malformed lines; nothing was imported. */
+export class ImportFormatError extends ShardError {
+  override readonly code = 'SHARD_ERR_IMPORT_FORMAT';
+  override readonly status = 400;
+  readonly problems: readonly LineProblem[];
+  constructor(source: string, problems: LineProblem[], more: number) {
+    super(`${source}: ${problems.length + more} malformed line${problems.length + more === 1 ? '' : 's'}, nothing imported:\n${problems.map((p) => `  line ${p.line}: ${p.message}`).join('\n')}${more > 0 ? `\n  … and ${more} more` : ''}`);
+    this.problems = problems;
+  }
+}
