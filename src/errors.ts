@@ -131,19 +131,38 @@ export class UnauthorizedError extends ShardError {
   override readonly status = 401;
 }
 
-export interface LineProblem {
-  /** 1-based line number in the input. */
-  line: number;
+export interface InputProblem {
+  /** Where in the input: `line 3`, or `row id 17` for a database. */
+  at: string;
   message: string;
 }
 
-/** An import file has malformed lines; nothing was imported. */
+/** An import's input has malformed or unusable rows; nothing was imported. */
 export class ImportFormatError extends ShardError {
   override readonly code = 'SHARD_ERR_IMPORT_FORMAT';
   override readonly status = 400;
-  readonly problems: readonly LineProblem[];
-  constructor(source: string, problems: LineProblem[], more: number) {
-    super(`${source}: ${problems.length + more} malformed line${problems.length + more === 1 ? '' : 's'}, nothing imported:\n${problems.map((p) => `  line ${p.line}: ${p.message}`).join('\n')}${more > 0 ? `\n  … and ${more} more` : ''}`);
+  readonly problems: readonly InputProblem[];
+  constructor(source: string, problems: InputProblem[], more: number) {
+    const n = problems.length + more;
+    super(`${source}: ${n} bad row${n === 1 ? '' : 's'}, nothing imported:\n${problems.map((p) => `  ${p.at}: ${p.message}`).join('\n')}${more > 0 ? `\n  … and ${more} more` : ''}`);
     this.problems = problems;
   }
+}
+
+/** The database an import reads from (the original sharder's) cannot be opened or read. */
+export class SourceUnavailableError extends ShardError {
+  override readonly code = 'SHARD_ERR_SOURCE_UNAVAILABLE';
+  override readonly status = 502;
+}
+
+/** A request body larger than the route accepts. */
+export class PayloadTooLargeError extends ShardError {
+  override readonly code = 'SHARD_ERR_PAYLOAD_TOO_LARGE';
+  override readonly status = 413;
+}
+
+/** A request body of a media type the route does not read. */
+export class UnsupportedMediaTypeError extends ShardError {
+  override readonly code = 'SHARD_ERR_UNSUPPORTED_MEDIA_TYPE';
+  override readonly status = 415;
 }

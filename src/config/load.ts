@@ -19,6 +19,10 @@ type EnvKind = 'string' | 'int' | 'bool' | 'list' | 'yaml';
  */
 export const ENV_KEYS: ReadonlyArray<readonly [path: string, kind: EnvKind]> = [
   ['listen', 'string'],
+  ['control_listen', 'string'],
+  ['admin.token', 'string'],
+  ['admin.token_file', 'string'],
+  ['admin.tokens', 'yaml'],
   ['database', 'string'],
   ['identity.header', 'string'],
   ['identity.trusted_proxies', 'list'],
@@ -139,5 +143,5 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   const file = configPath(opts);
   const raw = readConfigFile(file);
   const sources = applyEnv(raw, env);
-  return validateConfig(raw, file, sources);
+  return validateConfig(raw, file, sources, env);
 }

@@ -25,6 +25,7 @@ export function bucketsRaw(n = 3, upstreamBase = 9000): Record<string, unknown>[
 export function rawConfig(dir: string, over: RawConfig = {}): RawConfig {
   return {
     listen: '127.0.0.1:0',
+    control_listen: '127.0.0.1:0',
     database: `sqlite:${join(dir, 'sharder.db')}`,
     store: { poll_ms: 50 },
     log: { level: 'silent' },
