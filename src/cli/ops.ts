@@ -90,4 +90,4 @@ export async function emit(io: Io, text: string): Promise<void> {
   if (!s.write(text)) await new Promise<void>((resolve) => s.once('drain', resolve));
 }
 
-export const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+export const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : /(s|sh|ch|x)$/.test(word) ? 'es' : 's'}`;

@@ -155,11 +155,11 @@ export function registerAdminApi(router: ControlRouter, ops: () => Operations): 
 
   router.add('POST', '/api/migrations', async (c) => {
     const b = await readJson(c.req);
-    only(b, ['kind', 'from', 'to', 'dry_run', 'batch_size', 'reason', ...SAFETY_FIELDS]);
+    only(b, ['kind', 'from', 'to', 'dry_run', 'batch_size', 'pause_ms', 'reason', ...SAFETY_FIELDS]);
     const plan: { name: string; to: string }[] = [];
     const dryRun = bool(b, 'dry_run') ?? false;
     const r = await ops().migrate({
-      kind: str(b, 'kind'), from: str(b, 'from', true), to: str(b, 'to'), dryRun, batchSize: num(b, 'batch_size'),
+      kind: str(b, 'kind'), from: str(b, 'from', true), to: str(b, 'to'), dryRun, batchSize: num(b, 'batch_size'), pauseMs: num(b, 'pause_ms'),
       actor: c.actor, reason: str(b, 'reason'), stopServers: bool(b, 'stop_servers'), skipHubCheck: bool(b, 'skip_hub_check'), stopTimeoutMs: stopTimeoutMs(b),
       onBatch: (batch) => {
         if (dryRun) for (const p of batch.planned) if (plan.length < MAX_PLAN_ITEMS) plan.push(p);

@@ -10,7 +10,7 @@
  * API keeps answering /auth.
  */
 import { randomBytes } from 'node:crypto';
-import { setImmediate as yieldLoop } from 'node:timers/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { chooseBucket } from '../core/policy.js';
 import { BadInputError, BucketActiveError, NoSuchBucketError, ShardError } from '../errors.js';
 import type { BucketConfig } from '../config/types.js';
@@ -19,6 +19,12 @@ import { ensureNoServer } from './hub-api.js';
 import type { SafetyRequest } from './objects.js';
 
 export const DEFAULT_BATCH_SIZE = 1000;
+/**
+ * Pause between batches. Each batch holds the store's write lock; a server assigning a new
+ * user meanwhile waits for it (SQLite's busy handler retries every few to 100 ms), so the gap
+ * must be long enough for such waiters to get in rather than starve until their timeout.
+ */
+export const DEFAULT_BATCH_PAUSE_MS = 20;
 export const MAX_BATCH_SIZE = 10_000;
 /** Users whose hubs are asked at the same time (per batch). */
 export const HUB_CHECK_CONCURRENCY = 8;
@@ -32,6 +38,8 @@ export interface MigrateRequest extends Who, SafetyRequest {
   to?: string | undefined;
   dryRun?: boolean | undefined;
   batchSize?: number | undefined;
+  /** Milliseconds between batches (default DEFAULT_BATCH_PAUSE_MS). */
+  pauseMs?: number | undefined;
   /** Called after each batch (a dry run's batches are its plan). */
   onBatch?: ((b: BatchReport) => void | Promise<void>) | undefined;
 }
@@ -84,6 +92,8 @@ export async function migrate(ctx: OpsContext, req: MigrateRequest): Promise<Mig
   const reason = checkReason(req.reason);
   const batchSize = req.batchSize ?? DEFAULT_BATCH_SIZE;
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH_SIZE) throw new BadInputError(`batch size must be a whole number from 1 to ${MAX_BATCH_SIZE}, got ${batchSize}`);
+  const pauseMs = req.pauseMs ?? DEFAULT_BATCH_PAUSE_MS;
+  if (!Number.isInteger(pauseMs) || pauseMs < 0 || pauseMs > 60_000) throw new BadInputError(`the pause between batches must be 0 to 60000 milliseconds, got ${pauseMs}`);
   const fromConfig = k.buckets.find((b) => b.name === req.from);
   if (req.to !== undefined && req.to === req.from) throw new BadInputError(`cannot migrate bucket "${req.from}" onto itself: name another bucket with --to, or omit it to spread over the other active buckets`);
   const to = req.to === undefined ? undefined : configuredBucket(k, req.to);
@@ -165,7 +175,8 @@ export async function migrate(ctx: OpsContext, req: MigrateRequest): Promise<Mig
     }
     await req.onBatch?.(report);
     if (page.length < batchSize) break;
-    await yieldLoop();
+    // Also yields the event loop, so a server migrating through its API keeps answering.
+    await sleep(result.dry_run ? 0 : pauseMs);
   }
   result.remaining = (await ctx.store.counts(k.name)).get(req.from) ?? 0;
   ctx.log?.info({ event: 'migration_finished', id, moved: result.moved, skipped: result.skipped_count, remaining: result.remaining }, `migration of ${req.from} finished`);

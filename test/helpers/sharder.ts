@@ -81,9 +81,12 @@ export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cw
   return { code, stdout, stderr };
 }
 
-/** Starts `sharder serve` as a child process and waits until it listens; killed when `t` ends. */
-export async function spawnServe(t: HasAfter, configFile: string, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; url: string; output: () => string }> {
-  const child = spawn(process.execPath, cliArgs(['serve', '--config', configFile]), { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts `sharder serve` as a child process and waits until it listens; killed when `t` ends.
+ * It logs at info level (its start-up line carries the addresses) unless `env` says otherwise.
+ */
+export async function spawnServe(t: HasAfter, configFile: string, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; url: string; control: string | null; output: () => string }> {
+  const child = spawn(process.execPath, cliArgs(['serve', '--config', configFile]), { cwd: ROOT, env: { ...process.env, SHARDER_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
@@ -96,6 +99,8 @@ export async function spawnServe(t: HasAfter, configFile: string, env: NodeJS.Pr
       if (m) resolvePromise(m[1]!);
     });
     child.once('exit', (code) => reject(new Error(`sharder serve exited with ${code}:\n${out}`)));
+    setTimeout(() => reject(new Error(`sharder serve did not log its address within 15 s:\n${out}`)), 15_000).unref();
   });
-  return { child, url, output: () => out };
+  const control = /"control":"(http:\/\/[^"]+)"/.exec(out)?.[1] ?? null;
+  return { child, url, control, output: () => out };
 }

@@ -3,21 +3,23 @@ import { rename, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { CONFIG_OPTION, CONFIG_USAGE, EXIT_OK, UsageError, configFrom, type Command } from '../command.js';
 import { FORMATS, type Format } from '../../ops/index.js';
-import { KIND_OPTION, emit, str, withOps } from '../ops.js';
+import { JSON_OPTION, KIND_OPTION, emit, flag, str, withOps } from '../ops.js';
 
 export const exportCommand: Command = {
   name: 'export',
   summary: 'write every assignment as CSV or JSON lines (streamed), for backups and moving databases',
   usage: [
-    'sharder export [--format csv|jsonl] [--output FILE] [--kind KIND]',
+    'sharder export [--format csv|jsonl | --json] [--output FILE] [--kind KIND]',
     CONFIG_USAGE,
     '  -k, --kind KIND     only objects of this kind (default: every kind)',
     '  -f, --format F      csv (default: kind,name,bucket,assigned_at with a header) or jsonl',
+    '      --json          the same as --format jsonl',
     '  -o, --output FILE   write to FILE (complete or not at all) instead of standard output',
   ].join('\n'),
-  options: { ...CONFIG_OPTION, ...KIND_OPTION, format: { type: 'string', short: 'f' }, output: { type: 'string', short: 'o' } },
+  options: { ...CONFIG_OPTION, ...KIND_OPTION, ...JSON_OPTION, format: { type: 'string', short: 'f' }, output: { type: 'string', short: 'o' } },
   async run(args, io) {
-    const format = (str(args, 'format') ?? 'csv') as Format;
+    if (flag(args, 'json') && str(args, 'format') !== undefined && str(args, 'format') !== 'jsonl') throw new UsageError('--json is --format jsonl: give one of them');
+    const format = (str(args, 'format') ?? (flag(args, 'json') ? 'jsonl' : 'csv')) as Format;
     if (!FORMATS.includes(format)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}`);
     const config = configFrom(args, io);
     const output = str(args, 'output');

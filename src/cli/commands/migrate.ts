@@ -1,9 +1,16 @@
-import { CONFIG_OPTION, CONFIG_USAGE, EXIT_FAILURE, EXIT_OK, configFrom, type Command } from '../command.js';
+import { CONFIG_OPTION, CONFIG_USAGE, EXIT_FAILURE, EXIT_OK, UsageError, configFrom, type Command } from '../command.js';
 import { JSON_USAGE, KIND_USAGE } from '../store.js';
 import {
   JSON_OPTION, KIND_OPTION, REASON_OPTION, REASON_USAGE, SAFETY_OPTIONS, SAFETY_USAGE, cliActor, emit, flag, intOption, json, onePositional,
   plural, safety, str, withOps,
 } from '../ops.js';
+
+function pauseOption(args: Parameters<Command['run']>[0]): number | undefined {
+  const v = str(args, 'pause');
+  if (v === undefined) return undefined;
+  if (!/^\d{1,6}$/.test(v)) throw new UsageError(`--pause must be a whole number of milliseconds, got "${v}"`);
+  return Number(v);
+}
 
 export const migrate: Command = {
   name: 'migrate',
@@ -15,6 +22,7 @@ export const migrate: Command = {
     '  -t, --to B          move everything to bucket B (default: spread by the policy over the other active buckets)',
     '  -n, --dry-run       print the plan (BUCKET NAME per object, then totals) and change nothing',
     '      --batch-size N  objects per transaction (default 1000); an interrupted migration resumes when run again',
+    '      --pause MS      milliseconds between batches, so running servers get the write lock for new users (default 20)',
     SAFETY_USAGE,
     REASON_USAGE,
     JSON_USAGE,
@@ -23,7 +31,7 @@ export const migrate: Command = {
   ].join('\n'),
   options: {
     ...CONFIG_OPTION, ...KIND_OPTION, ...JSON_OPTION, ...REASON_OPTION, ...SAFETY_OPTIONS,
-    to: { type: 'string', short: 't' }, 'dry-run': { type: 'boolean', short: 'n' }, 'batch-size': { type: 'string' },
+    to: { type: 'string', short: 't' }, 'dry-run': { type: 'boolean', short: 'n' }, 'batch-size': { type: 'string' }, pause: { type: 'string' },
   },
   positionals: true,
   async run(args, io) {
@@ -32,7 +40,7 @@ export const migrate: Command = {
     const dryRun = flag(args, 'dry-run');
     const asJson = flag(args, 'json');
     const r = await withOps(config, (ops) => ops.migrate({
-      kind: str(args, 'kind'), from, to: str(args, 'to'), dryRun, batchSize: intOption(args, 'batch-size'),
+      kind: str(args, 'kind'), from, to: str(args, 'to'), dryRun, batchSize: intOption(args, 'batch-size'), pauseMs: pauseOption(args),
       actor: cliActor(io.env), reason: str(args, 'reason'), ...safety(args),
       onBatch: async (b) => {
         if (asJson) return;
