@@ -116,3 +116,87 @@ export class NoUpstreamError extends ShardError {
     super(`hub "${bucket}" has no upstream address configured: set its upstream under kinds.${kind}.buckets`);
   }
 }
+
+/** The object, bucket or record an operation names does not exist. */
+export class NotFoundError extends ShardError {
+  override readonly code = 'SHARD_ERR_NOT_FOUND';
+  override readonly status = 404;
+}
+
+/** A bucket named by an operation is not in the configuration of the kind. */
+export class NoSuchBucketError extends ShardError {
+  override readonly code = 'SHARD_ERR_NO_SUCH_BUCKET';
+  override readonly status = 400;
+  constructor(kind: string, bucket: string, known: readonly string[]) {
+    super(`bucket "${bucket}" is not in the configuration of kind "${kind}" (configured: ${known.join(', ') || 'none'}): add it to sharder.yml first`);
+  }
+}
+
+/**
+ * The object's assignment changed between reading and writing it (another operator, another
+ * process): nothing was written; read it again and retry.
+ */
+export class ConflictError extends ShardError {
+  override readonly code = 'SHARD_ERR_CONFLICT';
+  override readonly status = 409;
+}
+
+/** A migration was asked of a bucket that still receives new objects. */
+export class BucketActiveError extends ShardError {
+  override readonly code = 'SHARD_ERR_BUCKET_ACTIVE';
+  override readonly status = 409;
+}
+
+/** The object's old hub reports a running server: moving it now would let two hubs manage it. */
+export class ServerRunningError extends ShardError {
+  override readonly code = 'SHARD_ERR_SERVER_RUNNING';
+  override readonly status = 409;
+}
+
+/** A JupyterHub REST API did not answer as expected (unreachable, refused the token, 5xx). */
+export class HubApiError extends ShardError {
+  override readonly code = 'SHARD_ERR_HUB_API';
+  override readonly status = 502;
+}
+
+/** The admin API request carries no valid token. */
+export class UnauthorizedError extends ShardError {
+  override readonly code = 'SHARD_ERR_UNAUTHORIZED';
+  override readonly status = 401;
+}
+
+export interface InputProblem {
+  /** Where in the input: `line 3`, or `row id 17` for a database. */
+  at: string;
+  message: string;
+}
+
+/** An import's input has malformed or unusable rows; nothing was imported. */
+export class ImportFormatError extends ShardError {
+  override readonly code = 'SHARD_ERR_IMPORT_FORMAT';
+  override readonly status = 400;
+  readonly problems: readonly InputProblem[];
+  constructor(source: string, problems: InputProblem[], more: number) {
+    const n = problems.length + more;
+    super(`${source}: ${n} bad row${n === 1 ? '' : 's'}, nothing imported:\n${problems.map((p) => `  ${p.at}: ${p.message}`).join('\n')}${more > 0 ? `\n  … and ${more} more` : ''}`);
+    this.problems = problems;
+  }
+}
+
+/** The database an import reads from (the original sharder's) cannot be opened or read. */
+export class SourceUnavailableError extends ShardError {
+  override readonly code = 'SHARD_ERR_SOURCE_UNAVAILABLE';
+  override readonly status = 502;
+}
+
+/** A request body larger than the route accepts. */
+export class PayloadTooLargeError extends ShardError {
+  override readonly code = 'SHARD_ERR_PAYLOAD_TOO_LARGE';
+  override readonly status = 413;
+}
+
+/** A request body of a media type the route does not read. */
+export class UnsupportedMediaTypeError extends ShardError {
+  override readonly code = 'SHARD_ERR_UNSUPPORTED_MEDIA_TYPE';
+  override readonly status = 415;
+}

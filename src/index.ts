@@ -8,3 +8,4 @@ export { Sharder } from './server.js';
 export { openStore } from './store/open.js';
 export { SqliteStore } from './store/sqlite.js';
 export type { Store } from './store/types.js';
+export { Operations, type OpsContext } from './ops/index.js';

@@ -12,6 +12,9 @@ import { applyConfig, type KindRuntime } from './service/runtime.js';
 import { createMainServer, type MainContext, type MainSettings } from './http/main.js';
 import { identitySettings } from './http/identity.js';
 import { ProxyMode } from './http/proxy.js';
+import { ControlRouter, createControlServer } from './http/control.js';
+import { registerAdminApi } from './http/api.js';
+import { Operations } from './ops/index.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/types.js';
 
@@ -32,6 +35,15 @@ export class Sharder {
   readonly server: Server;
   /** Proxy mode's forwarding and its counters (`proxy.stats`); undefined in auth mode. */
   readonly proxy: ProxyMode | undefined;
+  /** Routes of the control listener: the admin API, and whatever else registers there. */
+  readonly router = new ControlRouter();
+  /** The control listener, or null when control_listen is off. */
+  readonly control: Server | null;
+  /**
+   * Admin operations on this server's store. Changes made through them are on this process's
+   * own connection, which its change watcher does not report: they drop cache entries here.
+   */
+  readonly ops: Operations;
 
   private constructor(
     private config: Config,
@@ -46,6 +58,9 @@ export class Sharder {
     };
     this.proxy = config.mode === 'proxy' ? new ProxyMode(this.ctx, config.proxy) : undefined;
     this.server = this.proxy?.server ?? createMainServer(this.ctx);
+    this.ops = new Operations({ store, config: () => this.config, changed: (kind, name) => this.invalidate(kind, name), log });
+    registerAdminApi(this.router, () => this.ops);
+    this.control = config.controlListen === null ? null : createControlServer({ router: this.router, tokens: () => this.config.admin.tokens, log });
     this.stopWatching = store.watch((kind, name) => this.invalidate(kind, name), config.store.pollMs);
   }
 
@@ -55,7 +70,13 @@ export class Sharder {
     try {
       sharder.server.listen(config.listen.port, config.listen.host);
       await once(sharder.server, 'listening');
+      if (sharder.control !== null && config.controlListen !== null) {
+        sharder.control.listen(config.controlListen.port, config.controlListen.host);
+        await once(sharder.control, 'listening');
+      }
     } catch (err) {
+      sharder.server.close();
+      sharder.control?.close();
       sharder.stopWatching();
       if (!opts.store) await store.close();
       throw err;
@@ -66,8 +87,12 @@ export class Sharder {
       store: { backend: store.backend, location: store.location },
       mode: config.mode,
       listen: sharder.url,
+      control: sharder.controlUrl,
       kinds: Object.fromEntries([...config.kinds].map(([k, v]) => [k, v.buckets.map((b) => `${b.name}(${b.state}, weight ${b.weight})`)])),
     }, `sharder listening on ${sharder.url}`);
+    if (sharder.control !== null && config.admin.tokens.length === 0) {
+      opts.log.warn({ event: 'admin_api_disabled' }, 'no admin token configured (admin.token, admin.tokens or SHARDER_ADMIN_TOKEN): the admin API answers 401 to everything');
+    }
     return sharder;
   }
 
@@ -94,6 +119,13 @@ export class Sharder {
     return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
   }
 
+  /** The control listener's URL, or null when it is off. */
+  get controlUrl(): string | null {
+    const a = this.control?.address() as AddressInfo | null | undefined;
+    if (!a) return null;
+    return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+  }
+
   get port(): number {
     return (this.server.address() as AddressInfo).port;
   }
@@ -112,6 +144,9 @@ export class Sharder {
     if (next.listen.host !== this.config.listen.host || next.listen.port !== this.config.listen.port) {
       this.log.warn({ event: 'reload_ignored', key: 'listen' }, 'listen changed: restart to apply');
     }
+    if (JSON.stringify(next.controlListen) !== JSON.stringify(this.config.controlListen)) {
+      this.log.warn({ event: 'reload_ignored', key: 'control_listen' }, 'control_listen changed: restart to apply');
+    }
     if (JSON.stringify(next.database) !== JSON.stringify(this.config.database)) {
       this.log.warn({ event: 'reload_ignored', key: 'database' }, 'database changed: restart to apply');
     }
@@ -126,10 +161,11 @@ export class Sharder {
   stop(graceMs = STOP_GRACE_MS): Promise<void> {
     this.stopping ??= (async () => {
       this.stopWatching();
-      const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-      this.server.closeIdleConnections();
+      const servers = [this.server, ...(this.control ? [this.control] : [])].filter((s) => s.listening);
+      const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+      for (const s of servers) s.closeIdleConnections();
       const timer = setTimeout(() => {
-        this.server.closeAllConnections();
+        for (const s of servers) s.closeAllConnections();
         this.proxy?.closeWebsockets(); // upgraded sockets are not the server's to close
       }, graceMs);
       timer.unref();

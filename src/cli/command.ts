@@ -16,6 +16,10 @@ export interface Io {
   out(text: string): void;
   err(text: string): void;
   env: NodeJS.ProcessEnv;
+  /** Standard output as a stream, for long outputs written with backpressure (export). */
+  stdout?: NodeJS.WritableStream;
+  /** Standard input, for commands that read FILE "-". */
+  stdin?: NodeJS.ReadableStream;
 }
 
 export interface Command {
@@ -72,7 +76,8 @@ export function report(io: Io, err: unknown): number {
   }
   if (err instanceof ShardError) {
     io.err(`sharder: ${err.message} [${err.code}]\n`);
-    return err.status >= 400 && err.status < 500 ? EXIT_USAGE : EXIT_FAILURE;
+    // 400: the request itself was wrong and nothing was done; 404, 409, 5xx: it could not be done.
+    return err.status === 400 ? EXIT_USAGE : EXIT_FAILURE;
   }
   io.err(`sharder: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
   return EXIT_FAILURE;

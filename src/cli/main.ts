@@ -31,6 +31,8 @@ export const processIo: Io = {
   out: (t) => process.stdout.write(t),
   err: (t) => process.stderr.write(t),
   env: process.env,
+  stdout: process.stdout,
+  stdin: process.stdin,
 };
 
 export async function main(argv: string[], io: Io = processIo): Promise<number> {

@@ -1,5 +1,4 @@
-import { UnknownKindError } from '../errors.js';
-import type { Config, KindConfig } from '../config/types.js';
+import type { Config } from '../config/types.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/types.js';
 
@@ -11,13 +10,6 @@ export async function withStore<T>(config: Config, fn: (store: Store) => Promise
   } finally {
     await store.close();
   }
-}
-
-export function kindConfig(config: Config, kind: string | undefined): KindConfig {
-  const name = kind ?? config.defaultKind;
-  const k = config.kinds.get(name);
-  if (!k) throw new UnknownKindError(name);
-  return k;
 }
 
 export const KIND_USAGE = '  -k, --kind KIND     kind of object (default: default_kind from the configuration)';

@@ -28,6 +28,10 @@ export const ENV_KEYS: ReadonlyArray<readonly [path: string, kind: EnvKind]> = [
   ['proxy.keep_alive_ms', 'int'],
   ['proxy.max_free_sockets', 'int'],
   ['proxy.forward_identity', 'bool'],
+  ['control_listen', 'string'],
+  ['admin.token', 'string'],
+  ['admin.token_file', 'string'],
+  ['admin.tokens', 'yaml'],
   ['database', 'string'],
   ['identity.header', 'string'],
   ['identity.trusted_proxies', 'list'],
@@ -148,5 +152,5 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   const file = configPath(opts);
   const raw = readConfigFile(file);
   const sources = applyEnv(raw, env);
-  return validateConfig(raw, file, sources);
+  return validateConfig(raw, file, sources, env);
 }

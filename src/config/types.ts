@@ -56,6 +56,12 @@ export const DEFAULT_PROXY_KEEP_ALIVE_MS = 4_000;
 export const DEFAULT_PROXY_MAX_FREE_SOCKETS = 256;
 /** Proxy mode: pass the identity header on to the hubs (JupyterHub's REMOTE_USER authenticators read it). */
 export const DEFAULT_PROXY_FORWARD_IDENTITY = true;
+/** Control listener (admin REST API under /api/); `off` disables it. */
+export const DEFAULT_CONTROL_LISTEN = '127.0.0.1:8889';
+/** Shortest admin token accepted: anything shorter can be guessed. */
+export const MIN_ADMIN_TOKEN_LENGTH = 16;
+/** Audit actor name of the single token from admin.token / admin.token_file / SHARDER_ADMIN_TOKEN. */
+export const DEFAULT_ADMIN_TOKEN_NAME = 'admin';
 /** Bucket weight when none is given. */
 export const DEFAULT_BUCKET_WEIGHT = 1;
 /** Bucket state when none is given. */
@@ -74,12 +80,31 @@ export interface ListenAddress {
   readonly port: number;
 }
 
+/**
+ * A bucket's JupyterHub REST API, asked before moving users off the bucket. `token` is a
+ * non-enumerable property, so it never appears in JSON, logs or inspected objects.
+ */
+export interface HubApiConfig {
+  /** Base URL of the hub, with its base_url if any: `{url}/hub/api/users/{name}`. */
+  readonly url: string;
+  readonly token: string;
+}
+
+/** An admin API token, kept only as its SHA-256 digest (compared in constant time). */
+export interface AdminToken {
+  /** Who the audit log says made a change with this token. */
+  readonly name: string;
+  readonly hash: Buffer;
+}
+
 export interface BucketConfig {
   readonly name: string;
   /** Base URL of the bucket's hub, e.g. http://10.0.0.5:8000; optional. */
   readonly upstream: string | null;
   readonly weight: number;
   readonly state: BucketState;
+  /** The bucket's JupyterHub API, when configured (moves then check for running servers). */
+  readonly hubApi?: HubApiConfig | undefined;
 }
 
 export interface KindConfig {
@@ -114,6 +139,9 @@ export interface Config {
   readonly workers: number;
   readonly mode: Mode;
   readonly proxy: ProxyConfig;
+  /** Control listener (admin API); null when disabled. */
+  readonly controlListen: ListenAddress | null;
+  readonly admin: { readonly tokens: readonly AdminToken[] };
   readonly database: DatabaseConfig;
   readonly identity: {
     readonly header: string;

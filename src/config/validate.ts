@@ -18,6 +18,7 @@ import {
   DEFAULT_PROXY_KEEP_ALIVE_MS, DEFAULT_PROXY_LOGIN_URL, DEFAULT_PROXY_MAX_FREE_SOCKETS,
   DEFAULT_PROXY_WEBSOCKET_IDLE_TIMEOUT_MS, MODES,
 } from './types.js';
+import { adminSection, controlListen, hubApi } from './validate-ops.js';
 
 /** Top-level keys and, for sections, their keys. Anything else is reported as unknown. */
 const KNOWN_KEYS: Record<string, readonly string[] | null> = {
@@ -25,6 +26,8 @@ const KNOWN_KEYS: Record<string, readonly string[] | null> = {
   workers: null,
   mode: null,
   proxy: ['login_url', 'connect_timeout_ms', 'idle_timeout_ms', 'websocket_idle_timeout_ms', 'keep_alive_ms', 'max_free_sockets', 'forward_identity'],
+  control_listen: null,
+  admin: ['token', 'token_file', 'tokens'],
   database: null,
   identity: ['header', 'trusted_proxies', 'max_length'],
   cookie: ['name', 'secure'],
@@ -36,7 +39,7 @@ const KNOWN_KEYS: Record<string, readonly string[] | null> = {
   log: ['level'],
   kinds: null,
 };
-const BUCKET_KEYS = ['name', 'upstream', 'weight', 'state'];
+const BUCKET_KEYS = ['name', 'upstream', 'weight', 'state', 'hub_api'];
 const BUCKET_STATES: readonly BucketState[] = ['active', 'draining'];
 
 /** Bucket and kind names appear in cookies, headers and rendered nginx config: keep them plain. */
@@ -50,9 +53,10 @@ const TOKEN_PATTERN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Where each key's value came from, for messages: dotted key → environment variable name. */
 export type EnvSources = ReadonlyMap<string, string>;
 
-class Problems {
+export class Problems {
   readonly list: ConfigProblem[] = [];
-  constructor(private readonly file: string, private readonly env: EnvSources) {}
+  /** `processEnv` is where `token_env` secrets are read from. */
+  constructor(private readonly file: string, private readonly env: EnvSources, readonly processEnv: NodeJS.ProcessEnv = {}) {}
   add(key: string, message: string): void {
     const envName = this.env.get(key) ?? this.env.get(key.replace(/[.[].*$/, ''));
     if (envName !== undefined) this.list.push({ source: 'environment', key: `${envName} (${key})`, message });
@@ -60,10 +64,10 @@ class Problems {
   }
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> =>
+export const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function describe(v: unknown): string {
+export function describe(v: unknown): string {
   if (v === undefined) return 'nothing';
   if (v === null) return 'null';
   if (Array.isArray(v)) return v.length === 0 ? 'an empty list' : 'a list';
@@ -120,7 +124,7 @@ export function parseListen(text: string): ListenAddress | string {
   return { host, port };
 }
 
-function listen(p: Problems, v: unknown, key: string, dflt: string): ListenAddress {
+export function listen(p: Problems, v: unknown, key: string, dflt: string): ListenAddress {
   const text = v === undefined ? dflt : typeof v === 'number' ? String(v) : v;
   if (typeof text !== 'string') {
     p.add(key, `must be HOST:PORT, got ${describe(v)}`);
@@ -231,7 +235,7 @@ function bucket(p: Problems, v: unknown, key: string): BucketConfig | undefined 
     if (!BUCKET_STATES.includes(v.state as BucketState)) p.add(`${key}.state`, `must be one of ${BUCKET_STATES.join(', ')}, got ${describe(v.state)}`);
     else state = v.state as BucketState;
   }
-  return { name, upstream: upstream(p, v.upstream, `${key}.upstream`), weight, state };
+  return { name, upstream: upstream(p, v.upstream, `${key}.upstream`), weight, state, hubApi: hubApi(p, v.hub_api, `${key}.hub_api`) };
 }
 
 function kinds(p: Problems, raw: RawConfig): Map<string, KindConfig> {
@@ -313,9 +317,13 @@ function proxySection(p: Problems, raw: RawConfig): ProxyConfig {
   };
 }
 
-/** Validates raw configuration; throws ConfigError naming every problem. */
-export function validateConfig(raw: unknown, file: string | null, env: EnvSources = new Map()): Config {
-  const p = new Problems(file ?? 'configuration', env);
+/**
+ * Validates raw configuration; throws ConfigError naming every problem. `processEnv` is where
+ * secrets named by `token_env` are read from; secret files are read here too, so that a
+ * missing one is reported with the others.
+ */
+export function validateConfig(raw: unknown, file: string | null, env: EnvSources = new Map(), processEnv: NodeJS.ProcessEnv = process.env): Config {
+  const p = new Problems(file ?? 'configuration', env, processEnv);
   if (!isObject(raw)) {
     p.add('(top level)', `must be a mapping of keys to values, got ${describe(raw)}`);
     throw new ConfigError(p.list);
@@ -382,6 +390,8 @@ export function validateConfig(raw: unknown, file: string | null, env: EnvSource
     workers: workers(p, raw.workers),
     mode: mode(p, raw.mode),
     proxy: proxySection(p, raw),
+    controlListen: controlListen(p, raw.control_listen),
+    admin: adminSection(p, raw),
     database: database(p, raw, busyTimeoutMs),
     identity: { header, trustedProxies, maxLength },
     cookie: { name: cookieName, secure: bool(p, cookieRaw.secure, 'cookie.secure', false) },

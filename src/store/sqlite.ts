@@ -9,8 +9,11 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { chooseBucket, type BucketPolicyInput } from '../core/policy.js';
-import { NoBucketError, SchemaTooNewError, ShardError, StoreUnavailableError } from '../errors.js';
-import type { AssignResult, ChangeListener, Store } from './types.js';
+import { ConflictError, NoBucketError, SchemaTooNewError, ShardError, StoreUnavailableError } from '../errors.js';
+import type {
+  AssignResult, Assignment, AuditAction, AuditContext, AuditEntry, AuditQuery, ChangeListener, CountFix, DuplicateObject,
+  ImportBatchResult, ImportConflict, ImportRow, MoveBatchResult, MoveRequest, PutResult, Store,
+} from './types.js';
 
 /** Versioned schema migrations; each runs once, in order, in its own transaction. */
 export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
@@ -58,7 +61,60 @@ export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; s
       END;
     `,
   },
+  {
+    version: 2,
+    name: 'audit log',
+    sql: `
+      -- Every explicit assignment, move, delete, migration and import, written in the same
+      -- transaction as the change itself.
+      CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL, -- unix milliseconds
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT,
+        from_bucket TEXT,
+        to_bucket TEXT,
+        reason TEXT,
+        batch TEXT
+      );
+      CREATE INDEX audit_by_object ON audit (kind, name, id);
+      CREATE INDEX audit_by_batch ON audit (batch, id) WHERE batch IS NOT NULL;
+    `,
+  },
 ];
+
+interface AssignmentRow {
+  kind: string;
+  name: string;
+  bucket: string;
+  assigned_at: number;
+}
+
+interface AuditRow {
+  id: number;
+  at: number;
+  actor: string;
+  action: AuditAction;
+  kind: string;
+  name: string | null;
+  from_bucket: string | null;
+  to_bucket: string | null;
+  reason: string | null;
+  batch: string | null;
+}
+
+const toAssignment = (r: AssignmentRow): Assignment => ({ kind: r.kind, name: r.name, bucket: r.bucket, assignedAt: r.assigned_at });
+
+const toAuditEntry = (r: AuditRow): AuditEntry => ({
+  id: r.id, at: r.at, actor: r.actor, action: r.action, kind: r.kind, name: r.name,
+  from: r.from_bucket, to: r.to_bucket, reason: r.reason, batch: r.batch,
+});
+
+/** Rows read per query by export(): bounded memory, few enough round trips. */
+const EXPORT_PAGE_SIZE = 1000;
+const ASSIGNMENT_COLUMNS = 'kind, name, bucket, assigned_at';
 
 /** Change-feed rows older than this are pruned; a reader further behind drops its whole cache. */
 const CHANGES_RETENTION_MS = 24 * 3600 * 1000;
@@ -89,6 +145,12 @@ export class SqliteStore implements Store {
   private readonly now: () => number;
   private readonly stmts;
   private readonly assignTx: (kind: string, name: string, buckets: readonly BucketPolicyInput[]) => AssignResult;
+  private readonly putTx: (kind: string, name: string, bucket: string, audit: AuditContext, expect: string | null | undefined) => PutResult;
+  private readonly deleteTx: (kind: string, name: string, audit: AuditContext, expect: string | undefined) => string | undefined;
+  private readonly moveBatchTx: (kind: string, moves: readonly MoveRequest[], audit: AuditContext) => MoveBatchResult;
+  private readonly importTx: (rows: readonly ImportRow[], overwrite: boolean, audit: AuditContext) => ImportBatchResult;
+  private readonly repairTx: (audit: AuditContext, kind: string | undefined) => CountFix[];
+  private readonly auditQueries = new Map<string, Database.Statement<unknown[], AuditRow>>();
   private closed = false;
 
   private constructor(db: Database.Database, location: string, now: () => number) {
@@ -105,7 +167,100 @@ export class SqliteStore implements Store {
       firstChange: db.prepare<[], { id: number | null }>('SELECT MIN(id) AS id FROM changes'),
       changesSince: db.prepare<[number], { id: number; kind: string; name: string }>('SELECT id, kind, name FROM changes WHERE id > ? ORDER BY id LIMIT 10000'),
       pruneChanges: db.prepare<[number]>('DELETE FROM changes WHERE at < ?'),
+      get: db.prepare<[string, string], AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM assignments WHERE kind = ? AND name = ?`),
+      move: db.prepare<[string, number, string, string, string]>('UPDATE assignments SET bucket = ?, assigned_at = ? WHERE kind = ? AND name = ? AND bucket = ?'),
+      remove: db.prepare<[string, string, string]>('DELETE FROM assignments WHERE kind = ? AND name = ? AND bucket = ?'),
+      audit: db.prepare<[number, string, string, string, string | null, string | null, string | null, string | null, string | null]>(
+        'INSERT INTO audit (at, actor, action, kind, name, from_bucket, to_bucket, reason, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      listFirst: db.prepare<[string, number], AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM assignments WHERE kind = ? ORDER BY name LIMIT ?`),
+      listAfter: db.prepare<[string, string, number], AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM assignments WHERE kind = ? AND name > ? ORDER BY name LIMIT ?`),
+      listBucketFirst: db.prepare<[string, string, number], AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM assignments WHERE kind = ? AND bucket = ? ORDER BY name LIMIT ?`),
+      listBucketAfter: db.prepare<[string, string, string, number], AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM assignments WHERE kind = ? AND bucket = ? AND name > ? ORDER BY name LIMIT ?`),
+      // Skip-scan over the primary key: one index probe per kind, however many rows.
+      firstKind: db.prepare<[], { kind: string }>('SELECT kind FROM assignments ORDER BY kind LIMIT 1'),
+      nextKind: db.prepare<[string], { kind: string }>('SELECT kind FROM assignments WHERE kind > ? ORDER BY kind LIMIT 1'),
+      allCounts: db.prepare<[], { kind: string; bucket: string; count: number }>('SELECT kind, bucket, count FROM bucket_counts'),
+      allRealCounts: db.prepare<[], { kind: string; bucket: string; count: number }>('SELECT kind, bucket, COUNT(*) AS count FROM assignments GROUP BY kind, bucket'),
+      setCount: db.prepare<[string, string, number]>('INSERT INTO bucket_counts (kind, bucket, count) VALUES (?, ?, ?) ON CONFLICT (kind, bucket) DO UPDATE SET count = excluded.count'),
+      duplicates: db.prepare<[number], DuplicateObject>('SELECT kind, name, COUNT(*) AS rows FROM assignments GROUP BY kind, name HAVING COUNT(*) > 1 LIMIT ?'),
     };
+    this.putTx = db.transaction((kind: string, name: string, bucket: string, audit: AuditContext, expect: string | null | undefined): PutResult => {
+      const from = this.stmts.lookup.get(kind, name)?.bucket ?? null;
+      if (expect !== undefined && expect !== from) {
+        throw new ConflictError(`"${name}" of kind "${kind}" is ${from === null ? 'not assigned' : `on "${from}"`}, not ${expect === null ? 'unassigned' : `on "${expect}"`} as expected: it changed meanwhile; nothing was written`);
+      }
+      if (from === bucket) return { from, to: bucket, changed: false };
+      const now = this.now();
+      if (from === null) this.stmts.insert.run(kind, name, bucket, now);
+      else this.stmts.move.run(bucket, now, kind, name, from);
+      this.writeAudit(now, audit, from === null ? 'assign' : 'move', kind, name, from, bucket);
+      return { from, to: bucket, changed: true };
+    }).immediate;
+    this.deleteTx = db.transaction((kind: string, name: string, audit: AuditContext, expect: string | undefined): string | undefined => {
+      const from = this.stmts.lookup.get(kind, name)?.bucket;
+      if (expect !== undefined && expect !== from) {
+        throw new ConflictError(`"${name}" of kind "${kind}" is ${from === undefined ? 'not assigned' : `on "${from}"`}, not on "${expect}" as expected: it changed meanwhile; nothing was deleted`);
+      }
+      if (from === undefined) return undefined;
+      this.stmts.remove.run(kind, name, from);
+      this.writeAudit(this.now(), audit, 'delete', kind, name, from, null);
+      return from;
+    }).immediate;
+    this.moveBatchTx = db.transaction((kind: string, moves: readonly MoveRequest[], audit: AuditContext): MoveBatchResult => {
+      const now = this.now();
+      const moved: string[] = [];
+      const stale: string[] = [];
+      for (const m of moves) {
+        if (m.from !== m.to && this.stmts.move.run(m.to, now, kind, m.name, m.from).changes === 1) {
+          this.writeAudit(now, audit, 'migrate', kind, m.name, m.from, m.to);
+          moved.push(m.name);
+        } else stale.push(m.name);
+      }
+      return { moved, stale };
+    }).immediate;
+    this.importTx = db.transaction((rows: readonly ImportRow[], overwrite: boolean, audit: AuditContext): ImportBatchResult => {
+      const now = this.now();
+      let inserted = 0;
+      let unchanged = 0;
+      let overwritten = 0;
+      const conflicts: ImportConflict[] = [];
+      for (const r of rows) {
+        const existing = this.stmts.lookup.get(r.kind, r.name)?.bucket;
+        if (existing === undefined) {
+          this.stmts.insert.run(r.kind, r.name, r.bucket, r.assignedAt ?? now);
+          this.writeAudit(now, audit, 'import', r.kind, r.name, null, r.bucket);
+          inserted++;
+        } else if (existing === r.bucket) {
+          unchanged++;
+        } else if (overwrite) {
+          this.stmts.move.run(r.bucket, r.assignedAt ?? now, r.kind, r.name, existing);
+          this.writeAudit(now, audit, 'import', r.kind, r.name, existing, r.bucket);
+          overwritten++;
+        } else {
+          conflicts.push({ kind: r.kind, name: r.name, existing, wanted: r.bucket });
+        }
+      }
+      return { inserted, unchanged, overwritten, conflicts };
+    }).immediate;
+    this.repairTx = db.transaction((audit: AuditContext, kind: string | undefined): CountFix[] => {
+      const key = (k: string, b: string): string => `${k}\0${b}`;
+      const kept = new Map<string, { kind: string; bucket: string; count: number }>();
+      for (const r of this.stmts.allCounts.all()) if (kind === undefined || r.kind === kind) kept.set(key(r.kind, r.bucket), r);
+      const real = new Map<string, { kind: string; bucket: string; count: number }>();
+      for (const r of this.stmts.allRealCounts.all()) if (kind === undefined || r.kind === kind) real.set(key(r.kind, r.bucket), r);
+      const fixes: CountFix[] = [];
+      const now = this.now();
+      for (const k of new Set([...kept.keys(), ...real.keys()])) {
+        const row = (real.get(k) ?? kept.get(k))!;
+        const was = kept.get(k)?.count ?? 0;
+        const is = real.get(k)?.count ?? 0;
+        if (was === is) continue;
+        this.stmts.setCount.run(row.kind, row.bucket, is);
+        this.writeAudit(now, { ...audit, reason: `count of "${row.bucket}" was ${was}, real ${is}${audit.reason ? `: ${audit.reason}` : ''}` }, 'repair', row.kind, null, null, row.bucket);
+        fixes.push({ kind: row.kind, bucket: row.bucket, kept: was, real: is });
+      }
+      return fixes.sort((a, b) => (a.kind === b.kind ? (a.bucket < b.bucket ? -1 : 1) : a.kind < b.kind ? -1 : 1));
+    }).immediate;
     this.assignTx = db.transaction((kind: string, name: string, buckets: readonly BucketPolicyInput[]): AssignResult => {
       const existing = this.stmts.lookup.get(kind, name);
       if (existing) return { bucket: existing.bucket, created: false };
@@ -167,6 +322,106 @@ export class SqliteStore implements Store {
 
   realCounts(kind: string): Promise<Map<string, number>> {
     return this.run(() => new Map(this.stmts.realCounts.all(kind).map((r) => [r.bucket, r.count])));
+  }
+
+  private writeAudit(at: number, a: AuditContext, action: AuditAction, kind: string, name: string | null, from: string | null, to: string | null): void {
+    this.stmts.audit.run(at, a.actor, action, kind, name, from, to, a.reason ?? null, a.batch ?? null);
+  }
+
+  get(kind: string, name: string): Promise<Assignment | undefined> {
+    return this.run(() => {
+      const r = this.stmts.get.get(kind, name);
+      return r && toAssignment(r);
+    });
+  }
+
+  put(kind: string, name: string, bucket: string, audit: AuditContext, opts: { expect?: string | null } = {}): Promise<PutResult> {
+    return this.run(() => this.putTx(kind, name, bucket, audit, 'expect' in opts ? opts.expect : undefined));
+  }
+
+  delete(kind: string, name: string, audit: AuditContext, opts: { expect?: string } = {}): Promise<string | undefined> {
+    return this.run(() => this.deleteTx(kind, name, audit, opts.expect));
+  }
+
+  list(kind: string, opts: { bucket?: string | undefined; after?: string | undefined; limit: number }): Promise<Assignment[]> {
+    return this.run(() => {
+      const { bucket, after, limit } = opts;
+      const rows = bucket === undefined
+        ? after === undefined ? this.stmts.listFirst.all(kind, limit) : this.stmts.listAfter.all(kind, after, limit)
+        : after === undefined ? this.stmts.listBucketFirst.all(kind, bucket, limit) : this.stmts.listBucketAfter.all(kind, bucket, after, limit);
+      return rows.map(toAssignment);
+    });
+  }
+
+  moveBatch(kind: string, moves: readonly MoveRequest[], audit: AuditContext): Promise<MoveBatchResult> {
+    return this.run(() => this.moveBatchTx(kind, moves, audit));
+  }
+
+  /**
+   * Pages are separate queries: better-sqlite3 allows no other statement on the connection
+   * while an iterator is open, and the server answers /auth on this connection meanwhile.
+   */
+  async *export(opts: { kind?: string | undefined; pageSize?: number | undefined } = {}): AsyncIterable<Assignment> {
+    const pageSize = opts.pageSize ?? EXPORT_PAGE_SIZE;
+    const kinds = opts.kind === undefined ? await this.kinds() : [opts.kind];
+    for (const kind of kinds) {
+      let after: string | undefined;
+      for (;;) {
+        const page = await this.list(kind, { after, limit: pageSize });
+        for (const row of page) yield row;
+        if (page.length < pageSize) break;
+        after = page.at(-1)!.name;
+      }
+    }
+  }
+
+  importBatch(rows: readonly ImportRow[], opts: { overwrite: boolean }, audit: AuditContext): Promise<ImportBatchResult> {
+    return this.run(() => this.importTx(rows, opts.overwrite, audit));
+  }
+
+  audit(q: AuditQuery): Promise<AuditEntry[]> {
+    return this.run(() => {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      const filter = (cond: string, value: unknown): void => {
+        if (value === undefined) return;
+        where.push(cond);
+        params.push(value);
+      };
+      filter('kind = ?', q.kind);
+      filter('name = ?', q.name);
+      filter('action = ?', q.action);
+      filter('batch = ?', q.batch);
+      filter('at >= ?', q.since);
+      filter('id < ?', q.before);
+      const sql = `SELECT * FROM audit${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+      let stmt = this.auditQueries.get(sql);
+      if (stmt === undefined) {
+        stmt = this.db.prepare<unknown[], AuditRow>(sql);
+        this.auditQueries.set(sql, stmt);
+      }
+      return stmt.all(...params, q.limit).map(toAuditEntry);
+    });
+  }
+
+  repairCounts(audit: AuditContext, kind?: string): Promise<CountFix[]> {
+    return this.run(() => this.repairTx(audit, kind));
+  }
+
+  kinds(): Promise<string[]> {
+    return this.run(() => {
+      const out: string[] = [];
+      let r = this.stmts.firstKind.get();
+      while (r !== undefined) {
+        out.push(r.kind);
+        r = this.stmts.nextKind.get(r.kind);
+      }
+      return out;
+    });
+  }
+
+  duplicates(limit: number): Promise<DuplicateObject[]> {
+    return this.run(() => this.stmts.duplicates.all(limit));
   }
 
   /**

@@ -25,6 +25,7 @@ export function bucketsRaw(n = 3, upstreamBase = 9000): Record<string, unknown>[
 export function rawConfig(dir: string, over: RawConfig = {}): RawConfig {
   return {
     listen: '127.0.0.1:0',
+    control_listen: '127.0.0.1:0',
     database: `sqlite:${join(dir, 'sharder.db')}`,
     store: { poll_ms: 50 },
     log: { level: 'silent' },
@@ -80,9 +81,11 @@ export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cw
   return { code, stdout, stderr };
 }
 
-/** Starts `sharder serve` as a child process and waits until it listens; killed when `t` ends. */
-export async function spawnServe(t: HasAfter, configFile: string, env: NodeJS.ProcessEnv = {}, args: string[] = []): Promise<{ child: ChildProcess; url: string; output: () => string }> {
-  // The start-up line (level info) says where it listens: port 0 picks a free port.
+/**
+ * Starts `sharder serve` as a child process and waits until it listens; killed when `t` ends.
+ * It logs at info level (its start-up line carries the addresses) unless `env` says otherwise.
+ */
+export async function spawnServe(t: HasAfter, configFile: string, env: NodeJS.ProcessEnv = {}, args: string[] = []): Promise<{ child: ChildProcess; url: string; control: string | null; output: () => string }> {
   const child = spawn(process.execPath, cliArgs(['serve', '--config', configFile, ...args]), { cwd: ROOT, env: { ...process.env, SHARDER_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -96,6 +99,8 @@ export async function spawnServe(t: HasAfter, configFile: string, env: NodeJS.Pr
       if (m) resolvePromise(m[1]!);
     });
     child.once('exit', (code) => reject(new Error(`sharder serve exited with ${code}:\n${out}`)));
+    setTimeout(() => reject(new Error(`sharder serve did not log its address within 15 s:\n${out}`)), 15_000).unref();
   });
-  return { child, url, output: () => out };
+  const control = /"control":"(http:\/\/[^"]+)"/.exec(out)?.[1] ?? null;
+  return { child, url, control, output: () => out };
 }

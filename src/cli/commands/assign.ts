@@ -1,25 +1,38 @@
-import { BadInputError } from '../../errors.js';
-import { checkName } from '../../http/identity.js';
-import { CONFIG_OPTION, CONFIG_USAGE, EXIT_OK, UsageError, configFrom, type Command } from '../command.js';
-import { JSON_USAGE, KIND_USAGE, kindConfig, withStore } from '../store.js';
+import { CONFIG_OPTION, CONFIG_USAGE, EXIT_OK, configFrom, type Command } from '../command.js';
+import { JSON_USAGE, KIND_USAGE } from '../store.js';
+import { JSON_OPTION, KIND_OPTION, REASON_OPTION, REASON_USAGE, cliActor, json, onePositional, str, withOps } from '../ops.js';
+import { checkObjectName, configuredKind } from '../../ops/context.js';
 
 export const assign: Command = {
   name: 'assign',
-  summary: 'print the bucket of NAME, assigning it by the policy if it has none',
-  usage: `sharder assign NAME [--kind KIND] [--json]\n${CONFIG_USAGE}\n${KIND_USAGE}\n${JSON_USAGE}`,
-  options: { ...CONFIG_OPTION, kind: { type: 'string', short: 'k' }, json: { type: 'boolean' } },
+  summary: 'print the bucket of NAME, assigning it by the policy (or to --to B) if it has none',
+  usage: [
+    'sharder assign NAME [--to B [--reason TEXT]] [--kind KIND] [--json]',
+    CONFIG_USAGE,
+    KIND_USAGE,
+    '  -t, --to B          assign to bucket B instead of by the policy (audited; refused if NAME has another bucket)',
+    REASON_USAGE,
+    JSON_USAGE,
+  ].join('\n'),
+  options: { ...CONFIG_OPTION, ...KIND_OPTION, ...JSON_OPTION, ...REASON_OPTION, to: { type: 'string', short: 't' } },
   positionals: true,
   async run(args, io) {
-    if (args.positionals.length !== 1) throw new UsageError('assign takes exactly one NAME');
+    const raw = onePositional(args, 'NAME', 'assign');
     const config = configFrom(args, io);
-    const kind = kindConfig(config, args.values.kind as string | undefined);
-    // The same rules as names from the identity header; the CLI gets proper UTF-8 already.
-    const raw = args.positionals[0]!;
-    const checked = checkName(Buffer.from(raw, 'utf8').toString('latin1'), config.identity.maxLength);
-    if (typeof checked !== 'string') throw new BadInputError(`invalid name: ${checked.message}`);
-    const result = await withStore(config, (store) => store.assign(kind.name, checked, kind.buckets));
-    if (args.values.json) io.out(`${JSON.stringify({ kind: kind.name, name: checked, bucket: result.bucket, created: result.created })}\n`);
-    else io.out(`${result.bucket}\n`);
+    const to = str(args, 'to');
+    const out = await withOps(config, async (ops) => {
+      if (to !== undefined) {
+        const r = await ops.assign({ kind: str(args, 'kind'), name: raw, bucket: to, actor: cliActor(io.env), reason: str(args, 'reason') });
+        return { kind: r.kind, name: r.name, bucket: r.to!, created: r.changed };
+      }
+      // By the policy, exactly as a first request would (not audited: it is not an operator's choice).
+      const kind = configuredKind(ops.ctx, str(args, 'kind'));
+      const name = checkObjectName(ops.ctx, raw);
+      const r = await ops.ctx.store.assign(kind.name, name, kind.buckets);
+      return { kind: kind.name, name, bucket: r.bucket, created: r.created };
+    });
+    if (args.values.json) json(io, out);
+    else io.out(`${out.bucket}\n`);
     return EXIT_OK;
   },
 };
