@@ -102,6 +102,13 @@ export class PostgresStore implements Store {
       throw convertPgError(err);
     }
     let broken: Error | undefined;
+    // A checked-out client has no 'error' listener of pg-pool's: a connection killed between
+    // two statements (server shutdown) would otherwise be an unhandled 'error' event and end
+    // the process. Note it; the next statement fails and the client is destroyed on release.
+    const onError = (err: Error): void => {
+      broken = err;
+    };
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const result = await fn(client);
@@ -120,6 +127,7 @@ export class PostgresStore implements Store {
       }
       throw convertPgError(err);
     } finally {
+      client.removeListener('error', onError);
       client.release(broken);
     }
   }

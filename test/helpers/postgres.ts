@@ -9,7 +9,8 @@
  * When neither is possible, PG_SKIP is the declared skip reason (a failure when
  * SHARDER_TEST_REQUIRE names postgres).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync, appendFileSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -56,15 +57,25 @@ export interface PgServer {
   /** Runs SQL as the administrator on the maintenance database. */
   admin<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
   /** Stops (fast shutdown: sessions are terminated) and starts the server; local servers only. */
-  stop(): void;
-  start(): void;
+  stop(): Promise<void>;
+  start(): Promise<void>;
   /** Files of a local server (its TLS certificate, when started with tls). */
   readonly dir: string | null;
 }
 
-function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): string {
-  const [file, argv] = AS_ROOT ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
-  return execFileSync(file, argv, { cwd: opts.cwd ?? '/', stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+function asPostgres(cmd: string, args: string[]): [string, string[]] {
+  return AS_ROOT ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
+}
+
+function sh(cmd: string, args: string[]): string {
+  const [file, argv] = asPostgres(cmd, args);
+  return execFileSync(file, argv, { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+}
+
+/** Like sh, without blocking the event loop (servers and clients keep running meanwhile). */
+async function shAsync(cmd: string, args: string[]): Promise<void> {
+  const [file, argv] = asPostgres(cmd, args);
+  await promisify(execFile)(file, argv, { cwd: '/' });
 }
 
 async function freePort(): Promise<number> {
@@ -138,18 +149,23 @@ export async function startLocalPostgres(opts: LocalOptions = {}): Promise<PgSer
       if (attempt === 4) throw new Error(`cannot start PostgreSQL: ${(err as Error).message}\n${safeRead(join(dir, 'server.log'))}`);
     }
   }
-  const stop = (mode: 'fast' | 'immediate'): void => {
-    sh(pgctl, ['-D', data, '-m', mode, '-w', 'stop']);
-    running.delete(data);
-  };
   const server = makeServer({ host: '127.0.0.1', port, user: 'postgres', password, dir, maintenance: 'postgres' });
   return {
     ...server,
-    stop: () => stop('fast'),
-    start,
+    async stop() {
+      await shAsync(pgctl, ['-D', data, '-m', 'fast', '-w', 'stop']);
+      running.delete(data);
+    },
+    async start() {
+      await shAsync(pgctl, ['-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', '-o', `-p ${port}`, 'start']);
+      running.add(data);
+    },
     destroy: () => {
       try {
-        if (running.has(data)) stop('immediate');
+        if (running.has(data)) {
+          sh(pgctl, ['-D', data, '-m', 'immediate', '-w', 'stop']);
+          running.delete(data);
+        }
       } finally {
         rmSync(dir, { recursive: true, force: true });
         dirs.delete(dir);
@@ -193,10 +209,10 @@ function makeServer(o: { host: string; port: number; user: string; password: str
       }
     },
     stop() {
-      throw new Error('cannot stop an external PostgreSQL server');
+      return Promise.reject(new Error('cannot stop an external PostgreSQL server'));
     },
     start() {
-      throw new Error('cannot start an external PostgreSQL server');
+      return Promise.reject(new Error('cannot start an external PostgreSQL server'));
     },
   };
 }
