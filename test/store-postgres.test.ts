@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { validateConfig } from '../src/config/validate.js';
@@ -6,7 +7,7 @@ import type { BucketPolicyInput } from '../src/core/policy.js';
 import { PostgresStore } from '../src/store/postgres.js';
 import { resolvePostgres } from '../src/store/postgres-connect.js';
 import { runStoreContract } from './helpers/store-contract.js';
-import { PG_SKIP, freshDatabase, sqlClient, stopSharedPostgres } from './helpers/postgres.js';
+import { PG_LOCAL_SKIP, PG_SKIP, freshDatabase, ownPostgres, sqlClient, stopSharedPostgres } from './helpers/postgres.js';
 
 after(stopSharedPostgres);
 
@@ -189,5 +190,24 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     // Recovery without reopening the store.
     assert.equal((await store.assign('hub', 'new', three)).created, true);
     await store.ping();
+  });
+});
+
+describe('postgres store: TLS', { skip: PG_LOCAL_SKIP }, () => {
+  test('sslmode require, verify-ca and verify-full against a server with a self-signed certificate', async (t) => {
+    // The certificate names db.test.invalid; we connect to 127.0.0.1.
+    const server = await ownPostgres(t, { tls: { name: 'db.test.invalid' } });
+    const { url } = await freshDatabase(t, server);
+    const caFile = join(server.dir!, 'server.crt');
+    const sslInUse = async (store: PostgresStore): Promise<boolean> =>
+      (await store.pool.query<{ ssl: boolean }>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).rows[0]!.ssl;
+
+    assert.equal(await sslInUse(await openOn(t, url, { ssl: { mode: 'disable' } })), false);
+    assert.equal(await sslInUse(await openOn(t, url, { ssl: { mode: 'require' } })), true);
+    assert.equal(await sslInUse(await openOn(t, url, { ssl: { mode: 'verify-ca', ca_file: caFile } })), true);
+    // The chain is trusted but the name does not match: verify-full refuses.
+    await assert.rejects(openOn(t, url, { ssl: { mode: 'verify-full', ca_file: caFile } }), { code: 'SHARD_ERR_STORE_UNAVAILABLE', message: /ERR_TLS_CERT_ALTNAME_INVALID/ });
+    // No CA given: the system CAs do not know a self-signed certificate.
+    await assert.rejects(openOn(t, url, { ssl: { mode: 'verify-ca' } }), { code: 'SHARD_ERR_STORE_UNAVAILABLE', message: /SELF_SIGNED/ });
   });
 });
