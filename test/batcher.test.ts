@@ -15,6 +15,7 @@ test('batcher: a lone call runs at once; calls arriving meanwhile leave together
   const first = b.push(1);
   assert.deepEqual(batches.map((x) => x.inputs), [[1]]);
   const rest = [2, 3, 4, 5].map((n) => b.push(n));
+  const settled = Promise.allSettled(rest);
   assert.equal(b.waiting, 4);
   batches[0]!.finish([10]);
   assert.equal(await first, 10);
@@ -24,8 +25,7 @@ test('batcher: a lone call runs at once; calls arriving meanwhile leave together
   await new Promise((r) => setImmediate(r));
   assert.deepEqual(batches[2]!.inputs, [5]);
   batches[2]!.fail(new Error('whole batch'));
-  const settled = await Promise.allSettled(rest);
-  assert.deepEqual(settled.map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as Error).message)), [20, 'only this one', 40, 'whole batch']);
+  assert.deepEqual((await settled).map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as Error).message)), [20, 'only this one', 40, 'whole batch']);
 });
 
 test('batcher: up to `concurrency` batches in flight', () => {
