@@ -7,4 +7,5 @@ export * from './errors.js';
 export { Sharder } from './server.js';
 export { openStore } from './store/open.js';
 export { SqliteStore } from './store/sqlite.js';
+export { PostgresStore } from './store/postgres.js';
 export type { Store } from './store/types.js';

@@ -211,3 +211,24 @@ describe('postgres store: TLS', { skip: PG_LOCAL_SKIP }, () => {
     await assert.rejects(openOn(t, url, { ssl: { mode: 'verify-ca' } }), { code: 'SHARD_ERR_STORE_UNAVAILABLE', message: /SELF_SIGNED/ });
   });
 });
+
+describe('postgres store: privileges', { skip: PG_LOCAL_SKIP }, () => {
+  test('once the schema is current, a role with only SELECT, INSERT, UPDATE, DELETE can run the sharder', async (t) => {
+    const server = await ownPostgres(t);
+    const { url, name } = await freshDatabase(t, server);
+    await openOn(t, url);
+    const sql = await sqlClient(t, url);
+    await sql.query("CREATE ROLE sharder_app LOGIN PASSWORD 'app-password'");
+    await sql.query(`GRANT CONNECT ON DATABASE "${name}" TO sharder_app`);
+    await sql.query('REVOKE CREATE ON SCHEMA public FROM PUBLIC');
+    await sql.query('GRANT USAGE ON SCHEMA public TO sharder_app');
+    await sql.query('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO sharder_app');
+    const app = new URL(url);
+    app.username = 'sharder_app';
+    app.password = 'app-password';
+    const store = await openOn(t, app.href);
+    assert.equal((await store.assign('hub', 'limited', three)).created, true);
+    await store.pool.query("DELETE FROM assignments WHERE name = 'limited'");
+    assert.deepEqual(Object.fromEntries(await store.counts('hub')), {});
+  });
+});

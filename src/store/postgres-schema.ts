@@ -127,7 +127,8 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
 
 export const SQL = {
   // Migrations.
-  migrationsTable: 'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
+  migrationsTableExists: "SELECT to_regclass('schema_migrations') IS NOT NULL AS exists",
+  migrationsTable: 'CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
   lockMigrations: `SELECT pg_advisory_xact_lock(${LOCK_NS_MIGRATIONS}, 0)`,
   schemaVersion: 'SELECT coalesce(max(version), 0)::int AS version FROM schema_migrations',
   recordMigration: 'INSERT INTO schema_migrations (version, name) VALUES ($1, $2)',

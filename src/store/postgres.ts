@@ -269,8 +269,10 @@ async function migrate(client: pg.Client, log: Logger): Promise<void> {
   await client.query('BEGIN');
   try {
     await client.query(SQL.lockMigrations);
-    await client.query(SQL.migrationsTable);
-    const current = (await client.query<{ version: number }>(SQL.schemaVersion)).rows[0]!.version;
+    // No DDL when the schema is current: a role without CREATE on the schema can then run.
+    const { exists } = (await client.query<{ exists: boolean }>(SQL.migrationsTableExists)).rows[0]!;
+    if (!exists) await client.query(SQL.migrationsTable);
+    const current = exists ? (await client.query<{ version: number }>(SQL.schemaVersion)).rows[0]!.version : 0;
     if (current > known) throw new SchemaTooNewError(current, known);
     for (const m of POSTGRES_MIGRATIONS) {
       if (m.version <= current) continue;
