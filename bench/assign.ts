@@ -27,8 +27,8 @@ import { report, type BenchRow } from './lib.js';
 
 const SMALL = 1_000;
 const LARGE = 1_000_000;
-const ROUNDS = 6;
-const PER_ROUND = 150;
+const ROUNDS = 12;
+const PER_ROUND = 100;
 const BURST_PER_INSTANCE = 1_000;
 const buckets: BucketPolicyInput[] = ['hub-0', 'hub-1', 'hub-2'].map((name) => ({ name, weight: 1, state: 'active' as const }));
 
