@@ -61,7 +61,8 @@ export function resolvePostgres(db: { url: string; options: PostgresOptions }, s
     if (n === undefined) fromEnv('PGPORT', 'is not a port number 1-65535');
     else port = n;
   }
-  const user = parts.user ?? nonEmpty(env.PGUSER) ?? nonEmpty(env.USER) ?? userInfo().username;
+  const user = parts.user ?? nonEmpty(env.PGUSER) ?? nonEmpty(env.USER) ?? osUser() ?? '';
+  if (user === '') fromEnv('PGUSER', 'no database user: name one in the URL (postgres://USER@HOST/DB) or in PGUSER');
   const database = parts.database ?? nonEmpty(env.PGDATABASE) ?? user;
 
   let password: string | undefined = parts.password;
@@ -151,6 +152,15 @@ export function withSettings(base: pg.ClientConfig, over: Partial<pg.ClientConfi
 function hidePassword(obj: object, password: string | undefined): void {
   if (password === undefined) return;
   Object.defineProperty(obj, 'password', { value: password, enumerable: false, writable: false, configurable: true });
+}
+
+/** The OS user's name; undefined where the uid has no passwd entry (some containers). */
+function osUser(): string | undefined {
+  try {
+    return userInfo().username;
+  } catch {
+    return undefined;
+  }
 }
 
 function nonEmpty(v: string | undefined): string | undefined {
