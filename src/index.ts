@@ -7,5 +7,6 @@ export * from './errors.js';
 export { Sharder } from './server.js';
 export { openStore } from './store/open.js';
 export { SqliteStore } from './store/sqlite.js';
+export { PostgresStore } from './store/postgres.js';
 export type { Store } from './store/types.js';
 export { Operations, type OpsContext } from './ops/index.js';

@@ -65,7 +65,7 @@ export class Sharder {
   }
 
   static async start(config: Config, opts: SharderOptions): Promise<Sharder> {
-    const store = opts.store ?? (await openStore(config));
+    const store = opts.store ?? (await openStore(config, opts.log));
     const sharder = new Sharder(config, store, opts.log);
     try {
       sharder.server.listen(config.listen.port, config.listen.host);

@@ -46,6 +46,13 @@ export const ENV_KEYS: ReadonlyArray<readonly [path: string, kind: EnvKind]> = [
   ['store.timeout_ms', 'int'],
   ['store.busy_timeout_ms', 'int'],
   ['log.level', 'string'],
+  ['postgres.pool_max', 'int'],
+  ['postgres.idle_timeout_ms', 'int'],
+  ['postgres.connection_timeout_ms', 'int'],
+  ['postgres.statement_timeout_ms', 'int'],
+  ['postgres.password_file', 'string'],
+  ['postgres.ssl.mode', 'string'],
+  ['postgres.ssl.ca_file', 'string'],
   ['kinds', 'yaml'],
 ];
 

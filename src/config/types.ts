@@ -62,6 +62,17 @@ export const DEFAULT_CONTROL_LISTEN = '127.0.0.1:8889';
 export const MIN_ADMIN_TOKEN_LENGTH = 16;
 /** Audit actor name of the single token from admin.token / admin.token_file / SHARDER_ADMIN_TOKEN. */
 export const DEFAULT_ADMIN_TOKEN_NAME = 'admin';
+/** PostgreSQL: most pool connections per process (plus one LISTEN connection per watcher). */
+export const DEFAULT_PG_POOL_MAX = 10;
+/** PostgreSQL: an idle pool connection is closed after this many milliseconds. */
+export const DEFAULT_PG_IDLE_TIMEOUT_MS = 30_000;
+/** PostgreSQL: how long opening a connection (or waiting for a free one) may take, in ms. */
+export const DEFAULT_PG_CONNECTION_TIMEOUT_MS = 3_000;
+/** PostgreSQL: server-side statement_timeout of every query (and idle-in-transaction limit), ms. */
+export const DEFAULT_PG_STATEMENT_TIMEOUT_MS = 5_000;
+/** PostgreSQL TLS modes, as libpq names them ("prefer"/"allow" need a fallback pg cannot do). */
+export const PG_SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const;
+export type PgSslMode = (typeof PG_SSL_MODES)[number];
 /** Bucket weight when none is given. */
 export const DEFAULT_BUCKET_WEIGHT = 1;
 /** Bucket state when none is given. */
@@ -115,7 +126,19 @@ export interface KindConfig {
 
 export type DatabaseConfig =
   | { readonly backend: 'sqlite'; readonly path: string; readonly busyTimeoutMs: number }
-  | { readonly backend: 'postgres'; readonly url: string };
+  | { readonly backend: 'postgres'; readonly url: string; readonly options: PostgresOptions };
+
+/** The `postgres:` section: pool, timeouts, password file and TLS (see src/config/postgres.ts). */
+export interface PostgresOptions {
+  readonly poolMax: number;
+  readonly idleTimeoutMs: number;
+  readonly connectionTimeoutMs: number;
+  readonly statementTimeoutMs: number;
+  /** File holding the password (first line); null: URL, PGPASSWORD or ~/.pgpass. */
+  readonly passwordFile: string | null;
+  /** null: from the URL's sslmode/sslrootcert, else PGSSLMODE/PGSSLROOTCERT, else disable. */
+  readonly ssl: { readonly mode: PgSslMode | null; readonly caFile: string | null };
+}
 
 export interface ProxyConfig {
   /** Redirect target for requests without identity; `{next}` is replaced by the requested URL. */

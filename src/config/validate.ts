@@ -17,8 +17,11 @@ import {
   DEFAULT_MODE, DEFAULT_PROXY_CONNECT_TIMEOUT_MS, DEFAULT_PROXY_FORWARD_IDENTITY, DEFAULT_PROXY_IDLE_TIMEOUT_MS,
   DEFAULT_PROXY_KEEP_ALIVE_MS, DEFAULT_PROXY_LOGIN_URL, DEFAULT_PROXY_MAX_FREE_SOCKETS,
   DEFAULT_PROXY_WEBSOCKET_IDLE_TIMEOUT_MS, MODES,
+  DEFAULT_PG_CONNECTION_TIMEOUT_MS, DEFAULT_PG_IDLE_TIMEOUT_MS, DEFAULT_PG_POOL_MAX,
+  DEFAULT_PG_STATEMENT_TIMEOUT_MS, type PgSslMode, type PostgresOptions,
 } from './types.js';
 import { adminSection, controlListen, hubApi } from './validate-ops.js';
+import { POSTGRES_URL_PATTERN, checkSslMode, parsePostgresUrl } from './postgres.js';
 
 /** Top-level keys and, for sections, their keys. Anything else is reported as unknown. */
 const KNOWN_KEYS: Record<string, readonly string[] | null> = {
@@ -37,6 +40,7 @@ const KNOWN_KEYS: Record<string, readonly string[] | null> = {
   cache: ['max_entries'],
   store: ['poll_ms', 'timeout_ms', 'busy_timeout_ms'],
   log: ['level'],
+  postgres: ['pool_max', 'idle_timeout_ms', 'connection_timeout_ms', 'statement_timeout_ms', 'password_file', 'ssl'],
   kinds: null,
 };
 const BUCKET_KEYS = ['name', 'upstream', 'weight', 'state', 'hub_api'];
@@ -148,23 +152,53 @@ function workers(p: Problems, v: unknown): number {
   return v;
 }
 
-function database(p: Problems, raw: RawConfig, busyTimeoutMs: number): DatabaseConfig {
+function database(p: Problems, raw: RawConfig, busyTimeoutMs: number, pg: PostgresOptions): DatabaseConfig {
   const v = str(p, raw.database, 'database', DEFAULT_DATABASE);
-  if (/^postgres(ql)?:\/\//.test(v)) {
-    try {
-      new URL(v);
-    } catch {
-      // Never echo the value: it may hold a password.
-      p.add('database', 'is not a valid postgres:// URL');
+  if (POSTGRES_URL_PATTERN.test(v)) {
+    // Never echo the value: it may hold a password.
+    const parts = parsePostgresUrl(v);
+    if ('problem' in parts) p.add('database', parts.problem);
+    else {
+      if (parts.password !== undefined && pg.passwordFile !== null) p.add('postgres.password_file', 'is set, but the database URL holds a password too: keep one of them');
+      if (parts.sslMode !== undefined && pg.ssl.mode !== null && parts.sslMode !== pg.ssl.mode) p.add('postgres.ssl.mode', 'differs from the database URL\'s ?sslmode=: set it in one place');
+      if (parts.sslRootCert !== undefined && pg.ssl.caFile !== null) p.add('postgres.ssl.ca_file', 'is set, but the database URL has ?sslrootcert= too: set it in one place');
     }
-    return { backend: 'postgres', url: v };
+    return { backend: 'postgres', url: v, options: pg };
   }
   const m = /^sqlite:(?:\/\/)?(.+)$/.exec(v);
   if (!m) {
-    p.add('database', 'must be sqlite:PATH (e.g. sqlite:./data/sharder.db) or postgres://USER@HOST:PORT/DB');
+    p.add('database', 'must be sqlite:PATH (e.g. sqlite:./data/sharder.db) or postgres://USER@HOST:PORT/DB (or postgres: to take everything from PG* variables)');
     return { backend: 'sqlite', path: './data/sharder.db', busyTimeoutMs };
   }
   return { backend: 'sqlite', path: m[1]!, busyTimeoutMs };
+}
+
+/** The postgres: section; validated whatever the backend, so that a typo is never silent. */
+function postgresOptions(p: Problems, raw: RawConfig): PostgresOptions {
+  const s = section(p, raw, 'postgres');
+  let sslRaw: Record<string, unknown> = {};
+  if (s.ssl !== undefined && s.ssl !== null) {
+    if (!isObject(s.ssl)) p.add('postgres.ssl', `must be a mapping with mode and ca_file, got ${describe(s.ssl)}`);
+    else sslRaw = s.ssl;
+  }
+  for (const k of Object.keys(sslRaw)) if (k !== 'mode' && k !== 'ca_file') p.add(`postgres.ssl.${k}`, 'unknown key (known: mode, ca_file)');
+  let mode: PgSslMode | null = null;
+  if (sslRaw.mode !== undefined && sslRaw.mode !== null) {
+    const err = typeof sslRaw.mode === 'string' ? checkSslMode(sslRaw.mode) : 'must be a string';
+    if (err) p.add('postgres.ssl.mode', `${err}, got ${describe(sslRaw.mode)}`);
+    else mode = sslRaw.mode as PgSslMode;
+  }
+  const optionalPath = (v: unknown, key: string): string | null => (v === undefined || v === null ? null : str(p, v, key, '') || null);
+  const caFile = optionalPath(sslRaw.ca_file, 'postgres.ssl.ca_file');
+  if (mode === 'disable' && caFile !== null) p.add('postgres.ssl.ca_file', 'is set, but postgres.ssl.mode is disable: remove it or choose verify-full');
+  return {
+    poolMax: int(p, s.pool_max, 'postgres.pool_max', DEFAULT_PG_POOL_MAX, 1, 1000),
+    idleTimeoutMs: int(p, s.idle_timeout_ms, 'postgres.idle_timeout_ms', DEFAULT_PG_IDLE_TIMEOUT_MS, 1000, 3_600_000),
+    connectionTimeoutMs: int(p, s.connection_timeout_ms, 'postgres.connection_timeout_ms', DEFAULT_PG_CONNECTION_TIMEOUT_MS, 100, 600_000),
+    statementTimeoutMs: int(p, s.statement_timeout_ms, 'postgres.statement_timeout_ms', DEFAULT_PG_STATEMENT_TIMEOUT_MS, 100, 600_000),
+    passwordFile: optionalPath(s.password_file, 'postgres.password_file'),
+    ssl: { mode, caFile },
+  };
 }
 
 /** Accepts an address or a CIDR; returns an error text or undefined. */
@@ -392,7 +426,7 @@ export function validateConfig(raw: unknown, file: string | null, env: EnvSource
     proxy: proxySection(p, raw),
     controlListen: controlListen(p, raw.control_listen),
     admin: adminSection(p, raw),
-    database: database(p, raw, busyTimeoutMs),
+    database: database(p, raw, busyTimeoutMs, postgresOptions(p, raw)),
     identity: { header, trustedProxies, maxLength },
     cookie: { name: cookieName, secure: bool(p, cookieRaw.secure, 'cookie.secure', false) },
     shard: { redirect },

@@ -1,0 +1,206 @@
+/**
+ * From validated configuration to pg connection settings, and pg errors to ShardErrors: the
+ * two edges of the PostgreSQL backend.
+ *
+ * Each connection part is taken from, in order: the database URL, the PG* environment
+ * variable libpq reads (PGHOST, PGPORT, PGUSER, PGDATABASE, PGSSLMODE, PGSSLROOTCERT,
+ * PGAPPNAME), then libpq's default. The password: the URL, else postgres.password_file, else
+ * PGPASSWORD, else ~/.pgpass (PGPASSFILE), which pg reads itself. The password is kept in a
+ * non-enumerable property (as pg does), so it never appears when a config object is logged or
+ * serialised, and `location` never contains it.
+ */
+import { readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import type { ConnectionOptions } from 'node:tls';
+import pg from 'pg';
+import type { PgSslMode, PostgresOptions } from '../config/types.js';
+import { checkPort, checkSslMode, parsePostgresUrl } from '../config/postgres.js';
+import { ConfigError, ShardError, StoreUnavailableError, type ConfigProblem } from '../errors.js';
+
+/** Default application_name, shown in pg_stat_activity. */
+export const DEFAULT_APPLICATION_NAME = 'sharder';
+/** The client-side query timeout exceeds the server-side statement_timeout by this much, so
+ * the server's cancel normally comes first; the client's catches a dead network. */
+const QUERY_TIMEOUT_MARGIN_MS = 1_000;
+/** TCP keepalive on every connection, so that a silently dropped peer is noticed. */
+const KEEPALIVE_INITIAL_DELAY_MS = 10_000;
+
+export interface PostgresConnection {
+  /** Settings for one connection (the pool's and the LISTEN connection's); password hidden. */
+  readonly client: pg.ClientConfig;
+  /** The pool's settings: `client` plus sizes and timeouts. */
+  readonly pool: pg.PoolConfig;
+  /** postgres://user@host:port/database, never with the password. */
+  readonly location: string;
+  readonly statementTimeoutMs: number;
+}
+
+interface Source {
+  /** The config file, for ConfigError. */
+  file: string;
+  env: NodeJS.ProcessEnv;
+  readFile?: (path: string) => Buffer;
+}
+
+/** Resolves the connection settings; reads the password and CA files. Throws ConfigError. */
+export function resolvePostgres(db: { url: string; options: PostgresOptions }, src: Source): PostgresConnection {
+  const { env } = src;
+  const readFile = src.readFile ?? ((path: string) => readFileSync(path));
+  const problems: ConfigProblem[] = [];
+  const fromFile = (key: string, message: string): void => void problems.push({ source: src.file, key, message });
+  const fromEnv = (key: string, message: string): void => void problems.push({ source: 'environment', key, message });
+  const o = db.options;
+
+  const parts = parsePostgresUrl(db.url);
+  if ('problem' in parts) throw new ConfigError([{ source: src.file, key: 'database', message: parts.problem }]);
+
+  const host = parts.host ?? nonEmpty(env.PGHOST) ?? 'localhost';
+  let port = parts.port ?? 5432;
+  if (parts.port === undefined && nonEmpty(env.PGPORT) !== undefined) {
+    const n = checkPort(env.PGPORT!);
+    if (n === undefined) fromEnv('PGPORT', 'is not a port number 1-65535');
+    else port = n;
+  }
+  const user = parts.user ?? nonEmpty(env.PGUSER) ?? nonEmpty(env.USER) ?? osUser() ?? '';
+  if (user === '') fromEnv('PGUSER', 'no database user: name one in the URL (postgres://USER@HOST/DB) or in PGUSER');
+  const database = parts.database ?? nonEmpty(env.PGDATABASE) ?? user;
+
+  let password: string | undefined = parts.password;
+  if (password === undefined && o.passwordFile !== null) {
+    try {
+      password = firstLine(readFile(o.passwordFile));
+      if (password === '') fromFile('postgres.password_file', 'is empty: put the password on its first line');
+    } catch (err) {
+      fromFile('postgres.password_file', `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}): it must name a file readable by the sharder's user`);
+    }
+  }
+  if (password === undefined && env.PGPASSWORD !== undefined && env.PGPASSWORD !== '') password = env.PGPASSWORD;
+
+  let mode: PgSslMode = 'disable';
+  if (parts.sslMode !== undefined) mode = parts.sslMode;
+  else if (o.ssl.mode !== null) mode = o.ssl.mode;
+  else if (nonEmpty(env.PGSSLMODE) !== undefined) {
+    const err = checkSslMode(env.PGSSLMODE!);
+    if (err) fromEnv('PGSSLMODE', err);
+    else mode = env.PGSSLMODE as PgSslMode;
+  }
+  const caFile = parts.sslRootCert ?? o.ssl.caFile ?? nonEmpty(env.PGSSLROOTCERT) ?? null;
+  let ca: Buffer | undefined;
+  if (mode !== 'disable' && caFile !== null) {
+    try {
+      ca = readFile(caFile);
+    } catch (err) {
+      const key = parts.sslRootCert !== undefined ? 'database' : o.ssl.caFile !== null ? 'postgres.ssl.ca_file' : 'PGSSLROOTCERT';
+      (key === 'PGSSLROOTCERT' ? fromEnv : fromFile)(key, `CA file cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const client: pg.ClientConfig = {
+    host,
+    port,
+    user,
+    database,
+    ssl: tlsOptions(mode, ca),
+    application_name: parts.applicationName ?? nonEmpty(env.PGAPPNAME) ?? DEFAULT_APPLICATION_NAME,
+    statement_timeout: o.statementTimeoutMs,
+    // A transaction is never idle for long in the sharder; one left open (a hung or
+    // partitioned instance) would hold its kind's assignment lock, so the server ends it.
+    idle_in_transaction_session_timeout: o.statementTimeoutMs,
+    query_timeout: o.statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS,
+    connectionTimeoutMillis: o.connectionTimeoutMs,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_INITIAL_DELAY_MS,
+  };
+  hidePassword(client, password);
+  const pool: pg.PoolConfig = {
+    ...client,
+    max: o.poolMax,
+    idleTimeoutMillis: o.idleTimeoutMs,
+    connectionTimeoutMillis: o.connectionTimeoutMs,
+  };
+  hidePassword(pool, password);
+  const where = host.startsWith('/') ? `[${host}]:${port}` : host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  return { client, pool, location: `postgres://${encodeURIComponent(user)}@${where}/${encodeURIComponent(database)}`, statementTimeoutMs: o.statementTimeoutMs };
+}
+
+/**
+ * libpq's sslmode semantics on node:tls. `require` with a CA file behaves as verify-ca, as
+ * libpq does. verify-ca checks the chain but not the host name; verify-full checks both
+ * (against the system CAs when no CA file is given).
+ */
+function tlsOptions(mode: PgSslMode, ca: Buffer | undefined): false | ConnectionOptions {
+  switch (mode) {
+    case 'disable':
+      return false;
+    case 'require':
+      return ca === undefined ? { rejectUnauthorized: false } : { rejectUnauthorized: true, ca, checkServerIdentity: () => undefined };
+    case 'verify-ca':
+      return { rejectUnauthorized: true, ...(ca ? { ca } : {}), checkServerIdentity: () => undefined };
+    case 'verify-full':
+      return { rejectUnauthorized: true, ...(ca ? { ca } : {}) };
+  }
+}
+
+/** A copy of connection settings with some replaced, the password still hidden. */
+export function withSettings(base: pg.ClientConfig, over: Partial<pg.ClientConfig>): pg.ClientConfig {
+  const copy: pg.ClientConfig = { ...base, ...over };
+  hidePassword(copy, (base as { password?: string }).password);
+  return copy;
+}
+
+function hidePassword(obj: object, password: string | undefined): void {
+  if (password === undefined) return;
+  Object.defineProperty(obj, 'password', { value: password, enumerable: false, writable: false, configurable: true });
+}
+
+/** The OS user's name; undefined where the uid has no passwd entry (some containers). */
+function osUser(): string | undefined {
+  try {
+    return userInfo().username;
+  } catch {
+    return undefined;
+  }
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === undefined || v === '' ? undefined : v;
+}
+
+function firstLine(bytes: Buffer): string {
+  return bytes.toString('utf8').split(/\r?\n/)[0]!;
+}
+
+/**
+ * SQLSTATE classes and codes that mean "the store cannot serve now" (retry later), not a bug:
+ * connection exceptions (08), insufficient resources (53), operator intervention such as
+ * shutdown or statement timeout (57), system errors (58), internal errors (XX), bad
+ * credentials or missing database (28, 3D), a database not accepting connections or a lock
+ * timeout (55), a read-only standby after failover (25006), serialisation failures and
+ * deadlocks (40001, 40P01).
+ */
+const UNAVAILABLE_SQLSTATE = /^(08|53|55|57|58|XX|28|3D)|^(25006|40001|40P01)$/;
+
+/** Converts an error from pg into a ShardError where it means "unavailable". */
+export function convertPgError(err: unknown): unknown {
+  if (err instanceof ShardError) return err;
+  if (err instanceof pg.DatabaseError) {
+    if (typeof err.code === 'string' && UNAVAILABLE_SQLSTATE.test(err.code)) {
+      return new StoreUnavailableError(`PostgreSQL store unavailable (${err.code}): ${err.message}`, { cause: err });
+    }
+    return err;
+  }
+  // Everything else pg raises is a plain Error (connection refused or reset, TLS failures,
+  // "Connection terminated", "timeout exceeded when trying to connect", "Query read
+  // timeout"); a TypeError or the like would be a bug and stays as it is.
+  if (err instanceof Error && (err.constructor === Error || typeof (err as NodeJS.ErrnoException).code === 'string')) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return new StoreUnavailableError(`PostgreSQL store unavailable${code ? ` (${code})` : ''}: ${err.message}`, { cause: err });
+  }
+  return err;
+}
+
+/** True for a unique violation, e.g. a racing insert by a writer that took no kind lock. */
+export function isUniqueViolation(err: unknown): boolean {
+  return err instanceof pg.DatabaseError && err.code === '23505';
+}

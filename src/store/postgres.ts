@@ -1,0 +1,315 @@
+/**
+ * PostgreSQL backend (pg + pg-pool): one assignment table shared by any number of sharder
+ * instances on any number of hosts.
+ *
+ * First assignments: a plain lookup first (no lock; most misses are objects another instance
+ * or an earlier run assigned). Names still unknown go into one transaction per kind at a time:
+ * it takes the kind's transaction-level advisory lock, re-reads the names (a racing instance
+ * may have committed them), reads the kind's few bucket_counts rows, chooses with the pure
+ * policy and inserts; triggers update the counts in the same transaction. So first
+ * assignments of a kind are serialised across all instances, each one is emptiest when it
+ * commits, and the work per assignment is a few index probes whatever the table's size.
+ * Concurrent misses in one process share a transaction (group commit, see batcher.ts).
+ */
+import pg from 'pg';
+import { chooseBucket, type BucketPolicyInput } from '../core/policy.js';
+import { NoBucketError, SchemaTooNewError, ShardError, StoreUnavailableError } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
+import { Batcher, type BatchResult } from './batcher.js';
+import { convertPgError, isUniqueViolation, withSettings, type PostgresConnection } from './postgres-connect.js';
+import { POSTGRES_MIGRATIONS, SQL } from './postgres-schema.js';
+import { PostgresChangeWatcher } from './postgres-watch.js';
+import type { AssignResult, ChangeListener, Store } from './types.js';
+
+/** Most names in one lookup query or one assignment transaction. */
+const MAX_BATCH = 1_000;
+/** Attempts of an assignment transaction that hit a unique violation (a racing writer that
+ * took no kind lock): each retry re-reads the names and so returns the winner's bucket. */
+const UNIQUE_RETRIES = 3;
+
+export interface PostgresOpenOptions {
+  log?: Logger;
+}
+
+interface AssignInput {
+  name: string;
+  buckets: readonly BucketPolicyInput[];
+}
+
+/**
+ * TEMPORARY, replaced in this change set: the admin primitives (added to the Store interface
+ * by the operations work) are not yet written for PostgreSQL.
+ */
+const notYet = (what: string): Promise<never> => Promise.reject(new StoreUnavailableError(`${what} is not implemented for PostgreSQL yet`));
+
+export class PostgresStore implements Store {
+  get(): Promise<never> { return notYet('get'); }
+  put(): Promise<never> { return notYet('put'); }
+  delete(): Promise<never> { return notYet('delete'); }
+  list(): Promise<never> { return notYet('list'); }
+  moveBatch(): Promise<never> { return notYet('moveBatch'); }
+  // eslint-disable-next-line require-yield
+  async *export(): AsyncIterable<never> { await notYet('export'); }
+  importBatch(): Promise<never> { return notYet('importBatch'); }
+  audit(): Promise<never> { return notYet('audit'); }
+  repairCounts(): Promise<never> { return notYet('repairCounts'); }
+  kinds(): Promise<never> { return notYet('kinds'); }
+  duplicates(): Promise<never> { return notYet('duplicates'); }
+  readonly backend = 'postgres';
+  readonly location: string;
+  /** The pool, for other modules of this backend (admin operations, backup). */
+  readonly pool: pg.Pool;
+  private readonly log: Logger;
+  private readonly lookups = new Map<string, Batcher<string, string | undefined>>();
+  private readonly assigns = new Map<string, Batcher<AssignInput, AssignResult>>();
+  private readonly watchers = new Set<PostgresChangeWatcher>();
+  private closed = false;
+
+  private constructor(private readonly conn: PostgresConnection, pool: pg.Pool, log: Logger) {
+    this.location = conn.location;
+    this.pool = pool;
+    this.log = log;
+  }
+
+  /** Connects, checks the server, applies pending migrations. Throws StoreUnavailableError. */
+  static async open(conn: PostgresConnection, opts: PostgresOpenOptions = {}): Promise<PostgresStore> {
+    const log = opts.log ?? silentLogger();
+    // Migrations get a connection of their own with no statement timeout: waiting for another
+    // instance's migration, or running a long one, must not fail the start.
+    const client = new pg.Client(withSettings(conn.client, { statement_timeout: 0, query_timeout: 0, idle_in_transaction_session_timeout: 0 }));
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      await checkServer(client);
+      await migrate(client, log);
+    } catch (err) {
+      throw convertOpenError(err, conn.location);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+    const pool = new pg.Pool(conn.pool);
+    // An idle pooled connection can fail (server restart, network): pg-pool has already
+    // dropped it; without this handler the 'error' event would crash the process.
+    pool.on('error', (err) => log.warn({ event: 'postgres_idle_connection_error', err: err.message }, 'idle PostgreSQL connection failed; it was discarded'));
+    return new PostgresStore(conn, pool, log);
+  }
+
+  private check(): void {
+    if (this.closed) throw new StoreUnavailableError('the PostgreSQL store is closed');
+  }
+
+  private async query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+    this.check();
+    try {
+      return await this.pool.query<R>(text, values);
+    } catch (err) {
+      throw convertPgError(err);
+    }
+  }
+
+  /**
+   * Runs `fn` in a transaction on one pooled connection; COMMIT on success, ROLLBACK on error.
+   * A connection that failed is destroyed, not returned to the pool. Errors are converted.
+   */
+  async transaction<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    this.check();
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw convertPgError(err);
+    }
+    let broken: Error | undefined;
+    // A checked-out client has no 'error' listener of pg-pool's: a connection killed between
+    // two statements (server shutdown) would otherwise be an unhandled 'error' event and end
+    // the process. Note it; the next statement fails and the client is destroyed on release.
+    const onError = (err: Error): void => {
+      broken = err;
+    };
+    client.on('error', onError);
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      if (err instanceof pg.DatabaseError || err instanceof ShardError) {
+        try {
+          await client.query('ROLLBACK');
+        } catch (rollbackErr) {
+          broken = rollbackErr as Error;
+        }
+      } else {
+        // The connection failed or timed out: destroying it rolls the transaction back.
+        broken = err as Error;
+      }
+      throw convertPgError(err);
+    } finally {
+      client.removeListener('error', onError);
+      client.release(broken);
+    }
+  }
+
+  private lookupBatcher(kind: string): Batcher<string, string | undefined> {
+    let b = this.lookups.get(kind);
+    if (b === undefined) {
+      // Leave connections for assignment transactions and the change feed.
+      const concurrency = Math.max(1, Math.floor((this.conn.pool.max ?? 10) / 2));
+      b = new Batcher((names) => this.lookupMany(kind, names), MAX_BATCH, concurrency);
+      this.lookups.set(kind, b);
+    }
+    return b;
+  }
+
+  private async lookupMany(kind: string, names: string[]): Promise<(string | undefined)[]> {
+    const { rows } = await this.query<{ name: string; bucket: string }>(SQL.lookupMany, [kind, [...new Set(names)]]);
+    const found = new Map(rows.map((r) => [r.name, r.bucket]));
+    return names.map((n) => found.get(n));
+  }
+
+  private assignBatcher(kind: string): Batcher<AssignInput, AssignResult> {
+    let b = this.assigns.get(kind);
+    if (b === undefined) {
+      // One transaction per kind at a time: they would queue on the kind lock anyway.
+      b = new Batcher((items) => this.assignMany(kind, items), MAX_BATCH, 1);
+      this.assigns.set(kind, b);
+    }
+    return b;
+  }
+
+  private async assignMany(kind: string, items: AssignInput[]): Promise<BatchResult<AssignResult>[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.transaction((c) => assignLocked(c, kind, items));
+      } catch (err) {
+        if (attempt < UNIQUE_RETRIES && isUniqueViolation(err)) continue;
+        throw err;
+      }
+    }
+  }
+
+  lookup(kind: string, name: string): Promise<string | undefined> {
+    return this.closed ? Promise.reject(new StoreUnavailableError('the PostgreSQL store is closed')) : this.lookupBatcher(kind).push(name);
+  }
+
+  async assign(kind: string, name: string, buckets: readonly BucketPolicyInput[]): Promise<AssignResult> {
+    const existing = await this.lookup(kind, name);
+    if (existing !== undefined) return { bucket: existing, created: false };
+    return this.assignBatcher(kind).push({ name, buckets });
+  }
+
+  async counts(kind: string): Promise<Map<string, number>> {
+    const { rows } = await this.query<{ bucket: string; count: string }>(SQL.counts, [kind]);
+    return new Map(rows.map((r) => [r.bucket, Number(r.count)]));
+  }
+
+  async realCounts(kind: string): Promise<Map<string, number>> {
+    const { rows } = await this.query<{ bucket: string; count: string }>(SQL.realCounts, [kind]);
+    return new Map(rows.map((r) => [r.bucket, Number(r.count)]));
+  }
+
+  watch(listener: ChangeListener, pollMs: number): () => void {
+    const w = new PostgresChangeWatcher({ pool: this.pool, client: this.conn.client, listener, pollMs, log: this.log });
+    this.watchers.add(w);
+    if (!this.closed) w.start();
+    return () => {
+      w.stop();
+      this.watchers.delete(w);
+    };
+  }
+
+  /** The watchers, for tests and diagnostics. */
+  get activeWatchers(): readonly PostgresChangeWatcher[] {
+    return [...this.watchers];
+  }
+
+  async ping(): Promise<void> {
+    await this.query('SELECT 1', []);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const w of this.watchers) w.stop();
+    this.watchers.clear();
+    await this.pool.end().catch(() => undefined);
+  }
+}
+
+/** The body of an assignment transaction; the caller has opened it. */
+async function assignLocked(c: pg.PoolClient, kind: string, items: AssignInput[]): Promise<BatchResult<AssignResult>[]> {
+  await c.query(SQL.lockKind, [kind]);
+  const names = [...new Set(items.map((i) => i.name))];
+  const { rows } = await c.query<{ name: string | null; bucket: string; count: string | null }>(SQL.existingAndCounts, [kind, names]);
+  const existing = new Map<string, string>();
+  const counts = new Map<string, number>();
+  for (const r of rows) {
+    if (r.name === null) counts.set(r.bucket, Number(r.count));
+    else existing.set(r.name, r.bucket);
+  }
+  const out: BatchResult<AssignResult>[] = [];
+  const newNames: string[] = [];
+  const newBuckets: string[] = [];
+  for (const item of items) {
+    const had = existing.get(item.name);
+    if (had !== undefined) {
+      out.push({ bucket: had, created: false });
+      continue;
+    }
+    // One at a time, each seeing the counts the previous ones left: the batch commits as if
+    // its assignments had been made one after another.
+    const bucket = chooseBucket(item.buckets, counts);
+    if (bucket === undefined) {
+      out.push(new NoBucketError(kind));
+      continue;
+    }
+    counts.set(bucket, (counts.get(bucket) ?? 0) + 1);
+    existing.set(item.name, bucket);
+    newNames.push(item.name);
+    newBuckets.push(bucket);
+    out.push({ bucket, created: true });
+  }
+  if (newNames.length > 0) await c.query(SQL.insertMany, [kind, newNames, newBuckets]);
+  return out;
+}
+
+async function checkServer(client: pg.Client): Promise<void> {
+  const { rows } = await client.query<{ server_encoding: string }>(SQL.serverEncoding);
+  const enc = rows[0]?.server_encoding;
+  if (enc !== 'UTF8') {
+    throw new StoreUnavailableError(`the PostgreSQL database uses encoding ${enc}, but names are stored as UTF-8: create the database with ENCODING 'UTF8'`);
+  }
+}
+
+/** Applies pending migrations in one transaction under the migrations advisory lock. */
+async function migrate(client: pg.Client, log: Logger): Promise<void> {
+  const known = POSTGRES_MIGRATIONS.at(-1)!.version;
+  await client.query('BEGIN');
+  try {
+    await client.query(SQL.lockMigrations);
+    // No DDL when the schema is current: a role without CREATE on the schema can then run.
+    const { exists } = (await client.query<{ exists: boolean }>(SQL.migrationsTableExists)).rows[0]!;
+    if (!exists) await client.query(SQL.migrationsTable);
+    const current = exists ? (await client.query<{ version: number }>(SQL.schemaVersion)).rows[0]!.version : 0;
+    if (current > known) throw new SchemaTooNewError(current, known);
+    for (const m of POSTGRES_MIGRATIONS) {
+      if (m.version <= current) continue;
+      await client.query(m.sql);
+      await client.query(SQL.recordMigration, [m.version, m.name]);
+      log.info({ event: 'migrated', version: m.version, name: m.name }, `schema migrated to version ${m.version}`);
+    }
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+/** At open, any database error (a missing permission to create tables, too) means "cannot start". */
+function convertOpenError(err: unknown, location: string): unknown {
+  if (err instanceof ShardError && !(err instanceof StoreUnavailableError)) return err;
+  const c = convertPgError(err);
+  const detail = c instanceof StoreUnavailableError ? c.message : err instanceof pg.DatabaseError ? `${err.message} (${err.code})` : undefined;
+  if (detail === undefined) return c;
+  return new StoreUnavailableError(`cannot open PostgreSQL database ${location}: ${detail}`, { cause: err });
+}
