@@ -2,6 +2,7 @@ import { ConfigError } from '../../errors.js';
 import { createLogger } from '../../log.js';
 import { loadConfig } from '../../config/load.js';
 import { Sharder } from '../../server.js';
+import { systemdNotifier } from '../../service/systemd.js';
 import { CONFIG_OPTION, CONFIG_USAGE, EXIT_OK, configFrom, type Command } from '../command.js';
 
 export const serve: Command = {
@@ -13,6 +14,9 @@ export const serve: Command = {
     const config = configFrom(args, io);
     const log = createLogger(config.log.level);
     const sharder = await Sharder.start(config, { log });
+    // Under systemd (Type=notify) the unit becomes active only now that the listener is up.
+    const notifier = systemdNotifier(io.env, log);
+    void notifier?.ready(`listening on ${sharder.url}`);
 
     process.on('SIGHUP', () => {
       try {
@@ -25,6 +29,7 @@ export const serve: Command = {
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
         log.info({ event: 'stopping', signal }, `${signal}: stopping`);
+        void notifier?.stopping('stopping: finishing requests in flight');
         sharder.stop().then(resolve, resolve);
       };
       process.once('SIGTERM', stop);
