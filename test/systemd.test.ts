@@ -52,7 +52,7 @@ describe('systemd unit', () => {
     assert.equal(one('StateDirectory'), 'sharder');
     assert.equal(one('User'), 'sharder');
     assert.match(one('EnvironmentFile')!, /^-\/etc\/sharder\/sharder\.env$/);
-    for (const [k, v] of [['NoNewPrivileges', 'yes'], ['ProtectSystem', 'strict'], ['PrivateTmp', 'yes'], ['ProtectHome', 'yes'], ['CapabilityBoundingSet', '']]) assert.equal(one(k), v, k);
+    for (const [k, v] of <[string, string][]>[['NoNewPrivileges', 'yes'], ['ProtectSystem', 'strict'], ['PrivateTmp', 'yes'], ['ProtectHome', 'yes'], ['CapabilityBoundingSet', '']]) assert.equal(one(k), v, k);
     assert.equal(one('RestrictAddressFamilies'), 'AF_INET AF_INET6 AF_UNIX');
   });
 
