@@ -26,7 +26,13 @@ const MAX_RESTART_DELAY_MS = 30_000;
 export const isClusterWorker = (): boolean => cluster.isWorker;
 
 /** Runs the primary until SIGTERM/SIGINT; resolves once every worker has exited. */
-export async function runPrimary(config: Config, log: Logger, env: NodeJS.ProcessEnv): Promise<void> {
+/** Lifecycle callbacks of the process group (systemd readiness). */
+export interface PrimaryHooks {
+  ready(what: string): void;
+  stopping(): void;
+}
+
+export async function runPrimary(config: Config, log: Logger, env: NodeJS.ProcessEnv, hooks?: PrimaryHooks): Promise<void> {
   // Migrate once, here, so that workers open an up-to-date schema.
   await (await openStore(config)).close();
 
@@ -54,6 +60,7 @@ export async function runPrimary(config: Config, log: Logger, env: NodeJS.Proces
   const workers = Array.from({ length: config.workers }, fork);
   await Promise.all(workers.map((w) => once(w, 'listening')));
   log.info({ event: 'cluster_started', workers: config.workers, primary: process.pid }, `${config.workers} workers serving`);
+  hooks?.ready(`${config.workers} workers serving`);
 
   process.on('SIGHUP', () => {
     try {
@@ -70,6 +77,7 @@ export async function runPrimary(config: Config, log: Logger, env: NodeJS.Proces
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       stopping = true;
+      hooks?.stopping();
       log.info({ event: 'stopping', signal }, `${signal}: stopping workers`);
       const alive = [...started.keys()];
       if (alive.length === 0) return resolve();

@@ -200,3 +200,23 @@ export class UnsupportedMediaTypeError extends ShardError {
   override readonly code = 'SHARD_ERR_UNSUPPORTED_MEDIA_TYPE';
   override readonly status = 415;
 }
+
+/** A backup could not be written (the live database is never touched by a failed backup). */
+export class BackupError extends ShardError {
+  override readonly code = 'SHARD_ERR_BACKUP';
+}
+
+/** `sharder backup` of a database it cannot copy itself (PostgreSQL: pg_dump does it). */
+export class BackupUnsupportedError extends ShardError {
+  override readonly code = 'SHARD_ERR_BACKUP_UNSUPPORTED';
+  override readonly status = 400;
+}
+
+/**
+ * A command run as root on a database file that belongs to the service's user: SQLite would
+ * create its -wal and -shm files owned by root, which the service could then not open.
+ */
+export class WrongUserError extends ShardError {
+  override readonly code = 'SHARD_ERR_WRONG_USER';
+  override readonly status = 400;
+}

@@ -1,6 +1,7 @@
 import type { Command } from '../command.js';
 import { assign } from './assign.js';
 import { audit } from './audit.js';
+import { backup } from './backup.js';
 import { buckets } from './buckets.js';
 import { checkConfig } from './check-config.js';
 import { nginxConfig } from './nginx-config.js';
@@ -18,5 +19,5 @@ import { users } from './users.js';
 /** Every command, in the order `sharder --help` lists them. */
 export const COMMANDS: readonly Command[] = [
   serve, checkConfig, assign, buckets,
-  find, users, move, del, migrate, exportCommand, importCommand, importOriginal, doctor, audit, nginxConfig,
+  find, users, move, del, migrate, exportCommand, importCommand, importOriginal, doctor, audit, nginxConfig, backup,
 ];

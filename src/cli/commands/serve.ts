@@ -3,6 +3,7 @@ import { createLogger } from '../../log.js';
 import { loadConfig } from '../../config/load.js';
 import { Sharder } from '../../server.js';
 import { isClusterWorker, runPrimary } from '../../cluster.js';
+import { systemdNotifier } from '../../service/systemd.js';
 import { MODES, type Mode } from '../../config/types.js';
 import { CONFIG_OPTION, CONFIG_USAGE, EXIT_OK, UsageError, type Command } from '../command.js';
 
@@ -19,12 +20,19 @@ export const serve: Command = {
     const file = args.values.config as string | undefined;
     const config = loadConfig({ file, env });
     const log = createLogger(config.log.level);
+    // Under systemd (Type=notify) the unit becomes active only once the listener is up; with
+    // workers, the primary says so for the group (workers never notify).
+    const notifier = isClusterWorker() ? undefined : systemdNotifier(io.env, log);
     if (config.workers > 1 && !isClusterWorker()) {
-      await runPrimary(config, log, env);
+      await runPrimary(config, log, env, {
+        ready: (what) => void notifier?.ready(what),
+        stopping: () => void notifier?.stopping('stopping: finishing requests in flight'),
+      });
       log.flush();
       return EXIT_OK;
     }
     const sharder = await Sharder.start(config, { log });
+    void notifier?.ready(`listening on ${sharder.url}`);
 
     process.on('SIGHUP', () => {
       try {
@@ -37,6 +45,7 @@ export const serve: Command = {
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
         log.info({ event: 'stopping', signal }, `${signal}: stopping`);
+        void notifier?.stopping('stopping: finishing requests in flight');
         sharder.stop().then(resolve, resolve);
       };
       process.once('SIGTERM', stop);
