@@ -45,7 +45,7 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     const { url } = await freshDatabase(t);
     const stores = await Promise.all(Array.from({ length: 5 }, () => openOn(t, url)));
     const sql = await sqlClient(t, url);
-    assert.deepEqual((await sql.query('SELECT version, name FROM schema_migrations')).rows, [{ version: 1, name: 'assignments, counts, change feed' }]);
+    assert.deepEqual((await sql.query('SELECT version, name FROM schema_migrations')).rows, [{ version: 1, name: 'assignments, counts, change feed' }, { version: 2, name: 'audit log' }]);
     const assigned = await Promise.all(stores.map((s, i) => s.assign('hub', `n${i}`, three)));
     assert.deepEqual(assigned.map((r) => r.bucket).sort(), ['a', 'a', 'b', 'b', 'c']);
   });
@@ -228,6 +228,9 @@ describe('postgres store: privileges', { skip: PG_LOCAL_SKIP }, () => {
     app.password = 'app-password';
     const store = await openOn(t, app.href);
     assert.equal((await store.assign('hub', 'limited', three)).created, true);
+    // Admin writes insert audit rows (an identity column) with the table privileges alone.
+    assert.equal((await store.put('hub', 'limited', 'c', { actor: 'cli:app' })).changed, true);
+    assert.equal((await store.audit({ limit: 1 }))[0]?.actor, 'cli:app');
     await store.pool.query("DELETE FROM assignments WHERE name = 'limited'");
     assert.deepEqual(Object.fromEntries(await store.counts('hub')), {});
   });
