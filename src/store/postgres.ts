@@ -10,6 +10,10 @@
  * assignments of a kind are serialised across all instances, each one is emptiest when it
  * commits, and the work per assignment is a few index probes whatever the table's size.
  * Concurrent misses in one process share a transaction (group commit, see batcher.ts).
+ *
+ * The admin primitives (explicit assignment, moves, deletes, imports, count repairs) are
+ * transactions in postgres-admin.ts that take the same kind locks first; reads (get, list,
+ * export, audit, kinds) are single queries.
  */
 import pg from 'pg';
 import { chooseBucket, type BucketPolicyInput } from '../core/policy.js';
