@@ -14,6 +14,8 @@
  *   3. bucket_counts rows (updated by the triggers, always in (kind, bucket) order).
  */
 
+import type { AuditQuery } from './types.js';
+
 /** Advisory locks use the two-int form: (namespace, key). The namespaces spell "SH" + n. */
 export const LOCK_NS_MIGRATIONS = 0x5348_0001;
 export const LOCK_NS_CHANGES = 0x5348_0002;
@@ -223,8 +225,6 @@ export const SQL = {
     INSERT INTO audit (actor, action, batch, kind, name, from_bucket, to_bucket, reason)
     SELECT $1, $2, $3, k, n, f, t, r FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY AS u(k, n, f, t, r, o)
     ORDER BY o`,
-  auditColumns: `id, ${ms('at')} AS at, actor, action, kind, name, from_bucket, to_bucket, reason, batch`,
-  auditSince: (param: string): string => `at >= ${fromMs(param)}`,
   /** Loose index scan over the primary key: one probe per kind, however many rows. */
   kinds: `
     WITH RECURSIVE k AS (
@@ -251,3 +251,25 @@ export const SQL = {
    */
   pruneChanges: `DELETE FROM changes WHERE id < (SELECT max(id) FROM changes WHERE at < now() - $1 * interval '1 millisecond')`,
 } as const;
+
+/** The audit query for the filters given, newest first: only the filters present become
+ * conditions (each an index-friendly equality or range), values numbered in order. */
+export function auditQuery(q: AuditQuery): { text: string; values: unknown[] } {
+  const where: string[] = [];
+  const values: unknown[] = [];
+  const filter = (cond: (p: string) => string, value: unknown): void => {
+    if (value === undefined) return;
+    values.push(value);
+    where.push(cond(`$${values.length}`));
+  };
+  filter((p) => `kind = ${p}`, q.kind);
+  filter((p) => `name = ${p}`, q.name);
+  filter((p) => `action = ${p}`, q.action);
+  filter((p) => `batch = ${p}`, q.batch);
+  filter((p) => `at >= ${fromMs(p)}`, q.since);
+  filter((p) => `id < ${p}`, q.before);
+  values.push(q.limit);
+  const text = `SELECT id, ${ms('at')} AS at, actor, action, kind, name, from_bucket, to_bucket, reason, batch FROM audit`
+    + `${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${values.length}`;
+  return { text, values };
+}

@@ -21,7 +21,7 @@ import { NoBucketError, SchemaTooNewError, ShardError, StoreUnavailableError } f
 import { silentLogger, type Logger } from '../log.js';
 import { Batcher, type BatchResult } from './batcher.js';
 import { convertPgError, isUniqueViolation, withSettings, type PostgresConnection } from './postgres-connect.js';
-import { POSTGRES_MIGRATIONS, SQL } from './postgres-schema.js';
+import { POSTGRES_MIGRATIONS, SQL, auditQuery } from './postgres-schema.js';
 import { PostgresChangeWatcher } from './postgres-watch.js';
 import { deleteTx, importTx, moveBatchTx, putTx, repairTx } from './postgres-admin.js';
 import type {
@@ -281,22 +281,8 @@ export class PostgresStore implements Store {
   }
 
   async audit(q: AuditQuery): Promise<AuditEntry[]> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    const filter = (cond: (p: string) => string, value: unknown): void => {
-      if (value === undefined) return;
-      params.push(value);
-      where.push(cond(`$${params.length}`));
-    };
-    filter((p) => `kind = ${p}`, q.kind);
-    filter((p) => `name = ${p}`, q.name);
-    filter((p) => `action = ${p}`, q.action);
-    filter((p) => `batch = ${p}`, q.batch);
-    filter(SQL.auditSince, q.since);
-    filter((p) => `id < ${p}`, q.before);
-    params.push(q.limit);
-    const sql = `SELECT ${SQL.auditColumns} FROM audit${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${params.length}`;
-    const { rows } = await this.query<AuditRow>(sql, params);
+    const { text, values } = auditQuery(q);
+    const { rows } = await this.query<AuditRow>(text, values);
     return rows.map(toAuditEntry);
   }
 
