@@ -133,7 +133,7 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
     version: 2,
     name: 'audit log',
     // The same columns and meaning as SQLite's migration 2. Written in the same transaction as
-    // the change it records. \`at\` is the transaction's time, as assigned_at is.
+    // the change it records. `at` is the transaction's time, as assigned_at is.
     sql: `
       CREATE TABLE audit (
         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
