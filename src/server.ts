@@ -109,6 +109,7 @@ export class Sharder {
   }
 
   private invalidate(kind: string | null, name: string | null): void {
+    this.ctx.assigner.invalidate(kind, name);
     if (kind === null) for (const k of this.kinds.values()) k.cache.clear();
     else if (name === null) this.kinds.get(kind)?.cache.clear();
     else this.kinds.get(kind)?.cache.delete(name);

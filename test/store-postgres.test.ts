@@ -6,6 +6,7 @@ import { validateConfig } from '../src/config/validate.js';
 import type { BucketPolicyInput } from '../src/core/policy.js';
 import { PostgresStore } from '../src/store/postgres.js';
 import { resolvePostgres } from '../src/store/postgres-connect.js';
+import { SQL } from '../src/store/postgres-schema.js';
 import { runStoreContract } from './helpers/store-contract.js';
 import { PG_LOCAL_SKIP, PG_SKIP, freshDatabase, ownPostgres, sqlClient, stopSharedPostgres } from './helpers/postgres.js';
 
@@ -45,7 +46,7 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     const { url } = await freshDatabase(t);
     const stores = await Promise.all(Array.from({ length: 5 }, () => openOn(t, url)));
     const sql = await sqlClient(t, url);
-    assert.deepEqual((await sql.query('SELECT version, name FROM schema_migrations')).rows, [{ version: 1, name: 'assignments, counts, change feed' }]);
+    assert.deepEqual((await sql.query('SELECT version, name FROM schema_migrations')).rows, [{ version: 1, name: 'assignments, counts, change feed' }, { version: 2, name: 'audit log' }]);
     const assigned = await Promise.all(stores.map((s, i) => s.assign('hub', `n${i}`, three)));
     assert.deepEqual(assigned.map((r) => r.bucket).sort(), ['a', 'a', 'b', 'b', 'c']);
   });
@@ -90,6 +91,77 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     await other.query('COMMIT');
     assert.deepEqual(await pending, { bucket: 'c', created: false });
     assert.deepEqual(Object.fromEntries(await store.counts('hub')), { c: 1 });
+  });
+
+  test('admin writes racing first assignments (several connections, two kinds): no deadlock, no error, counts right', async (t) => {
+    const { url } = await freshDatabase(t);
+    const [s1, s2, admin] = await Promise.all([openOn(t, url), openOn(t, url), openOn(t, url)]);
+    const who = { actor: 'cli:tester' };
+    const b = (i: number): string => ['a', 'b', 'c'][i % 3]!;
+    await admin.importBatch(Array.from({ length: 400 }, (_, i) => ({ kind: 'hub', name: `old-${i}`, bucket: b(i) })), { overwrite: false }, who);
+    const assigns = Promise.all(Array.from({ length: 600 }, (_, i) => (i % 2 === 0 ? s1 : s2).assign(i % 5 === 0 ? 'home' : 'hub', `new-${i}`, three)));
+    const work = Promise.all([
+      // Ten migration batches of 30 moves each, every one of a name still where it was.
+      ...Array.from({ length: 10 }, (_, j) => admin.moveBatch('hub', Array.from({ length: 30 }, (_, i) => {
+        const n = j * 30 + i;
+        return { name: `old-${n}`, from: b(n), to: b(n + 1) };
+      }), { ...who, batch: `race/${j}` })),
+      ...Array.from({ length: 20 }, (_, i) => admin.put('hub', `put-${i}`, 'c', who)),
+      ...Array.from({ length: 20 }, (_, i) => admin.delete('hub', `old-${300 + i}`, who)),
+      // Imports spanning both kinds (kind locks in key order), overwriting with updates after inserts.
+      ...Array.from({ length: 5 }, (_, j) => admin.importBatch([
+        { kind: 'home', name: `imp-${j}`, bucket: 'a' },
+        { kind: 'hub', name: `imp-${j}`, bucket: 'b' },
+        { kind: 'hub', name: `old-${380 + j}`, bucket: b(381 + j) },
+      ], { overwrite: true }, who)),
+      admin.repairCounts(who),
+      admin.repairCounts(who, 'home'),
+    ]);
+    const [, done] = await Promise.all([assigns, work]);
+    const moves = done.slice(0, 10) as { moved: string[]; stale: string[] }[];
+    assert.equal(moves.reduce((n, m) => n + m.moved.length, 0), 300, 'every move applied');
+    for (const kind of ['hub', 'home']) {
+      assert.deepEqual(Object.fromEntries([...(await admin.counts(kind))].sort()), Object.fromEntries([...(await admin.realCounts(kind))].sort()), kind);
+    }
+    const total = (m: Map<string, number>): number => [...m.values()].reduce((x, y) => x + y, 0);
+    assert.equal(total(await admin.realCounts('hub')), 400 - 20 + 480 + 20 + 5);
+    assert.equal(total(await admin.realCounts('home')), 120 + 5);
+    assert.deepEqual(await admin.repairCounts(who), [], 'nothing drifted');
+    assert.equal((await admin.audit({ action: 'migrate', limit: 1000 })).length, 300);
+  });
+
+  test('every admin write that changes counts waits for the kind lock first assignments take', async (t) => {
+    const { url } = await freshDatabase(t);
+    const store = await openOn(t, url);
+    const who = { actor: 'cli:tester' };
+    await store.put('hub', 'x', 'a', who);
+    await store.put('hub', 'y', 'a', who);
+    const watcher = await sqlClient(t, url);
+    const ops: [string, () => Promise<unknown>][] = [
+      ['put', () => store.put('hub', 'p', 'b', who)],
+      ['delete', () => store.delete('hub', 'y', who)],
+      ['moveBatch', () => store.moveBatch('hub', [{ name: 'x', from: 'a', to: 'c' }], who)],
+      ['importBatch', () => store.importBatch([{ kind: 'home', name: 'i', bucket: 'a' }, { kind: 'hub', name: 'i', bucket: 'a' }], { overwrite: false }, who)],
+      ['repairCounts', () => store.repairCounts(who)],
+    ];
+    for (const [what, op] of ops) {
+      // Another instance is in the middle of a first assignment of kind hub.
+      const holder = await sqlClient(t, url);
+      await holder.query('BEGIN');
+      await holder.query(SQL.lockKind, ['hub']);
+      let settled = false;
+      const pending = op().finally(() => (settled = true));
+      for (let waited = 0; ; waited += 10) {
+        const { rows } = await watcher.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted");
+        if (rows[0]!.n > 0) break;
+        assert.ok(waited < 5000 && !settled, `${what} did not wait for the kind lock`);
+        await sleep(10);
+      }
+      assert.equal(settled, false, what);
+      await holder.query('COMMIT');
+      await pending;
+    }
+    assert.deepEqual(Object.fromEntries([...(await store.counts('hub'))].sort()), { a: 1, b: 1, c: 1 });
   });
 
   test('counts follow hand-written SQL: bulk INSERT ... SELECT, UPDATE, DELETE, TRUNCATE', async (t) => {
@@ -228,6 +300,9 @@ describe('postgres store: privileges', { skip: PG_LOCAL_SKIP }, () => {
     app.password = 'app-password';
     const store = await openOn(t, app.href);
     assert.equal((await store.assign('hub', 'limited', three)).created, true);
+    // Admin writes insert audit rows (an identity column) with the table privileges alone.
+    assert.equal((await store.put('hub', 'limited', 'c', { actor: 'cli:app' })).changed, true);
+    assert.equal((await store.audit({ limit: 1 }))[0]?.actor, 'cli:app');
     await store.pool.query("DELETE FROM assignments WHERE name = 'limited'");
     assert.deepEqual(Object.fromEntries(await store.counts('hub')), {});
   });

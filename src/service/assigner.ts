@@ -2,14 +2,31 @@
  * The decision: identity → bucket. Hits are answered from memory synchronously (assignments
  * are permanent, so a hit never needs the store); misses go to the store once per object at a
  * time (concurrent misses for one object share one store call).
+ *
+ * A move or delete announced while a miss for the same object is in flight (possible whenever
+ * lookups are asynchronous, as PostgreSQL's are) may have happened after the store read the
+ * old bucket: invalidate() marks that flight, which then neither caches that answer nor hands
+ * it out, but reads again. Requests that join the flight after the announcement so also get
+ * an answer read after it.
  */
 import { StoreUnavailableError, UnknownBucketError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Store } from '../store/types.js';
+import type { AssignResult, Store } from '../store/types.js';
 import type { BucketRef, KindRuntime } from './runtime.js';
 
+/** Store reads of one miss when every answer was overtaken by an invalidation (a name moved
+ * again and again); the last answer is then returned uncached. */
+const MAX_READS = 3;
+
+interface Flight {
+  readonly kind: string;
+  promise?: Promise<BucketRef>;
+  /** Set when a change of this object (or of its whole kind) was announced since its current read began. */
+  invalidated: boolean;
+}
+
 export class Assigner {
-  private readonly inflight = new Map<string, Promise<BucketRef>>();
+  private readonly inflight = new Map<string, Flight>();
 
   constructor(
     private readonly store: Store,
@@ -25,19 +42,44 @@ export class Assigner {
       return hit;
     }
     const key = `${kind.name}\0${name}`;
-    let p = this.inflight.get(key);
-    if (p === undefined) {
-      p = this.miss(kind, name).finally(() => this.inflight.delete(key));
-      this.inflight.set(key, p);
+    let f = this.inflight.get(key);
+    if (f === undefined) {
+      const flight: Flight = { kind: kind.name, invalidated: false };
+      flight.promise = this.miss(kind, name, flight).finally(() => {
+        if (this.inflight.get(key) === flight) this.inflight.delete(key);
+      });
+      this.inflight.set(key, flight);
+      f = flight;
     }
-    return p;
+    return f.promise!;
   }
 
-  private async miss(kind: KindRuntime, name: string): Promise<BucketRef> {
-    const result = await withTimeout(this.store.assign(kind.name, name, kind.buckets), this.timeoutMs());
+  /**
+   * Called with every change announcement (the store's watcher, and this process's own admin
+   * operations), alongside dropping the cache entries: `name` null means the whole kind, `kind`
+   * null every kind.
+   */
+  invalidate(kind: string | null, name: string | null): void {
+    if (kind !== null && name !== null) {
+      const f = this.inflight.get(`${kind}\0${name}`);
+      if (f !== undefined) f.invalidated = true;
+      return;
+    }
+    for (const f of this.inflight.values()) if (kind === null || f.kind === kind) f.invalidated = true;
+  }
+
+  private async miss(kind: KindRuntime, name: string, flight: Flight): Promise<BucketRef> {
+    let result: AssignResult;
+    let reads = 0;
+    for (;;) {
+      flight.invalidated = false;
+      result = await withTimeout(this.store.assign(kind.name, name, kind.buckets), this.timeoutMs());
+      reads++;
+      if (!flight.invalidated || reads >= MAX_READS) break;
+    }
     const ref = kind.ref(result.bucket);
     if (result.created) this.log.info({ event: 'assigned', kind: kind.name, name, bucket: ref.name }, 'new assignment');
-    kind.cache.set(name, ref);
+    if (!flight.invalidated) kind.cache.set(name, ref);
     if (!ref.inConfig) throw new UnknownBucketError(kind.name, ref.name);
     return ref;
   }

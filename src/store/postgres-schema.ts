@@ -4,11 +4,17 @@
  * their statements here and take the locks below in the documented order.
  *
  * Lock order, to keep transactions free of deadlocks:
- *   1. the kind's assignment lock (LOCK_KIND: first assignments of one kind are serialised);
+ *   1. the kind's assignment lock (LOCK_KIND: first assignments of one kind are serialised).
+ *      Every write of the sharder's own that changes counts takes it too (admin puts,
+ *      deletes, moves, imports, count repairs), so that bucket_counts rows of a kind are only
+ *      ever locked by the holder of its kind lock (or by hand-written SQL); a transaction that
+ *      needs several kinds takes their locks in ascending key order (lockKinds);
  *   2. the change-feed lock (taken by the UPDATE/DELETE/TRUNCATE triggers, so that change
  *      ids are handed out in commit order and a reader reading "id > cursor" misses nothing);
  *   3. bucket_counts rows (updated by the triggers, always in (kind, bucket) order).
  */
+
+import type { AuditQuery } from './types.js';
 
 /** Advisory locks use the two-int form: (namespace, key). The namespaces spell "SH" + n. */
 export const LOCK_NS_MIGRATIONS = 0x5348_0001;
@@ -123,7 +129,38 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
         FOR EACH STATEMENT EXECUTE FUNCTION sharder_assignments_truncated();
     `,
   },
+  {
+    version: 2,
+    name: 'audit log',
+    // The same columns and meaning as SQLite's migration 2. Written in the same transaction as
+    // the change it records. `at` is the transaction's time, as assigned_at is.
+    sql: `
+      CREATE TABLE audit (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at timestamptz NOT NULL DEFAULT now(),
+        actor text NOT NULL,
+        action text NOT NULL,
+        kind text COLLATE "C" NOT NULL,
+        name text COLLATE "C",
+        from_bucket text COLLATE "C",
+        to_bucket text COLLATE "C",
+        reason text,
+        batch text COLLATE "C"
+      );
+      CREATE INDEX audit_by_object ON audit (kind, name, id);
+      CREATE INDEX audit_by_batch ON audit (batch, id) WHERE batch IS NOT NULL;
+    `,
+  },
 ];
+
+/** A timestamptz column as unix milliseconds (floor: a microsecond never rounds up into the
+ * next millisecond, so an exported time imports back to the same millisecond). */
+const ms = (col: string): string => `floor(extract(epoch FROM ${col}) * 1000)::bigint`;
+/** Unix milliseconds (a bigint parameter) as timestamptz, exactly. */
+const fromMs = (param: string): string => `('epoch'::timestamptz + ${param} * interval '1 millisecond')`;
+const ASSIGNMENT = `kind, name, bucket, ${ms('assigned_at')} AS assigned_at`;
+/** Names in byte order of their UTF-8 encoding (the database is UTF8), as SQLite orders them. */
+const BY_NAME = 'ORDER BY name COLLATE "C"';
 
 export const SQL = {
   // Migrations.
@@ -147,6 +184,62 @@ export const SQL = {
   counts: 'SELECT bucket, count FROM bucket_counts WHERE kind = $1 AND count <> 0',
   realCounts: 'SELECT bucket, count(*) AS count FROM assignments WHERE kind = $1 GROUP BY bucket',
 
+  // Admin primitives. Lists and exports order by name in the "C" collation: byte order,
+  // identical to SQLite's, so cursors and exports are the same on both backends.
+  /** The kind locks of several kinds, in ascending key order (no deadlock between two such). */
+  lockKinds: `SELECT pg_advisory_xact_lock(${LOCK_NS_KIND}, h) FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) AS k ORDER BY h) s`,
+  /** Taken up front by a transaction that may UPDATE or DELETE after an INSERT (lock order 2 before 3). */
+  lockChanges: `SELECT pg_advisory_xact_lock(${LOCK_NS_CHANGES}, 0)`,
+  get: `SELECT ${ASSIGNMENT} FROM assignments WHERE kind = $1 AND name = $2`,
+  /** The object's bucket, row-locked until the transaction ends. */
+  bucketForUpdate: 'SELECT bucket FROM assignments WHERE kind = $1 AND name = $2 FOR UPDATE',
+  insertOne: 'INSERT INTO assignments (kind, name, bucket) VALUES ($1, $2, $3)',
+  moveOne: 'UPDATE assignments SET bucket = $4, assigned_at = now() WHERE kind = $1 AND name = $2 AND bucket = $3',
+  deleteOne: 'DELETE FROM assignments WHERE kind = $1 AND name = $2 AND bucket = $3',
+  /** Conditional moves in one statement; answers the names moved. A null `to` is a NOT NULL
+   * violation (IS DISTINCT FROM lets it through to the constraint), failing the batch. */
+  moveMany: `
+    UPDATE assignments a SET bucket = t.to_bucket, assigned_at = now()
+    FROM unnest($2::text[], $3::text[], $4::text[]) AS t(name, from_bucket, to_bucket)
+    WHERE a.kind = $1 AND a.name = t.name AND a.bucket = t.from_bucket AND t.from_bucket IS DISTINCT FROM t.to_bucket
+    RETURNING a.name`,
+  listFirst: `SELECT ${ASSIGNMENT} FROM assignments WHERE kind = $1 ${BY_NAME} LIMIT $2`,
+  listAfter: `SELECT ${ASSIGNMENT} FROM assignments WHERE kind = $1 AND name > $2 COLLATE "C" ${BY_NAME} LIMIT $3`,
+  listBucketFirst: `SELECT ${ASSIGNMENT} FROM assignments WHERE kind = $1 AND bucket = $2 ${BY_NAME} LIMIT $3`,
+  listBucketAfter: `SELECT ${ASSIGNMENT} FROM assignments WHERE kind = $1 AND bucket = $2 AND name > $3 COLLATE "C" ${BY_NAME} LIMIT $4`,
+  /** The stored buckets of (kind, name) pairs, row-locked. */
+  existingPairs: `
+    SELECT a.kind, a.name, a.bucket FROM assignments a
+    JOIN unnest($1::text[], $2::text[]) AS t(kind, name) ON a.kind = t.kind AND a.name = t.name
+    FOR UPDATE OF a`,
+  /** Rows to insert; a null time means now. */
+  importInsert: `
+    INSERT INTO assignments (kind, name, bucket, assigned_at)
+    SELECT k, n, b, coalesce(${fromMs('at')}, now()) FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS t(k, n, b, at)`,
+  importUpdate: `
+    UPDATE assignments a SET bucket = t.b, assigned_at = coalesce(${fromMs('t.at')}, now())
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS t(k, n, b, at)
+    WHERE a.kind = t.k AND a.name = t.n`,
+  /** Audit entries, ids in the order given. */
+  auditMany: `
+    INSERT INTO audit (actor, action, batch, kind, name, from_bucket, to_bucket, reason)
+    SELECT $1, $2, $3, k, n, f, t, r FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY AS u(k, n, f, t, r, o)
+    ORDER BY o`,
+  /** Loose index scan over the primary key: one probe per kind, however many rows. */
+  kinds: `
+    WITH RECURSIVE k AS (
+      (SELECT kind FROM assignments ORDER BY kind LIMIT 1)
+      UNION ALL
+      SELECT (SELECT a.kind FROM assignments a WHERE a.kind > k.kind ORDER BY a.kind LIMIT 1) FROM k WHERE k.kind IS NOT NULL
+    )
+    SELECT kind FROM k WHERE kind IS NOT NULL ORDER BY kind`,
+  /** Kinds with counts kept or assignments stored (what a repair of every kind must lock). */
+  countedKinds: 'SELECT DISTINCT kind FROM bucket_counts',
+  allCounts: 'SELECT kind, bucket, count FROM bucket_counts WHERE $1::text IS NULL OR kind = $1 FOR UPDATE',
+  allRealCounts: 'SELECT kind, bucket, count(*) AS count FROM assignments WHERE $1::text IS NULL OR kind = $1 GROUP BY kind, bucket',
+  setCount: 'INSERT INTO bucket_counts AS c (kind, bucket, count) VALUES ($1, $2, $3) ON CONFLICT (kind, bucket) DO UPDATE SET count = EXCLUDED.count',
+  duplicates: 'SELECT kind, name, count(*) AS rows FROM assignments GROUP BY kind, name HAVING count(*) > 1 LIMIT $1',
+
   // Change feed.
   listen: `LISTEN ${CHANGES_CHANNEL}`,
   /** The newest id, and whether the row at the reader's cursor is still there. */
@@ -158,3 +251,25 @@ export const SQL = {
    */
   pruneChanges: `DELETE FROM changes WHERE id < (SELECT max(id) FROM changes WHERE at < now() - $1 * interval '1 millisecond')`,
 } as const;
+
+/** The audit query for the filters given, newest first: only the filters present become
+ * conditions (each an index-friendly equality or range), values numbered in order. */
+export function auditQuery(q: AuditQuery): { text: string; values: unknown[] } {
+  const where: string[] = [];
+  const values: unknown[] = [];
+  const filter = (cond: (p: string) => string, value: unknown): void => {
+    if (value === undefined) return;
+    values.push(value);
+    where.push(cond(`$${values.length}`));
+  };
+  filter((p) => `kind = ${p}`, q.kind);
+  filter((p) => `name = ${p}`, q.name);
+  filter((p) => `action = ${p}`, q.action);
+  filter((p) => `batch = ${p}`, q.batch);
+  filter((p) => `at >= ${fromMs(p)}`, q.since);
+  filter((p) => `id < ${p}`, q.before);
+  values.push(q.limit);
+  const text = `SELECT id, ${ms('at')} AS at, actor, action, kind, name, from_bucket, to_bucket, reason, batch FROM audit`
+    + `${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${values.length}`;
+  return { text, values };
+}

@@ -10,6 +10,10 @@
  * assignments of a kind are serialised across all instances, each one is emptiest when it
  * commits, and the work per assignment is a few index probes whatever the table's size.
  * Concurrent misses in one process share a transaction (group commit, see batcher.ts).
+ *
+ * The admin primitives (explicit assignment, moves, deletes, imports, count repairs) are
+ * transactions in postgres-admin.ts that take the same kind locks first; reads (get, list,
+ * export, audit, kinds) are single queries.
  */
 import pg from 'pg';
 import { chooseBucket, type BucketPolicyInput } from '../core/policy.js';
@@ -17,9 +21,44 @@ import { NoBucketError, SchemaTooNewError, ShardError, StoreUnavailableError } f
 import { silentLogger, type Logger } from '../log.js';
 import { Batcher, type BatchResult } from './batcher.js';
 import { convertPgError, isUniqueViolation, withSettings, type PostgresConnection } from './postgres-connect.js';
-import { POSTGRES_MIGRATIONS, SQL } from './postgres-schema.js';
+import { POSTGRES_MIGRATIONS, SQL, auditQuery } from './postgres-schema.js';
 import { PostgresChangeWatcher } from './postgres-watch.js';
-import type { AssignResult, ChangeListener, Store } from './types.js';
+import { deleteTx, importTx, moveBatchTx, putTx, repairTx } from './postgres-admin.js';
+import type {
+  AssignResult, Assignment, AuditAction, AuditContext, AuditEntry, AuditQuery, ChangeListener, CountFix, DuplicateObject,
+  ImportBatchResult, ImportRow, MoveBatchResult, MoveRequest, PutResult, Store,
+} from './types.js';
+
+/** Rows read per query by export(): bounded memory, few enough round trips. */
+const EXPORT_PAGE_SIZE = 1000;
+
+interface AssignmentRow {
+  kind: string;
+  name: string;
+  bucket: string;
+  /** bigint: pg hands it over as a string. */
+  assigned_at: string;
+}
+
+interface AuditRow {
+  id: string;
+  at: string;
+  actor: string;
+  action: AuditAction;
+  kind: string;
+  name: string | null;
+  from_bucket: string | null;
+  to_bucket: string | null;
+  reason: string | null;
+  batch: string | null;
+}
+
+const toAssignment = (r: AssignmentRow): Assignment => ({ kind: r.kind, name: r.name, bucket: r.bucket, assignedAt: Number(r.assigned_at) });
+
+const toAuditEntry = (r: AuditRow): AuditEntry => ({
+  id: Number(r.id), at: Number(r.at), actor: r.actor, action: r.action, kind: r.kind, name: r.name,
+  from: r.from_bucket, to: r.to_bucket, reason: r.reason, batch: r.batch,
+});
 
 /** Most names in one lookup query or one assignment transaction. */
 const MAX_BATCH = 1_000;
@@ -36,25 +75,7 @@ interface AssignInput {
   buckets: readonly BucketPolicyInput[];
 }
 
-/**
- * TEMPORARY, replaced in this change set: the admin primitives (added to the Store interface
- * by the operations work) are not yet written for PostgreSQL.
- */
-const notYet = (what: string): Promise<never> => Promise.reject(new StoreUnavailableError(`${what} is not implemented for PostgreSQL yet`));
-
 export class PostgresStore implements Store {
-  get(): Promise<never> { return notYet('get'); }
-  put(): Promise<never> { return notYet('put'); }
-  delete(): Promise<never> { return notYet('delete'); }
-  list(): Promise<never> { return notYet('list'); }
-  moveBatch(): Promise<never> { return notYet('moveBatch'); }
-  // eslint-disable-next-line require-yield
-  async *export(): AsyncIterable<never> { await notYet('export'); }
-  importBatch(): Promise<never> { return notYet('importBatch'); }
-  audit(): Promise<never> { return notYet('audit'); }
-  repairCounts(): Promise<never> { return notYet('repairCounts'); }
-  kinds(): Promise<never> { return notYet('kinds'); }
-  duplicates(): Promise<never> { return notYet('duplicates'); }
   readonly backend = 'postgres';
   readonly location: string;
   /** The pool, for other modules of this backend (admin operations, backup). */
@@ -206,6 +227,81 @@ export class PostgresStore implements Store {
   async realCounts(kind: string): Promise<Map<string, number>> {
     const { rows } = await this.query<{ bucket: string; count: string }>(SQL.realCounts, [kind]);
     return new Map(rows.map((r) => [r.bucket, Number(r.count)]));
+  }
+
+  async get(kind: string, name: string): Promise<Assignment | undefined> {
+    const { rows } = await this.query<AssignmentRow>(SQL.get, [kind, name]);
+    return rows[0] && toAssignment(rows[0]);
+  }
+
+  put(kind: string, name: string, bucket: string, audit: AuditContext, opts: { expect?: string | null } = {}): Promise<PutResult> {
+    const expect = 'expect' in opts ? opts.expect : undefined;
+    return this.transaction((c) => putTx(c, kind, name, bucket, audit, expect));
+  }
+
+  delete(kind: string, name: string, audit: AuditContext, opts: { expect?: string } = {}): Promise<string | undefined> {
+    return this.transaction((c) => deleteTx(c, kind, name, audit, opts.expect));
+  }
+
+  async list(kind: string, opts: { bucket?: string | undefined; after?: string | undefined; limit: number }): Promise<Assignment[]> {
+    const { bucket, after, limit } = opts;
+    const { rows } = bucket === undefined
+      ? after === undefined ? await this.query<AssignmentRow>(SQL.listFirst, [kind, limit]) : await this.query<AssignmentRow>(SQL.listAfter, [kind, after, limit])
+      : after === undefined ? await this.query<AssignmentRow>(SQL.listBucketFirst, [kind, bucket, limit]) : await this.query<AssignmentRow>(SQL.listBucketAfter, [kind, bucket, after, limit]);
+    return rows.map(toAssignment);
+  }
+
+  moveBatch(kind: string, moves: readonly MoveRequest[], audit: AuditContext): Promise<MoveBatchResult> {
+    if (moves.length === 0) return Promise.resolve({ moved: [], stale: [] });
+    return this.transaction((c) => moveBatchTx(c, kind, moves, audit));
+  }
+
+  /**
+   * Keyset pages, each its own query on whatever pooled connection is free: no transaction or
+   * server-side cursor stays open for the length of an export (which may be slow to consume),
+   * so a long export neither holds a connection nor keeps old row versions from being vacuumed.
+   */
+  async *export(opts: { kind?: string | undefined; pageSize?: number | undefined } = {}): AsyncIterable<Assignment> {
+    const pageSize = opts.pageSize ?? EXPORT_PAGE_SIZE;
+    const kinds = opts.kind === undefined ? await this.kinds() : [opts.kind];
+    for (const kind of kinds) {
+      let after: string | undefined;
+      for (;;) {
+        const page = await this.list(kind, { after, limit: pageSize });
+        for (const row of page) yield row;
+        if (page.length < pageSize) break;
+        after = page.at(-1)!.name;
+      }
+    }
+  }
+
+  importBatch(rows: readonly ImportRow[], opts: { overwrite: boolean }, audit: AuditContext): Promise<ImportBatchResult> {
+    if (rows.length === 0) return Promise.resolve({ inserted: 0, unchanged: 0, overwritten: 0, conflicts: [] });
+    return this.transaction((c) => importTx(c, rows, opts.overwrite, audit));
+  }
+
+  async audit(q: AuditQuery): Promise<AuditEntry[]> {
+    const { text, values } = auditQuery(q);
+    const { rows } = await this.query<AuditRow>(text, values);
+    return rows.map(toAuditEntry);
+  }
+
+  async repairCounts(audit: AuditContext, kind?: string): Promise<CountFix[]> {
+    // Every kind's lock must be taken before its counts are read; the kinds are found first.
+    const kinds = kind === undefined
+      ? [...new Set([...(await this.kinds()), ...(await this.query<{ kind: string }>(SQL.countedKinds, [])).rows.map((r) => r.kind)])]
+      : [kind];
+    return this.transaction((c) => repairTx(c, audit, kind, kinds));
+  }
+
+  async kinds(): Promise<string[]> {
+    const { rows } = await this.query<{ kind: string }>(SQL.kinds, []);
+    return rows.map((r) => r.kind);
+  }
+
+  async duplicates(limit: number): Promise<DuplicateObject[]> {
+    const { rows } = await this.query<{ kind: string; name: string; rows: string }>(SQL.duplicates, [limit]);
+    return rows.map((r) => ({ kind: r.kind, name: r.name, rows: Number(r.rows) }));
   }
 
   watch(listener: ChangeListener, pollMs: number): () => void {

@@ -1,8 +1,11 @@
-/** The operations module on a real SQLite store in a temporary directory. */
+/** The operations module on a real store (SQLite in a temporary directory, or PostgreSQL). */
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config, RawConfig } from '../../src/config/types.js';
 import { Operations } from '../../src/ops/index.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
+import type { Store } from '../../src/store/types.js';
 import { testConfig } from './sharder.js';
 import { tempDir } from './tmp.js';
 
@@ -42,4 +45,63 @@ export function seed(store: SqliteStore, kind: string, bucket: string, n: number
   store.handle.transaction(() => {
     for (let i = start; i < start + n; i++) insert.run(kind, `${prefix}${String(i).padStart(6, '0')}`, bucket, 1_700_000_000_000 + i);
   })();
+}
+
+/**
+ * A store backend for the operations suites (test/helpers/ops-suite.ts), which run the same
+ * scenarios on SQLite (ops.test.ts, transfer.test.ts) and PostgreSQL (ops-postgres.test.ts).
+ */
+export interface OpsBackend {
+  readonly name: string;
+  /** Declared skip reason when the backend cannot run here. */
+  readonly skip: string | undefined;
+  /** A fresh, empty database (dropped when `t` ends) and its store. */
+  open(t: HasAfter, dir: string): Promise<BackendDatabase>;
+}
+
+export interface BackendDatabase {
+  readonly store: Store;
+  /** Runs SQL that both backends understand (e.g. to make counts drift on purpose). */
+  sql(text: string): Promise<void>;
+  /** Puts `n` objects `${prefix}${i}` (i zero-padded to 6) on `bucket` in one statement. */
+  seed(kind: string, bucket: string, n: number, prefix?: string, start?: number): Promise<void>;
+  /** Closes the store and deletes the database. */
+  destroy(): Promise<void>;
+}
+
+export const SQLITE_OPS: OpsBackend = {
+  name: 'sqlite',
+  skip: undefined,
+  async open(t, dir) {
+    const path = join(dir, `sharder-${randomBytes(4).toString('hex')}.db`);
+    const store = SqliteStore.open({ path, busyTimeoutMs: 5000 });
+    t.after(() => store.close());
+    return {
+      store,
+      sql: async (text) => void store.handle.exec(text),
+      seed: async (kind, bucket, n, prefix, start) => seed(store, kind, bucket, n, prefix, start),
+      async destroy() {
+        await store.close();
+        for (const ext of ['', '-wal', '-shm']) rmSync(`${path}${ext}`, { force: true });
+      },
+    };
+  },
+};
+
+export interface BackendOpsFixture extends Omit<OpsFixture, 'store'> {
+  store: Store;
+  db: BackendDatabase;
+}
+
+/** opsFixture on any backend: a fresh database, the operations on it. */
+export async function backendOpsFixture(t: HasAfter, backend: OpsBackend, over: RawConfig = {}, dir = tempDir(t)): Promise<BackendOpsFixture> {
+  let config = testConfig(dir, over);
+  const db = await backend.open(t, dir);
+  const changed: [string, string | null][] = [];
+  const ops = new Operations({ store: db.store, config: () => config, changed: (k, n) => changed.push([k, n]), hub: { stopPollMs: 20 } });
+  return {
+    dir, db, store: db.store, ops, changed,
+    setConfig: (o) => (config = testConfig(dir, o)),
+    config: () => config,
+  };
 }
