@@ -54,6 +54,7 @@ export function sharderDir(extra: Record<string, unknown> = {}): { dir: string; 
   const config = join(dir, 'sharder.yml');
   writeFileSync(config, stringify({
     listen: '127.0.0.1:0',
+    control_listen: '127.0.0.1:0',
     database: `sqlite:${db}`,
     log: { level: 'info' },
     kinds: { hub: { buckets: [0, 1, 2].map((i) => ({ name: `hub-${i}`, upstream: `http://127.0.0.1:${9000 + i}` })) } },

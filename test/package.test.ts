@@ -129,7 +129,8 @@ test('the packed tarball holds only what runs, and the README install guide give
   assert.equal(execStart[0], '/usr/bin/node');
   const stateDir = join(root, 'var/lib/sharder');
   mkdirSync(stateDir, { recursive: true });
-  const serverEnv = { ...env, SHARDER_LISTEN: '127.0.0.1:0', SHARDER_DATABASE: `sqlite:${join(stateDir, 'sharder.db')}` };
+  // Free ports for both listeners: a fixed port (8889 is the control default) may be taken.
+  const serverEnv = { ...env, SHARDER_LISTEN: '127.0.0.1:0', SHARDER_CONTROL_LISTEN: '127.0.0.1:0', SHARDER_DATABASE: `sqlite:${join(stateDir, 'sharder.db')}` };
   const viaUnit = await startServer(t, [process.execPath, ...execStart.slice(1)], { cwd: stateDir, env: serverEnv });
   const a = await get(`${viaUnit.url}/auth`, { REMOTE_USER: 'alice' });
   assert.equal(a.status, 200);
@@ -152,7 +153,7 @@ test('the packed tarball holds only what runs, and the README install guide give
   // `sharder serve` in an empty folder with a configuration file written there.
   const empty = join(tmp, 'empty');
   mkdirSync(empty);
-  writeFileSync(join(empty, 'sharder.yml'), stringify({ listen: '127.0.0.1:0', log: { level: 'info' }, kinds: { hub: { buckets: bucketsRaw() } } }));
+  writeFileSync(join(empty, 'sharder.yml'), stringify({ listen: '127.0.0.1:0', control_listen: '127.0.0.1:0', log: { level: 'info' }, kinds: { hub: { buckets: bucketsRaw() } } }));
   const plain = await startServer(t, ['sharder', 'serve'], { cwd: empty, env });
   const c = await get(`${plain.url}/auth`, { REMOTE_USER: 'carol' });
   assert.equal(c.status, 200);
