@@ -46,6 +46,12 @@ export const ENV_KEYS: ReadonlyArray<readonly [path: string, kind: EnvKind]> = [
   ['store.timeout_ms', 'int'],
   ['store.busy_timeout_ms', 'int'],
   ['log.level', 'string'],
+  ['log.format', 'string'],
+  ['metrics.enabled', 'bool'],
+  ['metrics.token', 'string'],
+  ['metrics.token_file', 'string'],
+  ['status.loopback_without_token', 'bool'],
+  ['status.refresh_seconds', 'int'],
   ['kinds', 'yaml'],
 ];
 

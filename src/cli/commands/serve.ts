@@ -18,7 +18,7 @@ export const serve: Command = {
     const env = mode === undefined ? io.env : { ...io.env, SHARDER_MODE: mode };
     const file = args.values.config as string | undefined;
     const config = loadConfig({ file, env });
-    const log = createLogger(config.log.level);
+    const log = createLogger(config.log.level, 1, config.log.format);
     if (config.workers > 1 && !isClusterWorker()) {
       await runPrimary(config, log, env);
       log.flush();
