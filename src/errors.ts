@@ -200,3 +200,9 @@ export class UnsupportedMediaTypeError extends ShardError {
   override readonly code = 'SHARD_ERR_UNSUPPORTED_MEDIA_TYPE';
   override readonly status = 415;
 }
+
+/** With workers: N, the cluster primary could not gather the workers' metrics or status. */
+export class ClusterGatherError extends ShardError {
+  override readonly code = 'SHARD_ERR_CLUSTER_GATHER';
+  override readonly status = 503;
+}

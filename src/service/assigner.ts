@@ -8,6 +8,14 @@ import type { Logger } from '../log.js';
 import type { Store } from '../store/types.js';
 import type { BucketRef, KindRuntime } from './runtime.js';
 
+/** What the assigner reports besides its log lines (metrics, the status page). */
+export interface AssignerEvents {
+  /** This process made a first assignment. */
+  assigned(kind: string, bucket: string): void;
+  /** A first assignment waited longer than store.timeout_ms and was answered 503. */
+  timedOut(kind: string): void;
+}
+
 export class Assigner {
   private readonly inflight = new Map<string, Promise<BucketRef>>();
 
@@ -15,6 +23,7 @@ export class Assigner {
     private readonly store: Store,
     private readonly log: Logger,
     private readonly timeoutMs: () => number,
+    private readonly events?: AssignerEvents,
   ) {}
 
   /** The object's bucket: a BucketRef at once when cached, else a promise. */
@@ -34,19 +43,31 @@ export class Assigner {
   }
 
   private async miss(kind: KindRuntime, name: string): Promise<BucketRef> {
-    const result = await withTimeout(this.store.assign(kind.name, name, kind.buckets), this.timeoutMs());
+    let result;
+    try {
+      result = await withTimeout(this.store.assign(kind.name, name, kind.buckets), this.timeoutMs());
+    } catch (err) {
+      if (err instanceof StoreTimeoutError) this.events?.timedOut(kind.name);
+      throw err;
+    }
     const ref = kind.ref(result.bucket);
-    if (result.created) this.log.info({ event: 'assigned', kind: kind.name, name, bucket: ref.name }, 'new assignment');
+    if (result.created) {
+      this.log.info({ event: 'assigned', kind: kind.name, name, bucket: ref.name }, 'new assignment');
+      this.events?.assigned(kind.name, ref.name);
+    }
     kind.cache.set(name, ref);
     if (!ref.inConfig) throw new UnknownBucketError(kind.name, ref.name);
     return ref;
   }
 }
 
+/** The store did not answer in time: a StoreUnavailableError (same code and status) the metrics can tell apart. */
+class StoreTimeoutError extends StoreUnavailableError {}
+
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StoreUnavailableError(`the assignment store did not answer within ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new StoreTimeoutError(`the assignment store did not answer within ${ms} ms`)), ms);
     timer.unref();
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
