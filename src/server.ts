@@ -70,7 +70,7 @@ export class Sharder {
   ) {
     const meter = config.metrics.enabled ? new RecordingMeter() : NO_METER;
     this.metrics = meter instanceof RecordingMeter
-      ? new SharderMetrics({ version: VERSION, meter, assignments: this.assignments, config: () => this.config, kinds: () => this.kinds.values(), store: () => this.store })
+      ? new SharderMetrics({ version: VERSION, meter, assignments: this.assignments, config: () => this.config, kinds: () => this.kinds.values(), store: () => this.store, clustered: isClusterWorker() })
       : null;
     this.store = this.metrics === null ? store : instrumentStore(store, this.metrics);
     const events = { assigned: (kind: string, bucket: string) => this.assignments.record(kind, bucket), timedOut: (kind: string) => this.metrics?.timedOut(kind) };

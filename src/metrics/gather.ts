@@ -96,7 +96,7 @@ export interface PrimaryStats {
 /** The primary's own metrics, added to every gathered scrape. */
 function primaryRegistry(stats: PrimaryStats, answered: () => number): Registry {
   const r = new Registry();
-  new Gauge({ name: 'sharder_workers', help: 'Workers whose metrics are in this scrape (workers: N; they answered within 4 s).', registers: [r], aggregator: 'first', collect() { this.set(answered()); } });
+  new Gauge({ name: 'sharder_workers', help: 'Processes whose metrics are in this scrape (workers: N: the workers that answered within 4 s).', registers: [r], aggregator: 'first', collect() { this.set(answered()); } });
   new Gauge({ name: 'sharder_workers_configured', help: 'Workers the configuration asks for (workers: N).', registers: [r], aggregator: 'first', collect() { this.set(stats.configured); } });
   new Counter({
     name: 'sharder_worker_restarts_total', help: 'Workers restarted by the cluster primary after they died.', registers: [r], aggregator: 'first',

@@ -94,6 +94,8 @@ export interface MetricsSources {
   kinds(): Iterable<KindRuntime>;
   /** The store whose kept counts are the objects per bucket. */
   store(): Store;
+  /** A worker of workers: N (the cluster primary reports sharder_workers then). */
+  readonly clustered: boolean;
 }
 
 type StoreRead = Promise<{ up: boolean; counts: Map<string, Map<string, number>> }>;
@@ -115,6 +117,8 @@ export class SharderMetrics implements StoreObserver {
       const c = src.config();
       return [{ labels: { version: src.version, mode: c.mode, backend: src.store().backend }, value: 1 }];
     });
+
+    if (!src.clustered) add('sharder_workers', 'Processes whose metrics are in this scrape (1 without workers: N).', 'gauge', 'first', () => [{ labels: {}, value: 1 }]);
 
     add('sharder_http_requests_total', 'Responses by listener (main, control), endpoint and HTTP status.', 'counter', 'sum', () => {
       const out: Sample[] = [];
