@@ -227,7 +227,7 @@ export class ProxyMode {
 
   private onRequest(req: ProxiedRequest, res: ServerResponse): void {
     const url = req.url ?? '/';
-    if (!url.startsWith('/')) return sendError(res, 400, 'SHARD_ERR_BAD_TARGET', 'the request target must be a path (origin-form)');
+    if (!url.startsWith('/')) return sendError(res, 400, 'SHARD_ERR_BAD_TARGET', 'the request target must be a path (origin-form)', [REQUEST_ID_HEADER, errorRequestId(this.ctx, req)]);
     const path = pathOf(url);
     if (reserved(path)) {
       req.url = url.slice(RESERVED_PREFIX.length) || '/';
