@@ -61,7 +61,7 @@ test('assign and buckets: look up or assign, then list counts', async (t) => {
   assert.deepEqual(JSON.parse(b.stdout), { kind: 'hub', name: 'bob', bucket: 'hub-1', created: true });
   const bad = await runCli(['assign', ' padded', '--config', file]);
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /invalid name: the identity contains control characters or surrounding white space/);
+  assert.match(bad.stderr, /invalid name " padded": the identity contains control characters or surrounding white space/);
   const kind = await runCli(['assign', 'x', '--kind', 'nope', '--config', file]);
   assert.equal(kind.code, 2);
   assert.match(kind.stderr, /unknown kind "nope" \[SHARD_ERR_UNKNOWN_KIND\]/);
