@@ -108,6 +108,9 @@ function primaryRegistry(stats: PrimaryStats, answered: () => number): Registry 
   return r;
 }
 
+/** Collections in flight in the primary: id → the answer handler. */
+const collecting = new Map<number, (m: Message) => void>();
+
 /** Sends `collect` to every connected worker; resolves with the answers that came in time. */
 function collectAll(what: GatherKind): Promise<unknown[]> {
   const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
@@ -118,16 +121,14 @@ function collectAll(what: GatherKind): Promise<unknown[]> {
     let left = workers.length;
     const finish = (): void => {
       clearTimeout(timer);
-      cluster.off('message', onMessage);
+      collecting.delete(id);
       resolve(parts);
     };
-    const onMessage = (_w: Worker, m: Message): void => {
-      if (typeof m !== 'object' || m === null || m.sharder !== 'collected' || m.id !== id) return;
+    const timer = setTimeout(finish, GATHER_TIMEOUT_MS);
+    collecting.set(id, (m) => {
       if (m.error === undefined) parts.push(m.data);
       if (--left === 0) finish();
-    };
-    const timer = setTimeout(finish, GATHER_TIMEOUT_MS);
-    cluster.on('message', onMessage);
+    });
     for (const w of workers) w.send({ sharder: 'collect', id, what });
   });
 }
@@ -137,7 +138,9 @@ export function serveGathers(stats: PrimaryStats): void {
   let answered = 0;
   const own = primaryRegistry(stats, () => answered);
   cluster.on('message', (worker: Worker, m: Message) => {
-    if (typeof m !== 'object' || m === null || m.sharder !== 'gather' || typeof m.id !== 'number') return;
+    if (typeof m !== 'object' || m === null || typeof m.id !== 'number') return;
+    if (m.sharder === 'collected') return collecting.get(m.id)?.(m);
+    if (m.sharder !== 'gather') return;
     const reply = (data: unknown, error?: string): void => {
       if (worker.isConnected()) worker.send(error === undefined ? { sharder: 'gathered', id: m.id, data } : { sharder: 'gathered', id: m.id, error });
     };
