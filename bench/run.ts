@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { BENCH_DIR, printRows, type BenchRow } from './lib.js';
 
 /** Suites in the order they run: the sharder alone first, then the setups around it. */
-const SUITES = ['auth', 'memory', 'assign', 'nginx', 'proxy'];
+const SUITES = ['auth', 'metrics', 'memory', 'assign', 'nginx', 'proxy'];
 
 const chosen = process.argv.slice(2);
 const unknown = chosen.filter((s) => !SUITES.includes(s));

@@ -6,7 +6,8 @@
  *
  * The primary only supervises: it migrates the store once before forking (so workers never
  * race on migrations), restarts a worker that dies, forwards SIGHUP after validating the new
- * file itself, and on SIGTERM stops the workers gracefully and exits 0.
+ * file itself, gathers the workers' metrics and status for whichever worker is asked
+ * (metrics/gather.ts), and on SIGTERM stops the workers gracefully and exits 0.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { once } from 'node:events';
@@ -14,6 +15,7 @@ import { loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
 import { ConfigError } from './errors.js';
 import type { Logger } from './log.js';
+import { serveGathers } from './metrics/gather.js';
 import { STOP_GRACE_MS } from './server.js';
 import { openStore } from './store/open.js';
 
@@ -39,6 +41,8 @@ export async function runPrimary(config: Config, log: Logger, env: NodeJS.Proces
   let stopping = false;
   const started = new Map<Worker, number>();
   let delay = RESTART_DELAY_MS;
+  let restarts = 0;
+  serveGathers({ configured: config.workers, restarts: () => restarts });
 
   const fork = (): Worker => {
     const w = cluster.fork();
@@ -53,7 +57,9 @@ export async function runPrimary(config: Config, log: Logger, env: NodeJS.Proces
     log.error({ event: 'worker_exited', pid: worker.process.pid, code, signal }, 'worker exited; restarting it');
     delay = age < MIN_UPTIME_MS ? Math.min(delay * 2, MAX_RESTART_DELAY_MS) : RESTART_DELAY_MS;
     setTimeout(() => {
-      if (!stopping) fork();
+      if (stopping) return;
+      restarts++;
+      fork();
     }, delay).unref();
   });
 

@@ -220,3 +220,9 @@ export class WrongUserError extends ShardError {
   override readonly code = 'SHARD_ERR_WRONG_USER';
   override readonly status = 400;
 }
+
+/** With workers: N, the cluster primary could not gather the workers' metrics or status. */
+export class ClusterGatherError extends ShardError {
+  override readonly code = 'SHARD_ERR_CLUSTER_GATHER';
+  override readonly status = 503;
+}

@@ -17,6 +17,17 @@ import { registerAdminApi } from './http/api.js';
 import { Operations } from './ops/index.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/types.js';
+import { isClusterWorker } from './cluster.js';
+import { AssignmentCounter } from './metrics/assignments.js';
+import { gatherFromPrimary, provide } from './metrics/gather.js';
+import { NO_METER, RecordingMeter } from './metrics/http.js';
+import { SharderMetrics } from './metrics/registry.js';
+import { registerMetricsRoute } from './metrics/route.js';
+import { instrumentStore } from './metrics/store.js';
+import { ClusterGatherError } from './errors.js';
+import { socketTrusted } from './http/main.js';
+import { registerStatusRoute } from './status/route.js';
+import { VERSION } from './version.js';
 
 /** How long a graceful stop waits for requests in flight before closing their connections. */
 export const STOP_GRACE_MS = 10_000;
@@ -44,24 +55,78 @@ export class Sharder {
    * own connection, which its change watcher does not report: they drop cache entries here.
    */
   readonly ops: Operations;
+  /** The store, timed and counted when metrics are on (metrics/store.ts). */
+  readonly store: Store;
+  /** Prometheus metrics; null when metrics.enabled is false. */
+  readonly metrics: SharderMetrics | null;
+  /** First assignments made here: sharder_assignments_total and the status page's last hour. */
+  readonly assignments = new AssignmentCounter();
+  private readonly startedAt = Date.now();
 
   private constructor(
     private config: Config,
-    readonly store: Store,
+    store: Store,
     private readonly log: Logger,
   ) {
+    const meter = config.metrics.enabled ? new RecordingMeter() : NO_METER;
+    this.metrics = meter instanceof RecordingMeter
+      ? new SharderMetrics({ version: VERSION, meter, assignments: this.assignments, config: () => this.config, kinds: () => this.kinds.values(), store: () => this.store, clustered: isClusterWorker() })
+      : null;
+    this.store = this.metrics === null ? store : instrumentStore(store, this.metrics);
+    const events = { assigned: (kind: string, bucket: string) => this.assignments.record(kind, bucket), timedOut: (kind: string) => this.metrics?.timedOut(kind) };
     this.ctx = {
       settings: this.settingsFor(config),
-      assigner: new Assigner(store, log, () => this.config.store.timeoutMs),
+      assigner: new Assigner(this.store, log, () => this.config.store.timeoutMs, events),
       log,
-      ready: () => store.ping(),
+      meter,
+      ready: () => this.store.ping(),
     };
     this.proxy = config.mode === 'proxy' ? new ProxyMode(this.ctx, config.proxy) : undefined;
+    if (this.proxy !== undefined) this.metrics?.addProxy(this.proxy.stats);
     this.server = this.proxy?.server ?? createMainServer(this.ctx);
-    this.ops = new Operations({ store, config: () => this.config, changed: (kind, name) => this.invalidate(kind, name), log });
+    this.ops = new Operations({ store: this.store, config: () => this.config, changed: (kind, name) => this.invalidate(kind, name), log });
     registerAdminApi(this.router, () => this.ops);
-    this.control = config.controlListen === null ? null : createControlServer({ router: this.router, tokens: () => this.config.admin.tokens, log });
-    this.stopWatching = store.watch((kind, name) => this.invalidate(kind, name), config.store.pollMs);
+    this.registerObservability(log);
+    this.control = config.controlListen === null ? null : createControlServer({
+      router: this.router, tokens: () => this.config.admin.tokens, log, meter, trusted: (req) => socketTrusted(req.socket, this.ctx.settings.identity),
+    });
+    this.stopWatching = this.store.watch((kind, name) => this.invalidate(kind, name), config.store.pollMs);
+  }
+
+  /**
+   * /metrics and /status on the control listener. With workers: N, both are gathered over
+   * every worker through the cluster primary (metrics/gather.ts).
+   */
+  private registerObservability(log: Logger): void {
+    const metrics = this.metrics;
+    const worker = isClusterWorker();
+    const gathered = async <T>(p: Promise<T>): Promise<T> => {
+      try {
+        return await p;
+      } catch (err) {
+        throw new ClusterGatherError(`the workers' numbers could not be gathered: ${(err as Error).message}`, { cause: err });
+      }
+    };
+    registerMetricsRoute(this.router, {
+      enabled: metrics !== null,
+      tokenHash: () => this.config.metrics.tokenHash,
+      text: () => (worker ? gathered(gatherFromPrimary('metrics')) : metrics!.text()),
+      log,
+    });
+    registerStatusRoute(this.router, {
+      config: () => this.config,
+      ops: () => this.ops,
+      store: () => this.store,
+      recent: () => (worker ? gathered(gatherFromPrimary('recent')) : Promise.resolve(this.assignments.recent())),
+      version: VERSION,
+      startedAt: this.startedAt,
+      workers: this.config.workers,
+      log,
+    });
+    if (worker) {
+      if (metrics !== null) provide('metrics', () => metrics.json());
+      provide('recent', () => this.assignments.recent());
+    }
   }
 
   static async start(config: Config, opts: SharderOptions): Promise<Sharder> {
@@ -88,6 +153,7 @@ export class Sharder {
       mode: config.mode,
       listen: sharder.url,
       control: sharder.controlUrl,
+      metrics: config.metrics.enabled ? (config.metrics.tokenHash === null ? 'open' : 'token') : 'off',
       kinds: Object.fromEntries([...config.kinds].map(([k, v]) => [k, v.buckets.map((b) => `${b.name}(${b.state}, weight ${b.weight})`)])),
     }, `sharder listening on ${sharder.url}`);
     if (sharder.control !== null && config.admin.tokens.length === 0) {
@@ -152,6 +218,7 @@ export class Sharder {
       this.log.warn({ event: 'reload_ignored', key: 'database' }, 'database changed: restart to apply');
     }
     if (next.mode !== this.config.mode) this.log.warn({ event: 'reload_ignored', key: 'mode' }, 'mode changed: restart to apply');
+    if (next.metrics.enabled !== this.config.metrics.enabled) this.log.warn({ event: 'reload_ignored', key: 'metrics.enabled' }, 'metrics.enabled changed: restart to apply');
     this.proxy?.reload(next.proxy);
     this.ctx.settings = this.settingsFor(next);
     this.config = next;

@@ -53,6 +53,12 @@ export const ENV_KEYS: ReadonlyArray<readonly [path: string, kind: EnvKind]> = [
   ['postgres.password_file', 'string'],
   ['postgres.ssl.mode', 'string'],
   ['postgres.ssl.ca_file', 'string'],
+  ['log.format', 'string'],
+  ['metrics.enabled', 'bool'],
+  ['metrics.token', 'string'],
+  ['metrics.token_file', 'string'],
+  ['status.loopback_without_token', 'bool'],
+  ['status.refresh_seconds', 'int'],
   ['kinds', 'yaml'],
 ];
 

@@ -36,6 +36,16 @@ export const DEFAULT_WORKERS = 1;
 export const MAX_WORKERS = 64;
 /** Log level. */
 export const DEFAULT_LOG_LEVEL = 'info';
+/** Log format: `auto` is human-readable on a terminal, one JSON line per event otherwise. */
+export const DEFAULT_LOG_FORMAT: LogFormat = 'auto';
+/** /metrics on the control listener; off also stops counting and timing requests. */
+export const DEFAULT_METRICS_ENABLED = true;
+/** Shortest /metrics token accepted. */
+export const MIN_METRICS_TOKEN_LENGTH = 16;
+/** /status answers loopback peers without a token (others need an admin token). */
+export const DEFAULT_STATUS_LOOPBACK_WITHOUT_TOKEN = true;
+/** How often the status page reloads itself, in seconds (0: never). */
+export const DEFAULT_STATUS_REFRESH_SECONDS = 30;
 /** What the main listener does: `auth` answers nginx's auth_request; `proxy` forwards to the hubs. */
 export const DEFAULT_MODE: Mode = 'auth';
 /** Proxy mode: where requests without identity are redirected (null: answer 401). */
@@ -83,6 +93,9 @@ export type Mode = (typeof MODES)[number];
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 export type RawConfig = Record<string, unknown>;
 
@@ -177,6 +190,12 @@ export interface Config {
   readonly kindHeader: string;
   readonly cache: { readonly maxEntries: number };
   readonly store: { readonly pollMs: number; readonly timeoutMs: number };
-  readonly log: { readonly level: LogLevel };
+  readonly log: { readonly level: LogLevel; readonly format: LogFormat };
+  readonly metrics: {
+    readonly enabled: boolean;
+    /** SHA-256 digest of the bearer token /metrics requires, or null when it is open. */
+    readonly tokenHash: Buffer | null;
+  };
+  readonly status: { readonly loopbackWithoutToken: boolean; readonly refreshSeconds: number };
   readonly kinds: ReadonlyMap<string, KindConfig>;
 }

@@ -23,7 +23,7 @@ export function controlListen(p: Problems, v: unknown): ListenAddress | null {
 }
 
 /** Reads a secret from a file: trailing white space (the newline editors add) is dropped. */
-function readSecretFile(p: Problems, path: unknown, key: string): string | undefined {
+export function readSecretFile(p: Problems, path: unknown, key: string): string | undefined {
   if (typeof path !== 'string' || path === '') {
     p.add(key, `must be the path of a file holding the token, got ${describe(path)}`);
     return undefined;
@@ -49,7 +49,7 @@ function readSecretFile(p: Problems, path: unknown, key: string): string | undef
 }
 
 /** A token given inline: checked for type and control characters without echoing it. */
-function inlineSecret(p: Problems, v: unknown, key: string): string | undefined {
+export function inlineSecret(p: Problems, v: unknown, key: string): string | undefined {
   if (typeof v !== 'string' || v === '') {
     p.add(key, `must be a non-empty string${typeof v === 'string' ? '' : `, got ${v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v}`}`);
     return undefined;
@@ -58,7 +58,7 @@ function inlineSecret(p: Problems, v: unknown, key: string): string | undefined 
 }
 
 /** Tokens travel in an HTTP header: printable ASCII only. */
-function checkTokenText(p: Problems, token: string, key: string, minLength: number): boolean {
+export function checkTokenText(p: Problems, token: string, key: string, minLength: number): boolean {
   if (!/^[\x21-\x7e]+$/.test(token)) {
     p.add(key, 'must be printable ASCII with no spaces (it is sent in an HTTP header)');
     return false;

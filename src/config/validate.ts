@@ -22,6 +22,7 @@ import {
 } from './types.js';
 import { adminSection, controlListen, hubApi } from './validate-ops.js';
 import { POSTGRES_URL_PATTERN, checkSslMode, parsePostgresUrl } from './postgres.js';
+import { logFormat, metricsSection, statusSection } from './validate-observability.js';
 
 /** Top-level keys and, for sections, their keys. Anything else is reported as unknown. */
 const KNOWN_KEYS: Record<string, readonly string[] | null> = {
@@ -39,7 +40,9 @@ const KNOWN_KEYS: Record<string, readonly string[] | null> = {
   kind_header: null,
   cache: ['max_entries'],
   store: ['poll_ms', 'timeout_ms', 'busy_timeout_ms'],
-  log: ['level'],
+  log: ['level', 'format'],
+  metrics: ['enabled', 'token', 'token_file'],
+  status: ['loopback_without_token', 'refresh_seconds'],
   postgres: ['pool_max', 'idle_timeout_ms', 'connection_timeout_ms', 'statement_timeout_ms', 'password_file', 'ssl'],
   kinds: null,
 };
@@ -437,7 +440,9 @@ export function validateConfig(raw: unknown, file: string | null, env: EnvSource
       pollMs: int(p, storeRaw.poll_ms, 'store.poll_ms', DEFAULT_STORE_POLL_MS, 50, 60_000),
       timeoutMs: int(p, storeRaw.timeout_ms, 'store.timeout_ms', DEFAULT_STORE_TIMEOUT_MS, 100, 600_000),
     },
-    log: { level },
+    log: { level, format: logFormat(p, logRaw.format) },
+    metrics: metricsSection(p, raw),
+    status: statusSection(p, raw),
     kinds: kindMap,
   };
   if (p.list.length > 0) throw new ConfigError(p.list);

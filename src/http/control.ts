@@ -13,6 +13,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { BadInputError, PayloadTooLargeError, ShardError, UnauthorizedError, UnsupportedMediaTypeError } from '../errors.js';
 import type { AdminToken } from '../config/types.js';
 import type { Logger } from '../log.js';
+import { NO_METER, type HttpMeter } from '../metrics/http.js';
+import { REQUEST_ID_HEADER, requestId } from './request-id.js';
 import { sendError, sendJson } from './respond.js';
 
 export interface RouteContext {
@@ -105,20 +107,31 @@ export interface ControlDeps {
   /** The tokens in force (they change on reload). */
   tokens(): readonly AdminToken[];
   readonly log: Logger;
+  /** Counts and times responses by endpoint; none by default. */
+  readonly meter?: HttpMeter | undefined;
+  /** Whether the peer is a trusted proxy, whose X-Request-Id is taken as the request id. */
+  trusted?(req: IncomingMessage): boolean;
 }
 
 /** Admin operations (migrations, imports) can run for minutes; only headers must come quickly. */
 const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 15 * 60_000;
 
+/** The path without the query (queries may carry names or cursors; logs get the route). */
+function pathOnly(req: IncomingMessage): string {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  return (q === -1 ? url : url.slice(0, q)).slice(0, 200);
+}
+
 function fail(deps: ControlDeps, req: IncomingMessage, res: ServerResponse, err: unknown): void {
   if (err instanceof ShardError) {
-    if (err.status >= 500) deps.log.error({ event: 'api_failed', code: err.code, method: req.method, url: req.url, err: err.message }, 'admin request failed');
+    if (err.status >= 500) deps.log.error({ event: 'api_failed', code: err.code, method: req.method, path: pathOnly(req), err: err.message }, 'admin request failed');
     const problems = (err as { problems?: unknown }).problems;
     if (res.headersSent) return void res.destroy();
     sendJson(res, err.status, problems === undefined ? { code: err.code, message: err.message } : { code: err.code, message: err.message, problems });
   } else {
-    deps.log.error({ event: 'api_failed', method: req.method, url: req.url, err }, 'unexpected error in admin request');
+    deps.log.error({ event: 'api_failed', method: req.method, path: pathOnly(req), err }, 'unexpected error in admin request');
     sendError(res, 500, 'SHARD_ERR_INTERNAL', 'internal error');
   }
 }
@@ -158,8 +171,19 @@ async function handle(deps: ControlDeps, req: IncomingMessage, res: ServerRespon
 }
 
 export function createControlServer(deps: ControlDeps): Server {
+  const meter = deps.meter ?? NO_METER;
   const server = createServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS }, (req, res) => {
-    handle(deps, req, res).catch((err: unknown) => fail(deps, req, res, err));
+    // Every control answer carries a request id, and every log line about it names it: this
+    // listener is for people and scrapers, a UUID per request costs nothing here.
+    const id = requestId(req, deps.trusted?.(req) ?? false);
+    res.setHeader(REQUEST_ID_HEADER, id);
+    const start = meter.now();
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const endpoint = meter.control(q === -1 ? url : url.slice(0, q));
+    res.once('finish', () => endpoint.done(res.statusCode, start));
+    const scoped = { ...deps, log: deps.log.child({ request_id: id }) };
+    handle(scoped, req, res).catch((err: unknown) => fail(scoped, req, res, err));
   });
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');

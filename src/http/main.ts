@@ -7,9 +7,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import { ShardError, UnknownKindError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { HttpMeter } from '../metrics/http.js';
 import type { Assigner } from '../service/assigner.js';
 import type { BucketRef, KindRuntime } from '../service/runtime.js';
 import { isTrusted, readIdentity, type IdentitySettings } from './identity.js';
+import { REQUEST_ID_HEADER, requestId } from './request-id.js';
 import { sendError, sendJson } from './respond.js';
 
 /** What the handlers need; swapped as a whole on reload. */
@@ -26,6 +28,8 @@ export interface MainContext {
   settings: MainSettings;
   readonly assigner: Assigner;
   readonly log: Logger;
+  /** Counts and times requests (metrics.ts); a no-op when metrics are off. */
+  readonly meter: HttpMeter;
   /** Resolves when the store answers; rejects otherwise. */
   ready(): Promise<void>;
 }
@@ -54,18 +58,35 @@ export interface Refusal {
   readonly status: number;
   readonly code: string;
   readonly message: string;
+  /** Set when the refusal was logged: the id the log line carries, for the response header. */
+  readonly requestId?: string | undefined;
 }
 
 const INTERNAL: Refusal = Object.freeze({ status: 500, code: 'SHARD_ERR_INTERNAL', message: 'internal error' });
 
-/** Logs what needs logging and turns an error from the assigner into a Refusal. */
+/** The request's path, without the query (which may carry tokens: it is never logged). */
+export function pathOf(req: IncomingMessage): string {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  return (q === -1 ? url : url.slice(0, q)).slice(0, 200);
+}
+
+/** The id for an error answer: the trusted proxy's X-Request-Id, or a new one. */
+export function errorRequestId(ctx: MainContext, req: IncomingMessage): string {
+  return requestId(req, socketTrusted(req.socket, ctx.settings.identity));
+}
+
+/** Logs what needs logging (with a request id) and turns an error from the assigner into a Refusal. */
 function refusal(ctx: MainContext, req: IncomingMessage, err: unknown): Refusal {
   if (err instanceof ShardError) {
-    if (err.status >= 500) ctx.log.error({ event: 'request_failed', code: err.code, url: req.url, err: err.message }, 'request failed');
-    return err;
+    if (err.status < 500) return err;
+    const id = errorRequestId(ctx, req);
+    ctx.log.error({ event: 'request_failed', request_id: id, code: err.code, status: err.status, path: pathOf(req), err: err.message }, 'request failed');
+    return { status: err.status, code: err.code, message: err.message, requestId: id };
   }
-  ctx.log.error({ event: 'request_failed', url: req.url, err }, 'unexpected error');
-  return INTERNAL;
+  const id = errorRequestId(ctx, req);
+  ctx.log.error({ event: 'request_failed', request_id: id, path: pathOf(req), err }, 'unexpected error');
+  return { ...INTERNAL, requestId: id };
 }
 
 function kindOf(s: MainSettings, req: IncomingMessage): KindRuntime | UnknownKindError {
@@ -77,77 +98,109 @@ function kindOf(s: MainSettings, req: IncomingMessage): KindRuntime | UnknownKin
 
 /**
  * Where a placement goes: static functions rather than per-request closures, so that the
- * /auth hot path allocates nothing when the assignment is in memory.
+ * /auth hot path allocates nothing when the assignment is in memory. `start` is the request's
+ * start time from `ctx.meter.now()`, for the placer's endpoint meter.
  */
 export interface Placer<R> {
-  placed(ctx: MainContext, req: IncomingMessage, res: R, kind: KindRuntime, name: string, bucket: BucketRef): void;
-  refused(ctx: MainContext, req: IncomingMessage, res: R, r: Refusal): void;
+  placed(ctx: MainContext, req: IncomingMessage, res: R, kind: KindRuntime, name: string, bucket: BucketRef, start: number): void;
+  refused(ctx: MainContext, req: IncomingMessage, res: R, r: Refusal, start: number): void;
 }
 
 /**
  * Identity and kind → bucket: the one decision behind /auth, /shard and proxy mode. Calls
  * exactly one of `to.placed` and `to.refused`, synchronously when the assignment is in memory.
  */
-export function place<R>(ctx: MainContext, req: IncomingMessage, res: R, to: Placer<R>): void {
+export function place<R>(ctx: MainContext, req: IncomingMessage, res: R, to: Placer<R>, start = 0): void {
   const s = ctx.settings;
   const name = readIdentity(s.identity, req.headers, req.rawHeaders, socketTrusted(req.socket, s.identity));
-  if (typeof name !== 'string') return to.refused(ctx, req, res, name);
+  if (typeof name !== 'string') return to.refused(ctx, req, res, name, start);
   const kind = kindOf(s, req);
-  if (kind instanceof UnknownKindError) return to.refused(ctx, req, res, kind);
+  if (kind instanceof UnknownKindError) return to.refused(ctx, req, res, kind, start);
   let r: BucketRef | Promise<BucketRef>;
   try {
     r = ctx.assigner.resolve(kind, name);
   } catch (err) {
-    return to.refused(ctx, req, res, refusal(ctx, req, err));
+    return to.refused(ctx, req, res, refusal(ctx, req, err), start);
   }
-  if (r instanceof Promise) r.then((b) => to.placed(ctx, req, res, kind, name, b), (err: unknown) => to.refused(ctx, req, res, refusal(ctx, req, err)));
-  else to.placed(ctx, req, res, kind, name, r);
+  if (r instanceof Promise) r.then((b) => to.placed(ctx, req, res, kind, name, b, start), (err: unknown) => to.refused(ctx, req, res, refusal(ctx, req, err), start));
+  else to.placed(ctx, req, res, kind, name, r, start);
 }
 
-const refuseHttp = (_ctx: MainContext, _req: IncomingMessage, res: ServerResponse, r: Refusal): void => sendError(res, r.status, r.code, r.message);
+/**
+ * Answers a refusal with its request id (the logged one, or a new one: refusals below 500 are
+ * the clients' mistakes and are logged only at debug level).
+ */
+function refuseHttp(ctx: MainContext, req: IncomingMessage, res: ServerResponse, r: Refusal): void {
+  const id = r.requestId ?? errorRequestId(ctx, req);
+  if (r.requestId === undefined && ctx.log.isLevelEnabled('debug')) {
+    ctx.log.debug({ event: 'request_refused', request_id: id, status: r.status, code: r.code, path: pathOf(req) }, r.message);
+  }
+  sendError(res, r.status, r.code, r.message, [REQUEST_ID_HEADER, id]);
+}
 
 const AUTH: Placer<ServerResponse> = {
-  placed(_ctx, _req, res, _kind, _name, bucket) {
+  placed(ctx, _req, res, _kind, _name, bucket, start) {
     res.writeHead(200, bucket.authHeaders);
     res.end();
+    ctx.meter.auth.done(200, start);
   },
-  refused: refuseHttp,
+  refused(ctx, req, res, r, start) {
+    refuseHttp(ctx, req, res, r);
+    ctx.meter.auth.done(r.status, start);
+  },
 };
 
 const SHARD: Placer<ServerResponse> = {
-  placed(ctx, _req, res, kind, name, bucket) {
+  placed(ctx, _req, res, kind, name, bucket, start) {
     const cookie = ['Set-Cookie', bucket.cookie];
     const redirect = ctx.settings.redirect;
     if (redirect !== null) {
       const location = redirect.replaceAll('{bucket}', bucket.name).replaceAll('{kind}', kind.name);
       res.writeHead(302, [...cookie, 'Location', location, 'Content-Length', '0', 'Cache-Control', 'no-store']);
       res.end();
+      ctx.meter.shard.done(302, start);
     } else {
       sendJson(res, 200, { kind: kind.name, name, bucket: bucket.name }, cookie);
+      ctx.meter.shard.done(200, start);
     }
   },
-  refused: refuseHttp,
+  refused(ctx, req, res, r, start) {
+    refuseHttp(ctx, req, res, r);
+    ctx.meter.shard.done(r.status, start);
+  },
 };
 
 export function handle(ctx: MainContext, req: IncomingMessage, res: ServerResponse): void {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
+  const start = ctx.meter.now();
   switch (path) {
     case '/auth':
-      return place(ctx, req, res, AUTH);
+      return place(ctx, req, res, AUTH, start);
     case '/shard':
-      return place(ctx, req, res, SHARD);
+      return place(ctx, req, res, SHARD, start);
     case '/healthz':
-      return sendJson(res, 200, { status: 'ok' });
+      sendJson(res, 200, { status: 'ok' });
+      return ctx.meter.healthz.done(200, start);
     case '/readyz':
       ctx.ready().then(
-        () => sendJson(res, 200, { status: 'ready' }),
-        (err: unknown) => sendJson(res, 503, { status: 'unavailable', code: (err as ShardError).code ?? 'SHARD_ERR', message: (err as Error).message }),
+        () => {
+          sendJson(res, 200, { status: 'ready' });
+          ctx.meter.readyz.done(200, start);
+        },
+        (err: unknown) => {
+          const id = errorRequestId(ctx, req);
+          const code = (err as ShardError).code ?? 'SHARD_ERR';
+          ctx.log.warn({ event: 'not_ready', request_id: id, code, err: (err as Error).message }, 'readiness check failed');
+          sendJson(res, 503, { status: 'unavailable', code, message: (err as Error).message }, [REQUEST_ID_HEADER, id]);
+          ctx.meter.readyz.done(503, start);
+        },
       );
       return;
     default:
-      return sendError(res, 404, 'SHARD_ERR_NOT_FOUND', `no route for ${path.length > 100 ? `${path.slice(0, 100)}…` : path}`);
+      sendError(res, 404, 'SHARD_ERR_NOT_FOUND', `no route for ${path.length > 100 ? `${path.slice(0, 100)}…` : path}`, [REQUEST_ID_HEADER, errorRequestId(ctx, req)]);
+      return ctx.meter.unmatched.done(404, start);
   }
 }
 

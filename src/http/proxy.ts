@@ -21,10 +21,11 @@ import { NoUpstreamError, ShardError, UpstreamDownError, UpstreamTimeoutError } 
 import type { BucketRef, KindRuntime } from '../service/runtime.js';
 import { NO_IDENTITY } from './identity.js';
 import {
-  HEADERS_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS, MAX_HEADER_SIZE, answerClientError, handle, place, socketTrusted,
+  HEADERS_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS, MAX_HEADER_SIZE, answerClientError, errorRequestId, handle, place, socketTrusted,
   type MainContext, type Placer, type Refusal,
 } from './main.js';
 import { forwardRequestHeaders, responseHeaders, wantsJson } from './proxy-headers.js';
+import { REQUEST_ID_HEADER } from './request-id.js';
 import { sendError } from './respond.js';
 
 /** Paths under this prefix are the sharder's own (health, readiness, /shard); the rest is proxied. */
@@ -54,12 +55,15 @@ export interface ProxyStats {
   clientAborts: number;
   /** Hub failures by stable code: SHARD_ERR_UPSTREAM_DOWN, _TIMEOUT, SHARD_ERR_NO_UPSTREAM. */
   errors: Record<string, number>;
+  /** The same failures by hub: `kind/bucket` → code → count. */
+  errorsByHub: Record<string, Record<string, number>>;
 }
 
 export function newProxyStats(): ProxyStats {
   return {
     requests: 0, websockets: 0, websocketsOpen: 0, refused: 0, loginRedirects: 0, retries: 0, clientAborts: 0,
     errors: { SHARD_ERR_UPSTREAM_DOWN: 0, SHARD_ERR_UPSTREAM_TIMEOUT: 0, SHARD_ERR_NO_UPSTREAM: 0 },
+    errorsByHub: {},
   };
 }
 
@@ -223,7 +227,7 @@ export class ProxyMode {
 
   private onRequest(req: ProxiedRequest, res: ServerResponse): void {
     const url = req.url ?? '/';
-    if (!url.startsWith('/')) return sendError(res, 400, 'SHARD_ERR_BAD_TARGET', 'the request target must be a path (origin-form)');
+    if (!url.startsWith('/')) return sendError(res, 400, 'SHARD_ERR_BAD_TARGET', 'the request target must be a path (origin-form)', [REQUEST_ID_HEADER, errorRequestId(this.ctx, req)]);
     const path = pathOf(url);
     if (reserved(path)) {
       req.url = url.slice(RESERVED_PREFIX.length) || '/';
@@ -240,8 +244,9 @@ export class ProxyMode {
     try {
       fn();
     } catch (err) {
-      this.ctx.log.error({ event: 'proxy_internal_error', path: pathOf(req.url ?? '/'), err }, 'unexpected error while forwarding');
-      if ('writeHead' in res) sendError(res, 500, 'SHARD_ERR_INTERNAL', 'internal error');
+      const id = errorRequestId(this.ctx, req);
+      this.ctx.log.error({ event: 'proxy_internal_error', request_id: id, path: pathOf(req.url ?? '/'), err }, 'unexpected error while forwarding');
+      if ('writeHead' in res) sendError(res, 500, 'SHARD_ERR_INTERNAL', 'internal error', [REQUEST_ID_HEADER, id]);
       else res.destroy();
     }
   }
@@ -257,7 +262,7 @@ export class ProxyMode {
       return;
     }
     if (!req.complete) res.shouldKeepAlive = false; // the unread body makes the connection unusable
-    sendError(res, r.status, r.code, r.message);
+    sendError(res, r.status, r.code, r.message, [REQUEST_ID_HEADER, r.requestId ?? errorRequestId(this.ctx, req)]);
   }
 
   private forward(req: ProxiedRequest, res: ServerResponse, kind: KindRuntime, _name: string, bucket: BucketRef): void {
@@ -402,8 +407,9 @@ export class ProxyMode {
       if (x.settled) return;
       x.settled = true;
     }
-    this.count(err);
-    this.logFailure(req, bucket, err, x?.upstream ?? bucket.upstream);
+    this.count(err, bucket);
+    const id = errorRequestId(this.ctx, req);
+    this.logFailure(req, bucket, err, x?.upstream ?? bucket.upstream, id);
     if (res.headersSent) {
       res.destroy(); // mid-response: a cut connection is the only honest signal left
       return;
@@ -418,19 +424,22 @@ export class ProxyMode {
       'Content-Length', String(Buffer.byteLength(body)),
       'Cache-Control', 'no-store',
       'Set-Cookie', bucket.cookie,
+      REQUEST_ID_HEADER, id,
     ]);
     res.end(req.method === 'HEAD' ? undefined : body);
   }
 
-  private count(err: ShardError): void {
+  private count(err: ShardError, bucket: BucketRef): void {
     this.stats.errors[err.code] = (this.stats.errors[err.code] ?? 0) + 1;
+    const hub = (this.stats.errorsByHub[`${bucket.kind}/${bucket.name}`] ??= {});
+    hub[err.code] = (hub[err.code] ?? 0) + 1;
   }
 
   /** `upstream` is the address the exchange used (a reload may have changed the bucket's since). */
-  private logFailure(req: IncomingMessage, bucket: BucketRef, err: ShardError, upstream: string | null): void {
+  private logFailure(req: IncomingMessage, bucket: BucketRef, err: ShardError, upstream: string | null, id: string): void {
     const cause = err.cause as NodeJS.ErrnoException | undefined;
     this.ctx.log.error({
-      event: 'proxy_failed', code: err.code, bucket: bucket.name, kind: bucket.kind, upstream,
+      event: 'proxy_failed', request_id: id, code: err.code, bucket: bucket.name, kind: bucket.kind, upstream,
       method: req.method, path: pathOf(req.url ?? '/'), websocket: req.headers.upgrade !== undefined, cause: cause?.code ?? cause?.message,
     }, err.message);
   }
@@ -470,9 +479,10 @@ export class ProxyMode {
     const upstream = bucket.upstream;
     if (upstream === null) {
       const err = new NoUpstreamError(kind.name, bucket.name);
-      this.count(err);
-      this.logFailure(req, bucket, err, null);
-      return this.answerSocket(req, socket, err.status, err.code, err.message, bucket.name);
+      this.count(err, bucket);
+      const id = errorRequestId(this.ctx, req);
+      this.logFailure(req, bucket, err, null, id);
+      return this.answerSocket(req, socket, err.status, err.code, err.message, bucket.name, id);
     }
     const target = this.target(upstream);
     req[kExchange] = exchange(req, bucket, upstream, target);
@@ -539,19 +549,20 @@ export class ProxyMode {
     if (socket.destroyed) return this.aborted(x);
     x.settled = true;
     const e = this.upstreamError(x, err);
-    this.count(e);
-    this.logFailure(req, x.bucket, e, x.upstream);
-    this.answerSocket(req, socket, e.status, e.code, e.message, x.bucket.name);
+    this.count(e, x.bucket);
+    const id = errorRequestId(this.ctx, req);
+    this.logFailure(req, x.bucket, e, x.upstream, id);
+    this.answerSocket(req, socket, e.status, e.code, e.message, x.bucket.name, id);
   };
 
   /** Writes a JSON HTTP answer on a socket that has not been switched, then closes it. */
-  private answerSocket(req: IncomingMessage, socket: Socket, status: number, code: string, message: string, bucket?: string): void {
+  private answerSocket(req: IncomingMessage, socket: Socket, status: number, code: string, message: string, bucket?: string, id = errorRequestId(this.ctx, req)): void {
     if (socket.destroyed) return;
     const body = JSON.stringify(bucket === undefined ? { code, message } : { code, message, bucket });
     const reason = STATUS_TEXT[status] ?? 'Error';
     socket.end(
       `HTTP/${req.httpVersion === '1.0' ? '1.0' : '1.1'} ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+      `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\n${REQUEST_ID_HEADER}: ${id}\r\nConnection: close\r\n\r\n${body}`,
     );
     halfClosed(socket);
   }

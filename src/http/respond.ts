@@ -7,10 +7,10 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, ext
   res.end(text);
 }
 
-export function sendError(res: ServerResponse, status: number, code: string, message: string): void {
+export function sendError(res: ServerResponse, status: number, code: string, message: string, extra: readonly string[] = []): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  sendJson(res, status, { code, message });
+  sendJson(res, status, { code, message }, extra);
 }

@@ -25,6 +25,14 @@ interface Flight {
   invalidated: boolean;
 }
 
+/** What the assigner reports besides its log lines (metrics, the status page). */
+export interface AssignerEvents {
+  /** This process made a first assignment. */
+  assigned(kind: string, bucket: string): void;
+  /** A first assignment waited longer than store.timeout_ms and was answered 503. */
+  timedOut(kind: string): void;
+}
+
 export class Assigner {
   private readonly inflight = new Map<string, Flight>();
 
@@ -32,6 +40,7 @@ export class Assigner {
     private readonly store: Store,
     private readonly log: Logger,
     private readonly timeoutMs: () => number,
+    private readonly events?: AssignerEvents,
   ) {}
 
   /** The object's bucket: a BucketRef at once when cached, else a promise. */
@@ -73,22 +82,33 @@ export class Assigner {
     let reads = 0;
     for (;;) {
       flight.invalidated = false;
-      result = await withTimeout(this.store.assign(kind.name, name, kind.buckets), this.timeoutMs());
+      try {
+        result = await withTimeout(this.store.assign(kind.name, name, kind.buckets), this.timeoutMs());
+      } catch (err) {
+        if (err instanceof StoreTimeoutError) this.events?.timedOut(kind.name);
+        throw err;
+      }
       reads++;
       if (!flight.invalidated || reads >= MAX_READS) break;
     }
     const ref = kind.ref(result.bucket);
-    if (result.created) this.log.info({ event: 'assigned', kind: kind.name, name, bucket: ref.name }, 'new assignment');
+    if (result.created) {
+      this.log.info({ event: 'assigned', kind: kind.name, name, bucket: ref.name }, 'new assignment');
+      this.events?.assigned(kind.name, ref.name);
+    }
     if (!flight.invalidated) kind.cache.set(name, ref);
     if (!ref.inConfig) throw new UnknownBucketError(kind.name, ref.name);
     return ref;
   }
 }
 
+/** The store did not answer in time: a StoreUnavailableError (same code and status) the metrics can tell apart. */
+class StoreTimeoutError extends StoreUnavailableError {}
+
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StoreUnavailableError(`the assignment store did not answer within ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new StoreTimeoutError(`the assignment store did not answer within ${ms} ms`)), ms);
     timer.unref();
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));

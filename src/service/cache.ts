@@ -11,17 +11,24 @@ export class BoundedCache<V> {
   private young = new Map<string, V>();
   private old = new Map<string, V>();
   private oldKeys: Iterator<string> = this.old.keys();
+  /** Lookups answered and not answered since start (plain integers, exported as metrics). */
+  hits = 0;
+  misses = 0;
 
   constructor(readonly max: number) {}
 
   get(key: string): V | undefined {
     const v = this.young.get(key);
-    if (v !== undefined) return v;
+    if (v !== undefined) {
+      this.hits++;
+      return v;
+    }
     const o = this.old.get(key);
     if (o !== undefined) {
+      this.hits++;
       this.old.delete(key);
       this.young.set(key, o);
-    }
+    } else this.misses++;
     return o;
   }
 

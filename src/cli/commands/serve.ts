@@ -19,7 +19,7 @@ export const serve: Command = {
     const env = mode === undefined ? io.env : { ...io.env, SHARDER_MODE: mode };
     const file = args.values.config as string | undefined;
     const config = loadConfig({ file, env });
-    const log = createLogger(config.log.level);
+    const log = createLogger(config.log.level, 1, config.log.format);
     // Under systemd (Type=notify) the unit becomes active only once the listener is up; with
     // workers, the primary says so for the group (workers never notify).
     const notifier = isClusterWorker() ? undefined : systemdNotifier(io.env, log);

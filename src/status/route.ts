@@ -1,0 +1,153 @@
+/**
+ * GET /status on the control listener: the status page (page.ts) for people.
+ *
+ * Who may see it: loopback peers without a token (the control listener listens on 127.0.0.1
+ * by default, so reaching it means being on the host or coming through an SSH tunnel), unless
+ * `status.loopback_without_token: false`; everyone else needs an admin token, as
+ * `Authorization: Bearer <token>` or as the password of HTTP Basic authentication (any user
+ * name), which lets a browser ask for it. The page shows bucket counts, configuration and the
+ * audit log's recent entries: what an admin may see, nothing secret (no tokens, no database
+ * URL; the store location is the one logged at start-up).
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Config } from '../config/types.js';
+import { ClusterGatherError, UnauthorizedError } from '../errors.js';
+import { authenticate, type ControlRouter } from '../http/control.js';
+import { sendError } from '../http/respond.js';
+import type { Logger } from '../log.js';
+import type { RecentView } from '../metrics/assignments.js';
+import type { Operations } from '../ops/index.js';
+import type { Store } from '../store/types.js';
+import { type AuditLine, type KindStatus, type StatusView, renderStatus, targetShares } from './page.js';
+
+/** Audit entries shown. */
+export const STATUS_AUDIT_ENTRIES = 15;
+
+export interface StatusDeps {
+  config(): Config;
+  ops(): Operations;
+  store(): Store;
+  /** New assignments in the last hour: this process's, or the whole cluster's. */
+  recent(): Promise<RecentView>;
+  readonly version: string;
+  readonly startedAt: number;
+  readonly workers: number;
+  readonly log: Logger;
+  now?(): number;
+}
+
+const LOOPBACK = /^(?:127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3})$/;
+
+export function isLoopback(address: string | undefined): boolean {
+  return address !== undefined && LOOPBACK.test(address);
+}
+
+/** The Authorization header as a Bearer header: Basic's password is taken as the token. */
+function asBearer(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const m = /^Basic[ ]+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  if (!m) return header;
+  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return `Bearer ${colon === -1 ? decoded : decoded.slice(colon + 1)}`;
+}
+
+/** Throws UnauthorizedError unless the peer may see the page. */
+function checkAccess(deps: StatusDeps, req: IncomingMessage): void {
+  const config = deps.config();
+  if (config.status.loopbackWithoutToken && isLoopback(req.socket.remoteAddress)) return;
+  const a = authenticate(asBearer(req.headers.authorization), config.admin.tokens);
+  if ('error' in a) {
+    deps.log.warn({ event: 'status_unauthorized', remote: req.socket.remoteAddress, reason: a.error }, 'status page refused');
+    throw new UnauthorizedError(`the status page needs an admin token from this address (Bearer, or as the Basic password): ${a.error}`);
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+    timer.unref();
+  })]).finally(() => clearTimeout(timer));
+}
+
+export async function statusView(deps: StatusDeps, refreshSeconds: number): Promise<StatusView> {
+  const config = deps.config();
+  const now = (deps.now ?? Date.now)();
+  const store = deps.store();
+  const ops = deps.ops();
+  const timeout = config.store.timeoutMs;
+  const [bucketViews, audit, recent] = await Promise.allSettled([
+    withTimeout(Promise.all([...config.kinds.keys()].map((k) => ops.buckets(k))), timeout, 'the store'),
+    withTimeout(ops.audit({ limit: STATUS_AUDIT_ENTRIES }), timeout, 'the store'),
+    deps.recent(),
+  ]);
+  const recentView: RecentView = recent.status === 'fulfilled' ? recent.value : { since: now, counts: {} };
+  if (recent.status === 'rejected') deps.log.warn({ event: 'status_recent_failed', err: String(recent.reason) }, 'new assignments could not be gathered');
+  let kinds: KindStatus[] | null = null;
+  if (bucketViews.status === 'fulfilled') {
+    kinds = bucketViews.value.map((v) => {
+      const rows = v.buckets.map((b) => ({ ...b, state: b.in_config ? b.state : 'unknown' }));
+      const targets = targetShares(rows);
+      const fresh = recentView.counts[v.kind] ?? {};
+      const buckets = rows.map((b, i) => ({
+        name: b.name,
+        state: b.state as 'active' | 'draining' | 'unknown',
+        weight: b.weight,
+        count: b.count,
+        share: b.share,
+        target: targets[i]!,
+        recent: fresh[b.name] ?? 0,
+      }));
+      return { name: v.kind, total: v.total, recent: buckets.reduce((a, b) => a + b.recent, 0), buckets };
+    });
+  }
+  const storeError = bucketViews.status === 'rejected' ? String((bucketViews.reason as Error).message ?? bucketViews.reason) : null;
+  return {
+    generatedAt: now,
+    version: deps.version,
+    mode: config.mode,
+    store: { backend: store.backend, location: store.location, up: storeError === null, error: storeError },
+    uptimeSeconds: (now - deps.startedAt) / 1000,
+    workers: deps.workers,
+    refreshSeconds,
+    recentSince: recentView.since,
+    kinds,
+    audit: audit.status === 'fulfilled'
+      ? audit.value.items.map((e): AuditLine => ({ at: e.at, actor: e.actor, action: e.action, kind: e.kind, name: e.name, from: e.from, to: e.to, reason: e.reason }))
+      : null,
+  };
+}
+
+export function registerStatusRoute(router: ControlRouter, deps: StatusDeps): void {
+  router.add('GET', '/status', async ({ req, res, query }) => {
+    try {
+      checkAccess(deps, req);
+    } catch (err) {
+      if (!(err instanceof UnauthorizedError)) throw err;
+      // Basic lets a browser prompt for the token; Bearer is for scripts.
+      res.setHeader('WWW-Authenticate', ['Basic realm="sharder status", charset="UTF-8"', 'Bearer realm="sharder"']);
+      return sendError(res, err.status, err.code, err.message);
+    }
+    let refresh = deps.config().status.refreshSeconds;
+    const r = query.get('refresh');
+    if (r !== null && /^\d{1,4}$/.test(r) && Number(r) <= 3600) refresh = Number(r);
+    let view: StatusView;
+    try {
+      view = await statusView(deps, refresh);
+    } catch (err) {
+      throw new ClusterGatherError(`the status could not be put together: ${(err as Error).message}`, { cause: err });
+    }
+    const html = renderStatus(view);
+    res.writeHead(200, [
+      'Content-Type', 'text/html; charset=utf-8',
+      'Content-Length', String(Buffer.byteLength(html)),
+      'Cache-Control', 'no-store',
+      // No script at all; styles are inline (the bars' widths are style attributes).
+      'Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+      'X-Content-Type-Options', 'nosniff',
+      'Referrer-Policy', 'no-referrer',
+    ]);
+    res.end(html);
+  });
+}
