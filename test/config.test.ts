@@ -30,7 +30,7 @@ test('the shipped sharder.yml is valid', () => {
 
 /** Each row: a raw config and the exact problem lines expected (file "f.yml"). */
 const invalid: Array<[string, unknown, string[]]> = [
-  ['unknown top-level key', { ...minimal, lissen: 1 }, ['f.yml: lissen: unknown key (known: listen, workers, mode, proxy, control_listen, admin, database, identity, cookie, shard, default_kind, kind_header, cache, store, log, postgres, kinds)']],
+  ['unknown top-level key', { ...minimal, lissen: 1 }, ['f.yml: lissen: unknown key (known: listen, workers, mode, proxy, control_listen, admin, database, identity, cookie, shard, default_kind, kind_header, cache, store, log, metrics, status, postgres, kinds)']],
   ['unknown section key', { ...minimal, cookie: { nam: 'x' } }, ['f.yml: cookie.nam: unknown key (known: name, secure)']],
   ['empty kinds', { kinds: {} }, ['f.yml: kinds: must map each kind to its buckets (e.g. kinds: { hub: { buckets: [ { name: hub-0 } ] } }), got a mapping']],
   ['no kinds', {}, ['f.yml: kinds: must map each kind to its buckets (e.g. kinds: { hub: { buckets: [ { name: hub-0 } ] } }), got nothing']],
