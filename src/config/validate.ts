@@ -365,7 +365,7 @@ export function validateConfig(raw: unknown, file: string | null, env: EnvSource
   for (const [k, v] of Object.entries(raw)) {
     const known = KNOWN_KEYS[k];
     if (!(k in KNOWN_KEYS)) {
-      p.add(k, `unknown key (known: ${Object.keys(KNOWN_KEYS).join(', ')})`);
+      p.add(k === '' ? '"" (an empty key)' : k, `unknown key (known: ${Object.keys(KNOWN_KEYS).join(', ')})`);
     } else if (known && isObject(v)) {
       for (const sub of Object.keys(v)) if (!known.includes(sub)) p.add(`${k}.${sub}`, `unknown key (known: ${known.join(', ')})`);
     }
