@@ -23,7 +23,7 @@ export function controlListen(p: Problems, v: unknown): ListenAddress | null {
 }
 
 /** Reads a secret from a file: trailing white space (the newline editors add) is dropped. */
-function readSecretFile(p: Problems, path: unknown, key: string): string | undefined {
+export function readSecretFile(p: Problems, path: unknown, key: string): string | undefined {
   if (typeof path !== 'string' || path === '') {
     p.add(key, `must be the path of a file holding the token, got ${describe(path)}`);
     return undefined;
@@ -49,7 +49,7 @@ function readSecretFile(p: Problems, path: unknown, key: string): string | undef
 }
 
 /** A token given inline: checked for type and control characters without echoing it. */
-function inlineSecret(p: Problems, v: unknown, key: string): string | undefined {
+export function inlineSecret(p: Problems, v: unknown, key: string): string | undefined {
   if (typeof v !== 'string' || v === '') {
     p.add(key, `must be a non-empty string${typeof v === 'string' ? '' : `, got ${v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v}`}`);
     return undefined;

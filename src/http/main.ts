@@ -9,6 +9,7 @@ import { ShardError, UnknownKindError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Assigner } from '../service/assigner.js';
 import type { BucketRef, KindRuntime } from '../service/runtime.js';
+import { checkPresentedCookie } from './cookie.js';
 import { isTrusted, readIdentity, type IdentitySettings } from './identity.js';
 import { sendError, sendJson } from './respond.js';
 
@@ -109,7 +110,8 @@ export function place<R>(ctx: MainContext, req: IncomingMessage, res: R, to: Pla
 const refuseHttp = (_ctx: MainContext, _req: IncomingMessage, res: ServerResponse, r: Refusal): void => sendError(res, r.status, r.code, r.message);
 
 const AUTH: Placer<ServerResponse> = {
-  placed(_ctx, _req, res, _kind, _name, bucket) {
+  placed(ctx, req, res, _kind, name, bucket) {
+    if (bucket.signer !== null) checkPresentedCookie(ctx.log, req, name, bucket);
     res.writeHead(200, bucket.authHeaders);
     res.end();
   },
@@ -117,7 +119,8 @@ const AUTH: Placer<ServerResponse> = {
 };
 
 const SHARD: Placer<ServerResponse> = {
-  placed(ctx, _req, res, kind, name, bucket) {
+  placed(ctx, req, res, kind, name, bucket) {
+    if (bucket.signer !== null) checkPresentedCookie(ctx.log, req, name, bucket);
     const cookie = ['Set-Cookie', bucket.cookie];
     const redirect = ctx.settings.redirect;
     if (redirect !== null) {
