@@ -14,7 +14,7 @@ test('defaults: a minimal config gets every documented default', () => {
   assert.deepEqual(c.listen, { host: '127.0.0.1', port: 8888 });
   assert.deepEqual(c.database, { backend: 'sqlite', path: './data/sharder.db', busyTimeoutMs: 5000 });
   assert.deepEqual(c.identity, { header: 'REMOTE_USER', trustedProxies: ['127.0.0.0/8', '::1/128'], maxLength: 256 });
-  assert.deepEqual(c.cookie, { name: 'hub', secure: false });
+  assert.deepEqual(c.cookie, { name: 'hub', secure: false, secret: null });
   assert.deepEqual(c.shard, { redirect: null });
   assert.equal(c.defaultKind, 'hub');
   assert.equal(c.kindHeader, 'X-Shard-Kind');
@@ -30,8 +30,8 @@ test('the shipped sharder.yml is valid', () => {
 
 /** Each row: a raw config and the exact problem lines expected (file "f.yml"). */
 const invalid: Array<[string, unknown, string[]]> = [
-  ['unknown top-level key', { ...minimal, lissen: 1 }, ['f.yml: lissen: unknown key (known: listen, workers, mode, proxy, control_listen, admin, database, identity, cookie, shard, default_kind, kind_header, cache, store, log, kinds)']],
-  ['unknown section key', { ...minimal, cookie: { nam: 'x' } }, ['f.yml: cookie.nam: unknown key (known: name, secure)']],
+  ['unknown top-level key', { ...minimal, lissen: 1 }, ['f.yml: lissen: unknown key (known: listen, workers, mode, proxy, control_listen, admin, database, identity, cookie, shard, default_kind, kind_header, cache, store, log, postgres, kinds)']],
+  ['unknown section key', { ...minimal, cookie: { nam: 'x' } }, ['f.yml: cookie.nam: unknown key (known: name, secure, secret, secret_file)']],
   ['empty kinds', { kinds: {} }, ['f.yml: kinds: must map each kind to its buckets (e.g. kinds: { hub: { buckets: [ { name: hub-0 } ] } }), got a mapping']],
   ['no kinds', {}, ['f.yml: kinds: must map each kind to its buckets (e.g. kinds: { hub: { buckets: [ { name: hub-0 } ] } }), got nothing']],
   ['empty bucket list', { kinds: { hub: { buckets: [] } } }, ['f.yml: kinds.hub.buckets: must be a non-empty list of buckets, got an empty list']],
@@ -43,7 +43,7 @@ const invalid: Array<[string, unknown, string[]]> = [
   ['bad state', { kinds: { hub: { buckets: [{ name: 'a', state: 'off' }] } } }, ['f.yml: kinds.hub.buckets[0].state: must be one of active, draining, got the string "off"']],
   ['bad listen', { ...minimal, listen: 'localhost' }, ['f.yml: listen: must be HOST:PORT (e.g. 127.0.0.1:8888 or [::1]:8888) or a port number, got the string "localhost"']],
   ['port range', { ...minimal, listen: '127.0.0.1:70000' }, ['f.yml: listen: port 70000 is out of range 0-65535, got the string "127.0.0.1:70000"']],
-  ['bad database', { ...minimal, database: 'mysql://x' }, ['f.yml: database: must be sqlite:PATH (e.g. sqlite:./data/sharder.db) or postgres://USER@HOST:PORT/DB']],
+  ['bad database', { ...minimal, database: 'mysql://x' }, ['f.yml: database: must be sqlite:PATH (e.g. sqlite:./data/sharder.db) or postgres://USER@HOST:PORT/DB (or postgres: to take everything from PG* variables)']],
   ['bad cidr', { ...minimal, identity: { trusted_proxies: ['10.0.0.0/33', 'nope'] } }, ['f.yml: identity.trusted_proxies[0]: "10.0.0.0/33" has an invalid prefix length', 'f.yml: identity.trusted_proxies[1]: "nope" is not an IP address or CIDR range']],
   ['bad header name', { ...minimal, identity: { header: 'REMOTE USER' } }, ['f.yml: identity.header: is not a valid header name: the string "REMOTE USER"']],
   ['wrong type', { ...minimal, cookie: { secure: 'yes' } }, ['f.yml: cookie.secure: must be true or false, got the string "yes"']],

@@ -301,9 +301,14 @@ export class SqliteStore implements Store {
       // (every known user's /auth included) while another process holds the write lock.
       db.pragma('busy_timeout = 0');
     } catch (err) {
-      const c = convert(err);
-      if (c instanceof ShardError) throw c;
-      throw new StoreUnavailableError(`cannot open SQLite database ${location}: ${(err as Error).message}`, { cause: err });
+      if (err instanceof ShardError && !(err instanceof StoreUnavailableError)) throw err;
+      const code = (err as { code?: unknown }).code;
+      // Name the file and the likely cause: WAL needs to write the file and create -wal and
+      // -shm beside it, so a read-only file or directory fails here, at start.
+      const hint = typeof code === 'string' && /^SQLITE_(READONLY|CANTOPEN|PERM)/.test(code)
+        ? ` (is the file or its directory read-only, or on a read-only file system? The sharder needs to write ${location} and create ${location}-wal and -shm)`
+        : '';
+      throw new StoreUnavailableError(`cannot open SQLite database ${location}${typeof code === 'string' ? ` (${code})` : ''}: ${(err as Error).message}${hint}`, { cause: err });
     }
     return new SqliteStore(db, location, opts.now ?? Date.now, Math.trunc(opts.busyTimeoutMs));
   }
