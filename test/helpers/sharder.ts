@@ -1,4 +1,5 @@
 /** Starting real sharders for tests: in-process on port 0, or as a child process. */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
@@ -8,6 +9,7 @@ import { validateConfig } from '../../src/config/validate.js';
 import type { Config, RawConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
 import { Sharder } from '../../src/server.js';
+import type { Store } from '../../src/store/types.js';
 import { tempDir } from './tmp.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
@@ -55,8 +57,30 @@ export interface Running {
 export async function startSharder(t: HasAfter, over: RawConfig = {}, dir = tempDir(t)): Promise<Running> {
   const config = testConfig(dir, over);
   const sharder = await Sharder.start(config, { log: silentLogger() });
-  t.after(() => sharder.stop(1000));
+  t.after(async () => {
+    // Every test that runs a sharder ends by checking the counts the policy uses.
+    await assertCountsExact(sharder.store);
+    await sharder.stop(1000);
+  });
   return { sharder, url: sharder.url, dir, config };
+}
+
+/**
+ * The per-bucket counts kept for the policy equal COUNT(*) per bucket, for every kind in the
+ * store (skipped when a test made the store unavailable on purpose).
+ */
+export async function assertCountsExact(store: Store): Promise<void> {
+  let kinds: string[];
+  try {
+    kinds = await store.kinds();
+  } catch (err) {
+    if ((err as { code?: string }).code === 'SHARD_ERR_STORE_UNAVAILABLE') return;
+    throw err;
+  }
+  for (const kind of kinds) {
+    const sorted = (m: Map<string, number>): [string, number][] => [...m].filter(([, n]) => n !== 0).sort(([a], [b]) => (a < b ? -1 : 1));
+    assert.deepEqual(sorted(await store.counts(kind)), sorted(await store.realCounts(kind)), `kind ${kind}: kept counts equal COUNT(*) per bucket`);
+  }
 }
 
 export interface CliResult {
