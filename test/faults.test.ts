@@ -1,7 +1,8 @@
 /**
  * Database faults: clear errors, known users keep being served, recovery without a restart
  * once the cause is gone, nothing half-written.
- * - SQLite on a full disk (a small tmpfs), and on a read-only file system at start;
+ * - SQLite on a full disk (a small tmpfs), on a read-only file system at start, and its file
+ *   deleted while the server runs;
  * - PostgreSQL connections killed (pg_terminate_backend) under load, and a statement timeout
  *   while another session holds a lock. (A PostgreSQL restart under load is in
  *   postgres-cluster.test.ts; the SQLite write lock held by another process in
@@ -180,4 +181,20 @@ describe('PostgreSQL faults', { skip: PG_SKIP }, () => {
     assert.equal((await sql.query("SELECT 1 FROM assignments WHERE name = 'blocked-newcomer'")).rowCount, 1);
     t.diagnostic(`statement timeout: ${JSON.parse(r.body).message}`);
   });
+});
+
+test('SQLite file deleted while the server runs: new users get a clear 503 (nothing written where it would be lost), known users are served, /readyz fails', async (t) => {
+  const s = await startSharder(t);
+  const file = join(s.dir, 'sharder.db');
+  const known = await auth(s.url, 'known');
+  assert.equal(known.status, 200);
+  for (const suffix of ['', '-wal', '-shm']) rmSync(`${file}${suffix}`, { force: true });
+  const r = await auth(s.url, 'newcomer');
+  assert.equal(r.status, 503, r.body);
+  assert.equal(JSON.parse(r.body).code, 'SHARD_ERR_STORE_UNAVAILABLE');
+  assert.match(JSON.parse(r.body).message, /was deleted while the sharder had it open/);
+  assert.equal((await auth(s.url, 'known')).headers['x-shard-bucket'], known.headers['x-shard-bucket']);
+  const ready = await get(`${s.url}/readyz`);
+  assert.equal(ready.status, 503);
+  assert.match(ready.body, /deleted/);
 });

@@ -5,7 +5,7 @@
  * Counts are maintained by triggers in the same transaction as the row they count, so no code
  * path (assign, move, delete, import, even a hand-written UPDATE) can make them drift.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from './sqlite-driver.js';
 import { chooseBucket, type BucketPolicyInput } from '../core/policy.js';
@@ -153,6 +153,8 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly now: () => number;
   private readonly busyTimeoutMs: number;
+  /** Device and inode of the file at open, to notice it deleted or replaced under us. */
+  private readonly fileId: string | null;
   private readonly stmts;
   private readonly assignTx: (kind: string, name: string, buckets: readonly BucketPolicyInput[]) => AssignResult;
   private readonly putTx: (kind: string, name: string, bucket: string, audit: AuditContext, expect: string | null | undefined) => PutResult;
@@ -168,6 +170,7 @@ export class SqliteStore implements Store {
     this.location = location;
     this.now = now;
     this.busyTimeoutMs = busyTimeoutMs;
+    this.fileId = location === ':memory:' ? null : fileIdentity(location);
     this.stmts = {
       lookup: db.prepare<[string, string], { bucket: string }>('SELECT bucket FROM assignments WHERE kind = ? AND name = ?'),
       counts: db.prepare<[string], { bucket: string; count: number }>('SELECT bucket, count FROM bucket_counts WHERE kind = ?'),
@@ -356,6 +359,7 @@ export class SqliteStore implements Store {
       // plain indexed read answers them without taking the write lock.
       const existing = this.stmts.lookup.get(kind, name);
       if (existing) return { bucket: existing.bucket, created: false };
+      this.checkFile();
       return this.assignTx(kind, name, buckets);
     });
   }
@@ -507,8 +511,22 @@ export class SqliteStore implements Store {
     return () => clearInterval(timer);
   }
 
+  /**
+   * A database file deleted (or replaced) while open still takes writes, into a file nobody
+   * will ever open again: every assignment made from then on would be lost at the next start.
+   * Refuse new assignments instead (known users are still answered) and fail readiness.
+   */
+  private checkFile(): void {
+    if (this.fileId === null) return;
+    const now = fileIdentity(this.location);
+    if (now !== this.fileId) {
+      throw new StoreUnavailableError(`the SQLite database ${this.location} was ${now === null ? 'deleted' : 'replaced by another file'} while the sharder had it open: new assignments are refused so that none is lost; restore the file (sharder backup) and restart`);
+    }
+  }
+
   ping(): Promise<void> {
     return this.run(() => {
+      this.checkFile();
       this.db.prepare('SELECT 1').get();
     });
   }
@@ -524,6 +542,15 @@ export class SqliteStore implements Store {
       this.db.close();
     }
     return Promise.resolve();
+  }
+}
+
+function fileIdentity(path: string): string | null {
+  try {
+    const st = statSync(path);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return null;
   }
 }
 
