@@ -11,7 +11,8 @@ test('workers: 2 share the listener and the store; a dead worker is replaced; SI
   const dir = tempDir(t);
   const file = writeConfig(dir, rawConfig(dir, { workers: 2 }));
   const { url, child, output } = await spawnServe(t, file);
-  for (let i = 0; i < 100 && !/"event":"cluster_started"/.test(output()); i++) await sleep(50);
+  // A worker logs "started" just after the primary sees it listening: wait for both lines.
+  for (let i = 0; i < 100 && (!/"event":"cluster_started"/.test(output()) || [...output().matchAll(/"event":"started"/g)].length < 2); i++) await sleep(50);
   const pids = [...output().matchAll(/"pid":(\d+),"event":"started"/g)].map((m) => Number(m[1]));
   assert.equal(new Set(pids).size, 2, 'two workers started');
 

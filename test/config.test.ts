@@ -14,7 +14,7 @@ test('defaults: a minimal config gets every documented default', () => {
   assert.deepEqual(c.listen, { host: '127.0.0.1', port: 8888 });
   assert.deepEqual(c.database, { backend: 'sqlite', path: './data/sharder.db', busyTimeoutMs: 5000 });
   assert.deepEqual(c.identity, { header: 'REMOTE_USER', trustedProxies: ['127.0.0.0/8', '::1/128'], maxLength: 256 });
-  assert.deepEqual(c.cookie, { name: 'hub', secure: false });
+  assert.deepEqual(c.cookie, { name: 'hub', secure: false, secret: null });
   assert.deepEqual(c.shard, { redirect: null });
   assert.equal(c.defaultKind, 'hub');
   assert.equal(c.kindHeader, 'X-Shard-Kind');
@@ -31,7 +31,7 @@ test('the shipped sharder.yml is valid', () => {
 /** Each row: a raw config and the exact problem lines expected (file "f.yml"). */
 const invalid: Array<[string, unknown, string[]]> = [
   ['unknown top-level key', { ...minimal, lissen: 1 }, ['f.yml: lissen: unknown key (known: listen, workers, mode, proxy, control_listen, admin, database, identity, cookie, shard, default_kind, kind_header, cache, store, log, metrics, status, postgres, kinds)']],
-  ['unknown section key', { ...minimal, cookie: { nam: 'x' } }, ['f.yml: cookie.nam: unknown key (known: name, secure)']],
+  ['unknown section key', { ...minimal, cookie: { nam: 'x' } }, ['f.yml: cookie.nam: unknown key (known: name, secure, secret, secret_file)']],
   ['empty kinds', { kinds: {} }, ['f.yml: kinds: must map each kind to its buckets (e.g. kinds: { hub: { buckets: [ { name: hub-0 } ] } }), got a mapping']],
   ['no kinds', {}, ['f.yml: kinds: must map each kind to its buckets (e.g. kinds: { hub: { buckets: [ { name: hub-0 } ] } }), got nothing']],
   ['empty bucket list', { kinds: { hub: { buckets: [] } } }, ['f.yml: kinds.hub.buckets: must be a non-empty list of buckets, got an empty list']],

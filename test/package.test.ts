@@ -84,7 +84,7 @@ test('the packed tarball holds only what runs, and the README install guide give
   const [info] = JSON.parse(pack.stdout.slice(pack.stdout.indexOf('['))) as [{ filename: string; files: { path: string }[] }];
   assert.equal(info.filename, `${PKG.name}-${PKG.version}.tgz`);
   const files = info.files.map((f) => f.path).sort();
-  const allowed = /^(bin\/sharder\.js|dist\/.+\.js|systemd\/sharder\.(service|yml)|nginx\/[^/]+|sharder\.yml|README\.md|LICENSE|CHANGELOG\.md|package\.json)$/;
+  const allowed = /^(bin\/sharder\.js|dist\/.+\.js|systemd\/sharder\.(service|yml)|nginx\/[^/]+|sharder\.yml|README\.md|SECURITY\.md|LICENSE|CHANGELOG\.md|package\.json)$/;
   assert.deepEqual(files.filter((f) => !allowed.test(f)), [], 'only compiled JavaScript, examples, nginx/systemd files and docs');
   for (const needed of ['bin/sharder.js', 'dist/cli/run.js', 'dist/store/sqlite-driver.js', 'systemd/sharder.service', 'systemd/sharder.yml', 'sharder.yml', 'LICENSE', 'CHANGELOG.md', 'README.md']) {
     assert.ok(files.includes(needed), `${needed} is in the package`);

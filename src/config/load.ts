@@ -38,6 +38,8 @@ export const ENV_KEYS: ReadonlyArray<readonly [path: string, kind: EnvKind]> = [
   ['identity.max_length', 'int'],
   ['cookie.name', 'string'],
   ['cookie.secure', 'bool'],
+  ['cookie.secret', 'string'],
+  ['cookie.secret_file', 'string'],
   ['shard.redirect', 'string'],
   ['default_kind', 'string'],
   ['kind_header', 'string'],

@@ -18,6 +18,10 @@ export const DEFAULT_TRUSTED_PROXIES: readonly string[] = ['127.0.0.0/8', '::1/1
 export const DEFAULT_IDENTITY_MAX_LENGTH = 256;
 /** Cookie name, as the original sharder set it. */
 export const DEFAULT_COOKIE_NAME = 'hub';
+/** Shortest cookie.secret accepted, in bytes: an HMAC key must not be guessable. */
+export const MIN_COOKIE_SECRET_BYTES = 32;
+/** No cookie.secret by default: the cookie names the bucket, unsigned, as the original did. */
+export const DEFAULT_COOKIE_SECRET: string | null = null;
 /** Kind used when the request names none. */
 export const DEFAULT_KIND = 'hub';
 /** Request header that selects another kind. */
@@ -184,7 +188,8 @@ export interface Config {
     readonly trustedProxies: readonly string[];
     readonly maxLength: number;
   };
-  readonly cookie: { readonly name: string; readonly secure: boolean };
+  /** `secret`: HMAC-SHA256 key that signs the cookie value, or null (unsigned). */
+  readonly cookie: { readonly name: string; readonly secure: boolean; readonly secret: string | null };
   readonly shard: { readonly redirect: string | null };
   readonly defaultKind: string;
   readonly kindHeader: string;

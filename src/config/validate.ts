@@ -10,7 +10,7 @@ import type { BucketState } from '../core/policy.js';
 import {
   type BucketConfig, type Config, type DatabaseConfig, type KindConfig, type ListenAddress,
   type LogLevel, type Mode, type ProxyConfig, type RawConfig,
-  DEFAULT_BUCKET_STATE, DEFAULT_BUCKET_WEIGHT, DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_COOKIE_NAME,
+  DEFAULT_BUCKET_STATE, DEFAULT_BUCKET_WEIGHT, DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_COOKIE_NAME, DEFAULT_COOKIE_SECRET,
   DEFAULT_DATABASE, DEFAULT_IDENTITY_HEADER, DEFAULT_IDENTITY_MAX_LENGTH, DEFAULT_KIND,
   DEFAULT_KIND_HEADER, DEFAULT_LISTEN, DEFAULT_LOG_LEVEL, DEFAULT_SQLITE_BUSY_TIMEOUT_MS,
   DEFAULT_STORE_POLL_MS, DEFAULT_STORE_TIMEOUT_MS, DEFAULT_TRUSTED_PROXIES, DEFAULT_WORKERS, LOG_LEVELS, MAX_WORKERS,
@@ -21,6 +21,7 @@ import {
   DEFAULT_PG_STATEMENT_TIMEOUT_MS, type PgSslMode, type PostgresOptions,
 } from './types.js';
 import { adminSection, controlListen, hubApi } from './validate-ops.js';
+import { cookieSecret } from './validate-cookie.js';
 import { POSTGRES_URL_PATTERN, checkSslMode, parsePostgresUrl } from './postgres.js';
 import { logFormat, metricsSection, statusSection } from './validate-observability.js';
 
@@ -34,7 +35,7 @@ const KNOWN_KEYS: Record<string, readonly string[] | null> = {
   admin: ['token', 'token_file', 'tokens'],
   database: null,
   identity: ['header', 'trusted_proxies', 'max_length'],
-  cookie: ['name', 'secure'],
+  cookie: ['name', 'secure', 'secret', 'secret_file'],
   shard: ['redirect'],
   default_kind: null,
   kind_header: null,
@@ -368,7 +369,7 @@ export function validateConfig(raw: unknown, file: string | null, env: EnvSource
   for (const [k, v] of Object.entries(raw)) {
     const known = KNOWN_KEYS[k];
     if (!(k in KNOWN_KEYS)) {
-      p.add(k, `unknown key (known: ${Object.keys(KNOWN_KEYS).join(', ')})`);
+      p.add(k === '' ? '"" (an empty key)' : k, `unknown key (known: ${Object.keys(KNOWN_KEYS).join(', ')})`);
     } else if (known && isObject(v)) {
       for (const sub of Object.keys(v)) if (!known.includes(sub)) p.add(`${k}.${sub}`, `unknown key (known: ${known.join(', ')})`);
     }
@@ -431,7 +432,7 @@ export function validateConfig(raw: unknown, file: string | null, env: EnvSource
     admin: adminSection(p, raw),
     database: database(p, raw, busyTimeoutMs, postgresOptions(p, raw)),
     identity: { header, trustedProxies, maxLength },
-    cookie: { name: cookieName, secure: bool(p, cookieRaw.secure, 'cookie.secure', false) },
+    cookie: { name: cookieName, secure: bool(p, cookieRaw.secure, 'cookie.secure', false), secret: cookieSecret(p, cookieRaw) ?? DEFAULT_COOKIE_SECRET },
     shard: { redirect },
     defaultKind,
     kindHeader,

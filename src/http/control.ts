@@ -15,6 +15,7 @@ import type { AdminToken } from '../config/types.js';
 import type { Logger } from '../log.js';
 import { NO_METER, type HttpMeter } from '../metrics/http.js';
 import { REQUEST_ID_HEADER, requestId } from './request-id.js';
+import { FailureLimiter } from './rate-limit.js';
 import { sendError, sendJson } from './respond.js';
 
 export interface RouteContext {
@@ -111,6 +112,8 @@ export interface ControlDeps {
   readonly meter?: HttpMeter | undefined;
   /** Whether the peer is a trusted proxy, whose X-Request-Id is taken as the request id. */
   trusted?(req: IncomingMessage): boolean;
+  /** Failed authentications per peer (rate-limit.ts); one is made when not given. */
+  limiter?: FailureLimiter;
 }
 
 /** Admin operations (migrations, imports) can run for minutes; only headers must come quickly. */
@@ -145,8 +148,19 @@ async function handle(deps: ControlDeps, req: IncomingMessage, res: ServerRespon
   let actor = 'anonymous';
   const authFirst = path === '/api' || path.startsWith(API_PREFIX);
   const check = (): boolean => {
+    const peer = req.socket.remoteAddress ?? '';
+    const limiter = (deps.limiter ??= new FailureLimiter());
+    const wait = limiter.retryAfter(peer);
+    if (wait > 0) {
+      res.setHeader('Retry-After', String(wait));
+      sendError(res, 429, 'SHARD_ERR_RATE_LIMITED', `too many failed authentications from this address: try again in ${wait} s`);
+      return false;
+    }
     const a = authenticate(req.headers.authorization, deps.tokens());
     if ('error' in a) {
+      if (limiter.fail(peer)) {
+        deps.log.warn({ event: 'api_rate_limited', remote: peer, failures: limiter.allowed, window_ms: limiter.windowMs }, 'admin authentication failures from one address reached the limit: refusing it for the rest of the window');
+      }
       deps.log.warn({ event: 'api_unauthorized', method, path: path.slice(0, 200), remote: req.socket.remoteAddress, reason: a.error }, 'admin request refused');
       const e = new UnauthorizedError(a.error);
       res.setHeader('WWW-Authenticate', 'Bearer realm="sharder"');

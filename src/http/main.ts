@@ -10,6 +10,7 @@ import type { Logger } from '../log.js';
 import type { HttpMeter } from '../metrics/http.js';
 import type { Assigner } from '../service/assigner.js';
 import type { BucketRef, KindRuntime } from '../service/runtime.js';
+import { checkPresentedCookie } from './cookie.js';
 import { isTrusted, readIdentity, type IdentitySettings } from './identity.js';
 import { REQUEST_ID_HEADER, requestId } from './request-id.js';
 import { sendError, sendJson } from './respond.js';
@@ -38,6 +39,8 @@ export interface MainContext {
 export const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 export const KEEP_ALIVE_TIMEOUT_MS = 75_000;
+/** How often Node checks the header and request timeouts. */
+const TIMEOUT_SWEEP_MS = 1000;
 /** Node's default; an identity header can never need more. */
 export const MAX_HEADER_SIZE = 16 * 1024;
 
@@ -139,7 +142,8 @@ function refuseHttp(ctx: MainContext, req: IncomingMessage, res: ServerResponse,
 }
 
 const AUTH: Placer<ServerResponse> = {
-  placed(ctx, _req, res, _kind, _name, bucket, start) {
+  placed(ctx, req, res, _kind, name, bucket, start) {
+    if (bucket.signer !== null) checkPresentedCookie(ctx.log, req, name, bucket);
     res.writeHead(200, bucket.authHeaders);
     res.end();
     ctx.meter.auth.done(200, start);
@@ -151,7 +155,8 @@ const AUTH: Placer<ServerResponse> = {
 };
 
 const SHARD: Placer<ServerResponse> = {
-  placed(ctx, _req, res, kind, name, bucket, start) {
+  placed(ctx, req, res, kind, name, bucket, start) {
+    if (bucket.signer !== null) checkPresentedCookie(ctx.log, req, name, bucket);
     const cookie = ['Set-Cookie', bucket.cookie];
     const redirect = ctx.settings.redirect;
     if (redirect !== null) {
@@ -206,11 +211,20 @@ export function handle(ctx: MainContext, req: IncomingMessage, res: ServerRespon
 
 export function createMainServer(ctx: MainContext): Server {
   const server = createServer(
-    { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, maxHeaderSize: MAX_HEADER_SIZE },
+    // The timeouts are enforced by a periodic sweep (Node's default: every 30 s, which would let
+    // a slow client hold a connection for 40 s instead of the 10 s header timeout).
+    { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, maxHeaderSize: MAX_HEADER_SIZE, connectionsCheckingInterval: TIMEOUT_SWEEP_MS },
     (req, res) => handle(ctx, req, res),
   );
   server.on('clientError', answerClientError);
+  server.on('connect', refuseConnect);
   return server;
+}
+
+/** CONNECT is no request the sharder serves; without this Node drops the socket unanswered. */
+export function refuseConnect(_req: IncomingMessage, socket: Socket): void {
+  if (!socket.writable) return void socket.destroy();
+  socket.end('HTTP/1.1 405 Method Not Allowed\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
 }
 
 /**

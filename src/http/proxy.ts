@@ -19,6 +19,7 @@ import { ProxyServer, type ServerOptions } from 'http-proxy-3';
 import type { ProxyConfig } from '../config/types.js';
 import { NoUpstreamError, ShardError, UpstreamDownError, UpstreamTimeoutError } from '../errors.js';
 import type { BucketRef, KindRuntime } from '../service/runtime.js';
+import { checkPresentedCookie } from './cookie.js';
 import { NO_IDENTITY } from './identity.js';
 import {
   HEADERS_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS, MAX_HEADER_SIZE, answerClientError, errorRequestId, handle, place, socketTrusted,
@@ -141,7 +142,10 @@ export class ProxyMode {
   private readonly upgraded = new Set<Socket>();
   /** Where HTTP placements go; made once, not per request. */
   private readonly httpPlacer: Placer<ServerResponse> = {
-    placed: (_ctx, req, res, kind, name, bucket) => this.guard(req, res, () => this.forward(req as ProxiedRequest, res, kind, name, bucket)),
+    placed: (ctx, req, res, kind, name, bucket) => {
+      if (bucket.signer !== null) checkPresentedCookie(ctx.log, req, name, bucket);
+      this.guard(req, res, () => this.forward(req as ProxiedRequest, res, kind, name, bucket));
+    },
     refused: (_ctx, req, res, r) => this.refuse(req as ProxiedRequest, res, r),
   };
 

@@ -5,6 +5,7 @@
  */
 import type { BucketPolicyInput, BucketState } from '../core/policy.js';
 import type { Config } from '../config/types.js';
+import { CookieSigner } from '../http/cookie.js';
 import { BoundedCache } from './cache.js';
 
 export class BucketRef implements BucketPolicyInput {
@@ -17,6 +18,10 @@ export class BucketRef implements BucketPolicyInput {
   authHeaders: string[] = [];
   /** The Set-Cookie value for this bucket. */
   cookie = '';
+  /** The cookie's value alone (signed with cookie.secret), to compare a presented cookie with. */
+  cookieToken = '';
+  /** Signs and verifies cookie values; null when the cookie is unsigned. */
+  signer: CookieSigner | null = null;
 
   constructor(readonly kind: string, readonly name: string) {}
 }
@@ -47,12 +52,13 @@ export class KindRuntime {
   }
 }
 
-export function cookieValue(config: Config, bucket: string): string {
-  return `${config.cookie.name}=${bucket}; Path=/; HttpOnly; SameSite=Lax${config.cookie.secure ? '; Secure' : ''}`;
+export function cookieValue(config: Config, bucket: string, signer: CookieSigner | null = null): string {
+  return `${config.cookie.name}=${signer === null ? bucket : signer.sign(bucket)}; Path=/; HttpOnly; SameSite=Lax${config.cookie.secure ? '; Secure' : ''}`;
 }
 
 /** Builds or updates the runtime kinds from a (validated) configuration. */
 export function applyConfig(kinds: Map<string, KindRuntime>, config: Config): void {
+  const signer = config.cookie.secret === null ? null : new CookieSigner(config.cookie.secret, config.cookie.name);
   for (const [name, kc] of config.kinds) {
     let kind = kinds.get(name);
     if (kind === undefined) {
@@ -66,7 +72,9 @@ export function applyConfig(kinds: Map<string, KindRuntime>, config: Config): vo
       ref.weight = bc.weight;
       ref.state = bc.state;
       ref.inConfig = true;
-      ref.cookie = cookieValue(config, bc.name);
+      ref.signer = signer;
+      ref.cookieToken = signer === null ? bc.name : signer.sign(bc.name);
+      ref.cookie = cookieValue(config, bc.name, signer);
       ref.authHeaders = [
         'X-Shard-Bucket', bc.name,
         'X-Shard-Kind', name,

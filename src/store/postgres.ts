@@ -65,6 +65,35 @@ const MAX_BATCH = 1_000;
 /** Attempts of an assignment transaction that hit a unique violation (a racing writer that
  * took no kind lock): each retry re-reads the names and so returns the winner's bucket. */
 const UNIQUE_RETRIES = 3;
+/**
+ * Attempts of a lookup or an assignment whose connection was lost (the backend terminated or
+ * restarted, a reset): pooled connections die together, so the next attempt may draw another
+ * dead one before the pool has noticed. Both are safe to repeat: a lookup only reads, and an
+ * assignment transaction reads the existing rows first, so a repeat after a lost COMMIT
+ * answers the committed bucket.
+ */
+const LOST_CONNECTION_ATTEMPTS = 4;
+const LOST_CONNECTION_PAUSE_MS = 20;
+
+/** True when the error says the connection died, rather than that the statement failed. */
+export function isConnectionLost(err: unknown): boolean {
+  const e = (err instanceof ShardError && err.cause !== undefined ? err.cause : err) as { code?: unknown; message?: unknown } | null;
+  if (e === null || typeof e !== 'object') return false;
+  if (e instanceof pg.DatabaseError) return typeof e.code === 'string' && /^(57P0[123]|08)/.test(e.code);
+  const code = typeof e.code === 'string' ? e.code : '';
+  return /^(ECONNRESET|EPIPE|ECONNREFUSED)$/.test(code) || (typeof e.message === 'string' && /Connection terminated/i.test(e.message));
+}
+
+async function retryLost<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (attempt >= LOST_CONNECTION_ATTEMPTS || !isConnectionLost(err)) throw err;
+      await new Promise((r) => setTimeout(r, LOST_CONNECTION_PAUSE_MS * attempt));
+    }
+  }
+}
 
 export interface PostgresOpenOptions {
   log?: Logger;
@@ -183,7 +212,8 @@ export class PostgresStore implements Store {
   }
 
   private async lookupMany(kind: string, names: string[]): Promise<(string | undefined)[]> {
-    const { rows } = await this.query<{ name: string; bucket: string }>(SQL.lookupMany, [kind, [...new Set(names)]]);
+    const unique = [...new Set(names)];
+    const { rows } = await retryLost(() => this.query<{ name: string; bucket: string }>(SQL.lookupMany, [kind, unique]));
     const found = new Map(rows.map((r) => [r.name, r.bucket]));
     return names.map((n) => found.get(n));
   }
@@ -201,7 +231,7 @@ export class PostgresStore implements Store {
   private async assignMany(kind: string, items: AssignInput[]): Promise<BatchResult<AssignResult>[]> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.transaction((c) => assignLocked(c, kind, items));
+        return await retryLost(() => this.transaction((c) => assignLocked(c, kind, items)));
       } catch (err) {
         if (attempt < UNIQUE_RETRIES && isUniqueViolation(err)) continue;
         throw err;

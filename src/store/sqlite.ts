@@ -5,7 +5,7 @@
  * Counts are maintained by triggers in the same transaction as the row they count, so no code
  * path (assign, move, delete, import, even a hand-written UPDATE) can make them drift.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from './sqlite-driver.js';
 import { chooseBucket, type BucketPolicyInput } from '../core/policy.js';
@@ -122,6 +122,15 @@ const CHANGES_RETENTION_MS = 24 * 3600 * 1000;
 /** Driver errors that mean "the store cannot serve now" rather than a bug. */
 const UNAVAILABLE_CODES = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|READONLY|CANTOPEN|CORRUPT|NOTADB|PROTOCOL|PERM|AUTH)/;
 
+/** SQLITE_BUSY and its extended codes: another connection holds the lock; worth retrying. */
+const isBusy = (err: unknown): boolean => {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+};
+
+/** Longest pause between two attempts to take a lock held by another process. */
+const BUSY_RETRY_MAX_DELAY_MS = 25;
+
 function convert(err: unknown): unknown {
   if (err instanceof ShardError) return err;
   const code = (err as { code?: unknown }).code;
@@ -143,6 +152,9 @@ export class SqliteStore implements Store {
   readonly location: string;
   private readonly db: Database.Database;
   private readonly now: () => number;
+  private readonly busyTimeoutMs: number;
+  /** Device and inode of the file at open, to notice it deleted or replaced under us. */
+  private readonly fileId: string | null;
   private readonly stmts;
   private readonly assignTx: (kind: string, name: string, buckets: readonly BucketPolicyInput[]) => AssignResult;
   private readonly putTx: (kind: string, name: string, bucket: string, audit: AuditContext, expect: string | null | undefined) => PutResult;
@@ -153,10 +165,12 @@ export class SqliteStore implements Store {
   private readonly auditQueries = new Map<string, Database.Statement<unknown[], AuditRow>>();
   private closed = false;
 
-  private constructor(db: Database.Database, location: string, now: () => number) {
+  private constructor(db: Database.Database, location: string, now: () => number, busyTimeoutMs: number) {
     this.db = db;
     this.location = location;
     this.now = now;
+    this.busyTimeoutMs = busyTimeoutMs;
+    this.fileId = location === ':memory:' ? null : fileIdentity(location);
     this.stmts = {
       lookup: db.prepare<[string, string], { bucket: string }>('SELECT bucket FROM assignments WHERE kind = ? AND name = ?'),
       counts: db.prepare<[string], { bucket: string; count: number }>('SELECT bucket, count FROM bucket_counts WHERE kind = ?'),
@@ -285,20 +299,53 @@ export class SqliteStore implements Store {
       db.pragma('synchronous = FULL');
       db.pragma(`busy_timeout = ${Math.trunc(opts.busyTimeoutMs)}`);
       migrate(db);
+      // From here on a busy database fails at once and run() retries from a timer: SQLite's own
+      // busy handler sleeps inside the synchronous call, which would stop the whole event loop
+      // (every known user's /auth included) while another process holds the write lock.
+      db.pragma('busy_timeout = 0');
     } catch (err) {
-      const c = convert(err);
-      if (c instanceof ShardError) throw c;
-      throw new StoreUnavailableError(`cannot open SQLite database ${location}: ${(err as Error).message}`, { cause: err });
+      if (err instanceof ShardError && !(err instanceof StoreUnavailableError)) throw err;
+      const code = (err as { code?: unknown }).code;
+      // Name the file and the likely cause: WAL needs to write the file and create -wal and
+      // -shm beside it, so a read-only file or directory fails here, at start.
+      const hint = typeof code === 'string' && /^SQLITE_(READONLY|CANTOPEN|PERM)/.test(code)
+        ? ` (is the file or its directory read-only, or on a read-only file system? The sharder needs to write ${location} and create ${location}-wal and -shm)`
+        : '';
+      throw new StoreUnavailableError(`cannot open SQLite database ${location}${typeof code === 'string' ? ` (${code})` : ''}: ${(err as Error).message}${hint}`, { cause: err });
     }
-    return new SqliteStore(db, location, opts.now ?? Date.now);
+    return new SqliteStore(db, location, opts.now ?? Date.now, Math.trunc(opts.busyTimeoutMs));
   }
 
+  /**
+   * Runs one synchronous call (a statement or a whole transaction). When the database is
+   * locked by another connection, the call is retried after short pauses on a timer, not
+   * by blocking, until store.busy_timeout_ms has passed. A retried transaction is safe: a
+   * busy BEGIN IMMEDIATE (or COMMIT) leaves nothing written.
+   */
   private run<T>(fn: () => T): Promise<T> {
     if (this.closed) return Promise.reject(new StoreUnavailableError('the SQLite store is closed'));
     try {
       return Promise.resolve(fn());
     } catch (err) {
+      if (isBusy(err) && this.busyTimeoutMs > 0) return this.retryBusy(fn, Date.now() + this.busyTimeoutMs);
       return Promise.reject(convert(err));
+    }
+  }
+
+  private async retryBusy<T>(fn: () => T, deadline: number): Promise<T> {
+    let delay = 1;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, Math.max(0, Math.min(delay, deadline - Date.now()))));
+      if (this.closed) throw new StoreUnavailableError('the SQLite store is closed');
+      try {
+        return fn();
+      } catch (err) {
+        if (!isBusy(err)) throw convert(err);
+        if (Date.now() >= deadline) {
+          throw new StoreUnavailableError(`SQLite store unavailable: the database ${this.location} stayed locked by another connection for ${this.busyTimeoutMs} ms (store.busy_timeout_ms)`, { cause: err });
+        }
+        delay = Math.min(delay * 2, BUSY_RETRY_MAX_DELAY_MS);
+      }
     }
   }
 
@@ -312,6 +359,7 @@ export class SqliteStore implements Store {
       // plain indexed read answers them without taking the write lock.
       const existing = this.stmts.lookup.get(kind, name);
       if (existing) return { bucket: existing.bucket, created: false };
+      this.checkFile();
       return this.assignTx(kind, name, buckets);
     });
   }
@@ -463,8 +511,22 @@ export class SqliteStore implements Store {
     return () => clearInterval(timer);
   }
 
+  /**
+   * A database file deleted (or replaced) while open still takes writes, into a file nobody
+   * will ever open again: every assignment made from then on would be lost at the next start.
+   * Refuse new assignments instead (known users are still answered) and fail readiness.
+   */
+  private checkFile(): void {
+    if (this.fileId === null) return;
+    const now = fileIdentity(this.location);
+    if (now !== this.fileId) {
+      throw new StoreUnavailableError(`the SQLite database ${this.location} was ${now === null ? 'deleted' : 'replaced by another file'} while the sharder had it open: new assignments are refused so that none is lost; restore the file (sharder backup) and restart`);
+    }
+  }
+
   ping(): Promise<void> {
     return this.run(() => {
+      this.checkFile();
       this.db.prepare('SELECT 1').get();
     });
   }
@@ -480,6 +542,15 @@ export class SqliteStore implements Store {
       this.db.close();
     }
     return Promise.resolve();
+  }
+}
+
+function fileIdentity(path: string): string | null {
+  try {
+    const st = statSync(path);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return null;
   }
 }
 
