@@ -12,7 +12,8 @@
  * (gather.ts). The `aggregator` of each metric says how: sums by default, `first` for values
  * every worker reads from the same store or configuration.
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import { Counter, Histogram, Registry, type Metric } from 'prom-client';
+import { registerProcessMetrics } from './process.js';
 import type { Config } from '../config/types.js';
 import type { ProxyStats } from '../http/proxy.js';
 import type { KindRuntime } from '../service/runtime.js';
@@ -72,14 +73,14 @@ const STORE_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02
 let processRegistry: Registry | undefined;
 
 /**
- * Process metrics (CPU, memory, event loop lag, GC, file descriptors): one registry per
- * process, made on first use. prom-client's collectors install observers that cannot be
- * removed, so several sharders in one process (tests) share them rather than add more.
+ * Process metrics (CPU, memory, heap, event loop delay, file descriptors; process.ts): one
+ * registry per process, made on first use, so that several sharders in one process (tests)
+ * share one event loop monitor.
  */
 export function processMetrics(): Registry {
   if (processRegistry === undefined) {
     processRegistry = new Registry();
-    collectDefaultMetrics({ register: processRegistry });
+    registerProcessMetrics(processRegistry);
   }
   return processRegistry;
 }
