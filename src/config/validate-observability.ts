@@ -10,29 +10,10 @@ import {
   LOG_FORMATS, MIN_METRICS_TOKEN_LENGTH,
 } from './types.js';
 import { checkTokenText, inlineSecret, readSecretFile } from './validate-ops.js';
-import { type Problems, describe, isObject } from './validate.js';
+import { type Problems, bool, describe, section } from './validate.js';
 
 /** Longest status page refresh interval, in seconds. */
 const MAX_STATUS_REFRESH_SECONDS = 3600;
-
-function sectionOf(p: Problems, raw: RawConfig, key: string): Record<string, unknown> {
-  const v = raw[key];
-  if (v === undefined || v === null) return {};
-  if (!isObject(v)) {
-    p.add(key, `must be a mapping, got ${describe(v)}`);
-    return {};
-  }
-  return v;
-}
-
-function flag(p: Problems, v: unknown, key: string, dflt: boolean): boolean {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'boolean') {
-    p.add(key, `must be true or false, got ${describe(v)}`);
-    return dflt;
-  }
-  return v;
-}
 
 export function logFormat(p: Problems, v: unknown): LogFormat {
   if (v === undefined) return DEFAULT_LOG_FORMAT;
@@ -44,8 +25,8 @@ export function logFormat(p: Problems, v: unknown): LogFormat {
 }
 
 export function metricsSection(p: Problems, raw: RawConfig): { enabled: boolean; tokenHash: Buffer | null } {
-  const m = sectionOf(p, raw, 'metrics');
-  const enabled = flag(p, m.enabled, 'metrics.enabled', DEFAULT_METRICS_ENABLED);
+  const m = section(p, raw, 'metrics');
+  const enabled = bool(p, m.enabled, 'metrics.enabled', DEFAULT_METRICS_ENABLED);
   let token: string | undefined;
   if (m.token !== undefined && m.token_file !== undefined) {
     p.add('metrics.token', 'give metrics.token or metrics.token_file, not both');
@@ -58,7 +39,7 @@ export function metricsSection(p: Problems, raw: RawConfig): { enabled: boolean;
 }
 
 export function statusSection(p: Problems, raw: RawConfig): { loopbackWithoutToken: boolean; refreshSeconds: number } {
-  const s = sectionOf(p, raw, 'status');
+  const s = section(p, raw, 'status');
   let refreshSeconds = DEFAULT_STATUS_REFRESH_SECONDS;
   if (s.refresh_seconds !== undefined) {
     const v = s.refresh_seconds;
@@ -67,7 +48,7 @@ export function statusSection(p: Problems, raw: RawConfig): { loopbackWithoutTok
     } else refreshSeconds = v;
   }
   return {
-    loopbackWithoutToken: flag(p, s.loopback_without_token, 'status.loopback_without_token', DEFAULT_STATUS_LOOPBACK_WITHOUT_TOKEN),
+    loopbackWithoutToken: bool(p, s.loopback_without_token, 'status.loopback_without_token', DEFAULT_STATUS_LOOPBACK_WITHOUT_TOKEN),
     refreshSeconds,
   };
 }

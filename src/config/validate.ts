@@ -84,7 +84,7 @@ export function describe(v: unknown): string {
   return `${typeof v} ${String(v)}`;
 }
 
-function section(p: Problems, raw: RawConfig, key: string): Record<string, unknown> {
+export function section(p: Problems, raw: RawConfig, key: string): Record<string, unknown> {
   const v = raw[key];
   if (v === undefined || v === null) return {};
   if (!isObject(v)) {
@@ -112,7 +112,7 @@ function int(p: Problems, v: unknown, key: string, dflt: number, min: number, ma
   return v;
 }
 
-function bool(p: Problems, v: unknown, key: string, dflt: boolean): boolean {
+export function bool(p: Problems, v: unknown, key: string, dflt: boolean): boolean {
   if (v === undefined) return dflt;
   if (typeof v !== 'boolean') {
     p.add(key, `must be true or false, got ${describe(v)}`);

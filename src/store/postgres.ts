@@ -28,9 +28,8 @@ import type {
   AssignResult, Assignment, AuditAction, AuditContext, AuditEntry, AuditQuery, ChangeListener, CountFix, DuplicateObject,
   ImportBatchResult, ImportRow, MoveBatchResult, MoveRequest, PutResult, Store,
 } from './types.js';
+import { exportByPages } from './export.js';
 
-/** Rows read per query by export(): bounded memory, few enough round trips. */
-const EXPORT_PAGE_SIZE = 1000;
 
 interface AssignmentRow {
   kind: string;
@@ -286,23 +285,9 @@ export class PostgresStore implements Store {
     return this.transaction((c) => moveBatchTx(c, kind, moves, audit));
   }
 
-  /**
-   * Keyset pages, each its own query on whatever pooled connection is free: no transaction or
-   * server-side cursor stays open for the length of an export (which may be slow to consume),
-   * so a long export neither holds a connection nor keeps old row versions from being vacuumed.
-   */
-  async *export(opts: { kind?: string | undefined; pageSize?: number | undefined } = {}): AsyncIterable<Assignment> {
-    const pageSize = opts.pageSize ?? EXPORT_PAGE_SIZE;
-    const kinds = opts.kind === undefined ? await this.kinds() : [opts.kind];
-    for (const kind of kinds) {
-      let after: string | undefined;
-      for (;;) {
-        const page = await this.list(kind, { after, limit: pageSize });
-        for (const row of page) yield row;
-        if (page.length < pageSize) break;
-        after = page.at(-1)!.name;
-      }
-    }
+  /** Paged through list() (store/export.ts): nothing stays open while the caller reads. */
+  export(opts: { kind?: string | undefined; pageSize?: number | undefined } = {}): AsyncIterable<Assignment> {
+    return exportByPages(this, opts);
   }
 
   importBatch(rows: readonly ImportRow[], opts: { overwrite: boolean }, audit: AuditContext): Promise<ImportBatchResult> {

@@ -14,6 +14,7 @@ import type {
   AssignResult, Assignment, AuditAction, AuditContext, AuditEntry, AuditQuery, ChangeListener, CountFix, DuplicateObject,
   ImportBatchResult, ImportConflict, ImportRow, MoveBatchResult, MoveRequest, PutResult, Store,
 } from './types.js';
+import { exportByPages } from './export.js';
 
 /** Versioned schema migrations; each runs once, in order, in its own transaction. */
 export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
@@ -112,8 +113,6 @@ const toAuditEntry = (r: AuditRow): AuditEntry => ({
   from: r.from_bucket, to: r.to_bucket, reason: r.reason, batch: r.batch,
 });
 
-/** Rows read per query by export(): bounded memory, few enough round trips. */
-const EXPORT_PAGE_SIZE = 1000;
 const ASSIGNMENT_COLUMNS = 'kind, name, bucket, assigned_at';
 
 /** Change-feed rows older than this are pruned; a reader further behind drops its whole cache. */
@@ -405,22 +404,9 @@ export class SqliteStore implements Store {
     return this.run(() => this.moveBatchTx(kind, moves, audit));
   }
 
-  /**
-   * Pages are separate queries: better-sqlite3 allows no other statement on the connection
-   * while an iterator is open, and the server answers /auth on this connection meanwhile.
-   */
-  async *export(opts: { kind?: string | undefined; pageSize?: number | undefined } = {}): AsyncIterable<Assignment> {
-    const pageSize = opts.pageSize ?? EXPORT_PAGE_SIZE;
-    const kinds = opts.kind === undefined ? await this.kinds() : [opts.kind];
-    for (const kind of kinds) {
-      let after: string | undefined;
-      for (;;) {
-        const page = await this.list(kind, { after, limit: pageSize });
-        for (const row of page) yield row;
-        if (page.length < pageSize) break;
-        after = page.at(-1)!.name;
-      }
-    }
+  /** Paged through list() (store/export.ts): nothing stays open while the caller reads. */
+  export(opts: { kind?: string | undefined; pageSize?: number | undefined } = {}): AsyncIterable<Assignment> {
+    return exportByPages(this, opts);
   }
 
   importBatch(rows: readonly ImportRow[], opts: { overwrite: boolean }, audit: AuditContext): Promise<ImportBatchResult> {
