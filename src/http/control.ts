@@ -139,7 +139,10 @@ function fail(deps: ControlDeps, req: IncomingMessage, res: ServerResponse, err:
   }
 }
 
-async function handle(deps: ControlDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+/** What a request is handled with: the server's deps, with its one limiter and a scoped log. */
+type RequestDeps = ControlDeps & { readonly limiter: FailureLimiter };
+
+async function handle(deps: RequestDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
@@ -149,7 +152,7 @@ async function handle(deps: ControlDeps, req: IncomingMessage, res: ServerRespon
   const authFirst = path === '/api' || path.startsWith(API_PREFIX);
   const check = (): boolean => {
     const peer = req.socket.remoteAddress ?? '';
-    const limiter = (deps.limiter ??= new FailureLimiter());
+    const limiter = deps.limiter;
     const wait = limiter.retryAfter(peer);
     if (wait > 0) {
       res.setHeader('Retry-After', String(wait));
@@ -184,7 +187,9 @@ async function handle(deps: ControlDeps, req: IncomingMessage, res: ServerRespon
   }
 }
 
-export function createControlServer(deps: ControlDeps): Server {
+export function createControlServer(given: ControlDeps): Server {
+  // One limiter for the server's life: each request below works on a copy of deps.
+  const deps: RequestDeps = { ...given, limiter: given.limiter ?? new FailureLimiter() };
   const meter = deps.meter ?? NO_METER;
   const server = createServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS }, (req, res) => {
     // Every control answer carries a request id, and every log line about it names it: this
