@@ -27,6 +27,11 @@ function holdLock(file: string, ms: number): Promise<ChildProcess> {
 
 const auth = (url: string, user: string) => get(`${url}/auth`, { REMOTE_USER: user });
 
+/** Waits for the locker to end: it may have exited already, and `once` would then wait forever. */
+async function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+}
+
 test('known users are answered while another process holds the write lock; a new user is placed once it is released', async (t) => {
   const dir = tempDir(t);
   const over = { store: { poll_ms: 50, busy_timeout_ms: 10_000 } };
@@ -63,7 +68,7 @@ test('known users are answered while another process holds the write lock; a new
   const r = await newcomer;
   assert.equal(r.status, 200, r.body);
   assert.ok(Date.now() - started >= 2900, 'the newcomer cannot have been written while the lock was held');
-  await once(locker, 'exit');
+  await exited(locker);
 });
 
 test('a lock held longer than store.busy_timeout_ms gives a clear 503, and the next request succeeds without a restart', async (t) => {
@@ -75,7 +80,7 @@ test('a lock held longer than store.busy_timeout_ms gives a clear 503, and the n
   assert.match(r.body, /SHARD_ERR_STORE_UNAVAILABLE/);
   assert.match(r.body, /locked by another connection for 300 ms/);
   assert.equal((await auth(s.url, 'before')).status, 200, 'a known user is still served');
-  await once(locker, 'exit');
+  await exited(locker);
   const after = await auth(s.url, 'during');
   assert.equal(after.status, 200, after.body);
 });

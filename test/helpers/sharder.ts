@@ -58,9 +58,20 @@ export async function startSharder(t: HasAfter, over: RawConfig = {}, dir = temp
   const config = testConfig(dir, over);
   const sharder = await Sharder.start(config, { log: silentLogger() });
   t.after(async () => {
-    // Every test that runs a sharder ends by checking the counts the policy uses.
-    await assertCountsExact(sharder.store);
-    await sharder.stop(1000);
+    // Every test that runs a sharder ends by checking the counts the policy uses; the server
+    // is stopped whatever the check finds, and a check that cannot finish says so.
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        assertCountsExact(sharder.store),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('the count check did not finish within 10 s')), 10_000);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      await sharder.stop(1000);
+    }
   });
   return { sharder, url: sharder.url, dir, config };
 }
