@@ -89,11 +89,96 @@ describe('deploy/compose.yaml', () => {
     }
   });
 
+  test('start-up is ordered by health checks, never by sleeping', () => {
+    let conditions = 0;
+    for (const [name, svc] of Object.entries(compose.services)) {
+      for (const [dep, spec] of Object.entries(svc.depends_on ?? {})) {
+        assert.ok(spec.condition === 'service_healthy' || spec.condition === 'service_completed_successfully', `${name} → ${dep}: ${spec.condition}`);
+        if (spec.condition === 'service_healthy') assert.ok(compose.services[dep]!.healthcheck, `${dep} has a health check`);
+        conditions++;
+      }
+      assert.doesNotMatch(JSON.stringify([svc.command, svc.entrypoint, svc.healthcheck]), /\bsleep\b/, `${name} does not sleep`);
+    }
+    assert.ok(conditions >= 4);
+    assert.equal(compose.services.sharder!.depends_on!.postgres!.condition, 'service_healthy');
+    assert.equal(compose.services.nginx!.depends_on!.sharder!.condition, 'service_healthy');
+    assert.match(compose.services.sharder!.healthcheck!.test.join(' '), /^CMD node -e fetch\('http:\/\/127\.0\.0\.1:8888\/readyz'\)/);
+  });
+
+  test('secrets come from the git-ignored env file, whose example names every variable', () => {
+    const wanted = new Set([...composeText.matchAll(/\$\{([A-Z_][A-Z0-9_]*)(?::?[?-][^}]*)?\}/g)].map((m) => m[1]!));
+    assert.ok(wanted.has('POSTGRES_PASSWORD'));
+    const example = readFileSync(join(DEPLOY, 'env.example'), 'utf8');
+    for (const v of wanted) assert.match(example, new RegExp(`^${v}=$`, 'm'), `env.example has an empty ${v}=`);
+    assert.match(compose.services.postgres!.environment!.POSTGRES_PASSWORD!, /^\$\{POSTGRES_PASSWORD:\?/);
+    assert.match(compose.services.sharder!.environment!.PGPASSWORD!, /^\$\{POSTGRES_PASSWORD:\?/);
+    assert.doesNotMatch(composeText, /^\s*-?\s*\w*password\w*\s*[:=]\s*(?!\$\{)\S/im, 'no literal password');
+    const ignored = spawnSync('git', ['check-ignore', '-q', 'deploy/.env'], { cwd: ROOT });
+    assert.equal(ignored.status, 0, 'git ignores deploy/.env');
+    const exampleIgnored = spawnSync('git', ['check-ignore', '-q', 'deploy/env.example'], { cwd: ROOT });
+    assert.equal(exampleIgnored.status, 1, 'git keeps deploy/env.example');
+  });
+
+  test('the database lives in a named volume; only nginx publishes a port', () => {
+    assert.ok(compose.services.postgres!.volumes!.includes('postgres-data:/var/lib/postgresql/data'));
+    assert.ok('postgres-data' in compose.volumes);
+    const publishing = Object.entries(compose.services).filter(([, s]) => s.ports?.length).map(([n]) => n);
+    assert.deepEqual(publishing, ['nginx']);
+  });
+
+  test('the sharder trusts the identity header from nginx only, on the port everything else uses', () => {
+    const config = loadConfig({ file: join(DEPLOY, 'sharder.yml'), env: {} });
+    const nginxAddress = compose.services.nginx!.networks!.sharder!.ipv4_address!;
+    assert.deepEqual(config.identity.trustedProxies, [`${nginxAddress}/32`]);
+    assert.equal(config.listen.port, 8888);
+    assert.equal(config.database.backend, 'postgres');
+    // nginx's upstream to the sharder is rendered by the nginx-config service.
+    assert.match(compose.services['nginx-config']!.command!.join(' '), /--sharder sharder:8888 /);
+    const subnet = compose.networks.sharder!.ipam.config[0]!.subnet;
+    assert.equal(subnet, '172.28.0.0/24');
+    assert.ok(nginxAddress.startsWith('172.28.0.'));
+  });
+
+  test('its sharder configuration passes check-config', async () => {
+    const r = await runCli(['check-config', '--config', join(DEPLOY, 'sharder.yml')]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+});
+
+describe('deploy/Dockerfile', () => {
+  const stages = parseDockerfile(readFileSync(join(DEPLOY, 'Dockerfile'), 'utf8'));
+  const runtime = stages.at(-1)!;
+  const build = stages[0]!;
+  const runs = (s: typeof build): string => s.instructions.filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
+
+  test('multi-stage: the build stage compiles and installs the packed tarball without dev dependencies', () => {
+    assert.ok(stages.length >= 2);
+    assert.match(runs(build), /npm ci/);
+    assert.match(runs(build), /npm run build/);
+    assert.match(runs(build), /npm pack/);
+    assert.match(runs(build), /npm install --prefix \/opt\/sharder --omit=dev .*sharder-\*\.tgz/);
+    assert.ok(runtime.instructions.some((i) => i.op === 'COPY' && i.args === `--from=${build.name} /opt/sharder /opt/sharder`));
+    assert.doesNotMatch(runs(runtime), /npm (ci|install)/, 'the runtime stage installs nothing');
+  });
+
+  test('the runtime stage runs as a non-root user and checks /healthz with node', () => {
+    const user = runtime.instructions.filter((i) => i.op === 'USER').at(-1)?.args;
+    assert.ok(user && user !== 'root' && user !== '0', `USER ${user}`);
+    const hc = runtime.instructions.find((i) => i.op === 'HEALTHCHECK')!;
+    const cmd = JSON.parse(hc.args.slice(hc.args.indexOf('CMD ') + 4)) as string[];
+    assert.equal(cmd[0], 'node');
+    assert.match(cmd.join(' '), /http:\/\/127\.0\.0\.1:8888\/healthz/);
+    assert.doesNotMatch(hc.args, /curl|wget/);
+    assert.ok(runtime.instructions.some((i) => i.op === 'ENV' && i.args === 'SHARDER_LISTEN=0.0.0.0:8888'), 'the health check port is the listener');
+    assert.deepEqual(execForm(runtime, 'CMD'), ['serve', '--config', '/etc/sharder/sharder.yml']);
+  });
+
   test('the build context leaves out dependencies, builds and secrets', () => {
     const ignore = readFileSync(join(DEPLOY, 'Dockerfile.dockerignore'), 'utf8').split('\n');
     for (const p of ['node_modules', 'dist', '.git', '.env', 'deploy/.env', '*.db']) assert.ok(ignore.includes(p), p);
   });
 });
+
 
 const nginxMissing = spawnSync('sh', ['-c', 'command -v nginx']).status === 0 ? undefined : needs('nginx', 'nginx not found (apt-get install nginx-light)');
 
