@@ -11,7 +11,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { request } from 'undici';
 import type { RawConfig } from '../src/config/types.js';
 import { escapeHtml, renderStatus, targetShares, type StatusView } from '../src/status/page.js';
-import { isLoopback } from '../src/status/route.js';
+import { isLoopback } from '../src/http/trust.js';
 import { needs } from './helpers/env.js';
 import { ROOT, startSharder, type Running } from './helpers/sharder.js';
 
