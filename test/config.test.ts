@@ -48,7 +48,7 @@ const invalid: Array<[string, unknown, string[]]> = [
   ['bad header name', { ...minimal, identity: { header: 'REMOTE USER' } }, ['f.yml: identity.header: is not a valid header name: the string "REMOTE USER"']],
   ['wrong type', { ...minimal, cookie: { secure: 'yes' } }, ['f.yml: cookie.secure: must be true or false, got the string "yes"']],
   ['default kind missing', { ...minimal, default_kind: 'home' }, ['f.yml: default_kind: names kind "home", which is not under kinds (have: hub)']],
-  ['kind header equals identity header', { ...minimal, kind_header: 'remote_user' }, ['f.yml: kind_header: must differ from identity.header']],
+  ['kind header equals identity header', { ...minimal, kind_header: 'remote_user' }, ['f.yml: kind_header: must differ from identity.header (in either "_" or "-" spelling)']],
   ['section not a mapping', { ...minimal, identity: 'REMOTE_USER' }, ['f.yml: identity: must be a mapping, got the string "REMOTE_USER"']],
   ['bad redirect', { ...minimal, shard: { redirect: 'http://[' } }, ['f.yml: shard.redirect: must be a URL template such as "https://{bucket}/jupyter/hub", got the string "http://["']],
   ['log level', { ...minimal, log: { level: 'loud' } }, ['f.yml: log.level: must be one of trace, debug, info, warn, error, fatal, silent, got the string "loud"']],

@@ -15,6 +15,7 @@ import type { RawConfig } from '../src/config/types.js';
 import { closeWs, json, openWs, roundTrip, send } from './helpers/client.js';
 import { startHub, type Seen, type TestHub } from './helpers/proxy-hubs.js';
 import { startSharder, testConfig, type Running } from './helpers/sharder.js';
+import { waitFor } from './helpers/wait.js';
 
 const ID = { REMOTE_USER: 'alice' };
 
@@ -515,11 +516,3 @@ test('proxy: a reload moves a hub to a new upstream at once', async (t) => {
   running.sharder.reload(testConfig(running.dir, { mode: 'proxy', kinds: bucketsFor([{ name: 'hub-0', url: hs[1]!.url }]) }));
   assert.equal(json<Seen>(await send(`${running.url}/echo`, { headers: ID })).hub, 'hub-1');
 });
-
-async function waitFor(cond: () => boolean, ms = 5_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

@@ -21,6 +21,7 @@ const ARTIFACTS = join(ROOT, 'test-artifacts');
 const EVIL = '<script>alert(1)</script> & "quotes"';
 
 const KINDS: RawConfig = {
+  kind_header: 'X-Shard-Kind',
   kinds: {
     hub: { buckets: [{ name: 'hub-0', weight: 2 }, { name: 'hub-1' }, { name: 'hub-2', state: 'draining' }] },
     home: { buckets: [{ name: 'nfs-0' }, { name: 'nfs-1' }] },
