@@ -88,30 +88,54 @@ function occurrences(rawHeaders: readonly string[], lower: string): number {
   return n;
 }
 
+/** What to answer when a header that only a trusted proxy may send is sent wrongly. */
+interface TrustedHeaderFailures {
+  readonly untrusted: IdentityFailure;
+  readonly duplicate: IdentityFailure;
+  readonly misspelled: IdentityFailure;
+}
+
+const IDENTITY_FAILURES: TrustedHeaderFailures = { untrusted: UNTRUSTED, duplicate: DUPLICATE, misspelled: MISSPELLED };
+const KIND_FAILURES: TrustedHeaderFailures = { untrusted: KIND_UNTRUSTED, duplicate: KIND_DUPLICATE, misspelled: KIND_MISSPELLED };
+
 /**
- * The identity of a request: the validated name, or the failure to answer with. `trusted` is
- * whether the peer may set the identity (trust.ts, computed once per connection by the caller).
+ * The one rule for the headers a trusted proxy sets (the identity, the kind): the raw value,
+ * undefined when absent, or the failure — present under both spellings, sent by an untrusted
+ * peer, or sent more than once. `trusted` is computed once per connection by the caller.
  */
+function readTrustedHeader(
+  header: string,
+  alt: string | null,
+  headers: IncomingHttpHeaders,
+  rawHeaders: readonly string[],
+  trusted: boolean,
+  f: TrustedHeaderFailures,
+): string | undefined | IdentityFailure {
+  const value = headers[header];
+  if (alt !== null && headers[alt] !== undefined) return f.misspelled;
+  if (value === undefined) return undefined;
+  if (!trusted) return f.untrusted;
+  if (typeof value !== 'string') return f.duplicate;
+  // Node joins repeated headers with ", "; only then is the slower scan needed.
+  if (value.includes(',') && occurrences(rawHeaders, header) > 1) return f.duplicate;
+  return value;
+}
+
+/** The identity of a request: the validated name, or the failure to answer with. */
 export function readIdentity(
   settings: IdentitySettings,
   headers: IncomingHttpHeaders,
   rawHeaders: readonly string[],
   trusted: boolean,
 ): string | IdentityFailure {
-  const value = headers[settings.header];
-  if (settings.altHeader !== null && headers[settings.altHeader] !== undefined) return MISSPELLED;
+  const value = readTrustedHeader(settings.header, settings.altHeader, headers, rawHeaders, trusted, IDENTITY_FAILURES);
   if (value === undefined) return NO_IDENTITY;
-  if (!trusted) return UNTRUSTED;
-  if (typeof value !== 'string') return DUPLICATE;
-  // Node joins repeated headers with ", "; only then is the slower scan needed.
-  if (value.includes(',') && occurrences(rawHeaders, settings.header) > 1) return DUPLICATE;
-  return checkName(value, settings.maxLength);
+  return typeof value === 'string' ? checkName(value, settings.maxLength) : value;
 }
 
 /**
  * The kind a request names: undefined for the default kind (no kind header configured, or none
- * sent), the raw header value, or the failure to answer with. The same trust rule as the
- * identity: only a trusted proxy may name the kind, once, under one spelling.
+ * sent), the raw header value, or the failure to answer with — the identity's trust rule.
  */
 export function readKind(
   settings: IdentitySettings,
@@ -120,11 +144,5 @@ export function readKind(
   trusted: boolean,
 ): string | undefined | IdentityFailure {
   if (settings.kindHeader === null) return undefined;
-  const value = headers[settings.kindHeader];
-  if (settings.altKindHeader !== null && headers[settings.altKindHeader] !== undefined) return KIND_MISSPELLED;
-  if (value === undefined) return undefined;
-  if (!trusted) return KIND_UNTRUSTED;
-  if (typeof value !== 'string') return KIND_DUPLICATE;
-  if (value.includes(',') && occurrences(rawHeaders, settings.kindHeader) > 1) return KIND_DUPLICATE;
-  return value;
+  return readTrustedHeader(settings.kindHeader, settings.altKindHeader, headers, rawHeaders, trusted, KIND_FAILURES);
 }
