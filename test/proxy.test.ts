@@ -15,7 +15,7 @@ import type { RawConfig } from '../src/config/types.js';
 import { closeWs, json, openWs, roundTrip, send } from './helpers/client.js';
 import { startHub, type Seen, type TestHub } from './helpers/proxy-hubs.js';
 import { startSharder, testConfig, type Running } from './helpers/sharder.js';
-import { waitFor } from './helpers/wait.js';
+import { until } from './helpers/wait.js';
 
 const ID = { REMOTE_USER: 'alice' };
 
@@ -275,7 +275,7 @@ test('proxy: a graceful stop ends open websockets after the grace period', async
   await sharder.stop(200);
   await closed;
   assert.ok(Date.now() - t0 < 5_000);
-  await waitFor(() => sharder.proxy!.stats.websocketsOpen === 0);
+  await until(() => sharder.proxy!.stats.websocketsOpen === 0, 5_000);
 });
 
 test('proxy: Expect: 100-continue is answered by the sharder, and the body still reaches the hub', async (t) => {
@@ -349,7 +349,7 @@ test('proxy: a hub that goes silent gives 504 after proxy.idle_timeout_ms, and s
   assert.equal(json(r).code, 'SHARD_ERR_UPSTREAM_TIMEOUT');
   assert.match(json<{ message: string }>(r).message, /hub "hub-0" sent nothing for 0.3 s/);
   assert.equal(sharder.proxy!.stats.errors.SHARD_ERR_UPSTREAM_TIMEOUT, 1);
-  await waitFor(() => hub!.aborted.includes('/slow'));
+  await until(() => hub!.aborted.includes('/slow'), 5_000);
 });
 
 /**
@@ -412,7 +412,7 @@ test('proxy: a client that goes away aborts the request to the hub (download and
   req.end();
   await arrived;
   req.destroy();
-  await waitFor(() => hub!.aborted.includes('/slow'));
+  await until(() => hub!.aborted.includes('/slow'), 5_000);
 
   const arrivedUpload = hub!.arrival('/upload-slow');
   const up = httpRequest(`${url}/upload-slow`, { method: 'POST', headers: { ...ID, 'Content-Length': '1000000' } });
@@ -420,8 +420,8 @@ test('proxy: a client that goes away aborts the request to the hub (download and
   up.write(Buffer.alloc(1000));
   await arrivedUpload;
   up.destroy();
-  await waitFor(() => hub!.aborted.includes('/upload-slow'));
-  await waitFor(() => sharder.proxy!.stats.clientAborts >= 2);
+  await until(() => hub!.aborted.includes('/upload-slow'), 5_000);
+  await until(() => sharder.proxy!.stats.clientAborts >= 2, 5_000);
 });
 
 test('proxy: spoofing: an untrusted peer cannot name itself, a hub cookie cannot choose the hub', async (t) => {

@@ -10,7 +10,7 @@ import { isLoopback, isTrusted, sourceOf, trustedProxies } from '../src/http/tru
 import { json, send } from './helpers/client.js';
 import { startHub } from './helpers/proxy-hubs.js';
 import { startSharder } from './helpers/sharder.js';
-import { waitFor } from './helpers/wait.js';
+import { until } from './helpers/wait.js';
 
 test('trust: an unknown peer address is never trusted, whatever the list holds', () => {
   const everything = trustedProxies(['0.0.0.0/0', '::/0']);
@@ -59,7 +59,7 @@ test('trust: a peer outside trusted_proxies that resets its connection assigns n
   const { sharder, url } = await startSharder(t, { identity: { trusted_proxies: ['127.0.0.1/32'] } });
   await Promise.all(Array.from({ length: RESETS }, (_, i) =>
     sendAndReset(sharder.port, '127.0.0.2', `GET /auth HTTP/1.1\r\nHost: x\r\nREMOTE_USER: reset-${i}\r\n\r\n`)));
-  await waitFor(async () => (await new Promise<number>((r) => sharder.server.getConnections((_e, n) => r(n)))) === 0, 'all reset connections gone');
+  await until(async () => (await new Promise<number>((r) => sharder.server.getConnections((_e, n) => r(n)))) === 0, 5_000, 'all reset connections gone');
   // A trusted request after them: its answer means the store has taken every write before it.
   assert.equal((await send(`${url}/auth`, { headers: { REMOTE_USER: 'trusted' } })).status, 200);
   const stored = await Promise.all(Array.from({ length: RESETS }, (_, i) => sharder.store.lookup('hub', `reset-${i}`)));
@@ -74,7 +74,7 @@ test('trust: in proxy mode a reset POST from outside trusted_proxies never reach
   const body = 'x'.repeat(64);
   await Promise.all(Array.from({ length: RESETS }, (_, i) =>
     sendAndReset(sharder.port, '127.0.0.2', `POST /echo HTTP/1.1\r\nHost: x\r\nREMOTE_USER: victim-${i}\r\nContent-Length: ${body.length}\r\n\r\n${body}`)));
-  await waitFor(async () => (await new Promise<number>((r) => sharder.server.getConnections((_e, n) => r(n)))) === 0, 'all reset connections gone');
+  await until(async () => (await new Promise<number>((r) => sharder.server.getConnections((_e, n) => r(n)))) === 0, 5_000, 'all reset connections gone');
   assert.equal(hub.counts.requests, 0, 'no request reached the hub');
   assert.equal(sharder.proxy!.stats.requests, 0);
 });

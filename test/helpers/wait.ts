@@ -1,12 +1,15 @@
 /**
- * The one "poll until" of the suite: for conditions that no event announces (a counter in
- * another part of the server, a row written by another process). It checks on every turn of
- * the event loop's timers (10 ms), never sleeps a fixed time, and fails with what it waited for.
+ * The one "poll until" of the tests: for conditions no event announces (a row committed by
+ * another process, a log line of a child). Throws when the condition is not met in time.
  */
-export async function waitFor(cond: () => boolean | Promise<boolean>, what = 'condition', ms = 5_000): Promise<void> {
-  const end = Date.now() + ms;
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** Resolves with the milliseconds it took once `cond` holds; checks every `everyMs`. */
+export async function until(cond: () => boolean | Promise<boolean>, ms: number, what = 'condition', everyMs = 10): Promise<number> {
+  const start = Date.now();
   while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`${what}: not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 10));
+    if (Date.now() - start > ms) throw new Error(`${what} not met within ${ms} ms`);
+    await sleep(everyMs);
   }
+  return Date.now() - start;
 }
