@@ -11,7 +11,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { HubEcho } from './helpers/hubs.js';
-import { NGINX_SRC, nginxSkip, rawRequest, startAuthenticator, type RawReply } from './helpers/nginx.js';
+import { NGINX_SRC, nginxSkip, rawRequest, startAuthenticator, wsMessages, type RawReply } from './helpers/nginx.js';
 import { ROOT } from './helpers/sharder.js';
 import { basic, startStack, type Front, type Stack } from './helpers/stack.js';
 
@@ -170,16 +170,25 @@ describe('identity through nginx: no byte a client sends becomes the identity (r
           assert.equal(r.status, 400, `${s.name}: refused as malformed, or routed as alice`);
         }
       }
+      // A websocket (kernels, terminals) takes the same route: its hub greets the identity it got.
+      const line = credential('alice');
+      const [name, value] = [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 2)];
+      const ws = stack.nginx.url('/user/alice/api/kernels/k1/channels').replace('http:', 'ws:');
+      const greeting = await wsMessages(ws, { 'Remote-User': FORGED, REMOTE_USER: FORGED, 'X-Auth-Request-User': FORGED, [name]: value }, []);
+      assert.deepEqual(greeting, [`${hubOfUser.get('alice')}:hello alice`]);
       // Without credentials no header gets anyone in, and the hubs never hear of it.
-      for (const s of [...spoofs(), ...MALFORMED]) {
+      for (const s of spoofs()) {
+        const r = await rawRequest(port, '/hub/', [host, ...s.before, ...s.after]);
+        assert.equal(r.status, unauthenticated, `${s.name} without credentials`);
+        assert.equal(r.header('x-hub'), undefined, s.name);
+      }
+      for (const s of MALFORMED) {
         const r = await rawRequest(port, '/hub/', [host, ...s.before, ...s.after]);
         assert.ok(r.status === unauthenticated || r.status === 400, `${s.name} without credentials: ${r.status}`);
-        assert.equal(r.header('x-hub'), undefined, s.name);
       }
       assert.deepEqual(await storedNames(stack), ['alice', 'bob'], `the sharder stored only the two users who signed in, never ${FORGED}`);
       const perHub = stack.hubs.map((h, i) => h.requests - requestsBefore[i]!);
-      assert.equal(perHub.reduce((a, b) => a + b, 0), routed, 'every request that reached a hub was one of alice\'s');
-      assert.equal(stack.hubs.find((h) => h.name === hubOfUser.get('bob'))!.requests, requestsBefore[stack.hubs.findIndex((h) => h.name === hubOfUser.get('bob'))], 'bob\'s hub got none of them');
+      assert.deepEqual(perHub, stack.hubs.map((h) => (h.name === hubOfUser.get('alice') ? routed : 0)), 'all of them on alice\'s hub, none on bob\'s');
     });
   }
 

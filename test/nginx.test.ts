@@ -8,10 +8,9 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import WebSocket from 'ws';
 import { loadConfig } from '../src/config/load.js';
 import { startHub } from './helpers/hubs.js';
-import { nginxSkip, rawRequest, startAuthenticator } from './helpers/nginx.js';
+import { nginxSkip, rawRequest, startAuthenticator, wsMessages } from './helpers/nginx.js';
 import { runCli, writeConfig, rawConfig as baseRawConfig } from './helpers/sharder.js';
 import { BULK_USERS, basic, cookieOf, hubOf, startStack } from './helpers/stack.js';
 import { tempDir } from './helpers/tmp.js';
@@ -21,38 +20,6 @@ const FRIENDLY = 'Your notebook server is temporarily unavailable';
 /** The bucket the sharder stored for a user, read from its store (not through nginx). */
 async function storedBucket(stack: Awaited<ReturnType<typeof startStack>>, user: string): Promise<string | undefined> {
   return stack.sharder.sharder.store.lookup('hub', user);
-}
-
-/** Opens a websocket through nginx; resolves with the first `n` messages. */
-function wsMessages(url: string, headers: Record<string, string>, send: string[]): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers, handshakeTimeout: 5000 });
-    const got: string[] = [];
-    const timer = setTimeout(() => {
-      ws.terminate();
-      reject(new Error(`websocket: only got ${JSON.stringify(got)}`));
-    }, 5000);
-    ws.on('open', () => {
-      for (const m of send) ws.send(m);
-    });
-    ws.on('message', (d) => {
-      got.push(String(d));
-      if (got.length === send.length + 1) {
-        clearTimeout(timer);
-        ws.close();
-        resolve(got);
-      }
-    });
-    ws.on('unexpected-response', (req, res) => {
-      clearTimeout(timer);
-      req.destroy();
-      reject(new Error(`websocket upgrade refused: ${res.statusCode}`));
-    });
-    ws.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
 }
 
 describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concurrency: 1 }, () => {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, connect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import WebSocket from 'ws';
 import { needs } from './env.js';
 import { raw } from './http.js';
 import { ROOT } from './sharder.js';
@@ -329,4 +330,36 @@ export async function startAuthenticator(t: HasAfter, sessions: Record<string, s
   await once(server, 'listening');
   t.after(() => new Promise((r) => server.close(r)));
   return { port: (server.address() as AddressInfo).port, calls };
+}
+
+/** Opens a websocket through nginx; resolves with the hub's greeting and the echo of each message sent. */
+export function wsMessages(url: string, headers: Record<string, string>, send: string[]): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers, handshakeTimeout: 5000 });
+    const got: string[] = [];
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new Error(`websocket: only got ${JSON.stringify(got)}`));
+    }, 5000);
+    ws.on('open', () => {
+      for (const m of send) ws.send(m);
+    });
+    ws.on('message', (d) => {
+      got.push(String(d));
+      if (got.length === send.length + 1) {
+        clearTimeout(timer);
+        ws.close();
+        resolve(got);
+      }
+    });
+    ws.on('unexpected-response', (req, res) => {
+      clearTimeout(timer);
+      req.destroy();
+      reject(new Error(`websocket upgrade refused: ${res.statusCode}`));
+    });
+    ws.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
 }
