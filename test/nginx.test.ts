@@ -262,8 +262,11 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
     const r = await rawRequest(port, '/oauth2/sign_in?rd=http://jupyter.example.edu/hub/', ['Host: jupyter.example.edu']);
     assert.equal(r.status, 200);
     assert.match(r.body, /Sign in/);
-    // The auth endpoint itself is internal: a browser cannot query it.
+    // The auth endpoint itself is internal: a browser cannot query it, nginx does (as a subrequest).
+    const asked = auth.calls.length;
+    assert.ok(auth.calls.includes('/oauth2/auth'), 'nginx asked oauth2-proxy');
     assert.equal((await rawRequest(port, '/oauth2/auth', ['Host: jupyter.example.edu', 'Cookie: _oauth2_proxy=a-1'])).status, 404);
+    assert.equal(auth.calls.length, asked, 'the browser\'s own /oauth2/auth never reached oauth2-proxy');
     assert.deepEqual(await stack.sharder.sharder.store.list('hub', { limit: 10 }), [], 'nobody was assigned');
     assert.deepEqual(stack.hubs.map((h) => h.requests), [0, 0, 0]);
   });
