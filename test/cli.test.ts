@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from '../src/store/sqlite-driver.js';
 import { get } from './helpers/http.js';
-import { rawConfig, runCli, spawnServe, writeConfig } from './helpers/sharder.js';
+import { rawConfig, runCli, runCliProcess, spawnServe, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
+import { until } from './helpers/wait.js';
 
 test('sharder --help lists the commands; --version prints the package version', async () => {
   const help = await runCli(['--help']);
@@ -46,8 +47,20 @@ test('check-config: OK on the shipped file; every problem listed with exit 2 on 
     `  ${bad}: kinds.hub.buckets[2].upstream: must be an http:// or https:// URL, got the string "ftp//x"`,
     '',
   ].join('\n'));
-  const serve = await runCli(['serve', '--config', bad]);
+});
+
+test('the process entry: exit statuses and output bytes are those of main(), for help, a bad configuration and serve', async (t) => {
+  const dir = tempDir(t);
+  const bad = join(dir, 'bad.yml');
+  writeFileSync(bad, 'kinds: {hub: {buckets: []}}\n');
+  for (const args of [['--help'], ['check-config', '--config', bad]]) {
+    const [inProcess, asProcess] = await Promise.all([runCli(args), runCliProcess(args)]);
+    assert.deepEqual(asProcess, inProcess, `sharder ${args.join(' ')}`);
+  }
+  const serve = await runCliProcess(['serve', '--config', bad]);
   assert.equal(serve.code, 2, 'serve refuses a bad config and starts nothing');
+  assert.match(serve.stderr, /^sharder: invalid configuration \(1 problem\):\n {2}\S+bad\.yml: kinds\.hub\.buckets: must be a non-empty list/);
+  assert.equal(serve.stdout, '');
 });
 
 test('assign and buckets: look up or assign, then list counts', async (t) => {
@@ -125,15 +138,12 @@ test('SIGHUP reloads the file; an invalid file is rejected and the old config ke
   assert.equal((await get(`${url}/auth`, { REMOTE_USER: 'a' })).headers['x-shard-bucket'], 'hub-0');
   writeConfig(dir, { ...raw, kinds: { hub: { buckets: [{ name: 'hub-0', state: 'draining' }, { name: 'new-hub' }] } } });
   child.kill('SIGHUP');
-  const until = async (re: RegExp): Promise<void> => {
-    for (let i = 0; i < 100 && !re.test(output()); i++) await new Promise((r) => setTimeout(r, 50));
-    assert.match(output(), re);
-  };
-  await until(/"event":"reloaded"/);
+  const logged = (re: RegExp): Promise<number> => until(() => re.test(output()), 5000, `a log line matching ${re}`);
+  await logged(/"event":"reloaded"/);
   assert.equal((await get(`${url}/auth`, { REMOTE_USER: 'b' })).headers['x-shard-bucket'], 'new-hub');
   writeFileSync(file, 'kinds: {hub: {buckets: []}}\n');
   child.kill('SIGHUP');
-  await until(/"event":"reload_rejected"/);
+  await logged(/"event":"reload_rejected"/);
   assert.match(output(), /"key":"kinds\.hub\.buckets","message":"must be a non-empty list of buckets, got an empty list"/);
   assert.equal((await get(`${url}/auth`, { REMOTE_USER: 'c' })).headers['x-shard-bucket'], 'new-hub', 'old config still in force');
 });

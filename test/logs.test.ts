@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { test } from 'node:test';
 import { request } from 'undici';
 import { prettyLine } from '../src/log-pretty.js';
-import { cliArgs, rawConfig, ROOT, runCli, spawnServe, writeConfig } from './helpers/sharder.js';
+import { cliArgs, rawConfig, ROOT, runCli, runCliProcess, spawnServe, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
 
 const ADMIN = 'admin-SECRET-token-5d41402abc4b2a76';
@@ -117,7 +117,7 @@ test('a database URL with a password never reaches the output', async (t) => {
   const file = writeConfig(dir, rawConfig(dir, { log: { level: 'debug' } }));
   // Nothing listens on port 1: whatever the backend does with it, start-up fails.
   const env = { SHARDER_DATABASE: `postgres://sharder:${DB_PASSWORD}@127.0.0.1:1/sharder`, SHARDER_LOG_LEVEL: 'debug' };
-  const serve = await runCli(['serve', '--config', file], { env });
+  const serve = await runCliProcess(['serve', '--config', file], { env });
   assert.notEqual(serve.code, 0);
   assertNoSecret(serve.stdout + serve.stderr);
   const check = await runCli(['check-config', '--config', file], { env });

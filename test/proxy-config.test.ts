@@ -7,7 +7,7 @@ import { validateConfig } from '../src/config/validate.js';
 import { ConfigError } from '../src/errors.js';
 import { send } from './helpers/client.js';
 import { startHub } from './helpers/proxy-hubs.js';
-import { runCli, spawnServe, writeConfig, rawConfig } from './helpers/sharder.js';
+import { runCli, runCliProcess, spawnServe, writeConfig, rawConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
 
 const kinds = { hub: { buckets: [{ name: 'hub-0', upstream: 'http://127.0.0.1:9000' }] } };
@@ -90,7 +90,7 @@ for (const c of cases) {
 test('proxy config: serve --mode is checked, and check-config accepts proxy settings', async (t) => {
   const dir = tempDir(t);
   const file = writeConfig(dir, rawConfig(dir, { mode: 'proxy', proxy: { login_url: '/login?next={next}' } }));
-  const bad = await runCli(['serve', '--config', file, '--mode', 'both']);
+  const bad = await runCliProcess(['serve', '--config', file, '--mode', 'both']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--mode must be one of auth, proxy, got "both"/);
   const ok = await runCli(['check-config', '--config', file]);

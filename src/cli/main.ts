@@ -1,12 +1,7 @@
 /** `sharder COMMAND [options]`: dispatch to the command registry. */
-import { readFileSync } from 'node:fs';
 import { EXIT_OK, EXIT_USAGE, parse, report, type Io } from './command.js';
 import { COMMANDS } from './commands/index.js';
-
-export function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
+import { VERSION } from '../version.js';
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -42,7 +37,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     return name === undefined ? EXIT_USAGE : EXIT_OK;
   }
   if (name === '--version' || name === '-V') {
-    io.out(`${version()}\n`);
+    io.out(`${VERSION}\n`);
     return EXIT_OK;
   }
   const cmd = COMMANDS.find((c) => c.name === name);
