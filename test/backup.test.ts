@@ -13,6 +13,7 @@ import { SQLITE_MIGRATIONS } from '../src/store/sqlite.js';
 import { get } from './helpers/http.js';
 import { rawConfig, runCli, spawnServe, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
+import { until } from './helpers/wait.js';
 
 /** The schema version a fresh database is migrated to. */
 const SCHEMA = SQLITE_MIGRATIONS.at(-1)!.version;
@@ -41,8 +42,7 @@ test('backup while a server assigns users holds every assignment committed befor
     }
   };
   const writers = Array.from({ length: 8 }, writer);
-  const deadline = Date.now() + 20_000;
-  while (answered.size < 300 && failures.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  await until(() => answered.size >= 300 || failures.length > 0, 20_000, '300 users assigned before the backup');
   assert.ok(answered.size >= 300, `300 users assigned before the backup (${answered.size}; failures: ${failures.slice(0, 3).join(', ')})`);
 
   // Every name answered by now was committed before the backup starts.
