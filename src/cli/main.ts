@@ -30,6 +30,11 @@ export const processIo: Io = {
   stdin: process.stdin,
 };
 
+/**
+ * Runs one command and resolves with its exit status; it never exits the process. Output,
+ * input and the environment come through `io`, so the tests run the CLI in their own process
+ * (test/helpers/sharder.ts `runCli`); `run.ts` is the process entry around it.
+ */
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
