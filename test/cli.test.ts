@@ -50,6 +50,24 @@ test('check-config: OK on the shipped file; every problem listed with exit 2 on 
   assert.equal(serve.code, 2, 'serve refuses a bad config and starts nothing');
 });
 
+test('check-config and serve: __proto__, constructor and toString are unknown keys, exit 2, no stack trace', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'proto.yml');
+  writeFileSync(file, 'kinds:\n  hub:\n    buckets: [{name: hub-0}]\n__proto__: {listen: 1}\nconstructor: {a: 1}\ntoString: 1\n');
+  const known = 'unknown key (known: listen, workers, mode, proxy, control_listen, admin, database, identity, cookie, shard, default_kind, kind_header, cache, store, log, metrics, status, postgres, kinds)';
+  for (const cmd of ['check-config', 'serve']) {
+    const r = await runCli([cmd, '--config', file]);
+    assert.equal(r.code, 2, `${cmd}: ${r.stderr}`);
+    assert.equal(r.stderr, [
+      'sharder: invalid configuration (3 problems):',
+      `  ${file}: __proto__: ${known}`,
+      `  ${file}: constructor: ${known}`,
+      `  ${file}: toString: ${known}`,
+      '',
+    ].join('\n'), cmd);
+  }
+});
+
 test('assign and buckets: look up or assign, then list counts', async (t) => {
   const dir = tempDir(t);
   const file = writeConfig(dir, rawConfig(dir));
