@@ -5,7 +5,7 @@
  * Counts are maintained by triggers in the same transaction as the row they count, so no code
  * path (assign, move, delete, import, even a hand-written UPDATE) can make them drift.
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, fchmodSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from './sqlite-driver.js';
 import { chooseBucket, type BucketPolicyInput } from '../core/policy.js';
@@ -291,7 +291,7 @@ export class SqliteStore implements Store {
     const location = opts.path === ':memory:' ? ':memory:' : resolve(opts.path);
     let db: Database.Database;
     try {
-      if (location !== ':memory:') mkdirSync(dirname(location), { recursive: true });
+      if (location !== ':memory:') createPrivately(location);
       db = new Database(location, { timeout: opts.busyTimeoutMs });
       db.pragma('journal_mode = WAL');
       // FULL: an assignment the sharder has answered must survive a power cut, not only a crash.
@@ -307,7 +307,7 @@ export class SqliteStore implements Store {
       const code = (err as { code?: unknown }).code;
       // Name the file and the likely cause: WAL needs to write the file and create -wal and
       // -shm beside it, so a read-only file or directory fails here, at start.
-      const hint = typeof code === 'string' && /^SQLITE_(READONLY|CANTOPEN|PERM)/.test(code)
+      const hint = typeof code === 'string' && /^(SQLITE_(READONLY|CANTOPEN|PERM)|EACCES|EPERM|EROFS)/.test(code)
         ? ` (is the file or its directory read-only, or on a read-only file system? The sharder needs to write ${location} and create ${location}-wal and -shm)`
         : '';
       throw new StoreUnavailableError(`cannot open SQLite database ${location}${typeof code === 'string' ? ` (${code})` : ''}: ${(err as Error).message}${hint}`, { cause: err });
@@ -528,6 +528,40 @@ export class SqliteStore implements Store {
       this.db.close();
     }
     return Promise.resolve();
+  }
+}
+
+/** Mode of a database file the sharder creates: it holds every user name. */
+export const DATABASE_FILE_MODE = 0o600;
+/** Mode of the folders the sharder creates for it. */
+export const DATABASE_DIR_MODE = 0o700;
+
+/**
+ * Creates the database's folder (0700) and the empty database file (0600) when they do not
+ * exist, whatever the umask: SQLite itself would create the file 0644 (less the umask), and
+ * it gives -wal and -shm the mode of the database file, so they end up 0600 too. An existing
+ * file keeps its mode (an operator may have chosen 0640 and a group).
+ */
+function createPrivately(location: string): void {
+  const dir = dirname(location);
+  const first = mkdirSync(dir, { recursive: true, mode: DATABASE_DIR_MODE });
+  if (first !== undefined) {
+    for (let d = dir; ; d = dirname(d)) {
+      chmodSync(d, DATABASE_DIR_MODE);
+      if (d === first || d === dirname(d)) break;
+    }
+  }
+  let fd: number;
+  try {
+    fd = openSync(location, 'wx', DATABASE_FILE_MODE);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return;
+    throw err;
+  }
+  try {
+    fchmodSync(fd, DATABASE_FILE_MODE);
+  } finally {
+    closeSync(fd);
   }
 }
 
