@@ -53,7 +53,7 @@ function sqliteChecks(file: string): { rows: number; kept: number; duplicates: n
   }
 }
 
-test('SQLite on a full disk: new users get a clear 503, known users are served, new users succeed once space is freed', { skip: NO_MOUNT }, async (t) => {
+test('SQLite on a full disk: new users get a clear 503, known users are served, /readyz is 503 until space is freed, then new users succeed', { skip: NO_MOUNT }, async (t) => {
   const disk = smallDisk(t, '4m');
   const s = await startSharder(t, { database: `sqlite:${join(disk, 'sharder.db')}` });
   const told = new Map<string, string>();
@@ -62,6 +62,7 @@ test('SQLite on a full disk: new users get a clear 503, known users are served, 
     assert.equal(r.status, 200);
     told.set(`known-${i}`, String(r.headers['x-shard-bucket']));
   }
+  assert.equal((await get(`${s.url}/readyz`)).status, 200);
   // Fill the disk to the last byte.
   const filler = join(disk, 'filler');
   try {
@@ -83,7 +84,20 @@ test('SQLite on a full disk: new users get a clear 503, known users are served, 
   }
   assert.ok(refused > 0, `the full disk was never noticed (${placed} placed)`);
   for (const [name, bucket] of told) assert.equal((await auth(s.url, name)).headers['x-shard-bucket'], bucket, name);
+  // Readiness says what the assign path sees: not ready, with the same code, however many
+  // known users are served meanwhile, and whenever it is asked.
+  for (let i = 0; i < 3; i++) {
+    const ready = await get(`${s.url}/readyz`);
+    assert.equal(ready.status, 503, `readyz while the disk is full: ${ready.body}`);
+    assert.equal(JSON.parse(ready.body).code, 'SHARD_ERR_STORE_UNAVAILABLE');
+    assert.match(JSON.parse(ready.body).message, /SQLITE_FULL|full/i);
+    assert.equal((await auth(s.url, 'known-0')).status, 200);
+  }
   rmSync(filler);
+  // Ready again once space is freed, before any new user comes (none would, to an instance
+  // that is not ready).
+  const ready = await get(`${s.url}/readyz`);
+  assert.equal(ready.status, 200, `readyz after space was freed: ${ready.body}`);
   const r = await auth(s.url, 'after-space-freed');
   assert.equal(r.status, 200, r.body);
   await s.sharder.stop(1000);
@@ -180,6 +194,42 @@ describe('PostgreSQL faults', { skip: PG_SKIP }, () => {
     const sql = await sqlClient(t, db.url);
     assert.equal((await sql.query("SELECT 1 FROM assignments WHERE name = 'blocked-newcomer'")).rowCount, 1);
     t.diagnostic(`statement timeout: ${JSON.parse(r.body).message}`);
+  });
+});
+
+describe('PostgreSQL read-only', { skip: PG_SKIP }, () => {
+  test('a database that turns read-only (as a standby after failover): new users get 503, /readyz is 503 until it is writable again, then new users succeed', async (t) => {
+    const db = await freshDatabase(t);
+    const s = await startSharder(t, { database: db.url, store: { poll_ms: 50, timeout_ms: 3000 } });
+    assert.equal((await auth(s.url, 'known')).status, 200);
+    const sql = await sqlClient(t, db.url);
+    // Every new session of the database is read-only; end the current ones so the pool reconnects.
+    const reconnect = async (): Promise<void> => {
+      await sql.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+    };
+    await sql.query(`ALTER DATABASE "${db.name}" SET default_transaction_read_only = on`);
+    await reconnect();
+    let refused: { status: number; body: string } | undefined;
+    for (let i = 0; i < 20 && refused === undefined; i++) {
+      const r = await auth(s.url, `newcomer-${i}`);
+      if (r.status !== 200) refused = r;
+    }
+    assert.ok(refused, 'a new user was refused while the database is read-only');
+    assert.equal(refused.status, 503, refused.body);
+    assert.equal(JSON.parse(refused.body).code, 'SHARD_ERR_STORE_UNAVAILABLE');
+    assert.equal((await auth(s.url, 'known')).status, 200, 'a known user is served meanwhile');
+    for (let i = 0; i < 3; i++) {
+      const ready = await get(`${s.url}/readyz`);
+      assert.equal(ready.status, 503, `readyz while read-only: ${ready.body}`);
+      assert.equal(JSON.parse(ready.body).code, 'SHARD_ERR_STORE_UNAVAILABLE');
+      assert.match(JSON.parse(ready.body).message, /25006|read-only/);
+    }
+    await sql.query(`ALTER DATABASE "${db.name}" RESET default_transaction_read_only`);
+    await reconnect();
+    const ready = await get(`${s.url}/readyz`);
+    assert.equal(ready.status, 200, `readyz once writable: ${ready.body}`);
+    const after = await auth(s.url, 'after-writable');
+    assert.equal(after.status, 200, after.body);
   });
 });
 

@@ -15,6 +15,7 @@ import type {
   ImportBatchResult, ImportConflict, ImportRow, MoveBatchResult, MoveRequest, PutResult, Store,
 } from './types.js';
 import { exportByPages } from './export.js';
+import { WriteHealth } from './write-health.js';
 
 /** Versioned schema migrations; each runs once, in order, in its own transaction. */
 export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
@@ -162,6 +163,8 @@ export class SqliteStore implements Store {
   private readonly importTx: (rows: readonly ImportRow[], overwrite: boolean, audit: AuditContext) => ImportBatchResult;
   private readonly repairTx: (audit: AuditContext, kind: string | undefined) => CountFix[];
   private readonly auditQueries = new Map<string, Database.Statement<unknown[], AuditRow>>();
+  /** Assignment failures, for readiness (ping). */
+  private readonly writes = new WriteHealth();
   private closed = false;
 
   private constructor(db: Database.Database, location: string, now: () => number, busyTimeoutMs: number) {
@@ -195,6 +198,7 @@ export class SqliteStore implements Store {
       allCounts: db.prepare<[], { kind: string; bucket: string; count: number }>('SELECT kind, bucket, count FROM bucket_counts'),
       allRealCounts: db.prepare<[], { kind: string; bucket: string; count: number }>('SELECT kind, bucket, COUNT(*) AS count FROM assignments GROUP BY kind, bucket'),
       setCount: db.prepare<[string, string, number]>('INSERT INTO bucket_counts (kind, bucket, count) VALUES (?, ?, ?) ON CONFLICT (kind, bucket) DO UPDATE SET count = excluded.count'),
+      select1: db.prepare('SELECT 1'),
       duplicates: db.prepare<[number], DuplicateObject>('SELECT kind, name, COUNT(*) AS rows FROM assignments GROUP BY kind, name HAVING COUNT(*) > 1 LIMIT ?'),
     };
     this.putTx = db.transaction((kind: string, name: string, bucket: string, audit: AuditContext, expect: string | null | undefined): PutResult => {
@@ -353,14 +357,14 @@ export class SqliteStore implements Store {
   }
 
   assign(kind: string, name: string, buckets: readonly BucketPolicyInput[]): Promise<AssignResult> {
-    return this.run(() => {
+    return this.writes.follow(this.run(() => {
       // Most misses are objects assigned earlier (another process, or before a restart): a
       // plain indexed read answers them without taking the write lock.
       const existing = this.stmts.lookup.get(kind, name);
       if (existing) return { bucket: existing.bucket, created: false };
       this.checkFile();
       return this.assignTx(kind, name, buckets);
-    });
+    }), (r) => r.created);
   }
 
   counts(kind: string): Promise<Map<string, number>> {
@@ -510,11 +514,28 @@ export class SqliteStore implements Store {
     }
   }
 
-  ping(): Promise<void> {
-    return this.run(() => {
+  /**
+   * Readiness: the file is still the one opened, it answers a read, and (store/write-health.ts)
+   * no assignment failed since the last write that committed, or a write probe commits now.
+   */
+  async ping(): Promise<void> {
+    await this.run(() => {
       this.checkFile();
-      this.db.prepare('SELECT 1').get();
+      this.stmts.select1.get();
     });
+    await this.writes.check(() => this.run(() => this.writeProbe()));
+  }
+
+  /**
+   * The smallest committed write: page 1 is written again (the header's user_version, which
+   * the sharder does not use, is set to the value it has), through the WAL like an assignment,
+   * so it fails while the disk is full or read-only. Nothing in the data changes.
+   */
+  private writeProbe(): void {
+    this.checkFile();
+    this.db.transaction(() => {
+      this.db.pragma(`user_version = ${Math.trunc(Number(this.db.pragma('user_version', { simple: true })))}`);
+    }).immediate();
   }
 
   /** The database handle, for other modules of this backend (operations, backup). */
