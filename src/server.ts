@@ -25,7 +25,8 @@ import { SharderMetrics } from './metrics/registry.js';
 import { registerMetricsRoute } from './metrics/route.js';
 import { instrumentStore } from './metrics/store.js';
 import { ClusterGatherError } from './errors.js';
-import { socketTrusted } from './http/main.js';
+import { peerTrusted } from './http/main.js';
+import { AUTH_FAILURES_ALLOWED, FailureLimiter } from './http/rate-limit.js';
 import { registerStatusRoute } from './status/route.js';
 import { VERSION } from './version.js';
 
@@ -88,7 +89,13 @@ export class Sharder {
     registerAdminApi(this.router, () => this.ops);
     this.registerObservability(log);
     this.control = config.controlListen === null ? null : createControlServer({
-      router: this.router, tokens: () => this.config.admin.tokens, log, meter, trusted: (req) => socketTrusted(req.socket, this.ctx.settings.identity),
+      router: this.router,
+      credentials: () => ({ adminTokens: this.config.admin.tokens, metricsTokenHash: this.config.metrics.tokenHash, statusLoopbackWithoutToken: this.config.status.loopbackWithoutToken }),
+      log,
+      meter,
+      trusted: (req) => peerTrusted(this.ctx, req),
+      // With workers: N, each worker allows its share, so that the group allows the limit.
+      limiter: new FailureLimiter(Math.ceil(AUTH_FAILURES_ALLOWED / (isClusterWorker() ? config.workers : 1))),
     });
     this.stopWatching = this.store.watch((kind, name) => this.invalidate(kind, name), config.store.pollMs);
   }
@@ -109,9 +116,7 @@ export class Sharder {
     };
     registerMetricsRoute(this.router, {
       enabled: metrics !== null,
-      tokenHash: () => this.config.metrics.tokenHash,
       text: () => (worker ? gathered(gatherFromPrimary('metrics')) : metrics!.text()),
-      log,
     });
     registerStatusRoute(this.router, {
       config: () => this.config,
@@ -164,8 +169,7 @@ export class Sharder {
   private settingsFor(config: Config): MainSettings {
     applyConfig(this.kinds, config);
     return {
-      identity: identitySettings(config.identity.header, config.identity.trustedProxies, config.identity.maxLength),
-      kindHeader: config.kindHeader.toLowerCase(),
+      identity: identitySettings(config.identity.header, config.identity.trustedProxies, config.identity.maxLength, config.kindHeader),
       defaultKind: this.kinds.get(config.defaultKind)!,
       kinds: this.kinds,
       redirect: config.shard.redirect,
