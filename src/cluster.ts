@@ -59,6 +59,8 @@ export async function runPrimary(config: Config, log: Logger, env: NodeJS.Proces
   };
 
   const listened = new WeakSet<Worker>();
+  /** Until the whole group listened once, a configuration refusal stops it; later, workers are restarted. */
+  let starting = true;
   let refused: (() => void) | undefined;
   const serving = new Promise<boolean>((resolve) => {
     let up = 0;
@@ -74,7 +76,7 @@ export async function runPrimary(config: Config, log: Logger, env: NodeJS.Proces
     const age = Date.now() - (started.get(worker) ?? 0);
     started.delete(worker);
     if (stopping) return;
-    if (code === EXIT_CONFIG && !listened.has(worker)) {
+    if (starting && code === EXIT_CONFIG && !listened.has(worker)) {
       log.error({ event: 'worker_refused_config', pid: worker.process.pid, code }, 'a worker cannot start with this configuration (it said why above): stopping');
       refused?.();
       return;
@@ -89,7 +91,9 @@ export async function runPrimary(config: Config, log: Logger, env: NodeJS.Proces
   });
 
   Array.from({ length: config.workers }, fork);
-  if (!(await serving)) {
+  const ok = await serving;
+  starting = false;
+  if (!ok) {
     stopping = true;
     await stopWorkers([...started.keys()]);
     return EXIT_CONFIG;
