@@ -10,7 +10,7 @@ import { Assigner } from './service/assigner.js';
 import { applyConfig, type KindRuntime } from './service/runtime.js';
 import { createMainServer, type MainContext, type MainSettings } from './http/main.js';
 import { identitySettings } from './http/identity.js';
-import { ProxyMode } from './http/proxy.js';
+import { ProxyMode } from './proxy/index.js';
 import { ControlRouter, createControlServer } from './http/control.js';
 import { registerAdminApi } from './http/api.js';
 import { listenOn } from './http/bind.js';
