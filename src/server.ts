@@ -9,6 +9,7 @@ import type { Config } from './config/types.js';
 import type { Logger } from './log.js';
 import { Assigner } from './service/assigner.js';
 import { applyConfig, type KindRuntime } from './service/runtime.js';
+import { AssignmentTable } from './service/table.js';
 import { createMainServer, type MainContext, type MainSettings } from './http/main.js';
 import { identitySettings } from './http/identity.js';
 import { ProxyMode } from './http/proxy.js';
@@ -40,6 +41,8 @@ export interface SharderOptions {
 
 export class Sharder {
   private readonly kinds = new Map<string, KindRuntime>();
+  /** Every kind's whole assignment table, kept in memory from the change feed (service/table.ts). */
+  readonly table: AssignmentTable;
   private readonly ctx: MainContext;
   private readonly stopWatching: () => void;
   private stopping: Promise<void> | undefined;
@@ -84,13 +87,14 @@ export class Sharder {
     this.proxy = config.mode === 'proxy' ? new ProxyMode(this.ctx, config.proxy) : undefined;
     if (this.proxy !== undefined) this.metrics?.addProxy(this.proxy.stats);
     this.server = this.proxy?.server ?? createMainServer(this.ctx);
-    this.ops = new Operations({ store: this.store, config: () => this.config, changed: (kind, name) => this.invalidate(kind, name), log });
+    this.table = new AssignmentTable({ store: this.store, kinds: () => this.kinds, assigner: this.ctx.assigner, log });
+    this.ops = new Operations({ store: this.store, config: () => this.config, changed: (kind, name) => this.table.changed(kind, name), log });
     registerAdminApi(this.router, () => this.ops);
     this.registerObservability(log);
     this.control = config.controlListen === null ? null : createControlServer({
       router: this.router, tokens: () => this.config.admin.tokens, log, meter, trusted: (req) => socketTrusted(req.socket, this.ctx.settings.identity),
     });
-    this.stopWatching = this.store.watch((kind, name) => this.invalidate(kind, name), config.store.pollMs);
+    this.stopWatching = this.store.watch((kind, name, bucket) => this.table.changed(kind, name, bucket), config.store.pollMs);
   }
 
   /**
@@ -139,7 +143,9 @@ export class Sharder {
         sharder.control.listen(config.controlListen.port, config.controlListen.host);
         await once(sharder.control, 'listening');
       }
+      sharder.table.loadNew();
     } catch (err) {
+      sharder.table.stop();
       sharder.server.close();
       sharder.control?.close();
       sharder.stopWatching();
@@ -172,13 +178,6 @@ export class Sharder {
       kinds: this.kinds,
       redirect: config.shard.redirect,
     };
-  }
-
-  private invalidate(kind: string | null, name: string | null): void {
-    this.ctx.assigner.invalidate(kind, name);
-    if (kind === null) for (const k of this.kinds.values()) k.cache.clear();
-    else if (name === null) this.kinds.get(kind)?.cache.clear();
-    else this.kinds.get(kind)?.cache.delete(name);
   }
 
   get url(): string {
@@ -221,6 +220,7 @@ export class Sharder {
     if (next.metrics.enabled !== this.config.metrics.enabled) this.log.warn({ event: 'reload_ignored', key: 'metrics.enabled' }, 'metrics.enabled changed: restart to apply');
     this.proxy?.reload(next.proxy);
     this.ctx.settings = this.settingsFor(next);
+    this.table.loadNew();
     this.config = next;
     this.log.info({ event: 'reloaded', config: next.file }, 'configuration reloaded');
   }
@@ -229,6 +229,7 @@ export class Sharder {
   stop(graceMs = STOP_GRACE_MS): Promise<void> {
     this.stopping ??= (async () => {
       this.stopWatching();
+      this.table.stop();
       const servers = [this.server, ...(this.control ? [this.control] : [])].filter((s) => s.listening);
       const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
       for (const s of servers) s.closeIdleConnections();

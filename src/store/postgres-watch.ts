@@ -48,6 +48,7 @@ export class PostgresChangeWatcher {
   private feedFailing = false;
   private listenClient: pg.Client | null = null;
   private listening = false;
+  private pinging = false;
   private everListened = false;
   private reconnectDelay = RECONNECT_MIN_MS;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -133,10 +134,11 @@ export class PostgresChangeWatcher {
       return;
     }
     for (;;) {
-      const { rows } = await this.o.pool.query<{ id: string; kind: string; name: string }>(SQL.changesSince, [this.cursor, PAGE]);
+      const { rows } = await this.o.pool.query<{ id: string; kind: string; name: string; bucket: string | null }>(SQL.changesSince, [this.cursor, PAGE]);
       for (const r of rows) {
         if (r.kind === '') this.o.listener(null, null);
-        else this.o.listener(r.kind, r.name);
+        else if (r.bucket === null) this.o.listener(r.kind, r.name);
+        else this.o.listener(r.kind, r.name, r.bucket);
       }
       if (rows.length > 0) this.cursor = Number(rows.at(-1)!.id);
       if (rows.length < PAGE || this.stopped) break;
@@ -190,10 +192,19 @@ export class PostgresChangeWatcher {
     this.reconnectTimer.unref();
   }
 
+  /** One ping at a time: a query issued while another is still running on the same client
+   * is queued by pg, which deprecates that (DeprecationWarning) — a slow or half-open
+   * connection would otherwise pile pings up. */
   private pingListen(): void {
     const c = this.listenClient;
-    if (!c || !this.listening) return;
-    c.query('SELECT 1').catch((err: unknown) => this.listenLost(c, err));
+    if (!c || !this.listening || this.pinging) return;
+    this.pinging = true;
+    c.query('SELECT 1').then(
+      () => undefined,
+      (err: unknown) => this.listenLost(c, err),
+    ).finally(() => {
+      this.pinging = false;
+    });
   }
 
   private prune(): void {
