@@ -32,8 +32,8 @@ const RECONNECT_MAX_MS = 5_000;
 
 export interface WatcherOptions {
   pool: pg.Pool;
-  /** Settings for the dedicated LISTEN connection. */
-  client: pg.ClientConfig;
+  /** Makes the dedicated LISTEN connection (not connected yet), to the store's current host. */
+  newClient: () => pg.Client;
   listener: ChangeListener;
   pollMs: number;
   log: Logger;
@@ -147,7 +147,7 @@ export class PostgresChangeWatcher {
 
   private async connectListen(): Promise<void> {
     if (this.stopped) return;
-    const client = new pg.Client(this.o.client);
+    const client = this.o.newClient();
     this.listenClient = client;
     client.on('notification', () => this.read());
     client.on('error', (err) => this.listenLost(client, err));
