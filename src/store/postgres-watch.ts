@@ -137,6 +137,7 @@ export class PostgresChangeWatcher {
       const { rows } = await this.o.pool.query<{ id: string; kind: string; name: string; bucket: string | null }>(SQL.changesSince, [this.cursor, PAGE]);
       for (const r of rows) {
         if (r.kind === '') this.o.listener(null, null);
+        else if (r.name === '') this.o.listener(r.kind, null);
         else if (r.bucket === null) this.o.listener(r.kind, r.name);
         else this.o.listener(r.kind, r.name, r.bucket);
       }
