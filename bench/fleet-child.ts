@@ -8,6 +8,7 @@
 import { validateConfig } from '../src/config/validate.js';
 import type { Config } from '../src/config/types.js';
 import { silentLogger } from '../src/log.js';
+import { rssAfterGc } from './lib.js';
 import { Assigner } from '../src/service/assigner.js';
 import { applyConfig, type KindRuntime } from '../src/service/runtime.js';
 import { AssignmentTable } from '../src/service/table.js';
@@ -22,12 +23,7 @@ applyConfig(kinds, config);
 const assigner = new Assigner(store, silentLogger(), () => 5000);
 const table = new AssignmentTable({ store, kinds: () => kinds, assigner, log: silentLogger() });
 
-const gc = (globalThis as { gc?: () => void }).gc!;
-const rss = (): number => {
-  gc();
-  gc();
-  return process.memoryUsage().rss;
-};
+const rss = rssAfterGc;
 const before = rss();
 const t0 = performance.now();
 table.loadNew();

@@ -109,3 +109,12 @@ export async function meanNewAssignment(stores: readonly Store[], tag: string, b
   }
   return total.map((t) => t / (rounds * perRound));
 }
+
+/** Resident memory after two forced collections (the process must run with --expose-gc). */
+export function rssAfterGc(): number {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) throw new Error('run with node --expose-gc');
+  gc();
+  gc();
+  return process.memoryUsage().rss;
+}

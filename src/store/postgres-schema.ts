@@ -28,6 +28,14 @@ export const FEED_BULK_ROWS = 10_000;
 /** NOTIFY channel the triggers signal on; listeners then read the changes table. */
 export const CHANGES_CHANNEL = 'sharder_changes';
 
+/** The update trigger's counts statement (migrations 1 and 3): +1 per new row, -1 per old row. */
+const UPDATED_COUNTS = `INSERT INTO bucket_counts AS c (kind, bucket, count)
+          SELECT kind, bucket, sum(delta) FROM (
+            SELECT kind, bucket, 1 AS delta FROM new_rows
+            UNION ALL SELECT kind, bucket, -1 FROM old_rows
+          ) d GROUP BY kind, bucket HAVING sum(delta) <> 0 ORDER BY kind, bucket
+          ON CONFLICT (kind, bucket) DO UPDATE SET count = c.count + EXCLUDED.count;`;
+
 export interface Migration {
   readonly version: number;
   readonly name: string;
@@ -90,12 +98,7 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       BEGIN
         IF NOT EXISTS (SELECT 1 FROM old_rows) THEN RETURN NULL; END IF;
         PERFORM pg_advisory_xact_lock(${LOCK_NS_CHANGES}, 0);
-        INSERT INTO bucket_counts AS c (kind, bucket, count)
-          SELECT kind, bucket, sum(delta) FROM (
-            SELECT kind, bucket, 1 AS delta FROM new_rows
-            UNION ALL SELECT kind, bucket, -1 FROM old_rows
-          ) d GROUP BY kind, bucket HAVING sum(delta) <> 0 ORDER BY kind, bucket
-          ON CONFLICT (kind, bucket) DO UPDATE SET count = c.count + EXCLUDED.count;
+        ${UPDATED_COUNTS}
         INSERT INTO changes (kind, name)
           SELECT kind, name FROM old_rows UNION SELECT kind, name FROM new_rows;
         PERFORM pg_notify('${CHANGES_CHANNEL}', '');
@@ -188,12 +191,7 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       BEGIN
         IF NOT EXISTS (SELECT 1 FROM old_rows) THEN RETURN NULL; END IF;
         PERFORM pg_advisory_xact_lock(${LOCK_NS_CHANGES}, 0);
-        INSERT INTO bucket_counts AS c (kind, bucket, count)
-          SELECT kind, bucket, sum(delta) FROM (
-            SELECT kind, bucket, 1 AS delta FROM new_rows
-            UNION ALL SELECT kind, bucket, -1 FROM old_rows
-          ) d GROUP BY kind, bucket HAVING sum(delta) <> 0 ORDER BY kind, bucket
-          ON CONFLICT (kind, bucket) DO UPDATE SET count = c.count + EXCLUDED.count;
+        ${UPDATED_COUNTS}
         -- An object renamed by hand-written SQL: its old name is gone (NULL), its new one is on
         -- its bucket.
         INSERT INTO changes (kind, name, bucket)

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
 import { needs } from './env.js';
+import { childrenOf } from './proc.js';
 import { ROOT } from './sharder.js';
 
 interface HasAfter {
@@ -160,22 +161,6 @@ export interface RunningNginx {
   reload(): Promise<void>;
   errorLog(): string;
   stop(): Promise<void>;
-}
-
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // Fields after the parenthesised command: state, ppid, ...
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(entry));
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return out;
 }
 
 /**
