@@ -59,7 +59,9 @@ describe('postgres configuration: validation', () => {
       'sharder.yml: postgres.hosts: must be a list of HOST:PORT strings (e.g. [db1:5432, db2:5432])',
       'sharder.yml: postgres.target_session_attrs: "read-only" is not supported: the sharder writes (use any, read-write, primary)',
     ]],
-    ['a bad host among the section\'s hosts', { database: 'postgres:///x', postgres: { hosts: ['ok:1', 'bad:0'] } }, ['sharder.yml: postgres.hosts[1]: is not HOST, HOST:PORT or [IPv6]:PORT (port 1-65535)']],
+    ['more than 16 hosts', { database: `postgres://u:${SECRET}@${Array.from({ length: 17 }, (_, i) => `h${i}`).join(',')}/x` }, ['sharder.yml: database: names more than 16 hosts']],
+    ['SHARDER_POSTGRES_HOSTS is a comma-separated list, checked like the key', { database: 'postgres:///x' }, ['environment: SHARDER_POSTGRES_HOSTS (postgres.hosts): entry 2 is not HOST, HOST:PORT or [IPv6]:PORT (port 1-65535)'], { SHARDER_POSTGRES_HOSTS: 'db1:5432, db2:http' }],
+    ['a bad host among the section\'s hosts', { database: 'postgres:///x', postgres: { hosts: ['ok:1', 'bad:0'] } }, ['sharder.yml: postgres.hosts: entry 2 is not HOST, HOST:PORT or [IPv6]:PORT (port 1-65535)']],
     ['a CA file with TLS disabled', { database: 'postgres://h/db', postgres: { ssl: { mode: 'disable', ca_file: '/ca.pem' } } }, ['sharder.yml: postgres.ssl.ca_file: is set, but postgres.ssl.mode is disable: remove it or choose verify-full']],
     ['the postgres section is checked with SQLite too', { database: 'sqlite:x.db', postgres: 'yes' }, ['sharder.yml: postgres: must be a mapping, got the string "yes"']],
     ['environment overrides name their variable', { database: 'postgres://h/db' }, ['environment: SHARDER_POSTGRES_SSL_MODE (postgres.ssl.mode): must be one of disable, require, verify-ca, verify-full, got the string "maybe"', 'environment: SHARDER_POSTGRES_POOL_MAX (postgres.pool_max): must be a whole number from 1 to 1000, got the string "many"'], { SHARDER_POSTGRES_SSL_MODE: 'maybe', SHARDER_POSTGRES_POOL_MAX: 'many' }],
@@ -131,6 +133,8 @@ describe('postgres configuration: resolving the connection', () => {
     assert.deepEqual([c.hosts, c.targetSessionAttrs], [[{ host: 'x', port: 7 }, { host: 'y', port: 5432 }], 'primary']);
     const d = resolve({ database: 'postgres:' }, { PGHOST: 'p1,p2', PGUSER: 'svc' });
     assert.deepEqual(d.hosts, [{ host: 'p1', port: 5432 }, { host: 'p2', port: 5432 }], 'PGHOST may be a list, as in libpq');
+    const comma = resolve({ database: `postgres://svc:${encodeURIComponent('pa,ss')}@solo/sharder` });
+    assert.deepEqual([comma.hosts, pw(comma.client)], [[{ host: 'solo', port: 5432 }], 'pa,ss'], 'a comma in the password is no host list');
     const one = resolve({ database: 'postgres://svc@solo/sharder' });
     assert.deepEqual([one.hosts, one.targetSessionAttrs], [[{ host: 'solo', port: 5432 }], 'any']);
   });

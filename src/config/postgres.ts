@@ -238,7 +238,7 @@ export function failoverOptions(raw: { hosts?: unknown; target_session_attrs?: u
       hosts = [];
       list.forEach((h: string, i) => {
         const r = parsePgHost(h);
-        if ('problem' in r) problems.push({ key: `postgres.hosts[${i}]`, message: 'is not HOST, HOST:PORT or [IPv6]:PORT (port 1-65535)' });
+        if ('problem' in r) problems.push({ key: 'postgres.hosts', message: `entry ${i + 1} is not HOST, HOST:PORT or [IPv6]:PORT (port 1-65535)` });
         else hosts!.push(r);
       });
     }

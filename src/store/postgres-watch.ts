@@ -7,9 +7,13 @@
  *     to queries and LISTEN needs a session that stays), and reads the feed when notified;
  *   - reads the feed every `pollMs` anyway, as a backstop when a notification is missed
  *     (LISTEN connection dropped, NOTIFY lost in a failover);
- *   - drops every cache (listener(null, null)) when it cannot know what it missed: its cursor
- *     fell behind pruned rows, the feed went backwards (database restored or failed over), or
- *     the LISTEN connection was lost and re-established;
+ *   - reports every row with the bucket it records (first assignments and moves; none for a
+ *     delete), and a row with an empty name as "the whole kind changed" (a bulk insert);
+ *   - reports "anything may have changed" (listener(null, null): every table is read again)
+ *     when it cannot know what it missed: its cursor fell behind pruned rows, the feed went
+ *     backwards (database restored or failed over), or the LISTEN connection was lost and
+ *     re-established (which is also what catches a failover to a standby whose feed ids were
+ *     reused past this instance's cursor);
  *   - pings its LISTEN connection, so that a half-open one is replaced quickly;
  *   - prunes feed rows older than the retention (every instance does; it is idempotent).
  */
