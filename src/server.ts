@@ -2,7 +2,6 @@
  * The running sharder: store, runtime kinds, assigner and the main listener, with reload and
  * graceful stop. The CLI's `serve` wires signals to it; tests start it in-process.
  */
-import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import type { Config } from './config/types.js';
@@ -12,9 +11,10 @@ import { applyConfig, type KindRuntime } from './service/runtime.js';
 import { AssignmentTable } from './service/table.js';
 import { createMainServer, type MainContext, type MainSettings } from './http/main.js';
 import { identitySettings } from './http/identity.js';
-import { ProxyMode } from './http/proxy.js';
+import { ProxyMode } from './proxy/index.js';
 import { ControlRouter, createControlServer } from './http/control.js';
 import { registerAdminApi } from './http/api.js';
+import { listenOn } from './http/bind.js';
 import { Operations } from './ops/index.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/types.js';
@@ -26,7 +26,8 @@ import { SharderMetrics } from './metrics/registry.js';
 import { registerMetricsRoute } from './metrics/route.js';
 import { instrumentStore } from './metrics/store.js';
 import { ClusterGatherError } from './errors.js';
-import { socketTrusted } from './http/main.js';
+import { peerTrusted } from './http/main.js';
+import { AUTH_FAILURES_ALLOWED, FailureLimiter } from './http/rate-limit.js';
 import { registerStatusRoute } from './status/route.js';
 import { VERSION } from './version.js';
 
@@ -92,7 +93,13 @@ export class Sharder {
     registerAdminApi(this.router, () => this.ops);
     this.registerObservability(log);
     this.control = config.controlListen === null ? null : createControlServer({
-      router: this.router, tokens: () => this.config.admin.tokens, log, meter, trusted: (req) => socketTrusted(req.socket, this.ctx.settings.identity),
+      router: this.router,
+      credentials: () => ({ adminTokens: this.config.admin.tokens, metricsTokenHash: this.config.metrics.tokenHash, statusLoopbackWithoutToken: this.config.status.loopbackWithoutToken }),
+      log,
+      meter,
+      trusted: (req) => peerTrusted(this.ctx, req),
+      // With workers: N, each worker allows its share, so that the group allows the limit.
+      limiter: new FailureLimiter(Math.ceil(AUTH_FAILURES_ALLOWED / (isClusterWorker() ? config.workers : 1))),
     });
     this.stopWatching = this.store.watch((kind, name, bucket) => this.table.changed(kind, name, bucket), config.store.pollMs);
   }
@@ -113,9 +120,7 @@ export class Sharder {
     };
     registerMetricsRoute(this.router, {
       enabled: metrics !== null,
-      tokenHash: () => this.config.metrics.tokenHash,
       text: () => (worker ? gathered(gatherFromPrimary('metrics')) : metrics!.text()),
-      log,
     });
     registerStatusRoute(this.router, {
       config: () => this.config,
@@ -137,11 +142,9 @@ export class Sharder {
     const store = opts.store ?? (await openStore(config, opts.log));
     const sharder = new Sharder(config, store, opts.log);
     try {
-      sharder.server.listen(config.listen.port, config.listen.host);
-      await once(sharder.server, 'listening');
+      await listenOn(sharder.server, config.listen, 'listen', config.file);
       if (sharder.control !== null && config.controlListen !== null) {
-        sharder.control.listen(config.controlListen.port, config.controlListen.host);
-        await once(sharder.control, 'listening');
+        await listenOn(sharder.control, config.controlListen, 'control_listen', config.file);
       }
       sharder.table.loadNew();
     } catch (err) {
@@ -172,8 +175,7 @@ export class Sharder {
   private settingsFor(config: Config): MainSettings {
     applyConfig(this.kinds, config);
     return {
-      identity: identitySettings(config.identity.header, config.identity.trustedProxies, config.identity.maxLength),
-      kindHeader: config.kindHeader.toLowerCase(),
+      identity: identitySettings(config.identity.header, config.identity.trustedProxies, config.identity.maxLength, config.kindHeader),
       defaultKind: this.kinds.get(config.defaultKind)!,
       kinds: this.kinds,
       redirect: config.shard.redirect,

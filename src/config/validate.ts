@@ -25,8 +25,11 @@ import { cookieSecret } from './validate-cookie.js';
 import { POSTGRES_URL_PATTERN, checkSslMode, failoverConflicts, failoverOptions, parsePostgresUrl } from './postgres.js';
 import { logFormat, metricsSection, statusSection } from './validate-observability.js';
 
-/** Top-level keys and, for sections, their keys. Anything else is reported as unknown. */
-const KNOWN_KEYS: Record<string, readonly string[] | null> = {
+/**
+ * Top-level keys and, for sections, their keys. Anything else is reported as unknown (by
+ * unknownKeys(), which looks at own keys only: `toString` or `__proto__` is as unknown as a typo).
+ */
+const KNOWN_KEYS: Readonly<Record<string, readonly string[] | null>> = {
   listen: null,
   workers: null,
   mode: null,
@@ -82,6 +85,20 @@ export function describe(v: unknown): string {
   if (typeof v === 'object') return 'a mapping';
   if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}…` : v)}`;
   return `${typeof v} ${String(v)}`;
+}
+
+/**
+ * Reports every key of `v` that is not in `known`, each naming its full path (`at` is the
+ * mapping's own path, or null at the top level). The one place that decides what is unknown:
+ * a plain `k in KNOWN` or `KNOWN[k]` would find Object.prototype's `toString`, `constructor`
+ * and `__proto__`.
+ */
+export function unknownKeys(p: Problems, v: Record<string, unknown>, at: string | null, known: readonly string[]): void {
+  for (const k of Object.keys(v)) {
+    if (known.includes(k)) continue;
+    const name = k === '' ? '"" (an empty key)' : k;
+    p.add(at === null ? name : `${at}.${name}`, `unknown key (known: ${known.join(', ')})`);
+  }
 }
 
 export function section(p: Problems, raw: RawConfig, key: string): Record<string, unknown> {
@@ -186,7 +203,7 @@ function postgresOptions(p: Problems, raw: RawConfig): PostgresOptions {
     if (!isObject(s.ssl)) p.add('postgres.ssl', `must be a mapping with mode and ca_file, got ${describe(s.ssl)}`);
     else sslRaw = s.ssl;
   }
-  for (const k of Object.keys(sslRaw)) if (k !== 'mode' && k !== 'ca_file') p.add(`postgres.ssl.${k}`, 'unknown key (known: mode, ca_file)');
+  unknownKeys(p, sslRaw, 'postgres.ssl', ['mode', 'ca_file']);
   let mode: PgSslMode | null = null;
   if (sslRaw.mode !== undefined && sslRaw.mode !== null) {
     const err = typeof sslRaw.mode === 'string' ? checkSslMode(sslRaw.mode) : 'must be a string';
@@ -236,12 +253,36 @@ function stringList(p: Problems, v: unknown, key: string, dflt: readonly string[
   return out;
 }
 
+/**
+ * Whether a URL (or URL template) can be written into a response header as it is: printable
+ * ASCII without spaces. The WHATWG URL parser silently drops tabs and newlines and accepts
+ * non-ASCII hosts, so `new URL()` succeeding says nothing about the bytes Node will write
+ * (`X-Shard-Upstream`, `Location`); a value that fails here would throw on the first request.
+ */
+function headerSafeUrl(p: Problems, key: string, text: string): boolean {
+  if (/^[\x21-\x7e]+$/.test(text)) return true;
+  if (/[\x00-\x20\x7f]/.test(text)) {
+    p.add(key, `must not contain white space or control characters (it is sent in a response header), got ${describe(text)}`);
+    return false;
+  }
+  let hint = '';
+  if (text.includes('://')) {
+    try {
+      const host = new URL(text.replaceAll(/\{\w+\}/g, 'x')).host;
+      if (/^[\x21-\x7e]+$/.test(host)) hint = `: write the host in its ASCII form, ${host}`;
+    } catch { /* no hint */ }
+  }
+  p.add(key, `must be ASCII (it is sent in a response header)${hint}, got ${describe(text)}`);
+  return false;
+}
+
 function upstream(p: Problems, v: unknown, key: string): string | null {
   if (v === undefined || v === null) return null;
   if (typeof v !== 'string') {
     p.add(key, `must be an http:// or https:// URL, got ${describe(v)}`);
     return null;
   }
+  if (!headerSafeUrl(p, key, v)) return null;
   let url: URL;
   try {
     url = new URL(v);
@@ -263,7 +304,7 @@ function bucket(p: Problems, v: unknown, key: string): BucketConfig | undefined 
     p.add(key, `must be a mapping with at least a name, got ${describe(v)}`);
     return undefined;
   }
-  for (const k of Object.keys(v)) if (!BUCKET_KEYS.includes(k)) p.add(`${key}.${k}`, `unknown key (known: ${BUCKET_KEYS.join(', ')})`);
+  unknownKeys(p, v, key, BUCKET_KEYS);
   let name = '';
   if (typeof v.name !== 'string' || !NAME_PATTERN.test(v.name)) p.add(`${key}.name`, `${NAME_RULE}, got ${describe(v.name)}`);
   else name = v.name;
@@ -295,7 +336,7 @@ function kinds(p: Problems, raw: RawConfig): Map<string, KindConfig> {
       p.add(key, `must be a mapping with a buckets list, got ${describe(kindRaw)}`);
       continue;
     }
-    for (const k of Object.keys(kindRaw)) if (k !== 'buckets') p.add(`${key}.${k}`, 'unknown key (known: buckets)');
+    unknownKeys(p, kindRaw, key, ['buckets']);
     const list = kindRaw.buckets;
     if (!Array.isArray(list) || list.length === 0) {
       p.add(`${key}.buckets`, `must be a non-empty list of buckets, got ${describe(list)}`);
@@ -331,7 +372,7 @@ function mode(p: Problems, v: unknown): Mode {
 function loginUrl(p: Problems, v: unknown): string | null {
   if (v === undefined || v === null) return DEFAULT_PROXY_LOGIN_URL;
   const text = str(p, v, 'proxy.login_url', '');
-  if (text === '') return null;
+  if (text === '' || !headerSafeUrl(p, 'proxy.login_url', text)) return null;
   const filled = text.replaceAll('{next}', 'x');
   let ok = false;
   if (filled.startsWith('/') && !filled.startsWith('//')) ok = !/[\s\\]/.test(filled);
@@ -371,13 +412,10 @@ export function validateConfig(raw: unknown, file: string | null, env: EnvSource
     p.add('(top level)', `must be a mapping of keys to values, got ${describe(raw)}`);
     throw new ConfigError(p.list);
   }
+  unknownKeys(p, raw, null, Object.keys(KNOWN_KEYS));
   for (const [k, v] of Object.entries(raw)) {
-    const known = KNOWN_KEYS[k];
-    if (!(k in KNOWN_KEYS)) {
-      p.add(k === '' ? '"" (an empty key)' : k, `unknown key (known: ${Object.keys(KNOWN_KEYS).join(', ')})`);
-    } else if (known && isObject(v)) {
-      for (const sub of Object.keys(v)) if (!known.includes(sub)) p.add(`${k}.${sub}`, `unknown key (known: ${known.join(', ')})`);
-    }
+    const known = Object.hasOwn(KNOWN_KEYS, k) ? KNOWN_KEYS[k] : null;
+    if (known && isObject(v)) unknownKeys(p, v, k, known);
   }
 
   const identityRaw = section(p, raw, 'identity');
@@ -398,7 +436,8 @@ export function validateConfig(raw: unknown, file: string | null, env: EnvSource
   let redirect: string | null = null;
   if (shardRaw.redirect !== undefined && shardRaw.redirect !== null) {
     redirect = str(p, shardRaw.redirect, 'shard.redirect', '');
-    if (redirect !== '') {
+    if (redirect !== '' && !headerSafeUrl(p, 'shard.redirect', redirect)) redirect = null;
+    else if (redirect !== '') {
       try {
         new URL(redirect.replaceAll('{bucket}', 'b').replaceAll('{kind}', 'k'), 'http://localhost/');
       } catch {
@@ -407,9 +446,12 @@ export function validateConfig(raw: unknown, file: string | null, env: EnvSource
     } else redirect = null;
   }
 
-  const kindHeader = str(p, raw.kind_header, 'kind_header', DEFAULT_KIND_HEADER);
-  if (!TOKEN_PATTERN.test(kindHeader)) p.add('kind_header', `is not a valid header name: ${describe(kindHeader)}`);
-  if (kindHeader.toLowerCase() === header.toLowerCase()) p.add('kind_header', 'must differ from identity.header');
+  // null or "off" (the environment cannot say null): no kind header, every request is of default_kind.
+  const kindHeader = raw.kind_header === null || raw.kind_header === 'off' ? null : str(p, raw.kind_header, 'kind_header', DEFAULT_KIND_HEADER ?? '') || null;
+  if (kindHeader !== null && !TOKEN_PATTERN.test(kindHeader)) p.add('kind_header', `is not a valid header name: ${describe(kindHeader)}`);
+  if (kindHeader !== null && [header, header.replace(/[-_]/g, (c) => (c === '-' ? '_' : '-'))].some((h) => h.toLowerCase() === kindHeader.toLowerCase())) {
+    p.add('kind_header', 'must differ from identity.header (in either "_" or "-" spelling)');
+  }
 
   const storeRaw = section(p, raw, 'store');
   const busyTimeoutMs = int(p, storeRaw.busy_timeout_ms, 'store.busy_timeout_ms', DEFAULT_SQLITE_BUSY_TIMEOUT_MS, 0, 600_000);

@@ -105,8 +105,18 @@ export function cliArgs(args: string[]): string[] {
   return ['--import', 'tsx', join(ROOT, 'src/cli/run.ts'), ...args];
 }
 
-export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {}): Promise<CliResult> {
-  const child = spawn(process.execPath, cliArgs(args), { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+/**
+ * The command line that runs the CLI: node itself, or, with `umask` (e.g. 0o000), node started
+ * by a shell that set that umask first (node cannot be given one at spawn).
+ */
+function cliCommand(args: string[], umask?: number): [string, string[]] {
+  if (umask === undefined) return [process.execPath, cliArgs(args)];
+  return ['/bin/sh', ['-c', `umask ${umask.toString(8).padStart(3, '0')} && exec "$0" "$@"`, process.execPath, ...cliArgs(args)]];
+}
+
+export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; umask?: number } = {}): Promise<CliResult> {
+  const [command, argv] = cliCommand(args, opts.umask);
+  const child = spawn(command, argv, { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -120,8 +130,9 @@ export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cw
  * Starts `sharder serve` as a child process and waits until it listens; killed when `t` ends.
  * It logs at info level (its start-up line carries the addresses) unless `env` says otherwise.
  */
-export async function spawnServe(t: HasAfter, configFile: string, env: NodeJS.ProcessEnv = {}, args: string[] = []): Promise<{ child: ChildProcess; url: string; control: string | null; output: () => string }> {
-  const child = spawn(process.execPath, cliArgs(['serve', '--config', configFile, ...args]), { cwd: ROOT, env: { ...process.env, SHARDER_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function spawnServe(t: HasAfter, configFile: string, env: NodeJS.ProcessEnv = {}, args: string[] = [], opts: { umask?: number } = {}): Promise<{ child: ChildProcess; url: string; control: string | null; output: () => string }> {
+  const [command, argv] = cliCommand(['serve', '--config', configFile, ...args], opts.umask);
+  const child = spawn(command, argv, { cwd: ROOT, env: { ...process.env, SHARDER_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });

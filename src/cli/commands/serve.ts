@@ -24,12 +24,12 @@ export const serve: Command = {
     // workers, the primary says so for the group (workers never notify).
     const notifier = isClusterWorker() ? undefined : systemdNotifier(io.env, log);
     if (config.workers > 1 && !isClusterWorker()) {
-      await runPrimary(config, log, env, {
+      const code = await runPrimary(config, log, env, {
         ready: (what) => void notifier?.ready(what),
         stopping: () => void notifier?.stopping('stopping: finishing requests in flight'),
       });
       log.flush();
-      return EXIT_OK;
+      return code;
     }
     const sharder = await Sharder.start(config, { log });
     void notifier?.ready(`listening on ${sharder.url}`);
