@@ -15,7 +15,7 @@ import { until } from './helpers/wait.js';
 
 after(stopSharedPostgres);
 
-const TIMEOUT_MS = 2000;
+const TIMEOUT_MS = 3000;
 /** Workers per instance sending first requests (and known ones) back to back. */
 const WORKERS = 8;
 /** First assignments answered before the primary is killed. */

@@ -13,7 +13,7 @@ import { until } from './helpers/wait.js';
 
 after(stopSharedPostgres);
 
-const TIMEOUT_MS = 1500;
+const TIMEOUT_MS = 3000;
 const OVER = { store: { poll_ms: 500, timeout_ms: TIMEOUT_MS }, postgres: { connection_timeout_ms: 500 } };
 
 describe('fleet: PostgreSQL stopped', { skip: PG_LOCAL_SKIP }, () => {
@@ -26,7 +26,7 @@ describe('fleet: PostgreSQL stopped', { skip: PG_LOCAL_SKIP }, () => {
 
     const users = Array.from({ length: 1000 }, (_, i) => `learner-${i}@mooc.example`);
     const assigned = await pooled(users, 32, (name, i) => auth(agent, instances[i % 3]!.url, name));
-    assert.ok(assigned.every((a) => a.status === 200), 'every first request answered 200');
+    assert.deepEqual(assigned.filter((a) => a.status !== 200), [], 'every first request answered 200');
     const bucketOf = new Map(users.map((u, i) => [u, assigned[i]!.bucket!]));
 
     // Every instance hears of the others' first assignments through the change feed.
@@ -62,7 +62,7 @@ describe('fleet: PostgreSQL stopped', { skip: PG_LOCAL_SKIP }, () => {
     await server.start();
     await until(async () => (await auth(agent, instances[0]!.url, 'first-after')).status === 200, 15_000, 'a new user is assigned again after PostgreSQL returns', 100);
     const newcomers = await pooled([...fresh, ...Array.from({ length: 288 }, (_, i) => `after-${i}`)], 32, (name, i) => auth(agent, [...instances, late][i % 4]!.url, name));
-    assert.ok(newcomers.every((a) => a.status === 200), 'every new user assigned after the outage');
+    assert.deepEqual(newcomers.filter((a) => a.status !== 200), [], 'every new user assigned after the outage');
     const again = await pooled(users, 32, (name, i) => auth(agent, instances[(i + 2) % 3]!.url, name));
     assert.equal(again.filter((a, i) => a.status === 200 && a.bucket === bucketOf.get(users[i]!)).length, 1000, 'known users keep their bucket after the outage');
 

@@ -182,7 +182,9 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     // A poll interval far beyond the test: only the notification can deliver in time.
     const stop = store.watch((kind, name) => seen.push(`${kind}/${name}`), 60_000);
     t.after(stop);
-    await until(() => store.activeWatchers[0]!.isListening, 5000);
+    await until(() => store.activeWatchers[0]!.isListening && seen.length > 0, 5000);
+    assert.deepEqual(seen, ['null/null'], 'placing the cursor says "anything may have changed" (what came before it is not reported)');
+    seen.length = 0;
     const sql = await sqlClient(t, url);
     await sql.query("UPDATE assignments SET bucket = 'c' WHERE name = 'm'");
     await sql.query("DELETE FROM assignments WHERE name = 'd'");
@@ -196,7 +198,8 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     const store = await openOn(t, url);
     const seen: string[] = [];
     t.after(store.watch((kind, name) => seen.push(`${kind}/${name}`), 100));
-    await sleep(300);
+    await until(() => seen.includes('null/null'), 5000);
+    seen.length = 0;
     const sql = await sqlClient(t, url);
     await sql.query("INSERT INTO changes (kind, name) VALUES ('hub', 'silent')");
     await until(() => seen.length >= 1, 1000);
@@ -209,7 +212,8 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     const seen: string[] = [];
     t.after(store.watch((kind, name, bucket) => seen.push(`${kind}/${name}/${bucket}`), 60_000));
     const w = store.activeWatchers[0]!;
-    await until(() => w.isListening, 5000);
+    await until(() => w.isListening && seen.includes('null/null/undefined'), 5000);
+    seen.length = 0;
     const sql = await sqlClient(t, url);
     await sql.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN sharder_changes' AND datname = current_database()");
     await until(() => seen.includes('null/null/undefined'), 5000);
@@ -230,8 +234,9 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     await sql.query("DELETE FROM assignments WHERE name = 'p1'");
     const seen: string[] = [];
     t.after(store.watch((kind, name) => seen.push(`${kind}/${name}`), 100));
-    await sleep(300);
-    assert.deepEqual(seen, []);
+    await until(() => seen.length > 0, 5000);
+    assert.deepEqual(seen, ['null/null'], 'only the start: p1\'s delete came before the cursor');
+    seen.length = 0;
     // As pruning would: the reader's cursor row and everything before it are gone.
     await sql.query('DELETE FROM changes');
     await sql.query("DELETE FROM assignments WHERE name = 'p2'");

@@ -122,12 +122,13 @@ export class PostgresChangeWatcher {
     const state = await this.o.pool.query<{ last: string | null; here: boolean }>(SQL.feedState, [cursor ?? 0]);
     const last = Number(state.rows[0]!.last ?? 0);
     if (cursor === null || this.resetPending) {
-      // Read the newest id first, then drop caches: anything newer is read at the next tick.
+      // Read the newest id first, then say "anything may have changed": anything newer is read
+      // at the next tick. On the first read too: what was committed before the cursor was
+      // placed may be missing from what the listener read before it (an instance loading its
+      // table while another assigns), so it reads again from here.
       this.cursor = last;
-      if (this.resetPending) {
-        this.resetPending = false;
-        this.o.listener(null, null);
-      }
+      this.resetPending = false;
+      this.o.listener(null, null);
       return;
     }
     if (last === cursor) return;
