@@ -74,9 +74,10 @@ export async function startSharder(config: string, workers = 1): Promise<Proc & 
     const now = re.exec(out);
     return now ? Promise.resolve(now) : waitFor(child, new RegExp(`${re.source}`), 'sharder');
   };
-  const m = await waitFor(child, workers > 1 ? /"event":"cluster_started"[\s\S]*|"listen":"http:\/\/127\.0\.0\.1:(\d+)"[\s\S]*"event":"cluster_started"/ : /"listen":"http:\/\/127\.0\.0\.1:(\d+)"/, 'sharder');
-  let port = Number(m[1]);
-  if (!port) port = Number(/"listen":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(m[0])?.[1]);
+  // With workers, the primary's cluster_started line and the workers' own lines share one pipe
+  // in no fixed order: wait for the first, then find a worker's address in everything written.
+  if (workers > 1) await logged(/"event":"cluster_started"/);
+  const port = Number((await logged(/"listen":"http:\/\/127\.0\.0\.1:(\d+)"/))[1]);
   return { child, port, readyAfterMs: performance.now() - t0, stop: stopper(child), logged };
 }
 
