@@ -23,7 +23,7 @@ import { resolvePostgres } from '../src/store/postgres-connect.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import type { Store } from '../src/store/types.js';
 import { startLocalPostgres, type PgServer } from '../test/helpers/postgres.js';
-import { report, type BenchRow } from './lib.js';
+import { meanNewAssignment, report, type BenchRow } from './lib.js';
 
 const SMALL = 1_000;
 const LARGE = 1_000_000;
@@ -36,26 +36,8 @@ function log(msg: string): void {
   console.error(`[bench:assign] ${msg}`);
 }
 
-/** Mean milliseconds of a new assignment on each store, alternating rounds between them. */
-async function alternate(stores: Store[], tag: string): Promise<number[]> {
-  const total = stores.map(() => 0);
-  for (let round = -1; round < ROUNDS; round++) {
-    // Alternate the order too, so that neither store always runs right after the other.
-    const order = round % 2 === 0 ? [...stores.keys()] : [...stores.keys()].reverse();
-    for (const s of order) {
-      const store = stores[s]!;
-      for (let i = 0; i < PER_ROUND; i++) {
-        const name = `${tag}-r${round}-${i}`;
-        const t0 = performance.now();
-        const r = await store.assign('hub', name, buckets);
-        const dt = performance.now() - t0;
-        if (!r.created) throw new Error(`${name} was not new`);
-        if (round >= 0) total[s]! += dt; // round -1 warms caches and connections
-      }
-    }
-  }
-  return total.map((t) => t / (ROUNDS * PER_ROUND));
-}
+/** Mean milliseconds of a new assignment on each store (bench/lib.ts). */
+const alternate = (stores: Store[], tag: string): Promise<number[]> => meanNewAssignment(stores, tag, buckets, ROUNDS, PER_ROUND);
 
 function sizeRow(backend: string, small: number, large: number, note: string): BenchRow {
   const ratio = large / small;

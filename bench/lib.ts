@@ -7,6 +7,8 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import type { BucketPolicyInput } from '../src/core/policy.js';
+import type { Store } from '../src/store/types.js';
 
 export const BENCH_DIR = resolve(import.meta.dirname);
 
@@ -82,4 +84,37 @@ export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/**
+ * Mean milliseconds of a new (first-time) assignment on each store, alternating rounds
+ * between them (and their order) so that machine noise hits all alike; round -1 warms up.
+ */
+export async function meanNewAssignment(stores: readonly Store[], tag: string, buckets: readonly BucketPolicyInput[], rounds: number, perRound: number): Promise<number[]> {
+  const total = stores.map(() => 0);
+  for (let round = -1; round < rounds; round++) {
+    // Alternate the order too, so that neither store always runs right after the other.
+    const order = round % 2 === 0 ? [...stores.keys()] : [...stores.keys()].reverse();
+    for (const s of order) {
+      const store = stores[s]!;
+      for (let i = 0; i < perRound; i++) {
+        const name = `${tag}-r${round}-${i}`;
+        const t0 = performance.now();
+        const r = await store.assign('hub', name, buckets);
+        const dt = performance.now() - t0;
+        if (!r.created) throw new Error(`${name} was not new`);
+        if (round >= 0) total[s]! += dt; // round -1 warms caches and connections
+      }
+    }
+  }
+  return total.map((t) => t / (rounds * perRound));
+}
+
+/** Resident memory after two forced collections (the process must run with --expose-gc). */
+export function rssAfterGc(): number {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) throw new Error('run with node --expose-gc');
+  gc();
+  gc();
+  return process.memoryUsage().rss;
 }

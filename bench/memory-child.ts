@@ -6,6 +6,7 @@
 import { Assigner } from '../src/service/assigner.js';
 import { applyConfig, type KindRuntime } from '../src/service/runtime.js';
 import { silentLogger } from '../src/log.js';
+import { rssAfterGc } from './lib.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { validateConfig } from '../src/config/validate.js';
 
@@ -18,12 +19,7 @@ const kind = kinds.get('hub')!;
 const store = SqliteStore.open({ path: db, busyTimeoutMs: 5000 });
 const assigner = new Assigner(store, silentLogger(), () => 5000);
 
-const gc = (globalThis as { gc?: () => void }).gc!;
-const rss = (): number => {
-  gc();
-  gc();
-  return process.memoryUsage().rss;
-};
+const rss = rssAfterGc;
 const before = rss();
 for (let i = 1; i <= n; i++) {
   const name = Buffer.from(`user-${i}`, 'latin1').toString('latin1');

@@ -63,14 +63,22 @@ export function sharderDir(extra: Record<string, unknown> = {}): { dir: string; 
   return { dir, config, db, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Starts `node bin/sharder.js serve`; resolves when it (every worker) listens. */
-export async function startSharder(config: string, workers = 1): Promise<Proc & { readyAfterMs: number }> {
+/** Starts `node bin/sharder.js serve`; resolves when it (every worker) listens. `logged(re)`
+ * resolves with the first match of `re` in everything it wrote since it started. */
+export async function startSharder(config: string, workers = 1): Promise<Proc & { readyAfterMs: number; logged(re: RegExp): Promise<RegExpExecArray> }> {
   const t0 = performance.now();
   const child = spawn(process.execPath, [join(ROOT, 'bin/sharder.js'), 'serve', '--config', config], { env: { ...process.env, SHARDER_WORKERS: String(workers) }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const m = await waitFor(child, workers > 1 ? /"event":"cluster_started"[\s\S]*|"listen":"http:\/\/127\.0\.0\.1:(\d+)"[\s\S]*"event":"cluster_started"/ : /"listen":"http:\/\/127\.0\.0\.1:(\d+)"/, 'sharder');
-  let port = Number(m[1]);
-  if (!port) port = Number(/"listen":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(m[0])?.[1]);
-  return { child, port, readyAfterMs: performance.now() - t0, stop: stopper(child) };
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const logged = (re: RegExp): Promise<RegExpExecArray> => {
+    const now = re.exec(out);
+    return now ? Promise.resolve(now) : waitFor(child, new RegExp(`${re.source}`), 'sharder');
+  };
+  // With workers, the primary's cluster_started line and the workers' own lines share one pipe
+  // in no fixed order: wait for the first, then find a worker's address in everything written.
+  if (workers > 1) await logged(/"event":"cluster_started"/);
+  const port = Number((await logged(/"listen":"http:\/\/127\.0\.0\.1:(\d+)"/))[1]);
+  return { child, port, readyAfterMs: performance.now() - t0, stop: stopper(child), logged };
 }
 
 /** Seeds `n` assignments user-1..user-n (round robin over hub-0..2) in one transaction. */

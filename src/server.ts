@@ -8,6 +8,7 @@ import type { Config } from './config/types.js';
 import type { Logger } from './log.js';
 import { Assigner } from './service/assigner.js';
 import { applyConfig, type KindRuntime } from './service/runtime.js';
+import { AssignmentTable } from './service/table.js';
 import { createMainServer, type MainContext, type MainSettings } from './http/main.js';
 import { identitySettings } from './http/identity.js';
 import { ProxyMode } from './proxy/index.js';
@@ -41,6 +42,8 @@ export interface SharderOptions {
 
 export class Sharder {
   private readonly kinds = new Map<string, KindRuntime>();
+  /** Every kind's whole assignment table, kept in memory from the change feed (service/table.ts). */
+  readonly table: AssignmentTable;
   private readonly ctx: MainContext;
   private readonly stopWatching: () => void;
   private stopping: Promise<void> | undefined;
@@ -85,7 +88,8 @@ export class Sharder {
     this.proxy = config.mode === 'proxy' ? new ProxyMode(this.ctx, config.proxy) : undefined;
     if (this.proxy !== undefined) this.metrics?.addProxy(this.proxy.stats);
     this.server = this.proxy?.server ?? createMainServer(this.ctx);
-    this.ops = new Operations({ store: this.store, config: () => this.config, changed: (kind, name) => this.invalidate(kind, name), log });
+    this.table = new AssignmentTable({ store: this.store, kinds: () => this.kinds, assigner: this.ctx.assigner, log });
+    this.ops = new Operations({ store: this.store, config: () => this.config, changed: (kind, name) => this.table.changed(kind, name), log });
     registerAdminApi(this.router, () => this.ops);
     this.registerObservability(log);
     this.control = config.controlListen === null ? null : createControlServer({
@@ -97,7 +101,7 @@ export class Sharder {
       // With workers: N, each worker allows its share, so that the group allows the limit.
       limiter: new FailureLimiter(Math.ceil(AUTH_FAILURES_ALLOWED / (isClusterWorker() ? config.workers : 1))),
     });
-    this.stopWatching = this.store.watch((kind, name) => this.invalidate(kind, name), config.store.pollMs);
+    this.stopWatching = this.store.watch((kind, name, bucket) => this.table.changed(kind, name, bucket), config.store.pollMs);
   }
 
   /**
@@ -142,7 +146,9 @@ export class Sharder {
       if (sharder.control !== null && config.controlListen !== null) {
         await listenOn(sharder.control, config.controlListen, 'control_listen', config.file);
       }
+      sharder.table.loadNew();
     } catch (err) {
+      sharder.table.stop();
       sharder.server.close();
       sharder.control?.close();
       sharder.stopWatching();
@@ -174,13 +180,6 @@ export class Sharder {
       kinds: this.kinds,
       redirect: config.shard.redirect,
     };
-  }
-
-  private invalidate(kind: string | null, name: string | null): void {
-    this.ctx.assigner.invalidate(kind, name);
-    if (kind === null) for (const k of this.kinds.values()) k.cache.clear();
-    else if (name === null) this.kinds.get(kind)?.cache.clear();
-    else this.kinds.get(kind)?.cache.delete(name);
   }
 
   get url(): string {
@@ -223,6 +222,7 @@ export class Sharder {
     if (next.metrics.enabled !== this.config.metrics.enabled) this.log.warn({ event: 'reload_ignored', key: 'metrics.enabled' }, 'metrics.enabled changed: restart to apply');
     this.proxy?.reload(next.proxy);
     this.ctx.settings = this.settingsFor(next);
+    this.table.loadNew();
     this.config = next;
     this.log.info({ event: 'reloaded', config: next.file }, 'configuration reloaded');
   }
@@ -231,6 +231,7 @@ export class Sharder {
   stop(graceMs = STOP_GRACE_MS): Promise<void> {
     this.stopping ??= (async () => {
       this.stopWatching();
+      this.table.stop();
       const servers = [this.server, ...(this.control ? [this.control] : [])].filter((s) => s.listening);
       const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
       for (const s of servers) s.closeIdleConnections();

@@ -6,8 +6,9 @@ import { validateConfig } from '../src/config/validate.js';
 import type { BucketPolicyInput } from '../src/core/policy.js';
 import { PostgresStore } from '../src/store/postgres.js';
 import { resolvePostgres } from '../src/store/postgres-connect.js';
-import { SQL } from '../src/store/postgres-schema.js';
+import { POSTGRES_MIGRATIONS, SQL } from '../src/store/postgres-schema.js';
 import { runStoreContract } from './helpers/store-contract.js';
+import { until } from './helpers/wait.js';
 import { PG_LOCAL_SKIP, PG_SKIP, freshDatabase, ownPostgres, sqlClient, stopSharedPostgres } from './helpers/postgres.js';
 
 after(stopSharedPostgres);
@@ -27,15 +28,6 @@ async function openOn(t: HasAfter, url: string, postgres: Record<string, unknown
   return store;
 }
 
-async function until(cond: () => boolean, ms: number): Promise<number> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > ms) throw new Error(`condition not met within ${ms} ms`);
-    await sleep(10);
-  }
-  return Date.now() - start;
-}
-
 runStoreContract('postgres', async (t) => {
   const { url } = await freshDatabase(t);
   return { open: () => openOn(t, url) };
@@ -46,7 +38,7 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     const { url } = await freshDatabase(t);
     const stores = await Promise.all(Array.from({ length: 5 }, () => openOn(t, url)));
     const sql = await sqlClient(t, url);
-    assert.deepEqual((await sql.query('SELECT version, name FROM schema_migrations')).rows, [{ version: 1, name: 'assignments, counts, change feed' }, { version: 2, name: 'audit log' }]);
+    assert.deepEqual((await sql.query('SELECT version, name FROM schema_migrations ORDER BY version')).rows, POSTGRES_MIGRATIONS.map((m) => ({ version: m.version, name: m.name })));
     const assigned = await Promise.all(stores.map((s, i) => s.assign('hub', `n${i}`, three)));
     assert.deepEqual(assigned.map((r) => r.bucket).sort(), ['a', 'a', 'b', 'b', 'c']);
   });
@@ -190,7 +182,9 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     // A poll interval far beyond the test: only the notification can deliver in time.
     const stop = store.watch((kind, name) => seen.push(`${kind}/${name}`), 60_000);
     t.after(stop);
-    await until(() => store.activeWatchers[0]!.isListening, 5000);
+    await until(() => store.activeWatchers[0]!.isListening && seen.length > 0, 5000);
+    assert.deepEqual(seen, ['null/null'], 'placing the cursor says "anything may have changed" (what came before it is not reported)');
+    seen.length = 0;
     const sql = await sqlClient(t, url);
     await sql.query("UPDATE assignments SET bucket = 'c' WHERE name = 'm'");
     await sql.query("DELETE FROM assignments WHERE name = 'd'");
@@ -204,7 +198,8 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     const store = await openOn(t, url);
     const seen: string[] = [];
     t.after(store.watch((kind, name) => seen.push(`${kind}/${name}`), 100));
-    await sleep(300);
+    await until(() => seen.includes('null/null'), 5000);
+    seen.length = 0;
     const sql = await sqlClient(t, url);
     await sql.query("INSERT INTO changes (kind, name) VALUES ('hub', 'silent')");
     await until(() => seen.length >= 1, 1000);
@@ -215,18 +210,19 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     const { url } = await freshDatabase(t);
     const store = await openOn(t, url);
     const seen: string[] = [];
-    t.after(store.watch((kind, name) => seen.push(`${kind}/${name}`), 60_000));
+    t.after(store.watch((kind, name, bucket) => seen.push(`${kind}/${name}/${bucket}`), 60_000));
     const w = store.activeWatchers[0]!;
-    await until(() => w.isListening, 5000);
+    await until(() => w.isListening && seen.includes('null/null/undefined'), 5000);
+    seen.length = 0;
     const sql = await sqlClient(t, url);
     await sql.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN sharder_changes' AND datname = current_database()");
-    await until(() => seen.includes('null/null'), 5000);
+    await until(() => seen.includes('null/null/undefined'), 5000);
     await until(() => w.isListening, 5000);
     seen.length = 0;
-    await store.assign('hub', 'x', three);
+    const { bucket } = await store.assign('hub', 'x', three);
     await sql.query("DELETE FROM assignments WHERE name = 'x'");
-    await until(() => seen.length >= 1, 1000);
-    assert.deepEqual(seen, ['hub/x']);
+    await until(() => seen.length >= 2, 1000);
+    assert.deepEqual(seen, [`hub/x/${bucket}`, 'hub/x/undefined'], 'the first assignment with its bucket, then the delete');
   });
 
   test('a reader whose cursor was pruned away drops every cache', async (t) => {
@@ -238,8 +234,9 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     await sql.query("DELETE FROM assignments WHERE name = 'p1'");
     const seen: string[] = [];
     t.after(store.watch((kind, name) => seen.push(`${kind}/${name}`), 100));
-    await sleep(300);
-    assert.deepEqual(seen, []);
+    await until(() => seen.length > 0, 5000);
+    assert.deepEqual(seen, ['null/null'], 'only the start: p1\'s delete came before the cursor');
+    seen.length = 0;
     // As pruning would: the reader's cursor row and everything before it are gone.
     await sql.query('DELETE FROM changes');
     await sql.query("DELETE FROM assignments WHERE name = 'p2'");

@@ -55,6 +55,8 @@ export const ENV_KEYS: ReadonlyArray<readonly [path: string, kind: EnvKind]> = [
   ['postgres.password_file', 'string'],
   ['postgres.ssl.mode', 'string'],
   ['postgres.ssl.ca_file', 'string'],
+  ['postgres.hosts', 'list'],
+  ['postgres.target_session_attrs', 'string'],
   ['log.format', 'string'],
   ['metrics.enabled', 'bool'],
   ['metrics.token', 'string'],

@@ -3,6 +3,7 @@
  * `Config` is the validated, normalised result. After loading, no code sees raw config.
  */
 import type { BucketState } from '../core/policy.js';
+import type { PgHost, PgTargetSessionAttrs } from './postgres.js';
 
 /** Config file read when neither --config nor SHARDER_CONFIG names one. */
 export const DEFAULT_CONFIG_FILE = 'sharder.yml';
@@ -158,6 +159,10 @@ export interface PostgresOptions {
   readonly passwordFile: string | null;
   /** null: from the URL's sslmode/sslrootcert, else PGSSLMODE/PGSSLROOTCERT, else disable. */
   readonly ssl: { readonly mode: PgSslMode | null; readonly caFile: string | null };
+  /** Hosts to try in order (failover), instead of the URL's; null: the URL's host(s). */
+  readonly hosts: readonly PgHost[] | null;
+  /** null: the URL's ?target_session_attrs=, else read-write with several hosts, any with one. */
+  readonly targetSessionAttrs: PgTargetSessionAttrs | null;
 }
 
 export interface ProxyConfig {

@@ -22,7 +22,7 @@ import {
 } from './types.js';
 import { adminSection, controlListen, hubApi } from './validate-ops.js';
 import { cookieSecret } from './validate-cookie.js';
-import { POSTGRES_URL_PATTERN, checkSslMode, parsePostgresUrl } from './postgres.js';
+import { POSTGRES_URL_PATTERN, checkSslMode, failoverConflicts, failoverOptions, parsePostgresUrl } from './postgres.js';
 import { logFormat, metricsSection, statusSection } from './validate-observability.js';
 
 /**
@@ -47,7 +47,7 @@ const KNOWN_KEYS: Readonly<Record<string, readonly string[] | null>> = {
   log: ['level', 'format'],
   metrics: ['enabled', 'token', 'token_file'],
   status: ['loopback_without_token', 'refresh_seconds'],
-  postgres: ['pool_max', 'idle_timeout_ms', 'connection_timeout_ms', 'statement_timeout_ms', 'password_file', 'ssl'],
+  postgres: ['pool_max', 'idle_timeout_ms', 'connection_timeout_ms', 'statement_timeout_ms', 'password_file', 'ssl', 'hosts', 'target_session_attrs'],
   kinds: null,
 };
 const BUCKET_KEYS = ['name', 'upstream', 'weight', 'state', 'hub_api'];
@@ -180,6 +180,7 @@ function database(p: Problems, raw: RawConfig, busyTimeoutMs: number, pg: Postgr
     const parts = parsePostgresUrl(v);
     if ('problem' in parts) p.add('database', parts.problem);
     else {
+      for (const x of failoverConflicts(pg, parts)) p.add(x.key, x.message);
       if (parts.password !== undefined && pg.passwordFile !== null) p.add('postgres.password_file', 'is set, but the database URL holds a password too: keep one of them');
       if (parts.sslMode !== undefined && pg.ssl.mode !== null && parts.sslMode !== pg.ssl.mode) p.add('postgres.ssl.mode', 'differs from the database URL\'s ?sslmode=: set it in one place');
       if (parts.sslRootCert !== undefined && pg.ssl.caFile !== null) p.add('postgres.ssl.ca_file', 'is set, but the database URL has ?sslrootcert= too: set it in one place');
@@ -212,6 +213,8 @@ function postgresOptions(p: Problems, raw: RawConfig): PostgresOptions {
   const optionalPath = (v: unknown, key: string): string | null => (v === undefined || v === null ? null : str(p, v, key, '') || null);
   const caFile = optionalPath(sslRaw.ca_file, 'postgres.ssl.ca_file');
   if (mode === 'disable' && caFile !== null) p.add('postgres.ssl.ca_file', 'is set, but postgres.ssl.mode is disable: remove it or choose verify-full');
+  const failover = failoverOptions(s);
+  for (const x of failover.problems) p.add(x.key, x.message);
   return {
     poolMax: int(p, s.pool_max, 'postgres.pool_max', DEFAULT_PG_POOL_MAX, 1, 1000),
     idleTimeoutMs: int(p, s.idle_timeout_ms, 'postgres.idle_timeout_ms', DEFAULT_PG_IDLE_TIMEOUT_MS, 1000, 3_600_000),
@@ -219,6 +222,8 @@ function postgresOptions(p: Problems, raw: RawConfig): PostgresOptions {
     statementTimeoutMs: int(p, s.statement_timeout_ms, 'postgres.statement_timeout_ms', DEFAULT_PG_STATEMENT_TIMEOUT_MS, 100, 600_000),
     passwordFile: optionalPath(s.password_file, 'postgres.password_file'),
     ssl: { mode, caFile },
+    hosts: failover.hosts,
+    targetSessionAttrs: failover.targetSessionAttrs,
   };
 }
 

@@ -23,6 +23,9 @@ interface Flight {
   promise?: Promise<BucketRef>;
   /** Set when a change of this object (or of its whole kind) was announced since its current read began. */
   invalidated: boolean;
+  /** The bucket the last such announcement named (a first assignment or a move with its
+   * bucket, from the change feed): newer than the read, so it is the answer, without a re-read. */
+  latest: string | undefined;
 }
 
 /** What the assigner reports besides its log lines (metrics, the status page). */
@@ -53,7 +56,7 @@ export class Assigner {
     const key = `${kind.name}\0${name}`;
     let f = this.inflight.get(key);
     if (f === undefined) {
-      const flight: Flight = { kind: kind.name, invalidated: false };
+      const flight: Flight = { kind: kind.name, invalidated: false, latest: undefined };
       flight.promise = this.miss(kind, name, flight).finally(() => {
         if (this.inflight.get(key) === flight) this.inflight.delete(key);
       });
@@ -65,16 +68,24 @@ export class Assigner {
 
   /**
    * Called with every change announcement (the store's watcher, and this process's own admin
-   * operations), alongside dropping the cache entries: `name` null means the whole kind, `kind`
-   * null every kind.
+   * operations), alongside updating the table (table.ts): `name` null means the whole kind,
+   * `kind` null every kind; `bucket` is the object's bucket after the change when known.
    */
-  invalidate(kind: string | null, name: string | null): void {
+  invalidate(kind: string | null, name: string | null, bucket?: string): void {
     if (kind !== null && name !== null) {
       const f = this.inflight.get(`${kind}\0${name}`);
-      if (f !== undefined) f.invalidated = true;
+      if (f !== undefined) {
+        f.invalidated = true;
+        f.latest = bucket;
+      }
       return;
     }
-    for (const f of this.inflight.values()) if (kind === null || f.kind === kind) f.invalidated = true;
+    for (const f of this.inflight.values()) {
+      if (kind === null || f.kind === kind) {
+        f.invalidated = true;
+        f.latest = undefined;
+      }
+    }
   }
 
   private async miss(kind: KindRuntime, name: string, flight: Flight): Promise<BucketRef> {
@@ -82,6 +93,7 @@ export class Assigner {
     let reads = 0;
     for (;;) {
       flight.invalidated = false;
+      flight.latest = undefined;
       try {
         result = await withTimeout(this.store.assign(kind.name, name, kind.buckets), this.timeoutMs());
       } catch (err) {
@@ -90,6 +102,10 @@ export class Assigner {
       }
       reads++;
       if (!flight.invalidated || reads >= MAX_READS) break;
+      if (flight.latest !== undefined) {
+        result = { bucket: flight.latest, created: result.created };
+        break;
+      }
     }
     const ref = kind.ref(result.bucket);
     if (result.created) {

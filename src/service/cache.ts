@@ -46,6 +46,19 @@ export class BoundedCache<V> {
     if (!oldest.done) this.old.delete(oldest.value);
   }
 
+  /** The entry without counting a hit or a miss and without promoting it. */
+  peek(key: string): V | undefined {
+    return this.young.get(key) ?? this.old.get(key);
+  }
+
+  /** Takes over `other`'s entries (a table read afresh), replacing this cache's; `other` is left empty. */
+  replaceWith(other: BoundedCache<V>): void {
+    this.young = other.young;
+    this.old = other.old;
+    this.oldKeys = other.oldKeys;
+    other.clear();
+  }
+
   delete(key: string): void {
     this.young.delete(key);
     this.old.delete(key);

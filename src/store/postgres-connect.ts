@@ -14,7 +14,7 @@ import { userInfo } from 'node:os';
 import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import type { PgSslMode, PostgresOptions } from '../config/types.js';
-import { checkPort, checkSslMode, parsePostgresUrl } from '../config/postgres.js';
+import { checkPort, checkSslMode, parsePostgresUrl, type PgHost, type PgTargetSessionAttrs } from '../config/postgres.js';
 import { ConfigError, ShardError, StoreUnavailableError, type ConfigProblem } from '../errors.js';
 
 /** Default application_name, shown in pg_stat_activity. */
@@ -30,9 +30,12 @@ export interface PostgresConnection {
   readonly client: pg.ClientConfig;
   /** The pool's settings: `client` plus sizes and timeouts. */
   readonly pool: pg.PoolConfig;
-  /** postgres://user@host:port/database, never with the password. */
+  /** postgres://user@host:port/database (every host, comma-separated), never with the password. */
   readonly location: string;
   readonly statementTimeoutMs: number;
+  /** Hosts to try in order; `client` and `pool` name the first (see postgres-hosts.ts). */
+  readonly hosts: readonly { readonly host: string; readonly port: number }[];
+  readonly targetSessionAttrs: PgTargetSessionAttrs;
 }
 
 interface Source {
@@ -54,13 +57,20 @@ export function resolvePostgres(db: { url: string; options: PostgresOptions }, s
   const parts = parsePostgresUrl(db.url);
   if ('problem' in parts) throw new ConfigError([{ source: src.file, key: 'database', message: parts.problem }]);
 
-  const host = parts.host ?? nonEmpty(env.PGHOST) ?? 'localhost';
-  let port = parts.port ?? 5432;
-  if (parts.port === undefined && nonEmpty(env.PGPORT) !== undefined) {
+  let defaultPort = 5432;
+  if (nonEmpty(env.PGPORT) !== undefined) {
     const n = checkPort(env.PGPORT!);
-    if (n === undefined) fromEnv('PGPORT', 'is not a port number 1-65535');
-    else port = n;
+    if (n === undefined && parts.port === undefined) fromEnv('PGPORT', 'is not a port number 1-65535');
+    else if (n !== undefined) defaultPort = n;
   }
+  // libpq's order: the URL's host list, else postgres.hosts, else PGHOST (which may be a list too).
+  const envHosts = nonEmpty(env.PGHOST)?.split(',');
+  const listed: readonly PgHost[] | undefined = parts.hosts ?? o.hosts ?? (parts.host === undefined && envHosts !== undefined && envHosts.length > 1 ? envHosts.map((h) => ({ host: h })) : undefined);
+  const hosts = listed !== undefined
+    ? listed.map((h) => ({ host: h.host, port: h.port ?? parts.port ?? defaultPort }))
+    : [{ host: parts.host ?? nonEmpty(env.PGHOST) ?? 'localhost', port: parts.port ?? defaultPort }];
+  const { host, port } = hosts[0]!;
+  const targetSessionAttrs: PgTargetSessionAttrs = parts.targetSessionAttrs ?? o.targetSessionAttrs ?? (hosts.length > 1 ? 'read-write' : 'any');
   const user = parts.user ?? nonEmpty(env.PGUSER) ?? nonEmpty(env.USER) ?? osUser() ?? '';
   if (user === '') fromEnv('PGUSER', 'no database user: name one in the URL (postgres://USER@HOST/DB) or in PGUSER');
   const database = parts.database ?? nonEmpty(env.PGDATABASE) ?? user;
@@ -120,8 +130,8 @@ export function resolvePostgres(db: { url: string; options: PostgresOptions }, s
     connectionTimeoutMillis: o.connectionTimeoutMs,
   };
   hidePassword(pool, password);
-  const where = host.startsWith('/') ? `[${host}]:${port}` : host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-  return { client, pool, location: `postgres://${encodeURIComponent(user)}@${where}/${encodeURIComponent(database)}`, statementTimeoutMs: o.statementTimeoutMs };
+  const where = hosts.map((h) => (h.host.startsWith('/') || h.host.includes(':') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`)).join(',');
+  return { client, pool, location: `postgres://${encodeURIComponent(user)}@${where}/${encodeURIComponent(database)}`, statementTimeoutMs: o.statementTimeoutMs, hosts, targetSessionAttrs };
 }
 
 /**

@@ -9,7 +9,8 @@
  *      deletes, moves, imports, count repairs), so that bucket_counts rows of a kind are only
  *      ever locked by the holder of its kind lock (or by hand-written SQL); a transaction that
  *      needs several kinds takes their locks in ascending key order (lockKinds);
- *   2. the change-feed lock (taken by the UPDATE/DELETE/TRUNCATE triggers, so that change
+ *   2. the change-feed lock (taken by every trigger that writes the feed: INSERT (since
+ *      migration 3), UPDATE, DELETE, TRUNCATE, so that change
  *      ids are handed out in commit order and a reader reading "id > cursor" misses nothing);
  *   3. bucket_counts rows (updated by the triggers, always in (kind, bucket) order).
  */
@@ -21,8 +22,19 @@ export const LOCK_NS_MIGRATIONS = 0x5348_0001;
 export const LOCK_NS_CHANGES = 0x5348_0002;
 export const LOCK_NS_KIND = 0x5348_0003;
 
+/** An INSERT statement of more rows than this is announced as "the kind changed" (a reload), not row by row. */
+export const FEED_BULK_ROWS = 10_000;
+
 /** NOTIFY channel the triggers signal on; listeners then read the changes table. */
 export const CHANGES_CHANNEL = 'sharder_changes';
+
+/** The update trigger's counts statement (migrations 1 and 3): +1 per new row, -1 per old row. */
+const UPDATED_COUNTS = `INSERT INTO bucket_counts AS c (kind, bucket, count)
+          SELECT kind, bucket, sum(delta) FROM (
+            SELECT kind, bucket, 1 AS delta FROM new_rows
+            UNION ALL SELECT kind, bucket, -1 FROM old_rows
+          ) d GROUP BY kind, bucket HAVING sum(delta) <> 0 ORDER BY kind, bucket
+          ON CONFLICT (kind, bucket) DO UPDATE SET count = c.count + EXCLUDED.count;`;
 
 export interface Migration {
   readonly version: number;
@@ -86,12 +98,7 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       BEGIN
         IF NOT EXISTS (SELECT 1 FROM old_rows) THEN RETURN NULL; END IF;
         PERFORM pg_advisory_xact_lock(${LOCK_NS_CHANGES}, 0);
-        INSERT INTO bucket_counts AS c (kind, bucket, count)
-          SELECT kind, bucket, sum(delta) FROM (
-            SELECT kind, bucket, 1 AS delta FROM new_rows
-            UNION ALL SELECT kind, bucket, -1 FROM old_rows
-          ) d GROUP BY kind, bucket HAVING sum(delta) <> 0 ORDER BY kind, bucket
-          ON CONFLICT (kind, bucket) DO UPDATE SET count = c.count + EXCLUDED.count;
+        ${UPDATED_COUNTS}
         INSERT INTO changes (kind, name)
           SELECT kind, name FROM old_rows UNION SELECT kind, name FROM new_rows;
         PERFORM pg_notify('${CHANGES_CHANNEL}', '');
@@ -149,6 +156,50 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       );
       CREATE INDEX audit_by_object ON audit (kind, name, id);
       CREATE INDEX audit_by_batch ON audit (batch, id) WHERE batch IS NOT NULL;
+    `,
+  },
+  {
+    version: 3,
+    name: 'first assignments and buckets in the change feed',
+    // Every instance keeps the whole table in memory (src/service/table.ts), so it must hear
+    // of first assignments made elsewhere too, with their bucket: then an instance answers a
+    // user another instance assigned even while the database is away. The feed row carries
+    // the bucket after the change (NULL: deleted). The insert trigger now takes the feed lock
+    // first, like the others, so the lock order (feed, then counts) holds for every writer.
+    sql: `
+      ALTER TABLE changes ADD COLUMN bucket text COLLATE "C";
+
+      CREATE OR REPLACE FUNCTION sharder_assignments_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NOT EXISTS (SELECT 1 FROM new_rows) THEN RETURN NULL; END IF;
+        PERFORM pg_advisory_xact_lock(${LOCK_NS_CHANGES}, 0);
+        INSERT INTO bucket_counts AS c (kind, bucket, count)
+          SELECT kind, bucket, count(*) FROM new_rows GROUP BY kind, bucket ORDER BY kind, bucket
+          ON CONFLICT (kind, bucket) DO UPDATE SET count = c.count + EXCLUDED.count;
+        -- A bulk load (an import, hand-written SQL) is one row per kind with an empty name:
+        -- "read the kind again", cheaper for every instance than millions of feed rows.
+        IF (SELECT count(*) FROM (SELECT 1 FROM new_rows LIMIT ${FEED_BULK_ROWS + 1}) s) > ${FEED_BULK_ROWS} THEN
+          INSERT INTO changes (kind, name) SELECT DISTINCT kind, '' FROM new_rows;
+        ELSE
+          INSERT INTO changes (kind, name, bucket) SELECT kind, name, bucket FROM new_rows;
+        END IF;
+        PERFORM pg_notify('${CHANGES_CHANNEL}', '');
+        RETURN NULL;
+      END $$;
+
+      CREATE OR REPLACE FUNCTION sharder_assignments_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NOT EXISTS (SELECT 1 FROM old_rows) THEN RETURN NULL; END IF;
+        PERFORM pg_advisory_xact_lock(${LOCK_NS_CHANGES}, 0);
+        ${UPDATED_COUNTS}
+        -- An object renamed by hand-written SQL: its old name is gone (NULL), its new one is on
+        -- its bucket.
+        INSERT INTO changes (kind, name, bucket)
+          SELECT o.kind, o.name, n.bucket FROM old_rows o LEFT JOIN new_rows n ON n.kind = o.kind AND n.name = o.name
+          UNION SELECT kind, name, bucket FROM new_rows;
+        PERFORM pg_notify('${CHANGES_CHANNEL}', '');
+        RETURN NULL;
+      END $$;
     `,
   },
 ];
@@ -244,7 +295,7 @@ export const SQL = {
   listen: `LISTEN ${CHANGES_CHANNEL}`,
   /** The newest id, and whether the row at the reader's cursor is still there. */
   feedState: 'SELECT (SELECT max(id) FROM changes) AS last, EXISTS (SELECT 1 FROM changes WHERE id = $1) AS here',
-  changesSince: 'SELECT id, kind, name FROM changes WHERE id > $1 ORDER BY id LIMIT $2',
+  changesSince: 'SELECT id, kind, name, bucket FROM changes WHERE id > $1 ORDER BY id LIMIT $2',
   /**
    * Deletes feed rows older than the retention, always a prefix by id and never the newest
    * row, so that "the row at my cursor is gone" reliably means "I fell behind the pruning".

@@ -7,9 +7,13 @@
  *     to queries and LISTEN needs a session that stays), and reads the feed when notified;
  *   - reads the feed every `pollMs` anyway, as a backstop when a notification is missed
  *     (LISTEN connection dropped, NOTIFY lost in a failover);
- *   - drops every cache (listener(null, null)) when it cannot know what it missed: its cursor
- *     fell behind pruned rows, the feed went backwards (database restored or failed over), or
- *     the LISTEN connection was lost and re-established;
+ *   - reports every row with the bucket it records (first assignments and moves; none for a
+ *     delete), and a row with an empty name as "the whole kind changed" (a bulk insert);
+ *   - reports "anything may have changed" (listener(null, null): every table is read again)
+ *     when it cannot know what it missed: its cursor fell behind pruned rows, the feed went
+ *     backwards (database restored or failed over), or the LISTEN connection was lost and
+ *     re-established (which is also what catches a failover to a standby whose feed ids were
+ *     reused past this instance's cursor);
  *   - pings its LISTEN connection, so that a half-open one is replaced quickly;
  *   - prunes feed rows older than the retention (every instance does; it is idempotent).
  */
@@ -32,8 +36,8 @@ const RECONNECT_MAX_MS = 5_000;
 
 export interface WatcherOptions {
   pool: pg.Pool;
-  /** Settings for the dedicated LISTEN connection. */
-  client: pg.ClientConfig;
+  /** Makes the dedicated LISTEN connection (not connected yet), to the store's current host. */
+  newClient: () => pg.Client;
   listener: ChangeListener;
   pollMs: number;
   log: Logger;
@@ -48,6 +52,7 @@ export class PostgresChangeWatcher {
   private feedFailing = false;
   private listenClient: pg.Client | null = null;
   private listening = false;
+  private pinging = false;
   private everListened = false;
   private reconnectDelay = RECONNECT_MIN_MS;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -117,12 +122,13 @@ export class PostgresChangeWatcher {
     const state = await this.o.pool.query<{ last: string | null; here: boolean }>(SQL.feedState, [cursor ?? 0]);
     const last = Number(state.rows[0]!.last ?? 0);
     if (cursor === null || this.resetPending) {
-      // Read the newest id first, then drop caches: anything newer is read at the next tick.
+      // Read the newest id first, then say "anything may have changed": anything newer is read
+      // at the next tick. On the first read too: what was committed before the cursor was
+      // placed may be missing from what the listener read before it (an instance loading its
+      // table while another assigns), so it reads again from here.
       this.cursor = last;
-      if (this.resetPending) {
-        this.resetPending = false;
-        this.o.listener(null, null);
-      }
+      this.resetPending = false;
+      this.o.listener(null, null);
       return;
     }
     if (last === cursor) return;
@@ -133,10 +139,12 @@ export class PostgresChangeWatcher {
       return;
     }
     for (;;) {
-      const { rows } = await this.o.pool.query<{ id: string; kind: string; name: string }>(SQL.changesSince, [this.cursor, PAGE]);
+      const { rows } = await this.o.pool.query<{ id: string; kind: string; name: string; bucket: string | null }>(SQL.changesSince, [this.cursor, PAGE]);
       for (const r of rows) {
         if (r.kind === '') this.o.listener(null, null);
-        else this.o.listener(r.kind, r.name);
+        else if (r.name === '') this.o.listener(r.kind, null);
+        else if (r.bucket === null) this.o.listener(r.kind, r.name);
+        else this.o.listener(r.kind, r.name, r.bucket);
       }
       if (rows.length > 0) this.cursor = Number(rows.at(-1)!.id);
       if (rows.length < PAGE || this.stopped) break;
@@ -145,7 +153,7 @@ export class PostgresChangeWatcher {
 
   private async connectListen(): Promise<void> {
     if (this.stopped) return;
-    const client = new pg.Client(this.o.client);
+    const client = this.o.newClient();
     this.listenClient = client;
     client.on('notification', () => this.read());
     client.on('error', (err) => this.listenLost(client, err));
@@ -190,10 +198,19 @@ export class PostgresChangeWatcher {
     this.reconnectTimer.unref();
   }
 
+  /** One ping at a time: a query issued while another is still running on the same client
+   * is queued by pg, which deprecates that (DeprecationWarning) — a slow or half-open
+   * connection would otherwise pile pings up. */
   private pingListen(): void {
     const c = this.listenClient;
-    if (!c || !this.listening) return;
-    c.query('SELECT 1').catch((err: unknown) => this.listenLost(c, err));
+    if (!c || !this.listening || this.pinging) return;
+    this.pinging = true;
+    c.query('SELECT 1').then(
+      () => undefined,
+      (err: unknown) => this.listenLost(c, err),
+    ).finally(() => {
+      this.pinging = false;
+    });
   }
 
   private prune(): void {

@@ -23,6 +23,7 @@ import { Batcher, type BatchResult } from './batcher.js';
 import { convertPgError, isUniqueViolation, withSettings, type PostgresConnection } from './postgres-connect.js';
 import { POSTGRES_MIGRATIONS, SQL, auditQuery } from './postgres-schema.js';
 import { PostgresChangeWatcher } from './postgres-watch.js';
+import { PostgresHosts } from './postgres-hosts.js';
 import { deleteTx, importTx, moveBatchTx, putTx, repairTx } from './postgres-admin.js';
 import type {
   AssignResult, Assignment, AuditAction, AuditContext, AuditEntry, AuditQuery, ChangeListener, CountFix, DuplicateObject,
@@ -59,6 +60,9 @@ const toAuditEntry = (r: AuditRow): AuditEntry => ({
   id: Number(r.id), at: Number(r.at), actor: r.actor, action: r.action, kind: r.kind, name: r.name,
   from: r.from_bucket, to: r.to_bucket, reason: r.reason, batch: r.batch,
 });
+
+/** A write refused by a read-only session: the host is a standby now. */
+const READ_ONLY_SQLSTATE = '25006';
 
 /** Most names in one lookup query or one assignment transaction. */
 const MAX_BATCH = 1_000;
@@ -117,7 +121,7 @@ export class PostgresStore implements Store {
   private readonly writes = new WriteHealth();
   private closed = false;
 
-  private constructor(private readonly conn: PostgresConnection, pool: pg.Pool, log: Logger) {
+  private constructor(private readonly conn: PostgresConnection, pool: pg.Pool, log: Logger, readonly hosts: PostgresHosts) {
     this.location = conn.location;
     this.pool = pool;
     this.log = log;
@@ -126,24 +130,27 @@ export class PostgresStore implements Store {
   /** Connects, checks the server, applies pending migrations. Throws StoreUnavailableError. */
   static async open(conn: PostgresConnection, opts: PostgresOpenOptions = {}): Promise<PostgresStore> {
     const log = opts.log ?? silentLogger();
+    const hosts = new PostgresHosts(conn.hosts, conn.targetSessionAttrs, conn.client, log);
     // Migrations get a connection of their own with no statement timeout: waiting for another
     // instance's migration, or running a long one, must not fail the start.
-    const client = new pg.Client(withSettings(conn.client, { statement_timeout: 0, query_timeout: 0, idle_in_transaction_session_timeout: 0 }));
-    client.on('error', () => undefined);
+    let client: pg.Client | undefined;
     try {
+      await hosts.find();
+      client = new hosts.Client(withSettings(conn.client, { statement_timeout: 0, query_timeout: 0, idle_in_transaction_session_timeout: 0 }));
+      client.on('error', () => undefined);
       await client.connect();
       await checkServer(client);
       await migrate(client, log);
     } catch (err) {
       throw convertOpenError(err, conn.location);
     } finally {
-      await client.end().catch(() => undefined);
+      await client?.end().catch(() => undefined);
     }
-    const pool = new pg.Pool(conn.pool);
+    const pool = new pg.Pool(withSettings(conn.pool, { Client: hosts.Client } as pg.ClientConfig) as pg.PoolConfig);
     // An idle pooled connection can fail (server restart, network): pg-pool has already
     // dropped it; without this handler the 'error' event would crash the process.
     pool.on('error', (err) => log.warn({ event: 'postgres_idle_connection_error', err: err.message }, 'idle PostgreSQL connection failed; it was discarded'));
-    return new PostgresStore(conn, pool, log);
+    return new PostgresStore(conn, pool, log, hosts);
   }
 
   private check(): void {
@@ -194,6 +201,11 @@ export class PostgresStore implements Store {
       } else {
         // The connection failed or timed out: destroying it rolls the transaction back.
         broken = err as Error;
+      }
+      if (err instanceof pg.DatabaseError && err.code === READ_ONLY_SQLSTATE) {
+        // The host was demoted (a switchover): this connection is no use for writes any more.
+        broken = err;
+        this.hosts.failed((client as { hostIndex?: number }).hostIndex);
       }
       throw convertPgError(err);
     } finally {
@@ -325,7 +337,7 @@ export class PostgresStore implements Store {
   }
 
   watch(listener: ChangeListener, pollMs: number): () => void {
-    const w = new PostgresChangeWatcher({ pool: this.pool, client: this.conn.client, listener, pollMs, log: this.log });
+    const w = new PostgresChangeWatcher({ pool: this.pool, newClient: () => new this.hosts.Client(this.conn.client), listener, pollMs, log: this.log });
     this.watchers.add(w);
     if (!this.closed) w.start();
     return () => {

@@ -14,9 +14,11 @@ export interface AssignResult {
 /**
  * Called when assignments changed in another process (or connection): `name` is the object
  * whose assignment changed, or null when anything of that kind (or, with kind null, of any
- * kind) may have changed and caches must be dropped.
+ * kind) may have changed and caches must be reloaded. `bucket`, when given, is the object's
+ * bucket after the change (a first assignment or a move, as the feed recorded it); absent, the
+ * object was deleted or the backend does not know: read it again.
  */
-export type ChangeListener = (kind: string | null, name: string | null) => void;
+export type ChangeListener = (kind: string | null, name: string | null, bucket?: string) => void;
 
 /** One stored assignment. */
 export interface Assignment {

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { needs } from './env.js';
 import { raw } from './http.js';
+import { childrenOf } from './proc.js';
 import { ROOT } from './sharder.js';
 
 interface HasAfter {
@@ -181,22 +182,6 @@ export interface RunningNginx {
   reload(): Promise<void>;
   errorLog(): string;
   stop(): Promise<void>;
-}
-
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // Fields after the parenthesised command: state, ppid, ...
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(entry));
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return out;
 }
 
 /**

@@ -16,8 +16,11 @@ import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, wri
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import assert from 'node:assert/strict';
 import pg from 'pg';
 import { needs } from './env.js';
+import { childrenOf } from './proc.js';
+import { until } from './wait.js';
 
 interface HasAfter {
   after(fn: () => unknown): void;
@@ -98,12 +101,18 @@ process.on('exit', () => {
 export interface LocalOptions {
   /** fsync on (for benchmarks); tests run with fsync off. */
   durable?: boolean;
+  /**
+   * A primary that streams to standbys (startStandby): WAL for replication, and commits that
+   * wait for a synchronous standby when synchronous_standby_names is set (synchronous_commit
+   * stays on; fsync may still be off, a killed process loses nothing the OS has).
+   */
+  replication?: boolean;
   /** Serve TLS with a generated self-signed certificate for `tlsName` (cert at dir/server.crt). */
   tls?: { name: string };
 }
 
 /** Starts a throwaway server; the caller must call `destroy` (or use ownPostgres). */
-export async function startLocalPostgres(opts: LocalOptions = {}): Promise<PgServer & { destroy(): void }> {
+export async function startLocalPostgres(opts: LocalOptions = {}): Promise<LocalServer> {
   if (BIN === undefined) throw new Error('no PostgreSQL binaries');
   const dir = mkdtempSync(join(tmpdir(), 'sharder-pg-'));
   dirs.add(dir);
@@ -123,7 +132,8 @@ export async function startLocalPostgres(opts: LocalOptions = {}): Promise<PgSer
     "listen_addresses = '127.0.0.1'",
     `unix_socket_directories = '${dir}'`,
     'max_connections = 200',
-    ...(opts.durable ? [] : ['fsync = off', 'synchronous_commit = off', 'full_page_writes = off']),
+    ...(opts.durable ? [] : ['fsync = off', ...(opts.replication ? [] : ['synchronous_commit = off']), 'full_page_writes = off']),
+    ...(opts.replication ? ['wal_level = replica', 'max_wal_senders = 5', "wal_keep_size = '256MB'"] : []),
     "log_min_messages = 'warning'",
   ];
   if (opts.tls) {
@@ -149,6 +159,21 @@ export async function startLocalPostgres(opts: LocalOptions = {}): Promise<PgSer
       if (attempt === 4) throw new Error(`cannot start PostgreSQL: ${(err as Error).message}\n${safeRead(join(dir, 'server.log'))}`);
     }
   }
+  return local(dir, port, password);
+}
+
+/** A local server of ours, in `dir` (data in dir/data), listening on `port`. */
+export interface LocalServer extends PgServer {
+  /** The server's processes SIGKILLed at once: a crash (no shutdown, no goodbye to standbys). */
+  kill(): void;
+  /** A standby made primary (pg_ctl promote), waiting until it accepts writes. */
+  promote(): Promise<void>;
+  destroy(): void;
+}
+
+function local(dir: string, port: number, password: string): LocalServer {
+  const pgctl = join(BIN!, 'pg_ctl');
+  const data = join(dir, 'data');
   const server = makeServer({ host: '127.0.0.1', port, user: 'postgres', password, dir, maintenance: 'postgres' });
   return {
     ...server,
@@ -159,6 +184,22 @@ export async function startLocalPostgres(opts: LocalOptions = {}): Promise<PgSer
     async start() {
       await shAsync(pgctl, ['-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', '-o', `-p ${port}`, 'start']);
       running.add(data);
+    },
+    kill() {
+      const postmaster = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      // The postmaster and its children (backends, WAL writer and senders), all at once.
+      const pids = [postmaster, ...childrenOf(postmaster)];
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      running.delete(data);
+    },
+    async promote() {
+      await shAsync(pgctl, ['-D', data, '-w', '-t', '60', 'promote']);
     },
     destroy: () => {
       try {
@@ -172,6 +213,44 @@ export async function startLocalPostgres(opts: LocalOptions = {}): Promise<PgSer
       }
     },
   };
+}
+
+/**
+ * A streaming standby of `primary` (a local server started with `replication`): a base backup
+ * taken with pg_basebackup -R (which writes primary_conninfo and standby.signal), started on
+ * a port of its own. With `synchronous`, the primary is told to wait for it at every commit
+ * (synchronous_standby_names), and this resolves once it is the synchronous standby; otherwise
+ * once it streams.
+ */
+export async function startStandby(t: HasAfter, primary: PgServer, opts: { synchronous: boolean }): Promise<LocalServer> {
+  if (BIN === undefined || primary.dir === null) throw new Error('a standby needs a local primary');
+  const dir = mkdtempSync(join(tmpdir(), 'sharder-pg-standby-'));
+  dirs.add(dir);
+  if (AS_ROOT) chownSync(dir, Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })));
+  chmodSync(dir, 0o700);
+  const data = join(dir, 'data');
+  const name = 'sharder_standby';
+  await shAsync(join(BIN, 'pg_basebackup'), ['-D', data, '-h', primary.dir, '-p', String(primary.port), '-U', 'postgres', '-R', '-X', 'stream', '-c', 'fast', '--no-sync']);
+  appendFileSync(join(data, 'postgresql.auto.conf'), [
+    '',
+    `primary_conninfo = 'host=${primary.dir} port=${primary.port} user=postgres application_name=${name}'`,
+    `unix_socket_directories = '${dir}'`,
+    '',
+  ].join('\n'));
+  const port = await freePort();
+  const s = local(dir, port, primary.password);
+  t.after(() => s.destroy());
+  await s.start();
+  if (opts.synchronous) {
+    await primary.admin(`ALTER SYSTEM SET synchronous_standby_names = '${name}'`);
+    await primary.admin('SELECT pg_reload_conf()');
+  }
+  const want = opts.synchronous ? 'sync' : 'async';
+  await until(async () => {
+    const { rows } = await primary.admin<{ state: string; sync_state: string }>('SELECT state, sync_state FROM pg_stat_replication WHERE application_name = $1', [name]);
+    return rows[0]?.state === 'streaming' && rows[0].sync_state === want;
+  }, 30_000, `the standby streams as ${want}`, 50);
+  return s;
 }
 
 function safeRead(file: string): string {
@@ -248,7 +327,7 @@ export async function stopSharedPostgres(): Promise<void> {
 }
 
 /** A throwaway server of the test's own (for tests that stop it, or need TLS). */
-export async function ownPostgres(t: HasAfter, opts: LocalOptions = {}): Promise<PgServer> {
+export async function ownPostgres(t: HasAfter, opts: LocalOptions = {}): Promise<LocalServer> {
   const s = await startLocalPostgres(opts);
   t.after(() => s.destroy());
   return s;
@@ -274,4 +353,12 @@ export async function sqlClient(t: HasAfter, url: string): Promise<pg.Client> {
   await c.connect();
   t.after(() => c.end().catch(() => undefined));
   return c;
+}
+
+/** The kept bucket counts equal COUNT(*) per bucket, and no object is stored twice. */
+export async function assertCountsEqualRows(sql: pg.Client, kind = 'hub'): Promise<void> {
+  const kept = (await sql.query<{ bucket: string; count: string }>('SELECT bucket, count FROM bucket_counts WHERE kind = $1 AND count <> 0 ORDER BY bucket', [kind])).rows.map((r) => [r.bucket, Number(r.count)]);
+  const real = (await sql.query<{ bucket: string; count: string }>('SELECT bucket, count(*) AS count FROM assignments WHERE kind = $1 GROUP BY bucket ORDER BY bucket', [kind])).rows.map((r) => [r.bucket, Number(r.count)]);
+  assert.deepEqual(kept, real, 'bucket_counts equal COUNT(*) per bucket');
+  assert.equal((await sql.query('SELECT 1 FROM assignments GROUP BY kind, name HAVING count(*) > 1')).rowCount, 0, 'no object stored twice');
 }
