@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import Database from '../src/store/sqlite-driver.js';
+import Database from 'better-sqlite3';
 import { get } from './helpers/http.js';
 import { rawConfig, runCli, spawnServe, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';

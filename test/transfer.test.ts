@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import Database from '../src/store/sqlite-driver.js';
+import Database from 'better-sqlite3';
 import pg from 'pg';
 import { parseOriginalUrl } from '../src/ops/index.js';
 import { parseCsvLine } from '../src/ops/format.js';
