@@ -25,7 +25,7 @@ const LOCK = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) a
 test('better-sqlite3 13 is the one SQLite dependency, and has no install script', () => {
   const sqlite = Object.entries({ ...PKG.dependencies, ...PKG.optionalDependencies }).filter(([name, spec]) => /sqlite/.test(name) || /sqlite/.test(spec));
   assert.deepEqual(sqlite, [['better-sqlite3', '^13.2.0']]);
-  const locked = Object.keys(LOCK.packages).filter((p) => /(^|\/)better-sqlite3[^/]*$/.test(p));
+  const locked = Object.keys(LOCK.packages).filter((p) => /(^|\/)node_modules\/better-sqlite3[^/]*$/.test(p));
   assert.deepEqual(locked, ['node_modules/better-sqlite3']);
   assert.equal(LOCK.packages['node_modules/better-sqlite3']!.hasInstallScript, undefined);
   const installed = JSON.parse(readFileSync(require.resolve('better-sqlite3/package.json'), 'utf8')) as { version: string };
