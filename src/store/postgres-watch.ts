@@ -48,6 +48,8 @@ export class PostgresChangeWatcher {
   private feedFailing = false;
   private listenClient: pg.Client | null = null;
   private listening = false;
+  /** The LISTEN client whose ping has not answered yet, if any. */
+  private pinging: pg.Client | null = null;
   private everListened = false;
   private reconnectDelay = RECONNECT_MIN_MS;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -192,8 +194,16 @@ export class PostgresChangeWatcher {
 
   private pingListen(): void {
     const c = this.listenClient;
-    if (!c || !this.listening) return;
-    c.query('SELECT 1').catch((err: unknown) => this.listenLost(c, err));
+    // One ping at a time: a second query on a client whose first has not answered would be
+    // queued by pg, which warns that pg 9 removes that queue.
+    if (!c || !this.listening || this.pinging === c) return;
+    this.pinging = c;
+    c.query('SELECT 1').then(
+      () => {
+        if (this.pinging === c) this.pinging = null;
+      },
+      (err: unknown) => this.listenLost(c, err),
+    );
   }
 
   private prune(): void {
