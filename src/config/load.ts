@@ -59,6 +59,8 @@ export const ENV_KEYS: ReadonlyArray<readonly [path: string, kind: EnvKind]> = [
   ['metrics.enabled', 'bool'],
   ['metrics.token', 'string'],
   ['metrics.token_file', 'string'],
+  ['metrics.gc', 'bool'],
+  ['metrics.listen', 'string'],
   ['status.loopback_without_token', 'bool'],
   ['status.refresh_seconds', 'int'],
   ['kinds', 'yaml'],

@@ -42,7 +42,7 @@ const KNOWN_KEYS: Record<string, readonly string[] | null> = {
   cache: ['max_entries'],
   store: ['poll_ms', 'timeout_ms', 'busy_timeout_ms'],
   log: ['level', 'format'],
-  metrics: ['enabled', 'token', 'token_file'],
+  metrics: ['enabled', 'token', 'token_file', 'gc', 'listen'],
   status: ['loopback_without_token', 'refresh_seconds'],
   postgres: ['pool_max', 'idle_timeout_ms', 'connection_timeout_ms', 'statement_timeout_ms', 'password_file', 'ssl'],
   kinds: null,

@@ -200,7 +200,7 @@ export function createControlServer(given: ControlDeps): Server {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const endpoint = meter.control(q === -1 ? url : url.slice(0, q));
-    res.once('finish', () => endpoint.done(res.statusCode, start));
+    res.once('finish', () => endpoint.done(req.method, res.statusCode, start));
     const scoped = { ...deps, log: deps.log.child({ request_id: id }) };
     handle(scoped, req, res).catch((err: unknown) => fail(scoped, req, res, err));
   });
