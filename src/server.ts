@@ -4,7 +4,7 @@
  */
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { Config } from './config/types.js';
 import type { Logger } from './log.js';
 import { Assigner } from './service/assigner.js';
@@ -48,8 +48,16 @@ export class Sharder {
   readonly proxy: ProxyMode | undefined;
   /** Routes of the control listener: the admin API, and whatever else registers there. */
   readonly router = new ControlRouter();
+  /** Routes of the metrics listener (metrics.listen): /metrics alone. */
+  private readonly metricsRouter = new ControlRouter();
   /** The control listener, or null when control_listen is off. */
   readonly control: Server | null;
+  /**
+   * metrics.listen: a listener of its own with only /metrics (as configurable-http-proxy's
+   * --metrics-port), so that Prometheus can reach it where the admin API must not be; null
+   * when off. The same control server as the admin API's, with a router that has one route.
+   */
+  readonly metricsListener: Server | null;
   /**
    * Admin operations on this server's store. Changes made through them are on this process's
    * own connection, which its change watcher does not report: they drop cache entries here.
@@ -87,9 +95,9 @@ export class Sharder {
     this.ops = new Operations({ store: this.store, config: () => this.config, changed: (kind, name) => this.invalidate(kind, name), log });
     registerAdminApi(this.router, () => this.ops);
     this.registerObservability(log);
-    this.control = config.controlListen === null ? null : createControlServer({
-      router: this.router, tokens: () => this.config.admin.tokens, log, meter, trusted: (req) => socketTrusted(req.socket, this.ctx.settings.identity),
-    });
+    const trusted = (req: IncomingMessage): boolean => socketTrusted(req.socket, this.ctx.settings.identity);
+    this.control = config.controlListen === null ? null : createControlServer({ router: this.router, tokens: () => this.config.admin.tokens, log, meter, trusted });
+    this.metricsListener = config.metrics.listen === null ? null : createControlServer({ router: this.metricsRouter, tokens: () => [], log, meter, trusted });
     this.stopWatching = this.store.watch((kind, name) => this.invalidate(kind, name), config.store.pollMs);
   }
 
@@ -107,12 +115,14 @@ export class Sharder {
         throw new ClusterGatherError(`the workers' numbers could not be gathered: ${(err as Error).message}`, { cause: err });
       }
     };
-    registerMetricsRoute(this.router, {
+    const metricsRoute = {
       enabled: metrics !== null,
       tokenHash: () => this.config.metrics.tokenHash,
       text: () => (worker ? gathered(gatherFromPrimary('metrics')) : metrics!.text()),
       log,
-    });
+    };
+    registerMetricsRoute(this.router, metricsRoute);
+    registerMetricsRoute(this.metricsRouter, metricsRoute);
     registerStatusRoute(this.router, {
       config: () => this.config,
       ops: () => this.ops,
@@ -139,9 +149,14 @@ export class Sharder {
         sharder.control.listen(config.controlListen.port, config.controlListen.host);
         await once(sharder.control, 'listening');
       }
+      if (sharder.metricsListener !== null && config.metrics.listen !== null) {
+        sharder.metricsListener.listen(config.metrics.listen.port, config.metrics.listen.host);
+        await once(sharder.metricsListener, 'listening');
+      }
     } catch (err) {
       sharder.server.close();
       sharder.control?.close();
+      sharder.metricsListener?.close();
       sharder.stopWatching();
       if (!opts.store) await store.close();
       throw err;
@@ -153,6 +168,7 @@ export class Sharder {
       mode: config.mode,
       listen: sharder.url,
       control: sharder.controlUrl,
+      ...(sharder.metricsUrl === null ? {} : { metrics_listen: sharder.metricsUrl }),
       metrics: config.metrics.enabled ? (config.metrics.tokenHash === null ? 'open' : 'token') : 'off',
       kinds: Object.fromEntries([...config.kinds].map(([k, v]) => [k, v.buckets.map((b) => `${b.name}(${b.state}, weight ${b.weight})`)])),
     }, `sharder listening on ${sharder.url}`);
@@ -188,9 +204,12 @@ export class Sharder {
 
   /** The control listener's URL, or null when it is off. */
   get controlUrl(): string | null {
-    const a = this.control?.address() as AddressInfo | null | undefined;
-    if (!a) return null;
-    return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+    return urlOf(this.control);
+  }
+
+  /** The metrics listener's URL (metrics.listen), or null when it is off. */
+  get metricsUrl(): string | null {
+    return urlOf(this.metricsListener);
   }
 
   get port(): number {
@@ -214,6 +233,9 @@ export class Sharder {
     if (JSON.stringify(next.controlListen) !== JSON.stringify(this.config.controlListen)) {
       this.log.warn({ event: 'reload_ignored', key: 'control_listen' }, 'control_listen changed: restart to apply');
     }
+    if (JSON.stringify(next.metrics.listen) !== JSON.stringify(this.config.metrics.listen)) {
+      this.log.warn({ event: 'reload_ignored', key: 'metrics.listen' }, 'metrics.listen changed: restart to apply');
+    }
     if (JSON.stringify(next.database) !== JSON.stringify(this.config.database)) {
       this.log.warn({ event: 'reload_ignored', key: 'database' }, 'database changed: restart to apply');
     }
@@ -229,7 +251,7 @@ export class Sharder {
   stop(graceMs = STOP_GRACE_MS): Promise<void> {
     this.stopping ??= (async () => {
       this.stopWatching();
-      const servers = [this.server, ...(this.control ? [this.control] : [])].filter((s) => s.listening);
+      const servers = [this.server, this.control, this.metricsListener].filter((s): s is Server => s !== null && s.listening);
       const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
       for (const s of servers) s.closeIdleConnections();
       const timer = setTimeout(() => {
@@ -245,4 +267,10 @@ export class Sharder {
     })();
     return this.stopping;
   }
+}
+
+function urlOf(server: Server | null): string | null {
+  const a = server?.address() as AddressInfo | null | undefined;
+  if (!a) return null;
+  return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
 }

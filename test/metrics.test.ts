@@ -164,6 +164,32 @@ test('metrics.token: /metrics needs it as a bearer token; admin tokens do not op
   assert.doesNotMatch(ok.text, new RegExp(METRICS_TOKEN));
 });
 
+test('metrics.listen: a listener of its own that serves /metrics alone, under the same token', async (t) => {
+  const { sharder } = await startSharder(t, { metrics: { listen: '127.0.0.1:0', token: METRICS_TOKEN }, admin: { token: ADMIN_TOKEN } });
+  const url = sharder.metricsUrl!;
+  assert.ok(url !== null && url !== sharder.controlUrl);
+  assert.equal((await get(`${url}/metrics`)).status, 401);
+  assert.equal((await get(`${url}/metrics`, { Authorization: `Bearer ${ADMIN_TOKEN}` })).status, 401, 'an admin token does not open it');
+  const ok = await scrape(url, METRICS_TOKEN);
+  assert.equal(ok.status, 200);
+  assert.equal(sum(ok.samples, 'sharder_info'), 1);
+  // Nothing else is there: no status page, and no admin API even with an admin token.
+  assert.equal((await get(`${url}/status`)).status, 404);
+  assert.equal((await get(`${url}/healthz`)).status, 404);
+  assert.equal((await get(`${url}/api/buckets`, { Authorization: `Bearer ${ADMIN_TOKEN}` })).status, 401);
+  // The control listener keeps its /metrics and its admin API.
+  assert.equal((await scrape(sharder.controlUrl!, METRICS_TOKEN)).status, 200);
+  assert.equal((await get(`${sharder.controlUrl}/api/buckets`, { Authorization: `Bearer ${ADMIN_TOKEN}` })).status, 200);
+});
+
+test('metrics.listen: on its own port while control_listen is off', async (t) => {
+  const { sharder } = await startSharder(t, { control_listen: 'off', metrics: { listen: '127.0.0.1:0' } });
+  assert.equal(sharder.controlUrl, null);
+  const s = await scrape(sharder.metricsUrl!);
+  assert.equal(s.status, 200);
+  assert.ok(s.samples.some((x) => x.name === 'nodejs_eventloop_lag_p90_seconds'));
+});
+
 test('metrics.enabled: false answers 404 on /metrics and still serves /auth and /status', async (t) => {
   const { sharder } = await startSharder(t, { metrics: { enabled: false } });
   assert.equal(sharder.metrics, null);
