@@ -11,7 +11,6 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { once } from 'node:events';
-import { loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
 import { ConfigError } from './errors.js';
 import type { Logger } from './log.js';
@@ -34,7 +33,8 @@ export interface PrimaryHooks {
   stopping(): void;
 }
 
-export async function runPrimary(config: Config, log: Logger, env: NodeJS.ProcessEnv, hooks?: PrimaryHooks): Promise<void> {
+/** `load` reads the configuration again (file, environment and the command line's flags), on SIGHUP. */
+export async function runPrimary(config: Config, log: Logger, load: () => Config, hooks?: PrimaryHooks): Promise<void> {
   // Migrate once, here, so that workers open an up-to-date schema.
   await (await openStore(config)).close();
 
@@ -70,7 +70,7 @@ export async function runPrimary(config: Config, log: Logger, env: NodeJS.Proces
 
   process.on('SIGHUP', () => {
     try {
-      const next = loadConfig({ file: config.file ?? undefined, env });
+      const next = load();
       if (next.workers !== config.workers) log.warn({ event: 'reload_ignored', key: 'workers' }, 'workers changed: restart to apply');
     } catch (err) {
       // Each worker would reject it too; say it once, here.

@@ -101,8 +101,11 @@ export interface CliResult {
 }
 
 /** The CLI as a user runs it: a separate node process (TypeScript through tsx). */
+/** tsx's loader by its URL, so that a command run in any working folder finds it. */
+const TSX = import.meta.resolve('tsx');
+
 export function cliArgs(args: string[]): string[] {
-  return ['--import', 'tsx', join(ROOT, 'src/cli/run.ts'), ...args];
+  return ['--import', TSX, join(ROOT, 'src/cli/run.ts'), ...args];
 }
 
 export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {}): Promise<CliResult> {
@@ -120,8 +123,10 @@ export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cw
  * Starts `sharder serve` as a child process and waits until it listens; killed when `t` ends.
  * It logs at info level (its start-up line carries the addresses) unless `env` says otherwise.
  */
-export async function spawnServe(t: HasAfter, configFile: string, env: NodeJS.ProcessEnv = {}, args: string[] = []): Promise<{ child: ChildProcess; url: string; control: string | null; output: () => string }> {
-  const child = spawn(process.execPath, cliArgs(['serve', '--config', configFile, ...args]), { cwd: ROOT, env: { ...process.env, SHARDER_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function spawnServe(t: HasAfter, configFile: string | null, env: NodeJS.ProcessEnv = {}, args: string[] = [], cwd = ROOT): Promise<{ child: ChildProcess; url: string; control: string | null; output: () => string }> {
+  // configFile null: no --config (the default ./sharder.yml of `cwd`, or none at all).
+  const config = configFile === null ? [] : ['--config', configFile];
+  const child = spawn(process.execPath, cliArgs(['serve', ...config, ...args]), { cwd, env: { ...process.env, SHARDER_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
