@@ -56,7 +56,7 @@ test('metrics.gc and metrics.listen, from the file or the environment', (t) => {
 test('observability problems are reported with exact messages and never show the token', (t) => {
   const dir = tempDir(t);
   const cases: [string, Record<string, unknown>, string[]][] = [
-    ['format', { log: { format: 'xml' } }, ['log.format: must be one of auto, json, pretty (auto: pretty on a terminal, JSON otherwise), got the string "xml"']],
+    ['format', { log: { format: 'xml' } }, ['log.format: must be one of auto, json, journal, pretty (auto: pretty on a terminal, journal under systemd, JSON otherwise), got the string "xml"']],
     ['unknown log key', { log: { colour: true } }, ['log.colour: unknown key (known: level, format)']],
     ['enabled not boolean', { metrics: { enabled: 'yes' } }, ['metrics.enabled: must be true or false, got the string "yes"']],
     ['short token', { metrics: { token: 'short' } }, ['metrics.token: is shorter than 16 characters: use a long random value, e.g. from `openssl rand -hex 32`']],

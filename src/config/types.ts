@@ -40,7 +40,7 @@ export const DEFAULT_WORKERS = 1;
 export const MAX_WORKERS = 64;
 /** Log level. */
 export const DEFAULT_LOG_LEVEL = 'info';
-/** Log format: `auto` is human-readable on a terminal, one JSON line per event otherwise. */
+/** Log format: `auto` is human-readable on a terminal, JSON lines with syslog priority prefixes when standard output is systemd's journal, plain JSON lines otherwise. */
 export const DEFAULT_LOG_FORMAT: LogFormat = 'auto';
 /** /metrics on the control listener; off also stops counting and timing requests. */
 export const DEFAULT_METRICS_ENABLED = true;
@@ -102,7 +102,7 @@ export type Mode = (typeof MODES)[number];
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export const LOG_FORMATS = ['auto', 'json', 'journal', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
 export type RawConfig = Record<string, unknown>;

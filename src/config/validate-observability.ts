@@ -19,7 +19,7 @@ const MAX_STATUS_REFRESH_SECONDS = 3600;
 export function logFormat(p: Problems, v: unknown): LogFormat {
   if (v === undefined) return DEFAULT_LOG_FORMAT;
   if (!LOG_FORMATS.includes(v as LogFormat)) {
-    p.add('log.format', `must be one of ${LOG_FORMATS.join(', ')} (auto: pretty on a terminal, JSON otherwise), got ${describe(v)}`);
+    p.add('log.format', `must be one of ${LOG_FORMATS.join(', ')} (auto: pretty on a terminal, journal under systemd, JSON otherwise), got ${describe(v)}`);
     return DEFAULT_LOG_FORMAT;
   }
   return v as LogFormat;
