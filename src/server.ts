@@ -25,7 +25,8 @@ import { SharderMetrics } from './metrics/registry.js';
 import { registerMetricsRoute } from './metrics/route.js';
 import { instrumentStore } from './metrics/store.js';
 import { ClusterGatherError } from './errors.js';
-import { socketTrusted } from './http/main.js';
+import { peerTrusted } from './http/main.js';
+import { AUTH_FAILURES_ALLOWED, FailureLimiter } from './http/rate-limit.js';
 import { registerStatusRoute } from './status/route.js';
 import { VERSION } from './version.js';
 
@@ -95,9 +96,26 @@ export class Sharder {
     this.ops = new Operations({ store: this.store, config: () => this.config, changed: (kind, name) => this.invalidate(kind, name), log });
     registerAdminApi(this.router, () => this.ops);
     this.registerObservability(log);
-    const trusted = (req: IncomingMessage): boolean => socketTrusted(req.socket, this.ctx.settings.identity);
-    this.control = config.controlListen === null ? null : createControlServer({ router: this.router, tokens: () => this.config.admin.tokens, log, meter, trusted });
-    this.metricsListener = config.metrics.listen === null ? null : createControlServer({ router: this.metricsRouter, tokens: () => [], log, meter, trusted });
+    const trusted = (req: IncomingMessage): boolean => peerTrusted(this.ctx, req);
+    // With workers: N, each worker allows its share, so that the group allows the limit.
+    const limiter = (): FailureLimiter => new FailureLimiter(Math.ceil(AUTH_FAILURES_ALLOWED / (isClusterWorker() ? config.workers : 1)));
+    this.control = config.controlListen === null ? null : createControlServer({
+      router: this.router,
+      credentials: () => ({ adminTokens: this.config.admin.tokens, metricsTokenHash: this.config.metrics.tokenHash, statusLoopbackWithoutToken: this.config.status.loopbackWithoutToken }),
+      log,
+      meter,
+      trusted,
+      limiter: limiter(),
+    });
+    // The metrics listener knows the metrics token alone: no admin token works there.
+    this.metricsListener = config.metrics.listen === null ? null : createControlServer({
+      router: this.metricsRouter,
+      credentials: () => ({ adminTokens: [], metricsTokenHash: this.config.metrics.tokenHash, statusLoopbackWithoutToken: false }),
+      log,
+      meter,
+      trusted,
+      limiter: limiter(),
+    });
     this.stopWatching = this.store.watch((kind, name) => this.invalidate(kind, name), config.store.pollMs);
   }
 
@@ -117,9 +135,7 @@ export class Sharder {
     };
     const metricsRoute = {
       enabled: metrics !== null,
-      tokenHash: () => this.config.metrics.tokenHash,
       text: () => (worker ? gathered(gatherFromPrimary('metrics')) : metrics!.text()),
-      log,
     };
     registerMetricsRoute(this.router, metricsRoute);
     registerMetricsRoute(this.metricsRouter, metricsRoute);
@@ -182,8 +198,7 @@ export class Sharder {
   private settingsFor(config: Config): MainSettings {
     applyConfig(this.kinds, config);
     return {
-      identity: identitySettings(config.identity.header, config.identity.trustedProxies, config.identity.maxLength),
-      kindHeader: config.kindHeader.toLowerCase(),
+      identity: identitySettings(config.identity.header, config.identity.trustedProxies, config.identity.maxLength, config.kindHeader),
       defaultKind: this.kinds.get(config.defaultKind)!,
       kinds: this.kinds,
       redirect: config.shard.redirect,

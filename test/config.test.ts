@@ -17,7 +17,7 @@ test('defaults: a minimal config gets every documented default', () => {
   assert.deepEqual(c.cookie, { name: 'hub', secure: false, secret: null });
   assert.deepEqual(c.shard, { redirect: null });
   assert.equal(c.defaultKind, 'hub');
-  assert.equal(c.kindHeader, 'X-Shard-Kind');
+  assert.equal(c.kindHeader, null, 'no kind header: routing depends on the identity alone');
   assert.deepEqual(c.cache, { maxEntries: 1_000_000 });
   assert.deepEqual(c.store, { pollMs: 500, timeoutMs: 5000 });
   assert.deepEqual(c.kinds.get('hub')?.buckets, [{ name: 'hub-0', upstream: null, weight: 1, state: 'active', hubApi: undefined }]);
@@ -48,9 +48,17 @@ const invalid: Array<[string, unknown, string[]]> = [
   ['bad header name', { ...minimal, identity: { header: 'REMOTE USER' } }, ['f.yml: identity.header: is not a valid header name: the string "REMOTE USER"']],
   ['wrong type', { ...minimal, cookie: { secure: 'yes' } }, ['f.yml: cookie.secure: must be true or false, got the string "yes"']],
   ['default kind missing', { ...minimal, default_kind: 'home' }, ['f.yml: default_kind: names kind "home", which is not under kinds (have: hub)']],
-  ['kind header equals identity header', { ...minimal, kind_header: 'remote_user' }, ['f.yml: kind_header: must differ from identity.header']],
+  ['kind header equals identity header', { ...minimal, kind_header: 'remote_user' }, ['f.yml: kind_header: must differ from identity.header (in either "_" or "-" spelling)']],
   ['section not a mapping', { ...minimal, identity: 'REMOTE_USER' }, ['f.yml: identity: must be a mapping, got the string "REMOTE_USER"']],
   ['bad redirect', { ...minimal, shard: { redirect: 'http://[' } }, ['f.yml: shard.redirect: must be a URL template such as "https://{bucket}/jupyter/hub", got the string "http://["']],
+  // Values written into response headers are checked as they will be written (the WHATWG URL
+  // parser drops newlines and accepts non-ASCII hosts; Node's header writer throws on both).
+  ['upstream with a newline', { kinds: { hub: { buckets: [{ name: 'a', upstream: 'http://127.0.0.1:2\n1902' }] } } }, ['f.yml: kinds.hub.buckets[0].upstream: must not contain white space or control characters (it is sent in a response header), got the string "http://127.0.0.1:2\\n1902"']],
+  ['upstream with an IDN host', { kinds: { hub: { buckets: [{ name: 'a', upstream: 'http://bücher.example:8000' }] } } }, ['f.yml: kinds.hub.buckets[0].upstream: must be ASCII (it is sent in a response header): write the host in its ASCII form, xn--bcher-kva.example:8000, got the string "http://bücher.example:8000"']],
+  ['redirect with an IDN host', { ...minimal, shard: { redirect: 'https://пример.рф/{bucket}' } }, ['f.yml: shard.redirect: must be ASCII (it is sent in a response header): write the host in its ASCII form, xn--e1afmkfd.xn--p1ai, got the string "https://пример.рф/{bucket}"']],
+  ['redirect with a tab', { ...minimal, shard: { redirect: 'https://{bucket}/\thub' } }, ['f.yml: shard.redirect: must not contain white space or control characters (it is sent in a response header), got the string "https://{bucket}/\\thub"']],
+  ['login_url with an IDN host', { ...minimal, proxy: { login_url: 'https://bücher.example/login?next={next}' } }, ['f.yml: proxy.login_url: must be ASCII (it is sent in a response header): write the host in its ASCII form, xn--bcher-kva.example, got the string "https://bücher.example/login?next={next}"']],
+  ['login_url path with non-ASCII', { ...minimal, proxy: { login_url: '/anmeldung/ü' } }, ['f.yml: proxy.login_url: must be ASCII (it is sent in a response header), got the string "/anmeldung/ü"']],
   ['log level', { ...minimal, log: { level: 'loud' } }, ['f.yml: log.level: must be one of trace, debug, info, warn, error, fatal, silent, got the string "loud"']],
   ['not a mapping', ['a'], ['f.yml: (top level): must be a mapping of keys to values, got a list']],
 ];

@@ -78,7 +78,7 @@ function build(r: { method: string; path: string; headers: Array<[string, Buffer
 }
 
 test(`HTTP fuzz: ${RUNS} hostile requests, never a 5xx or an unanswered request, only names sent are stored`, async (t) => {
-  const s = await startSharder(t, { kinds: { hub: { buckets: bucketsRaw() }, lab: { buckets: bucketsRaw(2, 9100) } } });
+  const s = await startSharder(t, { kind_header: 'X-Shard-Kind', kinds: { hub: { buckets: bucketsRaw() }, lab: { buckets: bucketsRaw(2, 9100) } } });
   const sent = new Set<string>();
   let answered200 = 0;
   await fc.assert(fc.asyncProperty(request, async (r) => {

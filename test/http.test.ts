@@ -41,7 +41,7 @@ test('cookie.secure adds Secure; cookie.name renames the cookie; no upstream mea
 });
 
 test('401 without identity, 403 from an untrusted address, 400 for an unknown kind', async (t) => {
-  const { url } = await startSharder(t, { kinds: { hub: { buckets: [{ name: 'a' }] }, home: { buckets: [{ name: 'fs-1' }] } } });
+  const { url } = await startSharder(t, { kind_header: 'X-Shard-Kind', kinds: { hub: { buckets: [{ name: 'a' }] }, home: { buckets: [{ name: 'fs-1' }] } } });
   const none = await get(`${url}/auth`);
   assert.equal(none.status, 401);
   assert.equal(JSON.parse(none.body).code, 'SHARD_ERR_NO_IDENTITY');

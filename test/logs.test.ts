@@ -47,6 +47,7 @@ test('serve logs one JSON line per event, with request ids on errors and no secr
     admin: { token: ADMIN },
     metrics: { token: METRICS },
     log: { level: 'debug' },
+    kind_header: 'X-Shard-Kind',
     kinds: {
       hub: { buckets: [{ name: 'hub-0' }, { name: 'hub-1' }, { name: 'hub-2', hub_api: { url: 'http://127.0.0.1:9/hub', token_env: 'TEST_HUB_TOKEN' } }] },
       home: { buckets: [{ name: 'nfs-0', state: 'draining' }] },

@@ -4,17 +4,13 @@
  * three test hubs on free ports. Every request goes nginx → auth_request → sharder → hub.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import WebSocket from 'ws';
 import { loadConfig } from '../src/config/load.js';
 import { startHub } from './helpers/hubs.js';
-import { nginxSkip } from './helpers/nginx.js';
+import { nginxSkip, rawRequest, startAuthenticator, wsMessages } from './helpers/nginx.js';
 import { runCli, writeConfig, rawConfig as baseRawConfig } from './helpers/sharder.js';
 import { BULK_USERS, basic, cookieOf, hubOf, startStack } from './helpers/stack.js';
 import { tempDir } from './helpers/tmp.js';
@@ -24,62 +20,6 @@ const FRIENDLY = 'Your notebook server is temporarily unavailable';
 /** The bucket the sharder stored for a user, read from its store (not through nginx). */
 async function storedBucket(stack: Awaited<ReturnType<typeof startStack>>, user: string): Promise<string | undefined> {
   return stack.sharder.sharder.store.lookup('hub', user);
-}
-
-/** Opens a websocket through nginx; resolves with the first `n` messages. */
-function wsMessages(url: string, headers: Record<string, string>, send: string[]): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers, handshakeTimeout: 5000 });
-    const got: string[] = [];
-    const timer = setTimeout(() => {
-      ws.terminate();
-      reject(new Error(`websocket: only got ${JSON.stringify(got)}`));
-    }, 5000);
-    ws.on('open', () => {
-      for (const m of send) ws.send(m);
-    });
-    ws.on('message', (d) => {
-      got.push(String(d));
-      if (got.length === send.length + 1) {
-        clearTimeout(timer);
-        ws.close();
-        resolve(got);
-      }
-    });
-    ws.on('unexpected-response', (req, res) => {
-      clearTimeout(timer);
-      req.destroy();
-      reject(new Error(`websocket upgrade refused: ${res.statusCode}`));
-    });
-    ws.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
-}
-
-/** A stand-in for oauth2-proxy's auth_request endpoint: a session cookie names the user. */
-async function startAuthenticator(t: { after(fn: () => unknown): void }): Promise<{ port: number; calls: string[] }> {
-  const calls: string[] = [];
-  const server: Server = createServer((req, res) => {
-    calls.push(req.url ?? '');
-    if (req.url?.startsWith('/oauth2/sign_in')) {
-      res.writeHead(200, { 'Content-Type': 'text/html' });
-      return res.end('<h1>Sign in with your university account</h1>');
-    }
-    const session = /(?:^|; )_oauth2_proxy=([^;]+)/.exec(req.headers.cookie ?? '')?.[1];
-    if (req.url === '/oauth2/auth' && session !== undefined) {
-      // "anonymous": oauth2-proxy run without --set-xauthrequest answers 202 with no user.
-      res.writeHead(202, session === 'anonymous' ? {} : { 'X-Auth-Request-User': session });
-      return res.end();
-    }
-    res.writeHead(401);
-    res.end();
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => new Promise((r) => server.close(r)));
-  return { port: (server.address() as AddressInfo).port, calls };
 }
 
 describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concurrency: 1 }, () => {
@@ -273,47 +213,62 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
   });
 
   test('identity from oauth2-proxy (X-Auth-Request-User, shipped oauth2-proxy.conf)', async (t) => {
-    const auth = await startAuthenticator(t);
+    const sessions: Record<string, string> = { 'c-4d1e': 'carol', 'd-77a0': 'dave', 'e-0b9c': 'erin', 'n-5f21': '' };
+    const sessionOf = (u: string): string => Object.keys(sessions).find((k) => sessions[k] === u)!;
+    const auth = await startAuthenticator(t, sessions);
     const stack = await startStack(t, { front: { oauth2: auth.port } });
-    const session = (u: string): Record<string, string> => ({ cookie: `_oauth2_proxy=${u}` });
+    const session = (u: string): Record<string, string> => ({ cookie: `_oauth2_proxy=${sessionOf(u)}` });
     const carol = await stack.request('/user/carol/tree', session('carol'));
     assert.equal(carol.status, 200, carol.body);
     assert.equal(hubOf(carol), await storedBucket(stack, 'carol'));
     assert.equal(cookieOf(carol), `hub=${hubOf(carol)}; Path=/; HttpOnly; SameSite=Lax`);
     assert.equal(JSON.parse(carol.body).headers.remote_user, 'carol');
-    // Not signed in: oauth2-proxy's sign-in page, and no hub.
-    const anon = await stack.request('/hub/');
-    assert.equal(anon.status, 403);
-    assert.match(anon.body, /Sign in/);
+    // Not signed in, or a session oauth2-proxy does not know: no hub.
+    assert.equal((await stack.request('/hub/')).status, 302);
+    assert.equal((await stack.request('/hub/', { cookie: '_oauth2_proxy=carol' })).status, 302);
     // A client's own X-Auth-Request-User is not the identity, with or without a session.
-    assert.equal((await stack.request('/hub/', { 'x-auth-request-user': 'carol' })).status, 403);
-    const dave = await stack.request('/hub/', { ...session('dave'), 'x-auth-request-user': 'carol', cookie: '_oauth2_proxy=dave; hub=hub-0' });
+    assert.equal((await stack.request('/hub/', { 'x-auth-request-user': 'carol' })).status, 302);
+    const dave = await stack.request('/hub/', { 'x-auth-request-user': 'carol', cookie: `_oauth2_proxy=${sessionOf('dave')}; hub=hub-0` });
     assert.equal(JSON.parse(dave.body).headers.remote_user, 'dave');
     assert.equal(hubOf(dave), await storedBucket(stack, 'dave'));
     assert.notEqual(hubOf(dave), hubOf(carol));
     // oauth2-proxy answering without a user (no --set-xauthrequest): the sharder's 401.
-    const noUser = await stack.request('/hub/', session('anonymous'));
+    const noUser = await stack.request('/hub/', { cookie: `_oauth2_proxy=n-5f21` });
     assert.equal(noUser.status, 401);
     // Websockets go through both auth steps as well.
     await stack.request('/hub/', session('erin'));
     const url = stack.nginx.url('/user/erin/terminals/websocket/1').replace('http:', 'ws:');
     assert.deepEqual(await wsMessages(url, session('erin'), ['ls']), [`${await storedBucket(stack, 'erin')}:hello erin`, `${await storedBucket(stack, 'erin')}:ls`]);
+    assert.deepEqual((await stack.sharder.sharder.store.list('hub', { limit: 10 })).map((a) => a.name).sort(), ['carol', 'dave', 'erin']);
     // The hand-over (try_files into /dev/null/) is silent: nothing in nginx's error log.
     assert.doesNotMatch(stack.nginx.errorLog(), /\[(crit|error|alert|emerg)\]/);
   });
 
-  test('an identity header from a layer in front (REMOTE_USER) needs underscores_in_headers on', async (t) => {
-    const withUnderscores = await startStack(t, { front: { server: ' underscores_in_headers on;\n set $sharder_identity $http_remote_user;' } });
-    const r = await withUnderscores.request('/hub/', { REMOTE_USER: 'frank' });
-    assert.equal(r.status, 200, r.body);
-    assert.equal(hubOf(r), await storedBucket(withUnderscores, 'frank'));
-    assert.equal(JSON.parse(r.body).headers.remote_user, 'frank');
-    // No header: the sharder's 401, passed on by nginx.
-    const none = await withUnderscores.request('/hub/');
-    assert.equal(none.status, 401);
-    // Without underscores_in_headers nginx drops the header, so nobody is identified.
-    const without = await startStack(t, { front: { server: ' set $sharder_identity $http_remote_user;' } });
-    assert.equal((await without.request('/hub/', { REMOTE_USER: 'frank' })).status, 401);
+  test('oauth2-proxy.conf: an unauthenticated browser is sent (302) to the sign-in page and back to where it was going', async (t) => {
+    const auth = await startAuthenticator(t, { 'a-1': 'alice' });
+    const stack = await startStack(t, { front: { oauth2: auth.port } });
+    const port = stack.nginx.ports[0]!;
+    // As oauth2-proxy's guide: error_page 401 = @oauth2_signin; return 302 /oauth2/sign_in?rd=$scheme://$host$request_uri.
+    for (const method of ['GET', 'POST']) {
+      const r = await rawRequest(port, '/user/alice/lab/tree/a%20b.ipynb?reset', ['Host: jupyter.example.edu', 'Accept: text/html', 'Content-Length: 0'], method);
+      assert.equal(r.status, 302, `${method}: ${r.body}`);
+      const location = new URL(r.header('location')!, `http://127.0.0.1:${port}`);
+      assert.equal(location.pathname, '/oauth2/sign_in');
+      assert.equal(location.searchParams.get('rd'), 'http://jupyter.example.edu/user/alice/lab/tree/a b.ipynb?reset');
+      assert.equal(r.header('set-cookie'), undefined, 'no hub cookie before signing in');
+      assert.equal(r.header('x-hub'), undefined);
+    }
+    // Following it: oauth2-proxy's sign-in page (through location /oauth2/, no authentication).
+    const r = await rawRequest(port, '/oauth2/sign_in?rd=http://jupyter.example.edu/hub/', ['Host: jupyter.example.edu']);
+    assert.equal(r.status, 200);
+    assert.match(r.body, /Sign in/);
+    // The auth endpoint itself is internal: a browser cannot query it, nginx does (as a subrequest).
+    const asked = auth.calls.length;
+    assert.ok(auth.calls.includes('/oauth2/auth'), 'nginx asked oauth2-proxy');
+    assert.equal((await rawRequest(port, '/oauth2/auth', ['Host: jupyter.example.edu', 'Cookie: _oauth2_proxy=a-1'])).status, 404);
+    assert.equal(auth.calls.length, asked, 'the browser\'s own /oauth2/auth never reached oauth2-proxy');
+    assert.deepEqual(await stack.sharder.sharder.store.list('hub', { limit: 10 }), [], 'nobody was assigned');
+    assert.deepEqual(stack.hubs.map((h) => h.requests), [0, 0, 0]);
   });
 
   test('with the optional auth cache, known users are routed from nginx\'s cache while the sharder is down', async (t) => {

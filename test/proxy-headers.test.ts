@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { connectionTokens, forwardRequestHeaders, responseHeaders, wantsJson, type ForwardOptions } from '../src/http/proxy-headers.js';
 
 const base: ForwardOptions = {
-  websocket: false, identityHeader: 'remote_user', altIdentityHeader: 'remote-user', forwardIdentity: true, trusted: true, peer: '192.0.2.10', encrypted: false,
+  websocket: false, identityHeader: 'remote_user', altIdentityHeader: 'remote-user', kindHeaders: ['x-shard-kind', 'x-shard_kind'], forwardIdentity: true, trusted: true, peer: '192.0.2.10', encrypted: false,
 };
 
 function forwarded(h: IncomingHttpHeaders, o: Partial<ForwardOptions> = {}): IncomingHttpHeaders {
@@ -76,4 +76,13 @@ test('proxy headers: JSON is for clients that ask for it and not for HTML', () =
   assert.equal(wantsJson('text/html,application/xhtml+xml,application/json;q=0.9'), false);
   assert.equal(wantsJson('*/*'), false);
   assert.equal(wantsJson(undefined), false);
+});
+
+test('proxy headers: the kind header, in both spellings, is for the sharder and never reaches a hub', () => {
+  const h = forwarded({ host: 'h', 'x-shard-kind': 'admin-hub', 'x-shard_kind': 'x', remote_user: 'alice' });
+  assert.equal(h['x-shard-kind'], undefined);
+  assert.equal(h['x-shard_kind'], undefined);
+  assert.equal(h.remote_user, 'alice');
+  // With no kind header configured, a client's X-Shard-Kind is just a header like any other.
+  assert.equal(forwarded({ host: 'h', 'x-shard-kind': 'k' }, { kindHeaders: [null, null] })['x-shard-kind'], 'k');
 });

@@ -11,7 +11,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { request } from 'undici';
 import type { RawConfig } from '../src/config/types.js';
 import { escapeHtml, renderStatus, targetShares, type StatusView } from '../src/status/page.js';
-import { isLoopback } from '../src/status/route.js';
+import { isLoopback } from '../src/http/trust.js';
 import { needs } from './helpers/env.js';
 import { ROOT, startSharder, type Running } from './helpers/sharder.js';
 
@@ -21,6 +21,7 @@ const ARTIFACTS = join(ROOT, 'test-artifacts');
 const EVIL = '<script>alert(1)</script> & "quotes"';
 
 const KINDS: RawConfig = {
+  kind_header: 'X-Shard-Kind',
   kinds: {
     hub: { buckets: [{ name: 'hub-0', weight: 2 }, { name: 'hub-1' }, { name: 'hub-2', state: 'draining' }] },
     home: { buckets: [{ name: 'nfs-0' }, { name: 'nfs-1' }] },

@@ -24,8 +24,11 @@ export const MIN_COOKIE_SECRET_BYTES = 32;
 export const DEFAULT_COOKIE_SECRET: string | null = null;
 /** Kind used when the request names none. */
 export const DEFAULT_KIND = 'hub';
-/** Request header that selects another kind. */
-export const DEFAULT_KIND_HEADER = 'X-Shard-Kind';
+/**
+ * Request header that selects another kind: none by default, so that routing depends on the
+ * identity alone. When set (e.g. X-Shard-Kind), only a trusted proxy may send it, as the identity.
+ */
+export const DEFAULT_KIND_HEADER: string | null = null;
 /** Most assignments kept in memory per process. */
 export const DEFAULT_CACHE_MAX_ENTRIES = 1_000_000;
 /** How often other processes' changes (moves, deletes) are looked for, in milliseconds. */
@@ -196,7 +199,8 @@ export interface Config {
   readonly cookie: { readonly name: string; readonly secure: boolean; readonly secret: string | null };
   readonly shard: { readonly redirect: string | null };
   readonly defaultKind: string;
-  readonly kindHeader: string;
+  /** The kind header (trusted proxies only), or null: every request is of the default kind. */
+  readonly kindHeader: string | null;
   readonly cache: { readonly maxEntries: number };
   readonly store: { readonly pollMs: number; readonly timeoutMs: number };
   readonly log: { readonly level: LogLevel; readonly format: LogFormat };

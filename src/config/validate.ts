@@ -241,12 +241,36 @@ function stringList(p: Problems, v: unknown, key: string, dflt: readonly string[
   return out;
 }
 
+/**
+ * Whether a URL (or URL template) can be written into a response header as it is: printable
+ * ASCII without spaces. The WHATWG URL parser silently drops tabs and newlines and accepts
+ * non-ASCII hosts, so `new URL()` succeeding says nothing about the bytes Node will write
+ * (`X-Shard-Upstream`, `Location`); a value that fails here would throw on the first request.
+ */
+function headerSafeUrl(p: Problems, key: string, text: string): boolean {
+  if (/^[\x21-\x7e]+$/.test(text)) return true;
+  if (/[\x00-\x20\x7f]/.test(text)) {
+    p.add(key, `must not contain white space or control characters (it is sent in a response header), got ${describe(text)}`);
+    return false;
+  }
+  let hint = '';
+  if (text.includes('://')) {
+    try {
+      const host = new URL(text.replaceAll(/\{\w+\}/g, 'x')).host;
+      if (/^[\x21-\x7e]+$/.test(host)) hint = `: write the host in its ASCII form, ${host}`;
+    } catch { /* no hint */ }
+  }
+  p.add(key, `must be ASCII (it is sent in a response header)${hint}, got ${describe(text)}`);
+  return false;
+}
+
 function upstream(p: Problems, v: unknown, key: string): string | null {
   if (v === undefined || v === null) return null;
   if (typeof v !== 'string') {
     p.add(key, `must be an http:// or https:// URL, got ${describe(v)}`);
     return null;
   }
+  if (!headerSafeUrl(p, key, v)) return null;
   let url: URL;
   try {
     url = new URL(v);
@@ -336,7 +360,7 @@ function mode(p: Problems, v: unknown): Mode {
 function loginUrl(p: Problems, v: unknown): string | null {
   if (v === undefined || v === null) return DEFAULT_PROXY_LOGIN_URL;
   const text = str(p, v, 'proxy.login_url', '');
-  if (text === '') return null;
+  if (text === '' || !headerSafeUrl(p, 'proxy.login_url', text)) return null;
   const filled = text.replaceAll('{next}', 'x');
   let ok = false;
   if (filled.startsWith('/') && !filled.startsWith('//')) ok = !/[\s\\]/.test(filled);
@@ -403,7 +427,8 @@ export function validateConfig(raw: unknown, file: string | null, env: EnvSource
   let redirect: string | null = null;
   if (shardRaw.redirect !== undefined && shardRaw.redirect !== null) {
     redirect = str(p, shardRaw.redirect, 'shard.redirect', '');
-    if (redirect !== '') {
+    if (redirect !== '' && !headerSafeUrl(p, 'shard.redirect', redirect)) redirect = null;
+    else if (redirect !== '') {
       try {
         new URL(redirect.replaceAll('{bucket}', 'b').replaceAll('{kind}', 'k'), 'http://localhost/');
       } catch {
@@ -412,9 +437,12 @@ export function validateConfig(raw: unknown, file: string | null, env: EnvSource
     } else redirect = null;
   }
 
-  const kindHeader = str(p, raw.kind_header, 'kind_header', DEFAULT_KIND_HEADER);
-  if (!TOKEN_PATTERN.test(kindHeader)) p.add('kind_header', `is not a valid header name: ${describe(kindHeader)}`);
-  if (kindHeader.toLowerCase() === header.toLowerCase()) p.add('kind_header', 'must differ from identity.header');
+  // null or "off" (the environment cannot say null): no kind header, every request is of default_kind.
+  const kindHeader = raw.kind_header === null || raw.kind_header === 'off' ? null : str(p, raw.kind_header, 'kind_header', DEFAULT_KIND_HEADER ?? '') || null;
+  if (kindHeader !== null && !TOKEN_PATTERN.test(kindHeader)) p.add('kind_header', `is not a valid header name: ${describe(kindHeader)}`);
+  if (kindHeader !== null && [header, header.replace(/[-_]/g, (c) => (c === '-' ? '_' : '-'))].some((h) => h.toLowerCase() === kindHeader.toLowerCase())) {
+    p.add('kind_header', 'must differ from identity.header (in either "_" or "-" spelling)');
+  }
 
   const storeRaw = section(p, raw, 'store');
   const busyTimeoutMs = int(p, storeRaw.busy_timeout_ms, 'store.busy_timeout_ms', DEFAULT_SQLITE_BUSY_TIMEOUT_MS, 0, 600_000);

@@ -1,19 +1,17 @@
 /**
  * The control listener (default 127.0.0.1:8889, like configurable-http-proxy's API port): a
  * small router that the admin API (api.ts) registers its routes on, and that other parts
- * (metrics, status) add theirs to with one `router.add(...)` call each.
- *
- * Everything under /api/ requires `Authorization: Bearer <token>` and is checked before
- * routing, so that without a valid token every /api/ path answers 401, known or not. Tokens
- * are compared as SHA-256 digests with crypto.timingSafeEqual, against every configured token
- * (no early exit), and never logged.
+ * (metrics, status) add theirs to with one `router.add(...)` call each. Every route declares
+ * what it needs (`access`); the gate (gate.ts) alone checks it. Everything under /api/ needs an
+ * admin token and is checked before routing, so that without one every /api/ path answers 401,
+ * known or not.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { BadInputError, PayloadTooLargeError, ShardError, UnauthorizedError, UnsupportedMediaTypeError } from '../errors.js';
-import type { AdminToken } from '../config/types.js';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { BadInputError, PayloadTooLargeError, ShardError, UnsupportedMediaTypeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { NO_METER, type HttpMeter } from '../metrics/http.js';
+import { type Access, Gate, type GateSettings } from './gate.js';
+import { createListener, pathOnly } from './listener.js';
 import { REQUEST_ID_HEADER, requestId } from './request-id.js';
 import { FailureLimiter } from './rate-limit.js';
 import { sendError, sendJson } from './respond.js';
@@ -24,7 +22,7 @@ export interface RouteContext {
   /** Path parameters (`:name` segments), percent-decoded. */
   readonly params: Readonly<Record<string, string>>;
   readonly query: URLSearchParams;
-  /** Who is calling: `api:<token name>` on authenticated routes, else `anonymous`. */
+  /** Who is calling: `api:<token name>` with an admin token, `metrics`, or `anonymous`. */
   readonly actor: string;
 }
 
@@ -35,7 +33,7 @@ interface Route {
   /** Literal segments, or `:name` for a parameter. */
   readonly segments: readonly string[];
   readonly handler: Handler;
-  readonly auth: boolean;
+  readonly access: Access;
 }
 
 /** Paths under this prefix always need a token. */
@@ -46,11 +44,14 @@ export class ControlRouter {
 
   /**
    * Adds a route, e.g. `add('GET', '/api/objects/:kind/:name', handler)`. Routes under /api/
-   * always require a token; others only with `{ auth: true }` (e.g. /metrics stays open).
+   * always need an admin token; every other route says what it needs (gate.ts).
    */
-  add(method: string, path: string, handler: Handler, opts: { auth?: boolean } = {}): this {
+  add(method: string, path: string, handler: Handler, opts: { access?: Access } = {}): this {
     if (!path.startsWith('/')) throw new Error(`route path must start with "/": ${path}`);
-    this.routes.push({ method: method.toUpperCase(), segments: path.split('/').slice(1), handler, auth: path.startsWith(API_PREFIX) || opts.auth === true });
+    const api = path.startsWith(API_PREFIX);
+    if (api && opts.access !== undefined && opts.access !== 'admin') throw new Error(`routes under ${API_PREFIX} need an admin token: ${path}`);
+    if (!api && opts.access === undefined) throw new Error(`route ${path} must declare its access`);
+    this.routes.push({ method: method.toUpperCase(), segments: path.split('/').slice(1), handler, access: api ? 'admin' : opts.access! });
     return this;
   }
 
@@ -86,61 +87,39 @@ export class ControlRouter {
   }
 }
 
-const sha256 = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
-
-/**
- * The token's name when the Authorization header carries a configured token, else the
- * reason it does not. Compares against every token so timing does not reveal which matched.
- */
-export function authenticate(header: string | undefined, tokens: readonly AdminToken[]): { name: string } | { error: string } {
-  if (tokens.length === 0) return { error: 'the admin API is disabled: no admin token is configured (admin.token, admin.token_file, admin.tokens or SHARDER_ADMIN_TOKEN)' };
-  if (header === undefined) return { error: 'missing "Authorization: Bearer <token>" header' };
-  const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
-  if (!m) return { error: 'the Authorization header must be "Bearer <token>"' };
-  const digest = sha256(m[1]!);
-  let found: string | undefined;
-  for (const t of tokens) if (timingSafeEqual(digest, t.hash) && found === undefined) found = t.name;
-  return found === undefined ? { error: 'invalid token' } : { name: found };
-}
-
 export interface ControlDeps {
   readonly router: ControlRouter;
-  /** The tokens in force (they change on reload). */
-  tokens(): readonly AdminToken[];
+  /** The credentials in force (they change on reload). */
+  credentials(): GateSettings;
   readonly log: Logger;
   /** Counts and times responses by endpoint; none by default. */
   readonly meter?: HttpMeter | undefined;
   /** Whether the peer is a trusted proxy, whose X-Request-Id is taken as the request id. */
   trusted?(req: IncomingMessage): boolean;
-  /** Failed authentications per peer (rate-limit.ts); one is made when not given. */
+  /** Failed authentications per source (rate-limit.ts); one is made when not given. */
   limiter?: FailureLimiter;
 }
 
-/** Admin operations (migrations, imports) can run for minutes; only headers must come quickly. */
-const HEADERS_TIMEOUT_MS = 10_000;
+/**
+ * Imports upload up to a gigabyte: a whole request may take this long to arrive (its headers
+ * still within the listener's 10 s).
+ */
 const REQUEST_TIMEOUT_MS = 15 * 60_000;
-
-/** The path without the query (queries may carry names or cursors; logs get the route). */
-function pathOnly(req: IncomingMessage): string {
-  const url = req.url ?? '/';
-  const q = url.indexOf('?');
-  return (q === -1 ? url : url.slice(0, q)).slice(0, 200);
-}
 
 function fail(deps: ControlDeps, req: IncomingMessage, res: ServerResponse, err: unknown): void {
   if (err instanceof ShardError) {
-    if (err.status >= 500) deps.log.error({ event: 'api_failed', code: err.code, method: req.method, path: pathOnly(req), err: err.message }, 'admin request failed');
+    if (err.status >= 500) deps.log.error({ event: 'api_failed', code: err.code, method: req.method, path: pathOnly(req.url), err: err.message }, 'admin request failed');
     const problems = (err as { problems?: unknown }).problems;
     if (res.headersSent) return void res.destroy();
     sendJson(res, err.status, problems === undefined ? { code: err.code, message: err.message } : { code: err.code, message: err.message, problems });
   } else {
-    deps.log.error({ event: 'api_failed', method: req.method, path: pathOnly(req), err }, 'unexpected error in admin request');
+    deps.log.error({ event: 'api_failed', method: req.method, path: pathOnly(req.url), err }, 'unexpected error in admin request');
     sendError(res, 500, 'SHARD_ERR_INTERNAL', 'internal error');
   }
 }
 
-/** What a request is handled with: the server's deps, with its one limiter and a scoped log. */
-type RequestDeps = ControlDeps & { readonly limiter: FailureLimiter };
+/** What a request is handled with: the server's deps, with its one gate and a scoped log. */
+type RequestDeps = ControlDeps & { readonly gate: Gate };
 
 async function handle(deps: RequestDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = req.url ?? '/';
@@ -148,67 +127,46 @@ async function handle(deps: RequestDeps, req: IncomingMessage, res: ServerRespon
   const path = q === -1 ? url : url.slice(0, q);
   const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
   const method = req.method ?? 'GET';
-  let actor = 'anonymous';
-  const authFirst = path === '/api' || path.startsWith(API_PREFIX);
-  const check = (): boolean => {
-    const peer = req.socket.remoteAddress ?? '';
-    const limiter = deps.limiter;
-    const wait = limiter.retryAfter(peer);
-    if (wait > 0) {
-      res.setHeader('Retry-After', String(wait));
-      sendError(res, 429, 'SHARD_ERR_RATE_LIMITED', `too many failed authentications from this address: try again in ${wait} s`);
-      return false;
-    }
-    const a = authenticate(req.headers.authorization, deps.tokens());
-    if ('error' in a) {
-      if (limiter.fail(peer)) {
-        deps.log.warn({ event: 'api_rate_limited', remote: peer, failures: limiter.allowed, window_ms: limiter.windowMs }, 'admin authentication failures from one address reached the limit: refusing it for the rest of the window');
-      }
-      deps.log.warn({ event: 'api_unauthorized', method, path: path.slice(0, 200), remote: req.socket.remoteAddress, reason: a.error }, 'admin request refused');
-      const e = new UnauthorizedError(a.error);
-      res.setHeader('WWW-Authenticate', 'Bearer realm="sharder"');
-      sendError(res, e.status, e.code, e.message);
-      return false;
-    }
-    actor = `api:${a.name}`;
-    return true;
-  };
-  if (authFirst && !check()) return;
+  // /api/ is checked before routing: without a token, no answer says which paths exist.
+  const api = path === '/api' || path.startsWith(API_PREFIX);
+  let actor = api ? deps.gate.admit(req, res, 'admin') : 'anonymous';
+  if (actor === undefined) return;
   const m = deps.router.match(method, path.split('/').slice(1));
   if (m === undefined) return sendError(res, 404, 'SHARD_ERR_NOT_FOUND', `no route for ${path.length > 100 ? `${path.slice(0, 100)}…` : path}`);
   if ('allow' in m) {
     res.setHeader('Allow', m.allow.join(', '));
     return sendError(res, 405, 'SHARD_ERR_METHOD_NOT_ALLOWED', `${method} is not allowed on ${path.slice(0, 100)} (allowed: ${m.allow.join(', ')})`);
   }
-  if (m.route.auth && !authFirst && !check()) return;
+  if (!api) actor = deps.gate.admit(req, res, m.route.access);
+  if (actor === undefined) return;
   await m.route.handler({ req, res, params: m.params, query, actor });
-  if (actor !== 'anonymous' && method !== 'GET') {
+  if (actor.startsWith('api:') && method !== 'GET') {
     deps.log.info({ event: 'api_request', method, path: path.slice(0, 200), actor, status: res.statusCode }, 'admin request');
   }
 }
 
 export function createControlServer(given: ControlDeps): Server {
-  // One limiter for the server's life: each request below works on a copy of deps.
-  const deps: RequestDeps = { ...given, limiter: given.limiter ?? new FailureLimiter() };
-  const meter = deps.meter ?? NO_METER;
-  const server = createServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS }, (req, res) => {
-    // Every control answer carries a request id, and every log line about it names it: this
-    // listener is for people and scrapers, a UUID per request costs nothing here.
-    const id = requestId(req, deps.trusted?.(req) ?? false);
-    res.setHeader(REQUEST_ID_HEADER, id);
-    const start = meter.now();
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    const endpoint = meter.control(q === -1 ? url : url.slice(0, q));
-    res.once('finish', () => endpoint.done(req.method, res.statusCode, start));
-    const scoped = { ...deps, log: deps.log.child({ request_id: id }) };
-    handle(scoped, req, res).catch((err: unknown) => fail(scoped, req, res, err));
+  const limiter = given.limiter ?? new FailureLimiter();
+  const base = { ...given, gate: new Gate(given.credentials, limiter, () => given.log) };
+  const meter = base.meter ?? NO_METER;
+  const idOf = (req: IncomingMessage): string => requestId(req, base.trusted?.(req) ?? false);
+  return createListener({
+    name: 'control',
+    requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    log: () => base.log,
+    requestId: idOf,
+    onRequest: (req, res) => {
+      // Every control answer carries a request id, and every log line about it names it: this
+      // listener is for people and scrapers, a UUID per request costs nothing here.
+      const id = idOf(req);
+      res.setHeader(REQUEST_ID_HEADER, id);
+      const start = meter.now();
+      const endpoint = meter.control(pathOnly(req.url));
+      res.once('finish', () => endpoint.done(req.method, res.statusCode, start));
+      const scoped = { ...base, log: base.log.child({ request_id: id }) };
+      return handle(scoped, req, res).catch((err: unknown) => fail(scoped, req, res, err));
+    },
   });
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-    else socket.destroy();
-  });
-  return server;
 }
 
 /** Most bytes of a JSON request body. */

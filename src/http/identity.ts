@@ -8,7 +8,8 @@
  * those bytes as UTF-8 (strictly: invalid UTF-8 is refused, never replaced).
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { BlockList, isIPv4 } from 'node:net';
+import type { BlockList } from 'node:net';
+import { trustedProxies } from './trust.js';
 
 export interface IdentityFailure {
   readonly status: 400 | 401 | 403;
@@ -25,6 +26,9 @@ export const MISSPELLED = fail(400, 'SHARD_ERR_AMBIGUOUS_IDENTITY', 'the identit
 export const TOO_LONG = fail(400, 'SHARD_ERR_IDENTITY_TOO_LONG', 'the identity is longer than identity.max_length bytes');
 export const NOT_UTF8 = fail(400, 'SHARD_ERR_IDENTITY_ENCODING', 'the identity is not valid UTF-8');
 export const CONTROL = fail(400, 'SHARD_ERR_IDENTITY_CHARACTERS', 'the identity contains control characters or surrounding white space');
+export const KIND_UNTRUSTED = fail(403, 'SHARD_ERR_UNTRUSTED_PROXY', 'the kind header is accepted only from trusted proxies');
+export const KIND_DUPLICATE = fail(400, 'SHARD_ERR_DUPLICATE_KIND', 'the kind header appears more than once');
+export const KIND_MISSPELLED = fail(400, 'SHARD_ERR_AMBIGUOUS_KIND', 'the kind header is present with "_" and "-" spelled differently');
 
 export interface IdentitySettings {
   /** Lower-case header name as Node keys it. */
@@ -32,26 +36,26 @@ export interface IdentitySettings {
   /** The same name with "_" and "-" swapped, or null when it has neither. */
   readonly altHeader: string | null;
   readonly maxLength: number;
+  /** The peers that may set the identity and the kind (trust.ts). */
   readonly trusted: BlockList;
+  /** Lower-case kind header (kind_header), or null when the kind is always the default one. */
+  readonly kindHeader: string | null;
+  readonly altKindHeader: string | null;
 }
 
-export function identitySettings(header: string, trustedProxies: readonly string[], maxLength: number): IdentitySettings {
-  const lower = header.toLowerCase();
+/** A header name with "_" and "-" swapped (nginx and others fold the two), or null when it has neither. */
+function otherSpelling(lower: string): string | null {
   const alt = lower.replace(/[-_]/g, (c) => (c === '-' ? '_' : '-'));
-  const trusted = new BlockList();
-  for (const cidr of trustedProxies) {
-    const [addr, prefix] = cidr.split('/') as [string, string | undefined];
-    const type = isIPv4(addr) ? 'ipv4' : 'ipv6';
-    trusted.addSubnet(addr, prefix === undefined ? (type === 'ipv4' ? 32 : 128) : Number(prefix), type);
-  }
-  return { header: lower, altHeader: alt === lower ? null : alt, maxLength, trusted };
+  return alt === lower ? null : alt;
 }
 
-/** Whether a peer address may set the identity. No address (a Unix socket) is local, so trusted. */
-export function isTrusted(settings: IdentitySettings, address: string | undefined): boolean {
-  if (address === undefined) return true;
-  if (address.startsWith('::ffff:') && isIPv4(address.slice(7))) return settings.trusted.check(address.slice(7), 'ipv4');
-  return settings.trusted.check(address, isIPv4(address) ? 'ipv4' : 'ipv6');
+export function identitySettings(header: string, trusted: readonly string[], maxLength: number, kindHeader: string | null = null): IdentitySettings {
+  const lower = header.toLowerCase();
+  const kind = kindHeader === null ? null : kindHeader.toLowerCase();
+  return {
+    header: lower, altHeader: otherSpelling(lower), maxLength, trusted: trustedProxies(trusted),
+    kindHeader: kind, altKindHeader: kind === null ? null : otherSpelling(kind),
+  };
 }
 
 /** Printable ASCII with no white space at either end: the common case, checked by one regex. */
@@ -84,22 +88,61 @@ function occurrences(rawHeaders: readonly string[], lower: string): number {
   return n;
 }
 
+/** What to answer when a header that only a trusted proxy may send is sent wrongly. */
+interface TrustedHeaderFailures {
+  readonly untrusted: IdentityFailure;
+  readonly duplicate: IdentityFailure;
+  readonly misspelled: IdentityFailure;
+}
+
+const IDENTITY_FAILURES: TrustedHeaderFailures = { untrusted: UNTRUSTED, duplicate: DUPLICATE, misspelled: MISSPELLED };
+const KIND_FAILURES: TrustedHeaderFailures = { untrusted: KIND_UNTRUSTED, duplicate: KIND_DUPLICATE, misspelled: KIND_MISSPELLED };
+
 /**
- * The identity of a request: the validated name, or the failure to answer with. `trusted` is
- * whether the peer may set the identity (computed once per connection by the caller).
+ * The one rule for the headers a trusted proxy sets (the identity, the kind): the raw value,
+ * undefined when absent, or the failure — present under both spellings, sent by an untrusted
+ * peer, or sent more than once. `trusted` is computed once per connection by the caller.
  */
+function readTrustedHeader(
+  header: string,
+  alt: string | null,
+  headers: IncomingHttpHeaders,
+  rawHeaders: readonly string[],
+  trusted: boolean,
+  f: TrustedHeaderFailures,
+): string | undefined | IdentityFailure {
+  const value = headers[header];
+  if (alt !== null && headers[alt] !== undefined) return f.misspelled;
+  if (value === undefined) return undefined;
+  if (!trusted) return f.untrusted;
+  if (typeof value !== 'string') return f.duplicate;
+  // Node joins repeated headers with ", "; only then is the slower scan needed.
+  if (value.includes(',') && occurrences(rawHeaders, header) > 1) return f.duplicate;
+  return value;
+}
+
+/** The identity of a request: the validated name, or the failure to answer with. */
 export function readIdentity(
   settings: IdentitySettings,
   headers: IncomingHttpHeaders,
   rawHeaders: readonly string[],
   trusted: boolean,
 ): string | IdentityFailure {
-  const value = headers[settings.header];
-  if (settings.altHeader !== null && headers[settings.altHeader] !== undefined) return MISSPELLED;
+  const value = readTrustedHeader(settings.header, settings.altHeader, headers, rawHeaders, trusted, IDENTITY_FAILURES);
   if (value === undefined) return NO_IDENTITY;
-  if (!trusted) return UNTRUSTED;
-  if (typeof value !== 'string') return DUPLICATE;
-  // Node joins repeated headers with ", "; only then is the slower scan needed.
-  if (value.includes(',') && occurrences(rawHeaders, settings.header) > 1) return DUPLICATE;
-  return checkName(value, settings.maxLength);
+  return typeof value === 'string' ? checkName(value, settings.maxLength) : value;
+}
+
+/**
+ * The kind a request names: undefined for the default kind (no kind header configured, or none
+ * sent), the raw header value, or the failure to answer with — the identity's trust rule.
+ */
+export function readKind(
+  settings: IdentitySettings,
+  headers: IncomingHttpHeaders,
+  rawHeaders: readonly string[],
+  trusted: boolean,
+): string | undefined | IdentityFailure {
+  if (settings.kindHeader === null) return undefined;
+  return readTrustedHeader(settings.kindHeader, settings.altKindHeader, headers, rawHeaders, trusted, KIND_FAILURES);
 }

@@ -3,23 +3,23 @@
  * Handlers only read the identity, ask the assigner, and write the precomputed answer.
  * Proxy mode (proxy.ts) makes the same decision through `place`.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { ShardError, UnknownKindError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { HttpMeter } from '../metrics/http.js';
 import type { Assigner } from '../service/assigner.js';
-import type { BucketRef, KindRuntime } from '../service/runtime.js';
+import { KindRuntime, type BucketRef } from '../service/runtime.js';
 import { checkPresentedCookie } from './cookie.js';
-import { isTrusted, readIdentity, type IdentitySettings } from './identity.js';
+import { readIdentity, readKind, type IdentitySettings } from './identity.js';
+import { createListener, pathOnly } from './listener.js';
 import { REQUEST_ID_HEADER, requestId } from './request-id.js';
 import { sendError, sendJson } from './respond.js';
+import { socketTrusted } from './trust.js';
 
 /** What the handlers need; swapped as a whole on reload. */
 export interface MainSettings {
+  /** Who may set the identity and the kind, and how they are read. */
   readonly identity: IdentitySettings;
-  /** Lower-case kind header name. */
-  readonly kindHeader: string;
   readonly defaultKind: KindRuntime;
   readonly kinds: ReadonlyMap<string, KindRuntime>;
   readonly redirect: string | null;
@@ -35,25 +35,12 @@ export interface MainContext {
   ready(): Promise<void>;
 }
 
-/** Timeouts that cut off slow or idle clients (slowloris) without hurting nginx keep-alive. */
-export const HEADERS_TIMEOUT_MS = 10_000;
+/** Longest time to receive a whole request: /auth and /shard bodies are never read. */
 const REQUEST_TIMEOUT_MS = 30_000;
-export const KEEP_ALIVE_TIMEOUT_MS = 75_000;
-/** How often Node checks the header and request timeouts. */
-const TIMEOUT_SWEEP_MS = 1000;
-/** Node's default; an identity header can never need more. */
-export const MAX_HEADER_SIZE = 16 * 1024;
 
-const kTrust = Symbol('sharder.trust');
-type TrustSocket = Socket & { [kTrust]?: { settings: IdentitySettings; trusted: boolean } };
-
-/** Trust is a property of the connection: computed once per socket and settings. */
-export function socketTrusted(socket: TrustSocket, settings: IdentitySettings): boolean {
-  const t = socket[kTrust];
-  if (t !== undefined && t.settings === settings) return t.trusted;
-  const trusted = isTrusted(settings, socket.remoteAddress);
-  socket[kTrust] = { settings, trusted };
-  return trusted;
+/** Whether the request's peer is a trusted proxy (trust.ts; once per connection). */
+export function peerTrusted(ctx: MainContext, req: IncomingMessage): boolean {
+  return socketTrusted(req.socket, ctx.settings.identity.trusted);
 }
 
 /** A request the sharder will not place: the status and stable code to answer with. */
@@ -69,14 +56,12 @@ const INTERNAL: Refusal = Object.freeze({ status: 500, code: 'SHARD_ERR_INTERNAL
 
 /** The request's path, without the query (which may carry tokens: it is never logged). */
 export function pathOf(req: IncomingMessage): string {
-  const url = req.url ?? '/';
-  const q = url.indexOf('?');
-  return (q === -1 ? url : url.slice(0, q)).slice(0, 200);
+  return pathOnly(req.url);
 }
 
 /** The id for an error answer: the trusted proxy's X-Request-Id, or a new one. */
 export function errorRequestId(ctx: MainContext, req: IncomingMessage): string {
-  return requestId(req, socketTrusted(req.socket, ctx.settings.identity));
+  return requestId(req, peerTrusted(ctx, req));
 }
 
 /** Logs what needs logging (with a request id) and turns an error from the assigner into a Refusal. */
@@ -92,11 +77,11 @@ function refusal(ctx: MainContext, req: IncomingMessage, err: unknown): Refusal 
   return { ...INTERNAL, requestId: id };
 }
 
-function kindOf(s: MainSettings, req: IncomingMessage): KindRuntime | UnknownKindError {
-  const h = req.headers[s.kindHeader];
+function kindOf(s: MainSettings, req: IncomingMessage, trusted: boolean): KindRuntime | Refusal {
+  const h = readKind(s.identity, req.headers, req.rawHeaders, trusted);
   if (h === undefined) return s.defaultKind;
-  const k = typeof h === 'string' ? s.kinds.get(h) : undefined;
-  return k ?? new UnknownKindError(typeof h === 'string' ? h.slice(0, 64) : String(h));
+  if (typeof h !== 'string') return h;
+  return s.kinds.get(h) ?? new UnknownKindError(h.slice(0, 64));
 }
 
 /**
@@ -111,22 +96,24 @@ export interface Placer<R> {
 
 /**
  * Identity and kind → bucket: the one decision behind /auth, /shard and proxy mode. Calls
- * exactly one of `to.placed` and `to.refused`, synchronously when the assignment is in memory.
+ * exactly one of `to.placed` and `to.refused`, synchronously when the assignment is in memory;
+ * otherwise returns the promise of that call, so that the listener's guard sees its failures.
  */
-export function place<R>(ctx: MainContext, req: IncomingMessage, res: R, to: Placer<R>, start = 0): void {
+export function place<R>(ctx: MainContext, req: IncomingMessage, res: R, to: Placer<R>, start = 0): void | Promise<void> {
   const s = ctx.settings;
-  const name = readIdentity(s.identity, req.headers, req.rawHeaders, socketTrusted(req.socket, s.identity));
+  const trusted = peerTrusted(ctx, req);
+  const name = readIdentity(s.identity, req.headers, req.rawHeaders, trusted);
   if (typeof name !== 'string') return to.refused(ctx, req, res, name, start);
-  const kind = kindOf(s, req);
-  if (kind instanceof UnknownKindError) return to.refused(ctx, req, res, kind, start);
+  const kind = kindOf(s, req, trusted);
+  if (!(kind instanceof KindRuntime)) return to.refused(ctx, req, res, kind, start);
   let r: BucketRef | Promise<BucketRef>;
   try {
     r = ctx.assigner.resolve(kind, name);
   } catch (err) {
     return to.refused(ctx, req, res, refusal(ctx, req, err), start);
   }
-  if (r instanceof Promise) r.then((b) => to.placed(ctx, req, res, kind, name, b, start), (err: unknown) => to.refused(ctx, req, res, refusal(ctx, req, err), start));
-  else to.placed(ctx, req, res, kind, name, r, start);
+  if (r instanceof Promise) return r.then((b) => to.placed(ctx, req, res, kind, name, b, start), (err: unknown) => to.refused(ctx, req, res, refusal(ctx, req, err), start));
+  to.placed(ctx, req, res, kind, name, r, start);
 }
 
 /**
@@ -175,7 +162,7 @@ const SHARD: Placer<ServerResponse> = {
   },
 };
 
-export function handle(ctx: MainContext, req: IncomingMessage, res: ServerResponse): void {
+export function handle(ctx: MainContext, req: IncomingMessage, res: ServerResponse): void | Promise<void> {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
@@ -189,7 +176,7 @@ export function handle(ctx: MainContext, req: IncomingMessage, res: ServerRespon
       sendJson(res, 200, { status: 'ok' });
       return ctx.meter.healthz.done(req.method, 200, start);
     case '/readyz':
-      ctx.ready().then(
+      return ctx.ready().then(
         () => {
           sendJson(res, 200, { status: 'ready' });
           ctx.meter.readyz.done(req.method, 200, start);
@@ -202,7 +189,6 @@ export function handle(ctx: MainContext, req: IncomingMessage, res: ServerRespon
           ctx.meter.readyz.done(req.method, 503, start);
         },
       );
-      return;
     default:
       sendError(res, 404, 'SHARD_ERR_NOT_FOUND', `no route for ${path.length > 100 ? `${path.slice(0, 100)}…` : path}`, [REQUEST_ID_HEADER, errorRequestId(ctx, req)]);
       return ctx.meter.unmatched.done(req.method, 404, start);
@@ -210,29 +196,11 @@ export function handle(ctx: MainContext, req: IncomingMessage, res: ServerRespon
 }
 
 export function createMainServer(ctx: MainContext): Server {
-  const server = createServer(
-    // The timeouts are enforced by a periodic sweep (Node's default: every 30 s, which would let
-    // a slow client hold a connection for 40 s instead of the 10 s header timeout).
-    { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, maxHeaderSize: MAX_HEADER_SIZE, connectionsCheckingInterval: TIMEOUT_SWEEP_MS },
-    (req, res) => handle(ctx, req, res),
-  );
-  server.on('clientError', answerClientError);
-  server.on('connect', refuseConnect);
-  return server;
-}
-
-/** CONNECT is no request the sharder serves; without this Node drops the socket unanswered. */
-export function refuseConnect(_req: IncomingMessage, socket: Socket): void {
-  if (!socket.writable) return void socket.destroy();
-  socket.end('HTTP/1.1 405 Method Not Allowed\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-}
-
-/**
- * Malformed requests (bad header bytes, smuggling attempts, oversized headers) never reach
- * the handler; answer them plainly instead of resetting the connection.
- */
-export function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
-  if (!socket.writable) return void socket.destroy();
-  const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
-  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  return createListener({
+    name: 'main',
+    requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    log: () => ctx.log,
+    requestId: (req) => errorRequestId(ctx, req),
+    onRequest: (req, res) => handle(ctx, req, res),
+  });
 }

@@ -34,6 +34,8 @@ export interface ForwardOptions {
   /** Lower-case identity header, and its other spelling (`_`/`-` swapped) or null. */
   readonly identityHeader: string;
   readonly altIdentityHeader: string | null;
+  /** The kind header in both spellings (null when none is configured): for the sharder, never for a hub. */
+  readonly kindHeaders: readonly (string | null)[];
   /** Pass the identity on to the hub (as the client's proxy sent it), or strip it. */
   readonly forwardIdentity: boolean;
   /** Whether the peer is a trusted proxy (its forwarding headers are kept and appended to). */
@@ -63,6 +65,7 @@ export function forwardRequestHeaders(h: IncomingHttpHeaders, o: ForwardOptions)
   }
   if (!o.forwardIdentity) delete h[o.identityHeader];
   if (o.altIdentityHeader !== null) delete h[o.altIdentityHeader];
+  for (const name of o.kindHeaders) if (name !== null) delete h[name];
 
   if (!o.trusted) for (const name of FORWARDING) delete h[name];
   const peer = o.peer ?? 'unix';

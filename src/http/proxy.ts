@@ -10,7 +10,7 @@
  * The sharder keeps one path prefix for itself, RESERVED_PREFIX (/_sharder/healthz,
  * /_sharder/readyz, /_sharder/shard, /_sharder/auth): everything else belongs to the hubs.
  */
-import { Agent as HttpAgent, createServer, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Agent as HttpAgent, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
@@ -21,10 +21,8 @@ import { NoUpstreamError, ShardError, UpstreamDownError, UpstreamTimeoutError } 
 import type { BucketRef, KindRuntime } from '../service/runtime.js';
 import { checkPresentedCookie } from './cookie.js';
 import { NO_IDENTITY } from './identity.js';
-import {
-  HEADERS_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS, MAX_HEADER_SIZE, answerClientError, errorRequestId, handle, place, socketTrusted,
-  type MainContext, type Placer, type Refusal,
-} from './main.js';
+import { createListener } from './listener.js';
+import { errorRequestId, handle, peerTrusted, place, type MainContext, type Placer, type Refusal } from './main.js';
 import { forwardRequestHeaders, responseHeaders, wantsJson } from './proxy-headers.js';
 import { REQUEST_ID_HEADER } from './request-id.js';
 import { sendError } from './respond.js';
@@ -144,7 +142,7 @@ export class ProxyMode {
   private readonly httpPlacer: Placer<ServerResponse> = {
     placed: (ctx, req, res, kind, name, bucket) => {
       if (bucket.signer !== null) checkPresentedCookie(ctx.log, req, name, bucket);
-      this.guard(req, res, () => this.forward(req as ProxiedRequest, res, kind, name, bucket));
+      this.forward(req as ProxiedRequest, res, kind, name, bucket);
     },
     refused: (_ctx, req, res, r) => this.refuse(req as ProxiedRequest, res, r),
   };
@@ -177,19 +175,16 @@ export class ProxyMode {
       }
     });
 
-    this.server = createServer(
-      {
-        headersTimeout: HEADERS_TIMEOUT_MS,
-        // Uploads may take long: a request is bounded by proxy.idle_timeout_ms of silence,
-        // not by a total time.
-        requestTimeout: 0,
-        keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-        maxHeaderSize: MAX_HEADER_SIZE,
-      },
-      (req, res) => this.onRequest(req, res),
-    );
-    this.server.on('clientError', answerClientError);
-    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.onUpgrade(req, socket, head));
+    this.server = createListener({
+      name: 'proxy',
+      // Uploads may take long: a request is bounded by proxy.idle_timeout_ms of silence,
+      // not by a total time.
+      requestTimeoutMs: 0,
+      log: () => this.ctx.log,
+      requestId: (req) => errorRequestId(this.ctx, req),
+      onRequest: (req, res) => this.onRequest(req, res),
+      onUpgrade: (req, socket, head) => this.onUpgrade(req, socket, head),
+    });
   }
 
   /** Applies new proxy settings; connection pools are rebuilt when their settings changed. */
@@ -229,30 +224,14 @@ export class ProxyMode {
 
   // ---- HTTP -------------------------------------------------------------------------------
 
-  private onRequest(req: ProxiedRequest, res: ServerResponse): void {
+  /** The listener has checked the target (origin-form) and guards against throws (listener.ts). */
+  private onRequest(req: ProxiedRequest, res: ServerResponse): void | Promise<void> {
     const url = req.url ?? '/';
-    if (!url.startsWith('/')) return sendError(res, 400, 'SHARD_ERR_BAD_TARGET', 'the request target must be a path (origin-form)', [REQUEST_ID_HEADER, errorRequestId(this.ctx, req)]);
-    const path = pathOf(url);
-    if (reserved(path)) {
+    if (reserved(pathOf(url))) {
       req.url = url.slice(RESERVED_PREFIX.length) || '/';
       return handle(this.ctx, req, res);
     }
-    place(this.ctx, req, res, this.httpPlacer);
-  }
-
-  /**
-   * Runs forwarding code that may be called from a promise (a first assignment): a throw
-   * there would be an unhandled rejection, which ends the process. It is a bug; answer 500.
-   */
-  private guard(req: IncomingMessage, res: ServerResponse | Socket, fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      const id = errorRequestId(this.ctx, req);
-      this.ctx.log.error({ event: 'proxy_internal_error', request_id: id, path: pathOf(req.url ?? '/'), err }, 'unexpected error while forwarding');
-      if ('writeHead' in res) sendError(res, 500, 'SHARD_ERR_INTERNAL', 'internal error', [REQUEST_ID_HEADER, id]);
-      else res.destroy();
-    }
+    return place(this.ctx, req, res, this.httpPlacer);
   }
 
   private refuse(req: IncomingMessage, res: ServerResponse, r: Refusal): void {
@@ -293,8 +272,9 @@ export class ProxyMode {
       websocket,
       identityHeader: s.header,
       altIdentityHeader: s.altHeader,
+      kindHeaders: [s.kindHeader, s.altKindHeader],
       forwardIdentity: this.config.forwardIdentity,
-      trusted: socketTrusted(req.socket, s),
+      trusted: peerTrusted(this.ctx, req),
       peer: req.socket.remoteAddress,
       encrypted: req.socket instanceof TLSSocket && req.socket.encrypted,
     });
@@ -456,18 +436,13 @@ export class ProxyMode {
 
   // ---- websockets -------------------------------------------------------------------------
 
-  private onUpgrade(req: ProxiedRequest, socket: Socket, head: Buffer): void {
-    // The HTTP server stops watching an upgraded socket: without a listener, a reset client
-    // would throw from the socket's 'error' event and take the process down.
-    socket.on('error', noop);
-    const url = req.url ?? '/';
-    if (!url.startsWith('/')) return this.answerSocket(req, socket, 400, 'SHARD_ERR_BAD_TARGET', 'the request target must be a path (origin-form)');
-    if (reserved(pathOf(url))) return this.answerSocket(req, socket, 404, 'SHARD_ERR_NOT_FOUND', `no websocket under ${RESERVED_PREFIX}`);
+  private onUpgrade(req: ProxiedRequest, socket: Socket, head: Buffer): void | Promise<void> {
+    if (reserved(pathOf(req.url ?? '/'))) return this.answerSocket(req, socket, 404, 'SHARD_ERR_NOT_FOUND', `no websocket under ${RESERVED_PREFIX}`);
     if (req.method !== 'GET' || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
       return this.answerSocket(req, socket, 400, 'SHARD_ERR_BAD_UPGRADE', 'only websocket upgrades (GET with Upgrade: websocket) are proxied');
     }
-    place(this.ctx, req, socket, {
-      placed: (_ctx, _req, _socket, kind, _name, bucket) => this.guard(req, socket, () => this.forwardWs(req, socket, head, kind, bucket)),
+    return place(this.ctx, req, socket, {
+      placed: (_ctx, _req, _socket, kind, _name, bucket) => this.forwardWs(req, socket, head, kind, bucket),
       refused: (_ctx, _req, _socket, r) => {
         this.stats.refused++;
         this.answerSocket(req, socket, r.status, r.code, r.message);

@@ -1,19 +1,13 @@
 /**
  * GET /status on the control listener: the status page (page.ts) for people.
  *
- * Who may see it: loopback peers without a token (the control listener listens on 127.0.0.1
- * by default, so reaching it means being on the host or coming through an SSH tunnel), unless
- * `status.loopback_without_token: false`; everyone else needs an admin token, as
- * `Authorization: Bearer <token>` or as the password of HTTP Basic authentication (any user
- * name), which lets a browser ask for it. The page shows bucket counts, configuration and the
+ * Who may see it is the gate's `status` access (http/gate.ts). The page shows bucket counts, configuration and the
  * audit log's recent entries: what an admin may see, nothing secret (no tokens, no database
  * URL; the store location is the one logged at start-up).
  */
-import type { IncomingMessage } from 'node:http';
 import type { Config } from '../config/types.js';
-import { ClusterGatherError, UnauthorizedError } from '../errors.js';
-import { authenticate, type ControlRouter } from '../http/control.js';
-import { sendError } from '../http/respond.js';
+import { ClusterGatherError } from '../errors.js';
+import type { ControlRouter } from '../http/control.js';
 import type { Logger } from '../log.js';
 import type { RecentView } from '../metrics/assignments.js';
 import type { Operations } from '../ops/index.js';
@@ -34,33 +28,6 @@ export interface StatusDeps {
   readonly workers: number;
   readonly log: Logger;
   now?(): number;
-}
-
-const LOOPBACK = /^(?:127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3})$/;
-
-export function isLoopback(address: string | undefined): boolean {
-  return address !== undefined && LOOPBACK.test(address);
-}
-
-/** The Authorization header as a Bearer header: Basic's password is taken as the token. */
-function asBearer(header: string | undefined): string | undefined {
-  if (header === undefined) return undefined;
-  const m = /^Basic[ ]+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
-  if (!m) return header;
-  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  return `Bearer ${colon === -1 ? decoded : decoded.slice(colon + 1)}`;
-}
-
-/** Throws UnauthorizedError unless the peer may see the page. */
-function checkAccess(deps: StatusDeps, req: IncomingMessage): void {
-  const config = deps.config();
-  if (config.status.loopbackWithoutToken && isLoopback(req.socket.remoteAddress)) return;
-  const a = authenticate(asBearer(req.headers.authorization), config.admin.tokens);
-  if ('error' in a) {
-    deps.log.warn({ event: 'status_unauthorized', remote: req.socket.remoteAddress, reason: a.error }, 'status page refused');
-    throw new UnauthorizedError(`the status page needs an admin token from this address (Bearer, or as the Basic password): ${a.error}`);
-  }
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -120,15 +87,7 @@ export async function statusView(deps: StatusDeps, refreshSeconds: number): Prom
 }
 
 export function registerStatusRoute(router: ControlRouter, deps: StatusDeps): void {
-  router.add('GET', '/status', async ({ req, res, query }) => {
-    try {
-      checkAccess(deps, req);
-    } catch (err) {
-      if (!(err instanceof UnauthorizedError)) throw err;
-      // Basic lets a browser prompt for the token; Bearer is for scripts.
-      res.setHeader('WWW-Authenticate', ['Basic realm="sharder status", charset="UTF-8"', 'Bearer realm="sharder"']);
-      return sendError(res, err.status, err.code, err.message);
-    }
+  router.add('GET', '/status', async ({ res, query }) => {
     let refresh = deps.config().status.refreshSeconds;
     const r = query.get('refresh');
     if (r !== null && /^\d{1,4}$/.test(r) && Number(r) <= 3600) refresh = Number(r);
@@ -149,5 +108,5 @@ export function registerStatusRoute(router: ControlRouter, deps: StatusDeps): vo
       'Referrer-Policy', 'no-referrer',
     ]);
     res.end(html);
-  });
+  }, { access: 'status' });
 }

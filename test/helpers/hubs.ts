@@ -19,6 +19,8 @@ export interface HubEcho {
   method: string;
   url: string;
   headers: Record<string, string | string[] | undefined>;
+  /** The header lines as they arrived, names spelled as sent, duplicates kept: [name, value, ...]. */
+  rawHeaders: string[];
 }
 
 export interface TestHub {
@@ -44,7 +46,7 @@ export async function startHub(t: HasAfter, name: string, opts: HubOptions = {})
     hub.requests++;
     req.resume();
     req.on('end', () => {
-      const body: HubEcho = { hub: name, method: req.method ?? '', url: req.url ?? '', headers: req.headers };
+      const body: HubEcho = { hub: name, method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders };
       res.writeHead(200, { 'Content-Type': 'application/json', 'X-Hub': name });
       res.end(JSON.stringify(body));
     });

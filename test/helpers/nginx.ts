@@ -7,9 +7,12 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { accessSync, chmodSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer, connect } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer, connect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import WebSocket from 'ws';
 import { needs } from './env.js';
+import { raw } from './http.js';
 import { ROOT } from './sharder.js';
 
 interface HasAfter {
@@ -118,6 +121,24 @@ export function shippedMainConf(dir: string, port: number): string {
   let text = rewritePaths(readFileSync(join(NGINX_SRC, 'nginx.conf'), 'utf8'), dir);
   text = edit(text, /^\s*listen 80;$/m, `        listen 127.0.0.1:${port};`, 'listen 80');
   text = edit(text, /^\s*listen \[::\]:80;\n/m, '', 'listen [::]:80');
+  text = edit(text, /^http \{$/m, `http {\n${httpPreamble(dir)}`, 'http {');
+  return text;
+}
+
+export const DEPLOY_NGINX_CONF = join(ROOT, 'deploy', 'nginx.conf');
+
+/**
+ * The compose stack's deploy/nginx.conf, adapted to the prefix: what only makes sense in the
+ * container (its user, logging to the container's output, the image's mime.types) is replaced,
+ * and it listens on 127.0.0.1:port. Everything else, the authentication included, is as shipped.
+ */
+export function deployMainConf(dir: string, port: number): string {
+  writeFileSync(join(dir, 'mime.types'), 'types {\n    text/html html;\n}\n', { mode: 0o644 });
+  let text = rewritePaths(readFileSync(DEPLOY_NGINX_CONF, 'utf8'), dir);
+  text = edit(text, /^user nginx;$/m, '', 'user nginx');
+  text = edit(text, /^error_log stderr warn;$/m, `error_log ${dir}/logs/error.log notice;\npid ${dir}/nginx.pid;`, 'error_log stderr');
+  text = edit(text, /^\s*access_log \/dev\/stdout;\n/m, '', 'access_log /dev/stdout');
+  text = edit(text, /^\s*listen 80;$/m, `        listen 127.0.0.1:${port};`, 'listen 80');
   text = edit(text, /^http \{$/m, `http {\n${httpPreamble(dir)}`, 'http {');
   return text;
 }
@@ -239,4 +260,106 @@ export async function startNginx(t: HasAfter, dir: string, makeConf: (ports: num
     if (/Address already in use/.test(log) && attempt < 5) continue;
     throw new Error(`nginx did not start:\n${log}`);
   }
+}
+
+/** An answer read off a raw socket: header lines as sent, body decoded (chunked or not). */
+export interface RawReply {
+  status: number;
+  /** [name, value] in the order received, names as spelled. */
+  headers: [string, string][];
+  header(name: string): string | undefined;
+  body: string;
+}
+
+/** Decodes an HTTP/1.1 response read until the server closed the connection. */
+export function parseRawReply(text: string): RawReply {
+  const end = text.indexOf('\r\n\r\n');
+  if (end < 0) throw new Error(`no complete response head in ${JSON.stringify(text.slice(0, 200))}`);
+  const [statusLine, ...lines] = text.slice(0, end).split('\r\n');
+  const headers = lines.map((l): [string, string] => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]);
+  const header = (name: string): string | undefined => headers.find(([n]) => n.toLowerCase() === name.toLowerCase())?.[1];
+  let body = text.slice(end + 4);
+  if (/^chunked$/i.test(header('transfer-encoding') ?? '')) {
+    let out = '';
+    for (let at = 0; ; ) {
+      const eol = body.indexOf('\r\n', at);
+      const size = parseInt(body.slice(at, eol), 16);
+      if (!(size > 0)) break;
+      out += body.slice(eol + 2, eol + 2 + size);
+      at = eol + 2 + size + 2;
+    }
+    body = out;
+  }
+  return { status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine ?? '')?.[1] ?? 0), headers, header, body: Buffer.from(body, 'latin1').toString('utf8') };
+}
+
+/**
+ * One request over a raw socket, so that nginx gets exactly these bytes: the request line, then
+ * `lines` as written (names spelled, ordered and repeated as given, nothing normalised), then
+ * `Connection: close`. Resolves when nginx closes the connection.
+ */
+export async function rawRequest(port: number, path: string, lines: readonly string[], method = 'GET'): Promise<RawReply> {
+  const head = [`${method} ${path} HTTP/1.1`, ...lines, 'Connection: close'].join('\r\n');
+  return parseRawReply(await raw(port, `${head}\r\n\r\n`, 10_000));
+}
+
+/**
+ * A stand-in for oauth2-proxy (run with --reverse-proxy --set-xauthrequest): `/oauth2/auth`
+ * answers 202 with `X-Auth-Request-User` for a known session cookie and 401 for anything else,
+ * whatever other headers the request carries; `/oauth2/sign_in` is its sign-in page. A session
+ * whose user is '' answers 202 without the header (oauth2-proxy without --set-xauthrequest).
+ */
+export async function startAuthenticator(t: HasAfter, sessions: Record<string, string>): Promise<{ port: number; calls: string[] }> {
+  const calls: string[] = [];
+  const server = createHttpServer((req, res) => {
+    calls.push(req.url ?? '');
+    if (req.url?.startsWith('/oauth2/sign_in')) {
+      res.writeHead(200, { 'Content-Type': 'text/html' });
+      return res.end('<h1>Sign in with your university account</h1>');
+    }
+    const cookie = /(?:^|; )_oauth2_proxy=([^;]+)/.exec(req.headers.cookie ?? '')?.[1];
+    const user = cookie !== undefined && Object.hasOwn(sessions, cookie) ? sessions[cookie] : undefined;
+    if (req.url === '/oauth2/auth' && user !== undefined) {
+      res.writeHead(202, user === '' ? {} : { 'X-Auth-Request-User': user });
+      return res.end();
+    }
+    res.writeHead(401);
+    res.end();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => new Promise((r) => server.close(r)));
+  return { port: (server.address() as AddressInfo).port, calls };
+}
+
+/** Opens a websocket through nginx; resolves with the hub's greeting and the echo of each message sent. */
+export function wsMessages(url: string, headers: Record<string, string>, send: string[]): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers, handshakeTimeout: 5000 });
+    const got: string[] = [];
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new Error(`websocket: only got ${JSON.stringify(got)}`));
+    }, 5000);
+    ws.on('open', () => {
+      for (const m of send) ws.send(m);
+    });
+    ws.on('message', (d) => {
+      got.push(String(d));
+      if (got.length === send.length + 1) {
+        clearTimeout(timer);
+        ws.close();
+        resolve(got);
+      }
+    });
+    ws.on('unexpected-response', (req, res) => {
+      clearTimeout(timer);
+      req.destroy();
+      reject(new Error(`websocket upgrade refused: ${res.statusCode}`));
+    });
+    ws.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
 }

@@ -10,7 +10,7 @@ import type { RawConfig } from '../../src/config/types.js';
 import { renderNginxConfig } from '../../src/nginx/render.js';
 import { get, type Reply } from './http.js';
 import { startHubs, type HubOptions, type TestHub } from './hubs.js';
-import { edit, enableAuthCache, httpPreamble, mainPreamble, nginxPrefix, shippedMainConf, startNginx, type RunningNginx } from './nginx.js';
+import { deployMainConf, edit, enableAuthCache, httpPreamble, mainPreamble, nginxPrefix, shippedMainConf, startNginx, type RunningNginx } from './nginx.js';
 import { startSharder, testConfig, type Running } from './sharder.js';
 
 interface HasAfter {
@@ -36,6 +36,8 @@ export function writeHtpasswd(file: string): void {
 export type Front =
   /** The shipped nginx.conf: auth_basic, $remote_user. */
   | 'basic'
+  /** The compose stack's deploy/nginx.conf: auth_basic, $remote_user. */
+  | 'deploy'
   /** The shipped oauth2-proxy.conf, with a stand-in for oauth2-proxy on `authPort`. */
   | { oauth2: number }
   /** A test-made server{} including sharder-server.conf, with `server` lines inside it. */
@@ -102,6 +104,8 @@ export async function startStack(t: HasAfter, opts: StackOptions = {}): Promise<
   let makeConf: (ports: number[]) => string;
   if (front === 'basic') {
     makeConf = ([port]) => shippedMainConf(dir, port!);
+  } else if (front === 'deploy') {
+    makeConf = ([port]) => deployMainConf(dir, port!);
   } else if ('oauth2' in front) {
     const file = join(dir, 'sharder', 'oauth2-proxy.conf');
     const shipped = readFileSync(file, 'utf8');
