@@ -10,7 +10,6 @@
  * (metrics/gather.ts), and on SIGTERM stops the workers gracefully and exits 0.
  */
 import cluster, { type Worker } from 'node:cluster';
-import { once } from 'node:events';
 import type { Config } from './config/types.js';
 import { ConfigError } from './errors.js';
 import type { Logger } from './log.js';
@@ -26,15 +25,24 @@ const MAX_RESTART_DELAY_MS = 30_000;
 
 export const isClusterWorker = (): boolean => cluster.isWorker;
 
-/** Runs the primary until SIGTERM/SIGINT; resolves once every worker has exited. */
 /** Lifecycle callbacks of the process group (systemd readiness). */
 export interface PrimaryHooks {
   ready(what: string): void;
   stopping(): void;
 }
 
-/** `load` reads the configuration again (file, environment and the command line's flags), on SIGHUP. */
-export async function runPrimary(config: Config, log: Logger, load: () => Config, hooks?: PrimaryHooks): Promise<void> {
+/**
+ * Exit status of a worker that could not start with the configuration (an address in use, say;
+ * it printed why). Restarting it would fail the same way, so the group stops with it.
+ */
+const EXIT_CONFIG = 2;
+
+/**
+ * Runs the primary until SIGTERM/SIGINT; resolves once every worker has exited, with the exit
+ * status: 0 after a stop, EXIT_CONFIG when a worker refused the configuration at start. `load`
+ * reads the configuration again (file, environment and the command line's flags), on SIGHUP.
+ */
+export async function runPrimary(config: Config, log: Logger, load: () => Config, hooks?: PrimaryHooks): Promise<number> {
   // Migrate once, here, so that workers open an up-to-date schema.
   await (await openStore(config)).close();
 
@@ -50,10 +58,29 @@ export async function runPrimary(config: Config, log: Logger, load: () => Config
     return w;
   };
 
+  const listened = new WeakSet<Worker>();
+  /** Until the whole group listened once, a configuration refusal stops it; later, workers are restarted. */
+  let starting = true;
+  let refused: (() => void) | undefined;
+  const serving = new Promise<boolean>((resolve) => {
+    let up = 0;
+    cluster.on('listening', (worker) => {
+      if (listened.has(worker)) return;
+      listened.add(worker);
+      if (++up === config.workers) resolve(true);
+    });
+    refused = () => resolve(false);
+  });
+
   cluster.on('exit', (worker, code, signal) => {
     const age = Date.now() - (started.get(worker) ?? 0);
     started.delete(worker);
     if (stopping) return;
+    if (starting && code === EXIT_CONFIG && !listened.has(worker)) {
+      log.error({ event: 'worker_refused_config', pid: worker.process.pid, code }, 'a worker cannot start with this configuration (it said why above): stopping');
+      refused?.();
+      return;
+    }
     log.error({ event: 'worker_exited', pid: worker.process.pid, code, signal }, 'worker exited; restarting it');
     delay = age < MIN_UPTIME_MS ? Math.min(delay * 2, MAX_RESTART_DELAY_MS) : RESTART_DELAY_MS;
     setTimeout(() => {
@@ -63,8 +90,14 @@ export async function runPrimary(config: Config, log: Logger, load: () => Config
     }, delay).unref();
   });
 
-  const workers = Array.from({ length: config.workers }, fork);
-  await Promise.all(workers.map((w) => once(w, 'listening')));
+  Array.from({ length: config.workers }, fork);
+  const ok = await serving;
+  starting = false;
+  if (!ok) {
+    stopping = true;
+    await stopWorkers([...started.keys()]);
+    return EXIT_CONFIG;
+  }
   log.info({ event: 'cluster_started', workers: config.workers, primary: process.pid }, `${config.workers} workers serving`);
   hooks?.ready(`${config.workers} workers serving`);
 
@@ -85,20 +118,27 @@ export async function runPrimary(config: Config, log: Logger, load: () => Config
       stopping = true;
       hooks?.stopping();
       log.info({ event: 'stopping', signal }, `${signal}: stopping workers`);
-      const alive = [...started.keys()];
-      if (alive.length === 0) return resolve();
-      let left = alive.length;
-      for (const w of alive) {
-        w.once('exit', () => --left === 0 && resolve());
-        w.process.kill('SIGTERM');
-      }
-      // Workers finish requests in flight within STOP_GRACE_MS; never wait forever.
-      setTimeout(() => {
-        for (const w of started.keys()) w.process.kill('SIGKILL');
-        resolve();
-      }, STOP_GRACE_MS + 5_000).unref();
+      stopWorkers([...started.keys()]).then(resolve, resolve);
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
+  });
+  return 0;
+}
+
+/** SIGTERM to each worker; resolves once all have exited (SIGKILL after the grace period). */
+function stopWorkers(alive: Worker[]): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (alive.length === 0) return resolve();
+    let left = alive.length;
+    for (const w of alive) {
+      w.once('exit', () => --left === 0 && resolve());
+      w.process.kill('SIGTERM');
+    }
+    // Workers finish requests in flight within STOP_GRACE_MS; never wait forever.
+    setTimeout(() => {
+      for (const w of alive) if (!w.isDead()) w.process.kill('SIGKILL');
+      resolve();
+    }, STOP_GRACE_MS + 5_000).unref();
   });
 }

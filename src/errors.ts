@@ -189,6 +189,15 @@ export class SourceUnavailableError extends ShardError {
   override readonly status = 502;
 }
 
+/**
+ * What import-original was pointed at is not the original sharder's database: not a database
+ * at all (or a damaged one), or one without its `shard` table. Nothing was imported.
+ */
+export class NotOriginalError extends ShardError {
+  override readonly code = 'SHARD_ERR_NOT_ORIGINAL';
+  override readonly status = 400;
+}
+
 /** A request body larger than the route accepts. */
 export class PayloadTooLargeError extends ShardError {
   override readonly code = 'SHARD_ERR_PAYLOAD_TOO_LARGE';

@@ -2,7 +2,6 @@
  * The running sharder: store, runtime kinds, assigner and the main listener, with reload and
  * graceful stop. The CLI's `serve` wires signals to it; tests start it in-process.
  */
-import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Config } from './config/types.js';
@@ -11,9 +10,10 @@ import { Assigner } from './service/assigner.js';
 import { applyConfig, type KindRuntime } from './service/runtime.js';
 import { createMainServer, type MainContext, type MainSettings } from './http/main.js';
 import { identitySettings } from './http/identity.js';
-import { ProxyMode } from './http/proxy.js';
+import { ProxyMode } from './proxy/index.js';
 import { ControlRouter, createControlServer } from './http/control.js';
 import { registerAdminApi } from './http/api.js';
+import { listenOn } from './http/bind.js';
 import { Operations } from './ops/index.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/types.js';
@@ -159,15 +159,12 @@ export class Sharder {
     const store = opts.store ?? (await openStore(config, opts.log));
     const sharder = new Sharder(config, store, opts.log);
     try {
-      sharder.server.listen(config.listen.port, config.listen.host);
-      await once(sharder.server, 'listening');
+      await listenOn(sharder.server, config.listen, 'listen', config.file);
       if (sharder.control !== null && config.controlListen !== null) {
-        sharder.control.listen(config.controlListen.port, config.controlListen.host);
-        await once(sharder.control, 'listening');
+        await listenOn(sharder.control, config.controlListen, 'control_listen', config.file);
       }
       if (sharder.metricsListener !== null && config.metrics.listen !== null) {
-        sharder.metricsListener.listen(config.metrics.listen.port, config.metrics.listen.host);
-        await once(sharder.metricsListener, 'listening');
+        await listenOn(sharder.metricsListener, config.metrics.listen, 'metrics.listen', config.file);
       }
     } catch (err) {
       sharder.server.close();

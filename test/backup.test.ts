@@ -147,3 +147,27 @@ test('backup run as root on a file owned by the service user is refused', { skip
   assert.match(r.stderr, /belongs to .*, not root: run this command as that user \(sudo -u .* sharder \.\.\.\).*\[SHARD_ERR_WRONG_USER\]/);
   assert.equal(existsSync(join(dir, 'b.db')), false);
 });
+
+test('with umask 000, the database, its -wal and -shm, a backup and the folders the sharder creates are private (0600, 0700)', async (t) => {
+  const dir = tempDir(t);
+  // The sharder creates state/db itself.
+  const state = join(dir, 'state');
+  const dbDir = join(state, 'db');
+  const cfg = writeConfig(dir, rawConfig(dir, { database: `sqlite:${join(dbDir, 'sharder.db')}`, log: { level: 'info' } }));
+  const server = await spawnServe(t, cfg, {}, [], { umask: 0o000 });
+  const r = await get(`${server.url}/auth`, { REMOTE_USER: 'alice' });
+  assert.equal(r.status, 200, r.body);
+  const mode = (path: string): string => (statSync(path).mode & 0o777).toString(8);
+  // While the server runs, all three files exist.
+  for (const f of ['sharder.db', 'sharder.db-wal', 'sharder.db-shm']) assert.equal(mode(join(dbDir, f)), '600', `${f}: only the sharder's user may read user names`);
+  for (const d of [state, dbDir]) assert.equal(mode(d), '700', `${d}: created private`);
+
+  const backupFile = join(dir, 'backup.db');
+  const b = await runCli(['backup', backupFile, '--config', cfg], { umask: 0o000 });
+  assert.equal(b.code, 0, b.stderr);
+  assert.equal(mode(backupFile), '600');
+  // A CLI command that opens the same database leaves its files as they were.
+  const a = await runCli(['assign', 'bob', '--config', cfg], { umask: 0o000 });
+  assert.equal(a.code, 0, a.stderr);
+  for (const f of ['sharder.db', 'sharder.db-wal', 'sharder.db-shm']) assert.equal(mode(join(dbDir, f)), '600', `${f} after the CLI`);
+});

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -48,6 +50,43 @@ test('check-config: OK on the shipped file; every problem listed with exit 2 on 
   ].join('\n'));
   const serve = await runCli(['serve', '--config', bad]);
   assert.equal(serve.code, 2, 'serve refuses a bad config and starts nothing');
+});
+
+test('check-config and serve: __proto__, constructor and toString are unknown keys, exit 2, no stack trace', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'proto.yml');
+  writeFileSync(file, 'kinds:\n  hub:\n    buckets: [{name: hub-0}]\n__proto__: {listen: 1}\nconstructor: {a: 1}\ntoString: 1\n');
+  const known = 'unknown key (known: listen, workers, mode, proxy, control_listen, admin, database, identity, cookie, shard, default_kind, kind_header, cache, store, log, metrics, status, postgres, kinds)';
+  for (const cmd of ['check-config', 'serve']) {
+    const r = await runCli([cmd, '--config', file]);
+    assert.equal(r.code, 2, `${cmd}: ${r.stderr}`);
+    assert.equal(r.stderr, [
+      'sharder: invalid configuration (3 problems):',
+      `  ${file}: __proto__: ${known}`,
+      `  ${file}: constructor: ${known}`,
+      `  ${file}: toString: ${known}`,
+      '',
+    ].join('\n'), cmd);
+  }
+});
+
+test('serve on an address already in use: exit 2 naming the key (listen or control_listen) and the address, no stack trace', async (t) => {
+  // A real listener holds the port, as another program (or a second sharder) would.
+  const holder = createServer();
+  holder.listen(0, '127.0.0.1');
+  await once(holder, 'listening');
+  t.after(() => holder.close());
+  const taken = `127.0.0.1:${(holder.address() as AddressInfo).port}`;
+  const dir = tempDir(t);
+  // With workers: 2 each worker says why and the primary stops the group (no restart loop).
+  for (const [key, workers] of [['listen', 1], ['control_listen', 1], ['listen', 2]] as const) {
+    const file = writeConfig(dir, rawConfig(dir, { [key]: taken, workers }), `${key}-${workers}.yml`);
+    const r = await runCli(['serve', '--config', file], { env: { SHARDER_LOG_LEVEL: 'info' } });
+    assert.equal(r.code, 2, `${key}, workers ${workers}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^sharder: invalid configuration \\(1 problem\\):\n  ${file.replace(/[.]/g, '\\.')}: ${key}: ${taken.replace(/[.]/g, '\\.')} is already in use`), key);
+    assert.doesNotMatch(r.stderr, /unexpected error|\n\s+at /, `${key}: no stack trace`);
+    assert.doesNotMatch(r.stdout, /"event":"started"/, `${key}: nothing was started`);
+  }
 });
 
 test('assign and buckets: look up or assign, then list counts', async (t) => {

@@ -145,3 +145,46 @@ test('SHARDER_CONFIG names the file when --config is not given', (t) => {
   writeFileSync(file, 'listen: 127.0.0.1:7777\nkinds: {hub: {buckets: [{name: x}]}}\n');
   assert.equal(loadConfig({ env: { SHARDER_CONFIG: file } }).listen.port, 7777);
 });
+
+/**
+ * Keys that Object.prototype also has: each is an unknown key like any typo, at every level,
+ * from the file and from the environment. (A lookup with `in` or `KNOWN[k]` found them:
+ * `toString: 1` passed, `constructor: {}` crashed the loader with a TypeError.)
+ */
+test('prototype-named keys (__proto__, constructor, toString, …) are unknown keys at every level, naming the file and key', (t) => {
+  const dir = tempDir(t);
+  const TOP = 'unknown key (known: listen, workers, mode, proxy, control_listen, admin, database, identity, cookie, shard, default_kind, kind_header, cache, store, log, metrics, status, postgres, kinds)';
+  const kinds = (hub: string, bucket = '') => `kinds:\n  hub:\n${hub}    buckets:\n      - name: hub-0\n${bucket}`;
+  const plain = kinds('');
+  const cases: Array<[string, string, string]> = [
+    [`${plain}__proto__: {a: 1}\n`, '__proto__', TOP],
+    [`${plain}constructor: {a: 1}\n`, 'constructor', TOP],
+    [`${plain}constructor: 1\n`, 'constructor', TOP],
+    [`${plain}toString: 1\n`, 'toString', TOP],
+    [`${plain}hasOwnProperty: x\n`, 'hasOwnProperty', TOP],
+    [`${plain}valueOf: [1]\n`, 'valueOf', TOP],
+    [`${plain}identity:\n  __proto__: {header: X}\n`, 'identity.__proto__', 'unknown key (known: header, trusted_proxies, max_length)'],
+    [`${plain}cookie:\n  toString: 1\n`, 'cookie.toString', 'unknown key (known: name, secure, secret, secret_file)'],
+    [kinds('    constructor: {}\n'), 'kinds.hub.constructor', 'unknown key (known: buckets)'],
+    [kinds('', '        __proto__: {weight: 5}\n'), 'kinds.hub.buckets[0].__proto__', 'unknown key (known: name, upstream, weight, state, hub_api)'],
+    [kinds('', '        hub_api: {url: "http://h/", token: t, toString: 1}\n'), 'kinds.hub.buckets[0].hub_api.toString', 'unknown key (known: url, token, token_file, token_env)'],
+    [`${plain}admin:\n  tokens:\n    - {name: ops, token: ${'a'.repeat(40)}, constructor: 1}\n`, 'admin.tokens[0].constructor', 'unknown key (known: name, token, token_file)'],
+    [`${plain}postgres:\n  ssl: {__proto__: 1}\n`, 'postgres.ssl.__proto__', 'unknown key (known: mode, ca_file)'],
+  ];
+  for (const [text, key, message] of cases) {
+    const file = join(dir, 'proto.yml');
+    writeFileSync(file, text);
+    assert.throws(() => loadConfig({ file, env: {} }), (err: unknown) => {
+      assert.ok(err instanceof ConfigError, `${key}: ${(err as Error).stack}`);
+      assert.deepEqual(err.problems, [{ source: file, key, message }], key);
+      return true;
+    });
+  }
+  // The same through the environment (SHARDER_KINDS is YAML).
+  writeFileSync(join(dir, 'proto.yml'), plain);
+  assert.throws(() => loadConfig({ file: join(dir, 'proto.yml'), env: { SHARDER_KINDS: '{hub: {buckets: [{name: a}], __proto__: {x: 1}}}' } }), (err: ConfigError) => {
+    assert.ok(err.problems.some((p) => p.source === 'environment' && p.key === 'SHARDER_KINDS (kinds.hub.__proto__)'), err.message);
+    return true;
+  });
+  assert.ok(Object.prototype.hasOwnProperty.call(Object.prototype, 'toString') && !('x' in Object.prototype), 'nothing was polluted');
+});

@@ -22,6 +22,15 @@ import { tempDir } from './helpers/tmp.js';
 const SECRET = 'cookie-secret-0123456789abcdef0123456789abcdef';
 const sig = (bucket: string, secret = SECRET, name = 'hub'): string => createHmac('sha256', secret).update(`${name}=${bucket}`).digest('base64url');
 
+/**
+ * 32 bytes are 43 base64url characters whose last one carries 2 unused bits: the character
+ * that differs only in those bits decodes to the same bytes.
+ */
+const lastCharTwin = (s: string): string => {
+  const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  return ALPHABET[ALPHABET.indexOf(s.at(-1)!) ^ 1]!;
+};
+
 async function start(t: { after(fn: () => unknown): void }) {
   const dir = tempDir(t);
   let logs = '';
@@ -53,6 +62,12 @@ test('a forged or tampered cookie changes nothing and is logged at warn; a stale
     `${other}.${sig(bucket)}`, // another bucket with this bucket's signature
     `${other}.${sig(other, 'guessed-secret-0123456789abcdef0123456789')}`, // signed with a guessed key
     `${other}.`, `.${sig(other)}`, `${other}.${sig(other).slice(0, -2)}`, `${other}.!!!`,
+    // The right value with bytes appended or swapped that a lenient base64url decoder skips
+    // or folds onto the same signature: each is tampered, never "stale" or "good".
+    `${good}!!!`, `${good}=`, `${good}==`, `${good}.`, `${good} x`, `${good.slice(0, -1)}!${good.slice(-1)}`,
+    `${bucket}.${sig(bucket).slice(0, 10)}*${sig(bucket).slice(10)}`,
+    `${bucket}.${sig(bucket).replace(/-/g, '+').replace(/_/g, '/')}`,
+    `${bucket}.${sig(bucket).slice(0, -1)}${lastCharTwin(sig(bucket))}`,
   ];
   for (const value of forged) {
     const before = (s.logs().match(/"event":"cookie_forged"/g) ?? []).length;

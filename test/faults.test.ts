@@ -20,6 +20,7 @@ import { get } from './helpers/http.js';
 import { PG_SKIP, freshDatabase, sqlClient, stopSharedPostgres } from './helpers/postgres.js';
 import { rawConfig, runCli, startSharder, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
+import { until } from './helpers/wait.js';
 
 after(stopSharedPostgres);
 
@@ -53,7 +54,7 @@ function sqliteChecks(file: string): { rows: number; kept: number; duplicates: n
   }
 }
 
-test('SQLite on a full disk: new users get a clear 503, known users are served, new users succeed once space is freed', { skip: NO_MOUNT }, async (t) => {
+test('SQLite on a full disk: new users get a clear 503, known users are served, /readyz is 503 until space is freed, then new users succeed', { skip: NO_MOUNT }, async (t) => {
   const disk = smallDisk(t, '4m');
   const s = await startSharder(t, { database: `sqlite:${join(disk, 'sharder.db')}` });
   const told = new Map<string, string>();
@@ -62,6 +63,7 @@ test('SQLite on a full disk: new users get a clear 503, known users are served, 
     assert.equal(r.status, 200);
     told.set(`known-${i}`, String(r.headers['x-shard-bucket']));
   }
+  assert.equal((await get(`${s.url}/readyz`)).status, 200);
   // Fill the disk to the last byte.
   const filler = join(disk, 'filler');
   try {
@@ -83,7 +85,20 @@ test('SQLite on a full disk: new users get a clear 503, known users are served, 
   }
   assert.ok(refused > 0, `the full disk was never noticed (${placed} placed)`);
   for (const [name, bucket] of told) assert.equal((await auth(s.url, name)).headers['x-shard-bucket'], bucket, name);
+  // Readiness says what the assign path sees: not ready, with the same code, however many
+  // known users are served meanwhile, and whenever it is asked.
+  for (let i = 0; i < 3; i++) {
+    const ready = await get(`${s.url}/readyz`);
+    assert.equal(ready.status, 503, `readyz while the disk is full: ${ready.body}`);
+    assert.equal(JSON.parse(ready.body).code, 'SHARD_ERR_STORE_UNAVAILABLE');
+    assert.match(JSON.parse(ready.body).message, /SQLITE_FULL|full/i);
+    assert.equal((await auth(s.url, 'known-0')).status, 200);
+  }
   rmSync(filler);
+  // Ready again once space is freed, before any new user comes (none would, to an instance
+  // that is not ready).
+  const ready = await get(`${s.url}/readyz`);
+  assert.equal(ready.status, 200, `readyz after space was freed: ${ready.body}`);
   const r = await auth(s.url, 'after-space-freed');
   assert.equal(r.status, 200, r.body);
   await s.sharder.stop(1000);
@@ -180,6 +195,46 @@ describe('PostgreSQL faults', { skip: PG_SKIP }, () => {
     const sql = await sqlClient(t, db.url);
     assert.equal((await sql.query("SELECT 1 FROM assignments WHERE name = 'blocked-newcomer'")).rowCount, 1);
     t.diagnostic(`statement timeout: ${JSON.parse(r.body).message}`);
+  });
+});
+
+describe('PostgreSQL read-only', { skip: PG_SKIP }, () => {
+  test('a database that turns read-only (as a standby after failover): new users get 503, /readyz is 503 until it is writable again, then new users succeed', async (t) => {
+    const db = await freshDatabase(t);
+    const s = await startSharder(t, { database: db.url, store: { poll_ms: 50, timeout_ms: 3000 } });
+    assert.equal((await auth(s.url, 'known')).status, 200);
+    const sql = await sqlClient(t, db.url);
+    // Every new session of the database is read-only; end the current ones so the pool reconnects.
+    const reconnect = async (): Promise<void> => {
+      await sql.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+    };
+    await sql.query(`ALTER DATABASE "${db.name}" SET default_transaction_read_only = on`);
+    await reconnect();
+    // A pooled connection killed just now can fail one request with 57P01 before the pool
+    // drops it: wait for the refusal that comes from the read-only database itself.
+    const readOnly = /25006|read-only/;
+    let i = 0;
+    let refused = { status: 0, body: '' };
+    await until(async () => {
+      refused = await auth(s.url, `newcomer-${i++}`);
+      return refused.status !== 200 && readOnly.test(refused.body);
+    }, 10_000, 'a new user refused because the database is read-only');
+    assert.equal(refused.status, 503, refused.body);
+    assert.equal(JSON.parse(refused.body).code, 'SHARD_ERR_STORE_UNAVAILABLE');
+    assert.equal((await auth(s.url, 'known')).status, 200, 'a known user is served meanwhile');
+    const readyz = () => get(`${s.url}/readyz`);
+    await until(async () => readOnly.test((await readyz()).body), 10_000, '/readyz names the read-only database');
+    for (let k = 0; k < 3; k++) {
+      const ready = await readyz();
+      assert.equal(ready.status, 503, `readyz while read-only: ${ready.body}`);
+      assert.equal(JSON.parse(ready.body).code, 'SHARD_ERR_STORE_UNAVAILABLE');
+    }
+    await sql.query(`ALTER DATABASE "${db.name}" RESET default_transaction_read_only`);
+    await reconnect();
+    // Ready again with no new user needed to find out (none would come to an unready instance).
+    await until(async () => (await readyz()).status === 200, 10_000, '/readyz once the database is writable');
+    const after = await auth(s.url, 'after-writable');
+    assert.equal(after.status, 200, after.body);
   });
 });
 

@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Agent, request } from 'undici';
-import { AssignmentCounter, HOUR_MS, mergeRecent } from '../src/metrics/assignments.js';
+import { AssignmentCounter, HOUR_MS, mergeRecent, type RecentView } from '../src/metrics/assignments.js';
 import { LatencyHistogram, controlEndpoint } from '../src/metrics/http.js';
 import { histogramSamples } from '../src/metrics/registry.js';
 import { silentLogger } from '../src/log.js';
@@ -288,6 +288,15 @@ test('new assignments in the last hour: a sliding window of minutes', () => {
   assert.deepEqual([...c.totals()], [['hub', 'a', 3], ['hub', 'b', 1]]);
   const merged = mergeRecent([{ since: 5, counts: { hub: { a: 1 } } }, { since: 9, counts: { hub: { a: 2, b: 1 }, home: { h: 4 } } }]);
   assert.deepEqual(merged, { since: 9, counts: { hub: { a: 3, b: 1 }, home: { h: 4 } } });
+});
+
+test('merged recent counts: kinds and buckets named like Object.prototype members are counted, nothing is polluted', () => {
+  // JSON.parse, as the views arrive over IPC from the workers.
+  const view = (): RecentView => JSON.parse('{"since": 1, "counts": {"constructor": {"toString": 2, "valueOf": 1}, "hub": {"hasOwnProperty": 4}}}');
+  const merged = mergeRecent([view(), view()]);
+  assert.deepEqual(JSON.parse(JSON.stringify(merged)), { since: 1, counts: { constructor: { toString: 4, valueOf: 2 }, hub: { hasOwnProperty: 8 } } });
+  assert.equal(typeof Object.toString, 'function');
+  assert.equal(Object.hasOwn(Object, 'toString'), false, 'the Object constructor was not written to');
 });
 
 test('the text parser used here rejects malformed lines', () => {

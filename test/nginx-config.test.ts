@@ -156,6 +156,23 @@ map $sharder_bucket $sharder_upstream_host {
   });
 });
 
+/** A config file name that, copied raw into a comment, would end it and add nginx directives. */
+const HOSTILE_NAME = 'sharder.yml\r\nupstream evil { server 127.0.0.1:1; }\n\u2028map $host $evil { default 1; }\n#.yml';
+
+describe('the config file path in comments', () => {
+  test('a path with newlines and directive-looking text stays inside its comment, quoted', () => {
+    const file = `/etc/sharder/${HOSTILE_NAME}`;
+    const { text } = renderNginxConfig(config(kinds({ name: 'hub-0', upstream: 'http://10.0.0.1:8000' }, { name: 'spare' }), file));
+    for (const l of text.split('\n')) if (/evil/.test(l)) assert.match(l, /^#/, `outside a comment: ${JSON.stringify(l)}`);
+    assert.ok(!/[\r\u2028]/.test(text), 'no carriage return or line separator is copied');
+    const quoted = JSON.stringify(file).replace('\u2028', '\\u2028');
+    assert.ok(text.startsWith(`# Rendered by \`sharder nginx-config\` from ${quoted} (kind "hub"). Do not edit:\n`), text.split('\n')[0]);
+    assert.ok(text.includes(`\n# bucket spare: no upstream in ${quoted}; nginx`), text);
+    // A plain path is written as it is (the shipped rendering does not change).
+    assert.match(renderNginxConfig(config(kinds({ name: 'h', upstream: 'http://10.0.0.1' }), '/etc/sharder/sharder.yml')).text, /^# Rendered by `sharder nginx-config` from \/etc\/sharder\/sharder\.yml \(kind/);
+  });
+});
+
 describe('upstream validation (sharder.yml)', () => {
   const cases: [string, string][] = [
     ['http://10.0.0.1;}upstream{evil:80', 'host "10.0.0.1;}upstream{evil" is not a host name or IP address (letters, digits, ".", "-", "_")'],
@@ -260,5 +277,19 @@ describe('nginx -t accepts every shipped configuration and rendered ones', { ski
     const r = await runCli(['nginx-config', '--config', file, '--output', join(dir, 'sharder', 'sharder-upstreams.conf')]);
     assert.equal(r.code, 0, r.stderr);
     assertOk(dir, 'rendered.conf', harness(dir, 'server { listen 127.0.0.1:8080; set $sharder_identity $remote_user; include sharder/sharder-server.conf; }'));
+  });
+
+  test('a rendering from a config file whose path holds newlines and directives: nginx -t passes, nothing was added', async (t) => {
+    const dir = nginxPrefix(t);
+    const file = writeConfig(tempDir(t), { listen: '127.0.0.1:8888', ...kinds({ name: 'hub-0', upstream: 'http://127.0.0.1:8000' }, { name: 'spare' }) }, HOSTILE_NAME);
+    const out = join(dir, 'sharder', 'sharder-upstreams.conf');
+    const r = await runCli(['nginx-config', '--config', file, '--output', out]);
+    assert.equal(r.code, 0, r.stderr);
+    const rendered = readFileSync(out, 'utf8');
+    assert.equal(rendered.split('\n').filter((l) => l.includes('evil')).every((l) => l.startsWith('#')), true, rendered);
+    assertOk(dir, 'hostile-path.conf', harness(dir, 'server { listen 127.0.0.1:8080; set $sharder_identity $remote_user; include sharder/sharder-server.conf; }'));
+    // Had the path escaped its comment, nginx would already know an upstream "evil" and
+    // refuse a second one ("duplicate upstream").
+    assertOk(dir, 'probe.conf', harness(dir, 'upstream evil { server 127.0.0.1:2; }\nserver { listen 127.0.0.1:8080; set $sharder_identity $remote_user; include sharder/sharder-server.conf; }'));
   });
 });

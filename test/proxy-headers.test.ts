@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders } from 'node:http';
 import { test } from 'node:test';
-import { connectionTokens, forwardRequestHeaders, responseHeaders, wantsJson, type ForwardOptions } from '../src/http/proxy-headers.js';
+import { connectionTokens, forwardRequestHeaders, responseHeaders, wantsJson, type ForwardOptions } from '../src/proxy/headers.js';
 
 const base: ForwardOptions = {
   websocket: false, identityHeader: 'remote_user', altIdentityHeader: 'remote-user', kindHeaders: ['x-shard-kind', 'x-shard_kind'], forwardIdentity: true, trusted: true, peer: '192.0.2.10', encrypted: false,

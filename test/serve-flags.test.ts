@@ -85,7 +85,7 @@ test('serve with flags and variables only, no configuration file, as from a unit
   const db = join(dir, 'state', 'sharder.db');
   const env = { SHARDER_KINDS: JSON.stringify({ hub: { buckets: [{ name: 'hub-a' }, { name: 'hub-b' }] } }), SHARDER_LISTEN: '127.0.0.1:1' };
   const args = ['--listen', '127.0.0.1:0', '--control-listen', 'off', '--metrics-listen', '127.0.0.1:0', '--database', `sqlite:${db}`, '--log-level', 'info'];
-  const { url, control, output } = await spawnServe(t, null, env, args, dir);
+  const { url, control, output } = await spawnServe(t, null, env, args, { cwd: dir });
   assert.equal(control, null, '--control-listen off');
   assert.equal((await get(`${url}/auth`, { REMOTE_USER: 'ann' })).headers['x-shard-bucket'], 'hub-a', '--listen 127.0.0.1:0 wins over SHARDER_LISTEN');
   const metrics = /"metrics_listen":"(http:\/\/[^"]+)"/.exec(output())?.[1];

@@ -9,7 +9,7 @@ import {
   type AdminToken, type HubApiConfig, type ListenAddress, type RawConfig,
   DEFAULT_ADMIN_TOKEN_NAME, DEFAULT_CONTROL_LISTEN, MIN_ADMIN_TOKEN_LENGTH,
 } from './types.js';
-import { NAME_PATTERN, type Problems, describe, isObject, listen } from './validate.js';
+import { NAME_PATTERN, type Problems, describe, isObject, listen, unknownKeys } from './validate.js';
 
 /** A token file larger than this is not a token. */
 const MAX_SECRET_FILE_BYTES = 64 * 1024;
@@ -96,7 +96,7 @@ export function adminSection(p: Problems, raw: RawConfig): { tokens: AdminToken[
           p.add(key, `must be a mapping { name, token } or { name, token_file }, got ${Array.isArray(entry) ? 'a list' : typeof entry}`);
           return;
         }
-        for (const k of Object.keys(entry)) if (!ADMIN_TOKEN_KEYS.includes(k)) p.add(`${key}.${k}`, `unknown key (known: ${ADMIN_TOKEN_KEYS.join(', ')})`);
+        unknownKeys(p, entry, key, ADMIN_TOKEN_KEYS);
         let name = '';
         if (typeof entry.name !== 'string' || !NAME_PATTERN.test(entry.name)) p.add(`${key}.name`, `must name who uses the token (1 to 63 letters, digits, ".", "_" or "-"), got ${describe(entry.name)}`);
         else name = entry.name;
@@ -130,7 +130,7 @@ export function hubApi(p: Problems, v: unknown, key: string): HubApiConfig | und
     p.add(key, `must be a mapping { url, token | token_file | token_env }, got ${describe(v)}`);
     return undefined;
   }
-  for (const k of Object.keys(v)) if (!HUB_API_KEYS.includes(k)) p.add(`${key}.${k}`, `unknown key (known: ${HUB_API_KEYS.join(', ')})`);
+  unknownKeys(p, v, key, HUB_API_KEYS);
   let url: string | undefined;
   if (typeof v.url !== 'string') p.add(`${key}.url`, `must be the hub's http:// or https:// URL (with its base_url, if any), got ${describe(v.url)}`);
   else {

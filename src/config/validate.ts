@@ -25,8 +25,11 @@ import { cookieSecret } from './validate-cookie.js';
 import { POSTGRES_URL_PATTERN, checkSslMode, parsePostgresUrl } from './postgres.js';
 import { logFormat, metricsSection, statusSection } from './validate-observability.js';
 
-/** Top-level keys and, for sections, their keys. Anything else is reported as unknown. */
-const KNOWN_KEYS: Record<string, readonly string[] | null> = {
+/**
+ * Top-level keys and, for sections, their keys. Anything else is reported as unknown (by
+ * unknownKeys(), which looks at own keys only: `toString` or `__proto__` is as unknown as a typo).
+ */
+const KNOWN_KEYS: Readonly<Record<string, readonly string[] | null>> = {
   listen: null,
   workers: null,
   mode: null,
@@ -90,6 +93,20 @@ export function describe(v: unknown): string {
   if (typeof v === 'object') return 'a mapping';
   if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}…` : v)}`;
   return `${typeof v} ${String(v)}`;
+}
+
+/**
+ * Reports every key of `v` that is not in `known`, each naming its full path (`at` is the
+ * mapping's own path, or null at the top level). The one place that decides what is unknown:
+ * a plain `k in KNOWN` or `KNOWN[k]` would find Object.prototype's `toString`, `constructor`
+ * and `__proto__`.
+ */
+export function unknownKeys(p: Problems, v: Record<string, unknown>, at: string | null, known: readonly string[]): void {
+  for (const k of Object.keys(v)) {
+    if (known.includes(k)) continue;
+    const name = k === '' ? '"" (an empty key)' : k;
+    p.add(at === null ? name : `${at}.${name}`, `unknown key (known: ${known.join(', ')})`);
+  }
 }
 
 export function section(p: Problems, raw: RawConfig, key: string): Record<string, unknown> {
@@ -195,7 +212,7 @@ function postgresOptions(p: Problems, raw: RawConfig): PostgresOptions {
     if (!isObject(s.ssl)) p.add('postgres.ssl', `must be a mapping with mode and ca_file, got ${describe(s.ssl)}`);
     else sslRaw = s.ssl;
   }
-  for (const k of Object.keys(sslRaw)) if (k !== 'mode' && k !== 'ca_file') p.add(`postgres.ssl.${k}`, 'unknown key (known: mode, ca_file)');
+  unknownKeys(p, sslRaw, 'postgres.ssl', ['mode', 'ca_file']);
   let mode: PgSslMode | null = null;
   if (sslRaw.mode !== undefined && sslRaw.mode !== null) {
     const err = typeof sslRaw.mode === 'string' ? checkSslMode(sslRaw.mode) : 'must be a string';
@@ -292,7 +309,7 @@ function bucket(p: Problems, v: unknown, key: string): BucketConfig | undefined 
     p.add(key, `must be a mapping with at least a name, got ${describe(v)}`);
     return undefined;
   }
-  for (const k of Object.keys(v)) if (!BUCKET_KEYS.includes(k)) p.add(`${key}.${k}`, `unknown key (known: ${BUCKET_KEYS.join(', ')})`);
+  unknownKeys(p, v, key, BUCKET_KEYS);
   let name = '';
   if (typeof v.name !== 'string' || !NAME_PATTERN.test(v.name)) p.add(`${key}.name`, `${NAME_RULE}, got ${describe(v.name)}`);
   else name = v.name;
@@ -324,7 +341,7 @@ function kinds(p: Problems, raw: RawConfig): Map<string, KindConfig> {
       p.add(key, `must be a mapping with a buckets list, got ${describe(kindRaw)}`);
       continue;
     }
-    for (const k of Object.keys(kindRaw)) if (k !== 'buckets') p.add(`${key}.${k}`, 'unknown key (known: buckets)');
+    unknownKeys(p, kindRaw, key, ['buckets']);
     const list = kindRaw.buckets;
     if (!Array.isArray(list) || list.length === 0) {
       p.add(`${key}.buckets`, `must be a non-empty list of buckets, got ${describe(list)}`);
@@ -400,13 +417,10 @@ export function validateConfig(raw: unknown, file: string | null, env: EnvSource
     p.add('(top level)', `must be a mapping of keys to values, got ${describe(raw)}`);
     throw new ConfigError(p.list);
   }
+  unknownKeys(p, raw, null, Object.keys(KNOWN_KEYS));
   for (const [k, v] of Object.entries(raw)) {
-    const known = KNOWN_KEYS[k];
-    if (!(k in KNOWN_KEYS)) {
-      p.add(k === '' ? '"" (an empty key)' : k, `unknown key (known: ${Object.keys(KNOWN_KEYS).join(', ')})`);
-    } else if (known && isObject(v)) {
-      for (const sub of Object.keys(v)) if (!known.includes(sub)) p.add(`${k}.${sub}`, `unknown key (known: ${known.join(', ')})`);
-    }
+    const known = Object.hasOwn(KNOWN_KEYS, k) ? KNOWN_KEYS[k] : null;
+    if (known && isObject(v)) unknownKeys(p, v, k, known);
   }
 
   const identityRaw = section(p, raw, 'identity');

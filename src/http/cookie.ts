@@ -10,6 +10,9 @@ import type { IncomingMessage } from 'node:http';
 import type { Logger } from '../log.js';
 import type { BucketRef } from '../service/runtime.js';
 
+/** An HMAC-SHA256 digest in unpadded base64url: 32 bytes, 43 characters. */
+const SIGNATURE_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+
 export class CookieSigner {
   private readonly key: Buffer;
   constructor(secret: string, readonly name: string) {
@@ -25,12 +28,20 @@ export class CookieSigner {
     return `${bucket}.${this.mac(bucket).toString('base64url')}`;
   }
 
-  /** The bucket a value names when its signature is valid, else undefined. */
+  /**
+   * The bucket a value names when its signature is valid, else undefined. The signature must
+   * be exactly what sign() writes: Buffer.from(x, 'base64url') skips characters outside the
+   * alphabet and ignores the unused low bits of the last one, so `<good value>!!!` would decode
+   * to the right digest. Only the canonical spelling is accepted.
+   */
   verify(value: string): string | undefined {
     const dot = value.lastIndexOf('.');
     if (dot <= 0) return undefined;
     const bucket = value.slice(0, dot);
-    const given = Buffer.from(value.slice(dot + 1), 'base64url');
+    const text = value.slice(dot + 1);
+    if (!SIGNATURE_PATTERN.test(text)) return undefined;
+    const given = Buffer.from(text, 'base64url');
+    if (given.toString('base64url') !== text) return undefined;
     const want = this.mac(bucket);
     return given.length === want.length && timingSafeEqual(given, want) ? bucket : undefined;
   }

@@ -1,7 +1,7 @@
 /**
  * The main listener: /auth (nginx auth_request), /shard (seed-compatible), /healthz, /readyz.
  * Handlers only read the identity, ask the assigner, and write the precomputed answer.
- * Proxy mode (proxy.ts) makes the same decision through `place`.
+ * Proxy mode (src/proxy/) makes the same decision through `place`.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { ShardError, UnknownKindError } from '../errors.js';

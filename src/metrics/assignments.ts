@@ -81,9 +81,10 @@ export function mergeRecent(views: readonly RecentView[]): RecentView {
   let since = 0;
   for (const v of views) {
     since = Math.max(since, v.since);
+    // Own keys only: a kind or bucket may be called "constructor" or "toString".
     for (const [kind, buckets] of Object.entries(v.counts)) {
-      const out = (counts[kind] ??= {});
-      for (const [bucket, n] of Object.entries(buckets)) out[bucket] = (out[bucket] ?? 0) + n;
+      const out = Object.hasOwn(counts, kind) ? counts[kind]! : (counts[kind] = {});
+      for (const [bucket, n] of Object.entries(buckets)) out[bucket] = (Object.hasOwn(out, bucket) ? out[bucket]! : 0) + n;
     }
   }
   return { since, counts };

@@ -15,7 +15,7 @@
 import { Counter, Histogram, Registry, type Metric } from 'prom-client';
 import { registerGcMetrics, registerProcessMetrics } from './process.js';
 import type { Config } from '../config/types.js';
-import type { ProxyStats } from '../http/proxy.js';
+import type { ProxyStats } from '../proxy/stats.js';
 import type { KindRuntime } from '../service/runtime.js';
 import type { Store } from '../store/types.js';
 import type { AssignmentCounter } from './assignments.js';
@@ -180,7 +180,7 @@ export class SharderMetrics implements StoreObserver {
     this.storeTimeouts = new Counter({ name: 'sharder_store_timeouts_total', help: 'First assignments answered 503 because the store did not answer within store.timeout_ms, by kind.', labelNames: ['kind'], registers: [r] });
   }
 
-  /** Proxy mode's counters (http/proxy.ts keeps them as a plain object). */
+  /** Proxy mode's counters (proxy/stats.ts keeps them as a plain object). */
   addProxy(p: ProxyStats): void {
     const add = (name: string, help: string, type: 'counter' | 'gauge', samples: () => Sample[]): void => {
       this.registry.registerMetric(new Collected(name, help, type, 'sum', samples) as unknown as Metric);

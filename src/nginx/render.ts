@@ -72,11 +72,25 @@ export function sharderAddress(a: ListenAddress): string | undefined {
   return isIPv6(host) ? `[${host}]:${a.port}` : `${host}:${a.port}`;
 }
 
+/**
+ * Text from outside (the config file's path) as it may appear in a `#` comment: nginx ends a
+ * comment at a line feed, so a path holding one could add directives. Such text (control
+ * characters, line separators, backslashes) is written JSON-quoted, on one line; plain text
+ * is written as it is.
+ */
+export function commentText(text: string): string {
+  if (!/[\x00-\x1f\x7f-\x9f\\\u2028\u2029]/.test(text)) return text;
+  // JSON escapes C0 controls, quotes and backslashes; DEL, C1 controls and the Unicode line
+  // separators it leaves as they are.
+  return JSON.stringify(text).replace(/[\x7f-\x9f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 const mapKey = (name: string): string => (MAP_RESERVED.has(name.toLowerCase()) ? `\\${name}` : name);
 
 /** Renders the upstreams and maps for one kind. Throws ConfigError listing every problem. */
 export function renderNginxConfig(config: Config, opts: RenderOptions = {}): Rendered {
   const source = config.file ?? 'configuration';
+  const sourceComment = commentText(source);
   const problems: ConfigProblem[] = [];
   const add = (key: string, message: string): void => {
     problems.push({ source, key, message });
@@ -122,7 +136,7 @@ export function renderNginxConfig(config: Config, opts: RenderOptions = {}): Ren
 
   const out: string[] = [];
   const line = (s = ''): number => out.push(s);
-  line(`# Rendered by \`sharder nginx-config\` from ${source} (kind "${kind.name}"). Do not edit:`);
+  line(`# Rendered by \`sharder nginx-config\` from ${sourceComment} (kind "${kind.name}"). Do not edit:`);
   line('# change sharder.yml, render again, then `nginx -t && nginx -s reload`.');
   line(`# The sharder reads the identity from the ${config.identity.header} header: sharder-auth.conf must send it there.`);
   line();
@@ -139,7 +153,7 @@ export function renderNginxConfig(config: Config, opts: RenderOptions = {}): Ren
     line(`    keepalive ${BUCKET_KEEPALIVE};`);
     line('}');
   }
-  for (const b of skipped) line(`# bucket ${b.name}: no upstream in ${source}; nginx cannot route its users (they get 502)`);
+  for (const b of skipped) line(`# bucket ${b.name}: no upstream in ${sourceComment}; nginx cannot route its users (they get 502)`);
   line();
   const width = Math.max(8, ...routed.map((r) => mapKey(r.bucket.name).length));
   const pad = (s: string): string => s.padEnd(width);

@@ -82,6 +82,11 @@ export interface MigrateResult {
   warnings: string[];
 }
 
+/** One more object for `bucket` (own keys only: a bucket may be called "constructor" or "toString"). */
+function countTarget(targets: Record<string, number>, bucket: string): void {
+  targets[bucket] = (Object.hasOwn(targets, bucket) ? targets[bucket]! : 0) + 1;
+}
+
 function targetsFor(kindBuckets: readonly BucketConfig[], from: string, to: BucketConfig | undefined): BucketConfig[] {
   if (to) return [to];
   return kindBuckets.filter((b) => b.name !== from && b.state === 'active');
@@ -137,7 +142,7 @@ export async function migrate(ctx: OpsContext, req: MigrateRequest): Promise<Mig
     const report: BatchReport = { batch: n, id: `${id}/${n}`, planned, moved: 0, skipped: [] };
     result.planned += planned.length;
     if (result.dry_run) {
-      for (const p of planned) result.targets[p.to] = (result.targets[p.to] ?? 0) + 1;
+      for (const p of planned) countTarget(result.targets, p.to);
     } else {
       let ready = planned;
       if (hub) {
@@ -163,7 +168,7 @@ export async function migrate(ctx: OpsContext, req: MigrateRequest): Promise<Mig
         const r = await ctx.store.moveBatch(k.name, ready.map((p) => ({ name: p.name, from: req.from, to: p.to })), { actor: req.actor, reason: reason ?? `migrate ${req.from}`, batch: report.id });
         const moved = new Set(r.moved);
         for (const p of ready) {
-          if (moved.has(p.name)) result.targets[p.to] = (result.targets[p.to] ?? 0) + 1;
+          if (moved.has(p.name)) countTarget(result.targets, p.to);
           else report.skipped.push({ name: p.name, reason: 'its assignment changed during the migration' });
         }
         report.moved = r.moved.length;

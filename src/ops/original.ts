@@ -8,7 +8,7 @@
 import { resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { BadInputError, SourceUnavailableError } from '../errors.js';
+import { BadInputError, NotOriginalError, ShardError, SourceUnavailableError } from '../errors.js';
 
 export interface OriginalRow {
   id: number;
@@ -54,6 +54,18 @@ export function describeOriginal(src: OriginalSource): string {
 
 const NOT_ORIGINAL = 'has no table shard (id, kind, bucket, name): is it the original sharder\'s database?';
 
+/**
+ * A driver error reading the source file: a file that is not a database, or is damaged, is
+ * the wrong input (400, exit 2); anything else (permissions, I/O) means it cannot be read now.
+ */
+function sqliteReadError(path: string, err: unknown): ShardError {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && /^SQLITE_(NOTADB|CORRUPT)/.test(code)) {
+    return new NotOriginalError(`${path} is not a SQLite database, or is damaged (${code}): give the original sharder's database file (e.g. sqlite:////srv/sharder/sharder.sqlite)`, { cause: err });
+  }
+  return new SourceUnavailableError(`cannot read ${path}: ${(err as Error).message}`, { cause: err });
+}
+
 function* sqliteRows(path: string, pageSize: number): Generator<OriginalRow[]> {
   let db: Database.Database;
   try {
@@ -62,16 +74,23 @@ function* sqliteRows(path: string, pageSize: number): Generator<OriginalRow[]> {
     throw new SourceUnavailableError(`cannot open SQLite database ${path}: ${(err as Error).message}`, { cause: err });
   }
   try {
-    const cols = new Set((db.prepare('PRAGMA table_info(shard)').all() as { name: string }[]).map((c) => c.name.toLowerCase()));
-    if (!['id', 'kind', 'bucket', 'name'].every((c) => cols.has(c))) throw new BadInputError(`${path} ${NOT_ORIGINAL}`);
-    const page = db.prepare<[number, number], OriginalRow>('SELECT id, kind, bucket, name FROM shard WHERE id > ? ORDER BY id LIMIT ?');
+    let cols: Set<string>;
+    let page: Database.Statement<[number, number], OriginalRow>;
+    try {
+      // Opening reads nothing: the first statement is where a file that is not a database fails.
+      cols = new Set((db.prepare('PRAGMA table_info(shard)').all() as { name: string }[]).map((c) => c.name.toLowerCase()));
+      if (!['id', 'kind', 'bucket', 'name'].every((c) => cols.has(c))) throw new NotOriginalError(`${path} ${NOT_ORIGINAL}`);
+      page = db.prepare<[number, number], OriginalRow>('SELECT id, kind, bucket, name FROM shard WHERE id > ? ORDER BY id LIMIT ?');
+    } catch (err) {
+      throw err instanceof ShardError ? err : sqliteReadError(path, err);
+    }
     let after = Number.MIN_SAFE_INTEGER;
     for (;;) {
       let rows: OriginalRow[];
       try {
         rows = page.all(after, pageSize);
       } catch (err) {
-        throw new SourceUnavailableError(`cannot read ${path}: ${(err as Error).message}`, { cause: err });
+        throw sqliteReadError(path, err);
       }
       if (rows.length === 0) return;
       yield rows;
@@ -106,7 +125,7 @@ async function* postgresRows(src: { url: string }, pageSize: number): AsyncGener
         rows = r.rows.map((x) => ({ ...x, id: Number(x.id) }));
       } catch (err) {
         const code = (err as { code?: string }).code;
-        if (code === '42P01' || code === '42703') throw new BadInputError(`${where} ${NOT_ORIGINAL}`);
+        if (code === '42P01' || code === '42703') throw new NotOriginalError(`${where} ${NOT_ORIGINAL}`);
         throw new SourceUnavailableError(`cannot read ${where}: ${(err as Error).message}`, { cause: err });
       }
       if (rows.length === 0) return;

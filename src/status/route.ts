@@ -56,7 +56,8 @@ export async function statusView(deps: StatusDeps, refreshSeconds: number): Prom
     kinds = bucketViews.value.map((v) => {
       const rows = v.buckets.map((b) => ({ ...b, state: b.in_config ? b.state : 'unknown' }));
       const targets = targetShares(rows);
-      const fresh = recentView.counts[v.kind] ?? {};
+      // Own keys only: the view came over IPC as JSON, and a kind or bucket may be called "constructor".
+      const fresh = Object.hasOwn(recentView.counts, v.kind) ? recentView.counts[v.kind]! : {};
       const buckets = rows.map((b, i) => ({
         name: b.name,
         state: b.state as 'active' | 'draining' | 'unknown',
@@ -64,7 +65,7 @@ export async function statusView(deps: StatusDeps, refreshSeconds: number): Prom
         count: b.count,
         share: b.share,
         target: targets[i]!,
-        recent: fresh[b.name] ?? 0,
+        recent: Object.hasOwn(fresh, b.name) ? fresh[b.name]! : 0,
       }));
       return { name: v.kind, total: v.total, recent: buckets.reduce((a, b) => a + b.recent, 0), buckets };
     });

@@ -29,6 +29,7 @@ import type {
   ImportBatchResult, ImportRow, MoveBatchResult, MoveRequest, PutResult, Store,
 } from './types.js';
 import { exportByPages } from './export.js';
+import { WriteHealth } from './write-health.js';
 
 
 interface AssignmentRow {
@@ -112,6 +113,8 @@ export class PostgresStore implements Store {
   private readonly lookups = new Map<string, Batcher<string, string | undefined>>();
   private readonly assigns = new Map<string, Batcher<AssignInput, AssignResult>>();
   private readonly watchers = new Set<PostgresChangeWatcher>();
+  /** Assignment failures, for readiness (ping). */
+  private readonly writes = new WriteHealth();
   private closed = false;
 
   private constructor(private readonly conn: PostgresConnection, pool: pg.Pool, log: Logger) {
@@ -242,10 +245,12 @@ export class PostgresStore implements Store {
     return this.closed ? Promise.reject(new StoreUnavailableError('the PostgreSQL store is closed')) : this.lookupBatcher(kind).push(name);
   }
 
-  async assign(kind: string, name: string, buckets: readonly BucketPolicyInput[]): Promise<AssignResult> {
-    const existing = await this.lookup(kind, name);
-    if (existing !== undefined) return { bucket: existing, created: false };
-    return this.assignBatcher(kind).push({ name, buckets });
+  assign(kind: string, name: string, buckets: readonly BucketPolicyInput[]): Promise<AssignResult> {
+    return this.writes.follow((async () => {
+      const existing = await this.lookup(kind, name);
+      if (existing !== undefined) return { bucket: existing, created: false };
+      return this.assignBatcher(kind).push({ name, buckets });
+    })(), (r) => r.created);
   }
 
   async counts(kind: string): Promise<Map<string, number>> {
@@ -334,8 +339,19 @@ export class PostgresStore implements Store {
     return [...this.watchers];
   }
 
+  /**
+   * Readiness: a read answers and (store/write-health.ts) no assignment failed since the last
+   * write that committed, or the probe finds the database writable now: neither a standby
+   * (pg_is_in_recovery) nor read-only by default (default_transaction_read_only, which the
+   * assignment's plain BEGIN inherits). The probe writes nothing, so it cannot see a full disk:
+   * after one, readiness comes back at the next ping and goes again at the next failure.
+   */
   async ping(): Promise<void> {
     await this.query('SELECT 1', []);
+    await this.writes.check(async () => {
+      const { rows } = await this.query<{ read_only: boolean }>("SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' AS read_only", []);
+      if (rows[0]?.read_only) throw new StoreUnavailableError('PostgreSQL store unavailable: the database is read-only (a standby, or default_transaction_read_only is on), so new assignments cannot be written');
+    });
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,7 @@
  * Counts are maintained by triggers in the same transaction as the row they count, so no code
  * path (assign, move, delete, import, even a hand-written UPDATE) can make them drift.
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, fchmodSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { chooseBucket, type BucketPolicyInput } from '../core/policy.js';
@@ -15,6 +15,7 @@ import type {
   ImportBatchResult, ImportConflict, ImportRow, MoveBatchResult, MoveRequest, PutResult, Store,
 } from './types.js';
 import { exportByPages } from './export.js';
+import { WriteHealth } from './write-health.js';
 
 /** Versioned schema migrations; each runs once, in order, in its own transaction. */
 export const SQLITE_MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
@@ -162,6 +163,8 @@ export class SqliteStore implements Store {
   private readonly importTx: (rows: readonly ImportRow[], overwrite: boolean, audit: AuditContext) => ImportBatchResult;
   private readonly repairTx: (audit: AuditContext, kind: string | undefined) => CountFix[];
   private readonly auditQueries = new Map<string, Database.Statement<unknown[], AuditRow>>();
+  /** Assignment failures, for readiness (ping). */
+  private readonly writes = new WriteHealth();
   private closed = false;
 
   private constructor(db: Database.Database, location: string, now: () => number, busyTimeoutMs: number) {
@@ -195,6 +198,7 @@ export class SqliteStore implements Store {
       allCounts: db.prepare<[], { kind: string; bucket: string; count: number }>('SELECT kind, bucket, count FROM bucket_counts'),
       allRealCounts: db.prepare<[], { kind: string; bucket: string; count: number }>('SELECT kind, bucket, COUNT(*) AS count FROM assignments GROUP BY kind, bucket'),
       setCount: db.prepare<[string, string, number]>('INSERT INTO bucket_counts (kind, bucket, count) VALUES (?, ?, ?) ON CONFLICT (kind, bucket) DO UPDATE SET count = excluded.count'),
+      select1: db.prepare('SELECT 1'),
       duplicates: db.prepare<[number], DuplicateObject>('SELECT kind, name, COUNT(*) AS rows FROM assignments GROUP BY kind, name HAVING COUNT(*) > 1 LIMIT ?'),
     };
     this.putTx = db.transaction((kind: string, name: string, bucket: string, audit: AuditContext, expect: string | null | undefined): PutResult => {
@@ -291,7 +295,7 @@ export class SqliteStore implements Store {
     const location = opts.path === ':memory:' ? ':memory:' : resolve(opts.path);
     let db: Database.Database;
     try {
-      if (location !== ':memory:') mkdirSync(dirname(location), { recursive: true });
+      if (location !== ':memory:') createPrivately(location);
       db = new Database(location, { timeout: opts.busyTimeoutMs });
       db.pragma('journal_mode = WAL');
       // FULL: an assignment the sharder has answered must survive a power cut, not only a crash.
@@ -307,7 +311,7 @@ export class SqliteStore implements Store {
       const code = (err as { code?: unknown }).code;
       // Name the file and the likely cause: WAL needs to write the file and create -wal and
       // -shm beside it, so a read-only file or directory fails here, at start.
-      const hint = typeof code === 'string' && /^SQLITE_(READONLY|CANTOPEN|PERM)/.test(code)
+      const hint = typeof code === 'string' && /^(SQLITE_(READONLY|CANTOPEN|PERM)|EACCES|EPERM|EROFS)/.test(code)
         ? ` (is the file or its directory read-only, or on a read-only file system? The sharder needs to write ${location} and create ${location}-wal and -shm)`
         : '';
       throw new StoreUnavailableError(`cannot open SQLite database ${location}${typeof code === 'string' ? ` (${code})` : ''}: ${(err as Error).message}${hint}`, { cause: err });
@@ -353,14 +357,14 @@ export class SqliteStore implements Store {
   }
 
   assign(kind: string, name: string, buckets: readonly BucketPolicyInput[]): Promise<AssignResult> {
-    return this.run(() => {
+    return this.writes.follow(this.run(() => {
       // Most misses are objects assigned earlier (another process, or before a restart): a
       // plain indexed read answers them without taking the write lock.
       const existing = this.stmts.lookup.get(kind, name);
       if (existing) return { bucket: existing.bucket, created: false };
       this.checkFile();
       return this.assignTx(kind, name, buckets);
-    });
+    }), (r) => r.created);
   }
 
   counts(kind: string): Promise<Map<string, number>> {
@@ -510,11 +514,28 @@ export class SqliteStore implements Store {
     }
   }
 
-  ping(): Promise<void> {
-    return this.run(() => {
+  /**
+   * Readiness: the file is still the one opened, it answers a read, and (store/write-health.ts)
+   * no assignment failed since the last write that committed, or a write probe commits now.
+   */
+  async ping(): Promise<void> {
+    await this.run(() => {
       this.checkFile();
-      this.db.prepare('SELECT 1').get();
+      this.stmts.select1.get();
     });
+    await this.writes.check(() => this.run(() => this.writeProbe()));
+  }
+
+  /**
+   * The smallest committed write: page 1 is written again (the header's user_version, which
+   * the sharder does not use, is set to the value it has), through the WAL like an assignment,
+   * so it fails while the disk is full or read-only. Nothing in the data changes.
+   */
+  private writeProbe(): void {
+    this.checkFile();
+    this.db.transaction(() => {
+      this.db.pragma(`user_version = ${Math.trunc(Number(this.db.pragma('user_version', { simple: true })))}`);
+    }).immediate();
   }
 
   /** The database handle, for other modules of this backend (operations, backup). */
@@ -528,6 +549,40 @@ export class SqliteStore implements Store {
       this.db.close();
     }
     return Promise.resolve();
+  }
+}
+
+/** Mode of a database file the sharder creates: it holds every user name. */
+export const DATABASE_FILE_MODE = 0o600;
+/** Mode of the folders the sharder creates for it. */
+export const DATABASE_DIR_MODE = 0o700;
+
+/**
+ * Creates the database's folder (0700) and the empty database file (0600) when they do not
+ * exist, whatever the umask: SQLite itself would create the file 0644 (less the umask), and
+ * it gives -wal and -shm the mode of the database file, so they end up 0600 too. An existing
+ * file keeps its mode (an operator may have chosen 0640 and a group).
+ */
+function createPrivately(location: string): void {
+  const dir = dirname(location);
+  const first = mkdirSync(dir, { recursive: true, mode: DATABASE_DIR_MODE });
+  if (first !== undefined) {
+    for (let d = dir; ; d = dirname(d)) {
+      chmodSync(d, DATABASE_DIR_MODE);
+      if (d === first || d === dirname(d)) break;
+    }
+  }
+  let fd: number;
+  try {
+    fd = openSync(location, 'wx', DATABASE_FILE_MODE);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return;
+    throw err;
+  }
+  try {
+    fchmodSync(fd, DATABASE_FILE_MODE);
+  } finally {
+    closeSync(fd);
   }
 }
 

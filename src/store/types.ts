@@ -245,7 +245,12 @@ export interface Store {
    */
   watch(listener: ChangeListener, pollMs: number): () => void;
 
-  /** Health check: resolves when the store answers a trivial query. */
+  /**
+   * Health check (readiness): resolves when the store answers a trivial query and new
+   * assignments would be written: after an assignment failed with StoreUnavailableError, it
+   * rejects until a write commits again (it tries a small write probe itself; see
+   * store/write-health.ts).
+   */
   ping(): Promise<void>;
 
   close(): Promise<void>;

@@ -100,16 +100,26 @@ export interface CliResult {
   stderr: string;
 }
 
-/** The CLI as a user runs it: a separate node process (TypeScript through tsx). */
 /** tsx's loader by its URL, so that a command run in any working folder finds it. */
 const TSX = import.meta.resolve('tsx');
 
+/** The CLI as a user runs it: a separate node process (TypeScript through tsx). */
 export function cliArgs(args: string[]): string[] {
   return ['--import', TSX, join(ROOT, 'src/cli/run.ts'), ...args];
 }
 
-export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {}): Promise<CliResult> {
-  const child = spawn(process.execPath, cliArgs(args), { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+/**
+ * The command line that runs the CLI: node itself, or, with `umask` (e.g. 0o000), node started
+ * by a shell that set that umask first (node cannot be given one at spawn).
+ */
+function cliCommand(args: string[], umask?: number): [string, string[]] {
+  if (umask === undefined) return [process.execPath, cliArgs(args)];
+  return ['/bin/sh', ['-c', `umask ${umask.toString(8).padStart(3, '0')} && exec "$0" "$@"`, process.execPath, ...cliArgs(args)]];
+}
+
+export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; umask?: number } = {}): Promise<CliResult> {
+  const [command, argv] = cliCommand(args, opts.umask);
+  const child = spawn(command, argv, { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -123,10 +133,11 @@ export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cw
  * Starts `sharder serve` as a child process and waits until it listens; killed when `t` ends.
  * It logs at info level (its start-up line carries the addresses) unless `env` says otherwise.
  */
-export async function spawnServe(t: HasAfter, configFile: string | null, env: NodeJS.ProcessEnv = {}, args: string[] = [], cwd = ROOT): Promise<{ child: ChildProcess; url: string; control: string | null; output: () => string }> {
-  // configFile null: no --config (the default ./sharder.yml of `cwd`, or none at all).
+export async function spawnServe(t: HasAfter, configFile: string | null, env: NodeJS.ProcessEnv = {}, args: string[] = [], opts: { umask?: number; cwd?: string } = {}): Promise<{ child: ChildProcess; url: string; control: string | null; output: () => string }> {
+  // configFile null: no --config (the default ./sharder.yml of the working folder, or none at all).
   const config = configFile === null ? [] : ['--config', configFile];
-  const child = spawn(process.execPath, cliArgs(['serve', ...config, ...args]), { cwd, env: { ...process.env, SHARDER_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [command, argv] = cliCommand(['serve', ...config, ...args], opts.umask);
+  const child = spawn(command, argv, { cwd: opts.cwd ?? ROOT, env: { ...process.env, SHARDER_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });

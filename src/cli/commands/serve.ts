@@ -38,12 +38,12 @@ export const serve: Command = {
     // same command line, flags included.
     const notifier = isClusterWorker() ? undefined : systemdNotifier(io.env, log);
     if (config.workers > 1 && !isClusterWorker()) {
-      await runPrimary(config, log, () => load(config.file ?? undefined), {
+      const code = await runPrimary(config, log, () => load(config.file ?? undefined), {
         ready: (what) => void notifier?.ready(what),
         stopping: () => void notifier?.stopping('stopping: finishing requests in flight'),
       });
       log.flush();
-      return EXIT_OK;
+      return code;
     }
     const sharder = await Sharder.start(config, { log });
     void notifier?.ready(`listening on ${sharder.url}`);
