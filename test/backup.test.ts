@@ -11,8 +11,9 @@ import { Agent, request } from 'undici';
 import Database from 'better-sqlite3';
 import { SQLITE_MIGRATIONS } from '../src/store/sqlite.js';
 import { get } from './helpers/http.js';
-import { rawConfig, runCli, spawnServe, writeConfig } from './helpers/sharder.js';
+import { rawConfig, runCli, runCliProcess, spawnServe, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
+import { until } from './helpers/wait.js';
 
 /** The schema version a fresh database is migrated to. */
 const SCHEMA = SQLITE_MIGRATIONS.at(-1)!.version;
@@ -41,8 +42,7 @@ test('backup while a server assigns users holds every assignment committed befor
     }
   };
   const writers = Array.from({ length: 8 }, writer);
-  const deadline = Date.now() + 20_000;
-  while (answered.size < 300 && failures.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  await until(() => answered.size >= 300 || failures.length > 0, 20_000, '300 users assigned before the backup');
   assert.ok(answered.size >= 300, `300 users assigned before the backup (${answered.size}; failures: ${failures.slice(0, 3).join(', ')})`);
 
   // Every name answered by now was committed before the backup starts.
@@ -163,11 +163,11 @@ test('with umask 000, the database, its -wal and -shm, a backup and the folders 
   for (const d of [state, dbDir]) assert.equal(mode(d), '700', `${d}: created private`);
 
   const backupFile = join(dir, 'backup.db');
-  const b = await runCli(['backup', backupFile, '--config', cfg], { umask: 0o000 });
+  const b = await runCliProcess(['backup', backupFile, '--config', cfg], { umask: 0o000 });
   assert.equal(b.code, 0, b.stderr);
   assert.equal(mode(backupFile), '600');
   // A CLI command that opens the same database leaves its files as they were.
-  const a = await runCli(['assign', 'bob', '--config', cfg], { umask: 0o000 });
+  const a = await runCliProcess(['assign', 'bob', '--config', cfg], { umask: 0o000 });
   assert.equal(a.code, 0, a.stderr);
   for (const f of ['sharder.db', 'sharder.db-wal', 'sharder.db-shm']) assert.equal(mode(join(dbDir, f)), '600', `${f} after the CLI`);
 });

@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { get } from './helpers/http.js';
-import { rawConfig, runCli, spawnServe, writeConfig } from './helpers/sharder.js';
+import { rawConfig, runCli, runCliProcess, spawnServe, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
+import { until } from './helpers/wait.js';
 
 test('sharder --help lists the commands; --version prints the package version', async () => {
   const help = await runCli(['--help']);
@@ -48,8 +49,17 @@ test('check-config: OK on the shipped file; every problem listed with exit 2 on 
     `  ${bad}: kinds.hub.buckets[2].upstream: must be an http:// or https:// URL, got the string "ftp//x"`,
     '',
   ].join('\n'));
-  const serve = await runCli(['serve', '--config', bad]);
-  assert.equal(serve.code, 2, 'serve refuses a bad config and starts nothing');
+});
+
+test('the process entry: --help, and serve refusing a bad configuration, with the exit statuses and bytes of main()', async (t) => {
+  const dir = tempDir(t);
+  const bad = join(dir, 'bad.yml');
+  writeFileSync(bad, 'kinds: {hub: {buckets: []}}\n');
+  const [help, serve] = await Promise.all([runCliProcess(['--help']), runCliProcess(['serve', '--config', bad])]);
+  assert.deepEqual(help, await runCli(['--help']));
+  const check = await runCli(['check-config', '--config', bad]);
+  assert.deepEqual(check, { code: 2, stdout: '', stderr: `sharder: invalid configuration (1 problem):\n  ${bad}: kinds.hub.buckets: must be a non-empty list of buckets, got an empty list\n` });
+  assert.deepEqual(serve, check, 'serve refuses a bad configuration as check-config does, and starts nothing');
 });
 
 test('check-config and serve: __proto__, constructor and toString are unknown keys, exit 2, no stack trace', async (t) => {
@@ -58,7 +68,7 @@ test('check-config and serve: __proto__, constructor and toString are unknown ke
   writeFileSync(file, 'kinds:\n  hub:\n    buckets: [{name: hub-0}]\n__proto__: {listen: 1}\nconstructor: {a: 1}\ntoString: 1\n');
   const known = 'unknown key (known: listen, workers, mode, proxy, control_listen, admin, database, identity, cookie, shard, default_kind, kind_header, cache, store, log, metrics, status, postgres, kinds)';
   for (const cmd of ['check-config', 'serve']) {
-    const r = await runCli([cmd, '--config', file]);
+    const r = await (cmd === 'serve' ? runCliProcess : runCli)([cmd, '--config', file]);
     assert.equal(r.code, 2, `${cmd}: ${r.stderr}`);
     assert.equal(r.stderr, [
       'sharder: invalid configuration (3 problems):',
@@ -81,7 +91,7 @@ test('serve on an address already in use: exit 2 naming the key (listen or contr
   // With workers: 2 each worker says why and the primary stops the group (no restart loop).
   for (const [key, workers] of [['listen', 1], ['control_listen', 1], ['listen', 2]] as const) {
     const file = writeConfig(dir, rawConfig(dir, { [key]: taken, workers }), `${key}-${workers}.yml`);
-    const r = await runCli(['serve', '--config', file], { env: { SHARDER_LOG_LEVEL: 'info' } });
+    const r = await runCliProcess(['serve', '--config', file], { env: { SHARDER_LOG_LEVEL: 'info' } });
     assert.equal(r.code, 2, `${key}, workers ${workers}: ${r.stderr}`);
     assert.match(r.stderr, new RegExp(`^sharder: invalid configuration \\(1 problem\\):\n  ${file.replace(/[.]/g, '\\.')}: ${key}: ${taken.replace(/[.]/g, '\\.')} is already in use`), key);
     assert.doesNotMatch(r.stderr, /unexpected error|\n\s+at /, `${key}: no stack trace`);
@@ -164,15 +174,12 @@ test('SIGHUP reloads the file; an invalid file is rejected and the old config ke
   assert.equal((await get(`${url}/auth`, { REMOTE_USER: 'a' })).headers['x-shard-bucket'], 'hub-0');
   writeConfig(dir, { ...raw, kinds: { hub: { buckets: [{ name: 'hub-0', state: 'draining' }, { name: 'new-hub' }] } } });
   child.kill('SIGHUP');
-  const until = async (re: RegExp): Promise<void> => {
-    for (let i = 0; i < 100 && !re.test(output()); i++) await new Promise((r) => setTimeout(r, 50));
-    assert.match(output(), re);
-  };
-  await until(/"event":"reloaded"/);
+  const logged = (re: RegExp): Promise<number> => until(() => re.test(output()), 5000, `a log line matching ${re}`);
+  await logged(/"event":"reloaded"/);
   assert.equal((await get(`${url}/auth`, { REMOTE_USER: 'b' })).headers['x-shard-bucket'], 'new-hub');
   writeFileSync(file, 'kinds: {hub: {buckets: []}}\n');
   child.kill('SIGHUP');
-  await until(/"event":"reload_rejected"/);
+  await logged(/"event":"reload_rejected"/);
   assert.match(output(), /"key":"kinds\.hub\.buckets","message":"must be a non-empty list of buckets, got an empty list"/);
   assert.equal((await get(`${url}/auth`, { REMOTE_USER: 'c' })).headers['x-shard-bucket'], 'new-hub', 'old config still in force');
 });

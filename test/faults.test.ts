@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { get } from './helpers/http.js';
 import { PG_SKIP, freshDatabase, sqlClient, stopSharedPostgres } from './helpers/postgres.js';
-import { rawConfig, runCli, startSharder, writeConfig } from './helpers/sharder.js';
+import { rawConfig, runCli, runCliProcess, startSharder, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
 import { until } from './helpers/wait.js';
 
@@ -118,7 +118,8 @@ test('SQLite on a read-only file system at start: a clear error naming the file,
   assert.equal((await runCli(['assign', 'someone', '--config', config])).code, 0);
   execFileSync('mount', ['-o', 'remount,ro', disk]);
   for (const args of [['serve'], ['assign', 'someone-else']]) {
-    const r = await runCli([...args, '--config', config], { env: { SHARDER_LOG_LEVEL: 'info' } });
+    const run = args[0] === 'serve' ? runCliProcess : runCli;
+    const r = await run([...args, '--config', config], { env: { SHARDER_LOG_LEVEL: 'info' } });
     assert.notEqual(r.code, 0, `${args[0]} must fail`);
     const out = r.stdout + r.stderr;
     assert.match(out, /SHARD_ERR_STORE_UNAVAILABLE|store unavailable|cannot open SQLite/i, out);

@@ -10,8 +10,9 @@ import { once } from 'node:events';
 import { test } from 'node:test';
 import { request } from 'undici';
 import { prettyLine } from '../src/log-pretty.js';
-import { cliArgs, rawConfig, ROOT, runCli, spawnServe, writeConfig } from './helpers/sharder.js';
+import { cliArgs, rawConfig, ROOT, runCli, runCliProcess, spawnServe, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
+import { until } from './helpers/wait.js';
 
 const ADMIN = 'admin-SECRET-token-5d41402abc4b2a76';
 const METRICS = 'metrics-SECRET-token-7b8b965ad4bca0e4';
@@ -19,8 +20,6 @@ const HUB = 'hub-SECRET-token-0cc175b9c0f1b6a8';
 const COOKIE = 'session-SECRET-cookie-92eb5ffee6ae2fec';
 const DB_PASSWORD = 'db-SECRET-password-3c59dc048e885024';
 const SECRETS = [ADMIN, METRICS, HUB, COOKIE, DB_PASSWORD];
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface Line {
   level: number;
@@ -74,7 +73,7 @@ test('serve logs one JSON line per event, with request ids on errors and no secr
   assert.equal((await call(`${control}/metrics`, { Authorization: `Bearer ${METRICS}` })).status, 200);
   assert.equal((await call(`${control}/status`)).status, 200);
   child.kill('SIGHUP');
-  for (let i = 0; i < 100 && !/"event":"reloaded"/.test(output()); i++) await sleep(50);
+  await until(() => /"event":"reloaded"/.test(output()), 5000, 'the "reloaded" log line');
   child.kill('SIGTERM');
   await once(child, 'exit');
 
@@ -117,7 +116,7 @@ test('a database URL with a password never reaches the output', async (t) => {
   const file = writeConfig(dir, rawConfig(dir, { log: { level: 'debug' } }));
   // Nothing listens on port 1: whatever the backend does with it, start-up fails.
   const env = { SHARDER_DATABASE: `postgres://sharder:${DB_PASSWORD}@127.0.0.1:1/sharder`, SHARDER_LOG_LEVEL: 'debug' };
-  const serve = await runCli(['serve', '--config', file], { env });
+  const serve = await runCliProcess(['serve', '--config', file], { env });
   assert.notEqual(serve.code, 0);
   assertNoSecret(serve.stdout + serve.stderr);
   const check = await runCli(['check-config', '--config', file], { env });
@@ -136,17 +135,17 @@ test('log.format: pretty prints readable lines, not JSON', async (t) => {
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setInterval(() => {
-      const m = /sharder listening on (http:\/\/\S+)/.exec(out);
-      if (m) {
-        clearInterval(timer);
-        resolve(m[1]!);
-      }
-    }, 20);
+    // Up to the white space after it: a chunk may end inside the address.
+    const look = (): void => {
+      const m = /sharder listening on (http:\/\/\S+)\s/.exec(out);
+      if (m) resolve(m[1]!);
+    };
+    child.stdout.on('data', look);
+    child.stderr.on('data', look);
     child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
   });
   assert.equal((await call(`${url}/auth`, { REMOTE_USER: 'pat' })).status, 200);
-  for (let i = 0; i < 100 && !/new assignment/.test(out); i++) await sleep(20);
+  await until(() => /new assignment/.test(out), 5000, 'the "new assignment" log line');
   child.kill('SIGTERM');
   await once(child, 'exit');
   assertNoSecret(out);

@@ -11,7 +11,7 @@ import { FLAG_KEYS, envName, loadConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/types.js';
 import { ConfigError } from '../src/errors.js';
 import { get } from './helpers/http.js';
-import { rawConfig, runCli, spawnServe, writeConfig } from './helpers/sharder.js';
+import { rawConfig, runCliProcess, spawnServe, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
 
 /** For each flag: the file's value, the variable's, the flag's, and how the result reads back. */
@@ -94,11 +94,11 @@ test('serve with flags and variables only, no configuration file, as from a unit
   assert.match(output(), new RegExp(`"location":"${db.replaceAll('/', '\\/')}"`));
 
   // check-config in the same folder agrees, and says where the configuration came from.
-  const check = await runCli(['check-config'], { cwd: dir, env });
+  const check = await runCliProcess(['check-config'], { cwd: dir, env });
   assert.equal(check.code, 0, check.stderr);
   assert.equal(check.stdout, 'configuration (environment and flags, no file): OK (hub: 2 buckets)\n');
   // Without the variables, the missing default file is named first.
-  const bare = await runCli(['serve', '--listen', '127.0.0.1:0'], { cwd: dir, env: { SHARDER_KINDS: '' } });
+  const bare = await runCliProcess(['serve', '--listen', '127.0.0.1:0'], { cwd: dir, env: { SHARDER_KINDS: '' } });
   assert.equal(bare.code, 2);
   assert.match(bare.stderr, /^ {2}sharder\.yml: \(file\): does not exist, so the configuration came from SHARDER_\* variables and flags alone/m);
   assert.doesNotMatch(bare.stderr, /\n\s+at /, 'no stack trace');

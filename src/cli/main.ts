@@ -1,12 +1,7 @@
 /** `sharder COMMAND [options]`: dispatch to the command registry. */
-import { readFileSync } from 'node:fs';
 import { EXIT_OK, EXIT_USAGE, parse, report, type Io } from './command.js';
 import { COMMANDS } from './commands/index.js';
-
-export function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
+import { VERSION } from '../version.js';
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -35,6 +30,11 @@ export const processIo: Io = {
   stdin: process.stdin,
 };
 
+/**
+ * Runs one command and resolves with its exit status; it never exits the process. Output,
+ * input and the environment come through `io`, so the tests run the CLI in their own process
+ * (test/helpers/sharder.ts `runCli`); `run.ts` is the process entry around it.
+ */
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
@@ -42,7 +42,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     return name === undefined ? EXIT_USAGE : EXIT_OK;
   }
   if (name === '--version' || name === '-V') {
-    io.out(`${version()}\n`);
+    io.out(`${VERSION}\n`);
     return EXIT_OK;
   }
   const cmd = COMMANDS.find((c) => c.name === name);

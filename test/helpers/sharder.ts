@@ -4,7 +4,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { Readable, Writable } from 'node:stream';
 import { stringify } from 'yaml';
+import type { Io } from '../../src/cli/command.js';
+import { main } from '../../src/cli/main.js';
 import { validateConfig } from '../../src/config/validate.js';
 import type { Config, RawConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
@@ -103,6 +106,46 @@ export interface CliResult {
 /** tsx's loader by its URL, so that a command run in any working folder finds it. */
 const TSX = import.meta.resolve('tsx');
 
+export interface CliOptions {
+  /** Added to this process's environment. */
+  env?: NodeJS.ProcessEnv;
+  /** Standard input (for FILE "-"); empty when not given. */
+  input?: string;
+}
+
+/**
+ * The CLI in this process: `main()` with standard output, standard error and standard input
+ * of its own, so that a test sees the exit status and the bytes a shell user would, without
+ * the start of a node process. Paths resolve against this process's working folder (the
+ * repository root under `npm test`), as they do for the process runner's default.
+ *
+ * `serve` is refused here (its logger writes to the process's own stdout, and a server that
+ * started could not be stopped): use `runCliProcess` or `spawnServe`. So are PG* variables,
+ * which the store reads from the process environment when it connects.
+ */
+export async function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
+  if (args[0] === 'serve') throw new Error('runCli runs commands in this process; run serve with runCliProcess or spawnServe');
+  const pg = Object.keys(opts.env ?? {}).filter((k) => k.startsWith('PG'));
+  if (pg.length > 0) throw new Error(`runCli cannot pass ${pg.join(', ')}: the store reads PG* from the process environment; use runCliProcess`);
+  let stdout = '';
+  let stderr = '';
+  const io: Io = {
+    out: (text) => void (stdout += text),
+    err: (text) => void (stderr += text),
+    env: { ...process.env, ...opts.env },
+    stdout: new Writable({
+      decodeStrings: false,
+      write(chunk: string | Buffer, _encoding, done) {
+        stdout += String(chunk);
+        done();
+      },
+    }),
+    stdin: Readable.from(Buffer.from(opts.input ?? ''), { objectMode: false }),
+  };
+  const code = await main(args, io);
+  return { code, stdout, stderr };
+}
+
 /** The CLI as a user runs it: a separate node process (TypeScript through tsx). */
 export function cliArgs(args: string[]): string[] {
   return ['--import', TSX, join(ROOT, 'src/cli/run.ts'), ...args];
@@ -117,7 +160,11 @@ function cliCommand(args: string[], umask?: number): [string, string[]] {
   return ['/bin/sh', ['-c', `umask ${umask.toString(8).padStart(3, '0')} && exec "$0" "$@"`, process.execPath, ...cliArgs(args)]];
 }
 
-export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; umask?: number } = {}): Promise<CliResult> {
+/**
+ * The CLI as a separate process, for what only a process shows: the process entry's exit
+ * status, serve, a umask, and PG* variables. Everything else runs faster through `runCli`.
+ */
+export async function runCliProcess(args: string[], opts: CliOptions & { cwd?: string; umask?: number } = {}): Promise<CliResult> {
   const [command, argv] = cliCommand(args, opts.umask);
   const child = spawn(command, argv, { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
