@@ -17,6 +17,7 @@ import { resolveLogFormat } from '../src/log.js';
 import { needs } from './helpers/env.js';
 import { cliArgs, rawConfig, spawnServe, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
+import { until } from './helpers/wait.js';
 
 /** pino level → the syslog priority journald must file it at. */
 const PRIORITY: Record<number, number> = { 10: 7, 20: 7, 30: 6, 40: 4, 50: 3, 60: 2 };
@@ -94,7 +95,8 @@ const TAG = 'sharder-journal-test';
  * In a new mount namespace: empty tmpfs over journald's directories (nothing reaches the
  * host's journal), journald, then the sharder with its standard output connected to it by
  * systemd-cat as systemd connects a unit's (level prefixes parsed, JOURNAL_STREAM set to the
- * stream), and finally `journalctl -f` of its lines, which the test reads as they come.
+ * stream). The script prints the pids, then the sharder's exit status. The test reads the
+ * journal with `journalctl` (not `-f`, whose output to a pipe is not flushed per entry here).
  */
 const SCRIPT = `set -eu
 for d in /run/systemd /run/log /var/log/journal; do mkdir -p "$d"; mount -t tmpfs tmpfs "$d"; done
@@ -103,50 +105,52 @@ ${JOURNALD} </dev/null >/dev/null 2>&1 &
 echo "JOURNALD=$!"
 # journald has no readiness signal without systemd: wait for its socket, at most 10 s.
 for _ in $(seq 200); do [ -S /run/systemd/journal/stdout ] && break; sleep 0.05; done
+[ -S /run/systemd/journal/stdout ] || { echo "JOURNALD_FAILED=1"; exit 1; }
 systemd-cat --level-prefix=true -t ${TAG} sh -c 'export JOURNAL_STREAM="$(stat -L -c %d:%i /proc/$$/fd/1)"; exec "$@"' sh "$@" </dev/null &
 echo "SHARDER=$!"
-exec journalctl -f -o json -t ${TAG} --no-pager
+wait $! && echo "SHARDER_EXIT=0" || echo "SHARDER_EXIT=$?"
 `;
 
-test('under a real journald, journalctl -p shows each line at the priority of its level', { skip: needs('systemd', noJournald()) }, async (t) => {
+test('under a real journald, journalctl -p shows each line at the priority of its level', { skip: needs('systemd', noJournald()), timeout: 60_000 }, async (t) => {
   const dir = tempDir(t);
   const file = writeConfig(dir, rawConfig(dir, { log: { level: 'info', format: 'auto' } }));
   const child = spawn('unshare', ['-m', '--propagation', 'private', 'bash', '-c', SCRIPT, 'bash', process.execPath, ...cliArgs(['serve', '--config', file])], { stdio: ['ignore', 'pipe', 'inherit'] });
   const pids: Record<string, number> = {};
+  let exited: string | undefined;
   t.after(() => {
     for (const pid of [pids.SHARDER, pids.JOURNALD]) if (pid !== undefined) spawnSync('kill', ['-KILL', String(pid)]);
     child.kill('SIGKILL');
   });
-  const entries: { MESSAGE: string; PRIORITY: string }[] = [];
-  const waiting = new Map<string, () => void>();
-  const seen = (event: string): Promise<void> =>
-    entries.some((e) => e.MESSAGE.includes(`"event":"${event}"`)) ? Promise.resolve() : new Promise((resolve) => waiting.set(event, resolve));
   createInterface({ input: child.stdout }).on('line', (line) => {
-    const pid = /^(JOURNALD|SHARDER)=(\d+)$/.exec(line);
-    if (pid) return void (pids[pid[1]!] = Number(pid[2]));
-    const e = JSON.parse(line) as { MESSAGE: string; PRIORITY: string };
-    entries.push(e);
-    for (const [event, resolve] of waiting) if (e.MESSAGE.includes(`"event":"${event}"`)) resolve();
+    const m = /^(JOURNALD|SHARDER|SHARDER_EXIT|JOURNALD_FAILED)=(\d+)$/.exec(line);
+    if (m?.[1] === 'JOURNALD' || m?.[1] === 'SHARDER') pids[m[1]] = Number(m[2]);
+    else if (m) exited = line;
   });
-  const ended = once(child, 'exit').then(() => assert.fail('journalctl -f ended early'));
-  await Promise.race([seen('admin_api_disabled'), ended]);
+  /** The sharder's journal entries, read in its mount namespace. */
+  const journal = (...args: string[]): string[] => {
+    if (pids.JOURNALD === undefined) return [];
+    const r = spawnSync('nsenter', ['-t', String(pids.JOURNALD), '-m', 'journalctl', '-t', TAG, '--no-pager', ...args], { encoding: 'utf8' });
+    return r.status === 0 ? r.stdout.split('\n').filter((l) => l !== '') : [];
+  };
+  const entries = (): { MESSAGE: string; PRIORITY: string }[] => journal('-o', 'json').map((l) => JSON.parse(l) as { MESSAGE: string; PRIORITY: string });
+  const seen = (event: string, done = false): Promise<number> => until(() => {
+    if (exited !== undefined && !done) throw new Error(`${exited} before ${event}; the journal had:\n${journal('-o', 'cat').join('\n')}`);
+    return entries().some((e) => e.MESSAGE.includes(`"event":"${event}"`));
+  }, 30_000, `a journal entry for ${event}`);
+  await seen('admin_api_disabled');
   writeFileSync(file, 'listen: [');
   process.kill(pids.SHARDER!, 'SIGHUP');
-  await Promise.race([seen('reload_rejected'), ended]);
+  await seen('reload_rejected');
   process.kill(pids.SHARDER!, 'SIGTERM');
-  await Promise.race([seen('stopped'), ended]);
+  await seen('stopped', true);
 
   // journald took the prefix off: the message is the JSON line, filed at its level's priority.
-  for (const e of entries) {
+  for (const e of entries()) {
     const { level } = JSON.parse(e.MESSAGE) as { level: number };
     assert.equal(Number(e.PRIORITY), PRIORITY[level], e.MESSAGE);
   }
-  const journalctl = (priority: string): string[] => {
-    const r = spawnSync('nsenter', ['-t', String(pids.JOURNALD), '-m', 'journalctl', '-t', TAG, '-p', priority, '-o', 'cat', '--no-pager'], { encoding: 'utf8' });
-    assert.equal(r.status, 0, r.stderr);
-    return r.stdout.split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { event?: string }).event ?? '');
-  };
-  assert.deepEqual(journalctl('warning'), ['admin_api_disabled', 'reload_rejected']);
-  assert.deepEqual(journalctl('err'), ['reload_rejected']);
-  assert.ok(journalctl('info').includes('started'));
+  const events = (priority: string): string[] => journal('-p', priority, '-o', 'cat').map((l) => (JSON.parse(l) as { event?: string }).event ?? '');
+  assert.deepEqual(events('warning'), ['admin_api_disabled', 'reload_rejected']);
+  assert.deepEqual(events('err'), ['reload_rejected']);
+  assert.ok(events('info').includes('started'));
 });
