@@ -10,7 +10,6 @@
  * (metrics/gather.ts), and on SIGTERM stops the workers gracefully and exits 0.
  */
 import cluster, { type Worker } from 'node:cluster';
-import { loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
 import { ConfigError } from './errors.js';
 import type { Logger } from './log.js';
@@ -40,9 +39,10 @@ const EXIT_CONFIG = 2;
 
 /**
  * Runs the primary until SIGTERM/SIGINT; resolves once every worker has exited, with the exit
- * status: 0 after a stop, EXIT_CONFIG when a worker refused the configuration at start.
+ * status: 0 after a stop, EXIT_CONFIG when a worker refused the configuration at start. `load`
+ * reads the configuration again (file, environment and the command line's flags), on SIGHUP.
  */
-export async function runPrimary(config: Config, log: Logger, env: NodeJS.ProcessEnv, hooks?: PrimaryHooks): Promise<number> {
+export async function runPrimary(config: Config, log: Logger, load: () => Config, hooks?: PrimaryHooks): Promise<number> {
   // Migrate once, here, so that workers open an up-to-date schema.
   await (await openStore(config)).close();
 
@@ -103,7 +103,7 @@ export async function runPrimary(config: Config, log: Logger, env: NodeJS.Proces
 
   process.on('SIGHUP', () => {
     try {
-      const next = loadConfig({ file: config.file ?? undefined, env });
+      const next = load();
       if (next.workers !== config.workers) log.warn({ event: 'reload_ignored', key: 'workers' }, 'workers changed: restart to apply');
     } catch (err) {
       // Each worker would reject it too; say it once, here.

@@ -3,7 +3,7 @@
  * graceful stop. The CLI's `serve` wires signals to it; tests start it in-process.
  */
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { Config } from './config/types.js';
 import type { Logger } from './log.js';
 import { Assigner } from './service/assigner.js';
@@ -55,8 +55,16 @@ export class Sharder {
   readonly proxy: ProxyMode | undefined;
   /** Routes of the control listener: the admin API, and whatever else registers there. */
   readonly router = new ControlRouter();
+  /** Routes of the metrics listener (metrics.listen): /metrics alone. */
+  private readonly metricsRouter = new ControlRouter();
   /** The control listener, or null when control_listen is off. */
   readonly control: Server | null;
+  /**
+   * metrics.listen: a listener of its own with only /metrics (as configurable-http-proxy's
+   * --metrics-port), so that Prometheus can reach it where the admin API must not be; null
+   * when off. The same control server as the admin API's, with a router that has one route.
+   */
+  readonly metricsListener: Server | null;
   /**
    * Admin operations on this server's store. Changes made through them are on this process's
    * own connection, which its change watcher does not report: they drop cache entries here.
@@ -103,14 +111,25 @@ export class Sharder {
     this.ops = new Operations({ store: this.store, config: () => this.config, changed: (kind, name) => this.table.changed(kind, name), log });
     registerAdminApi(this.router, () => this.ops);
     this.registerObservability(log);
+    const trusted = (req: IncomingMessage): boolean => peerTrusted(this.ctx, req);
+    // With workers: N, each worker allows its share, so that the group allows the limit.
+    const limiter = (): FailureLimiter => new FailureLimiter(Math.ceil(AUTH_FAILURES_ALLOWED / (isClusterWorker() ? config.workers : 1)));
     this.control = config.controlListen === null ? null : createControlServer({
       router: this.router,
       credentials: () => ({ adminTokens: this.config.admin.tokens, metricsTokenHash: this.config.metrics.tokenHash, statusLoopbackWithoutToken: this.config.status.loopbackWithoutToken }),
       log,
       meter,
-      trusted: (req) => peerTrusted(this.ctx, req),
-      // With workers: N, each worker allows its share, so that the group allows the limit.
-      limiter: new FailureLimiter(Math.ceil(AUTH_FAILURES_ALLOWED / (isClusterWorker() ? config.workers : 1))),
+      trusted,
+      limiter: limiter(),
+    });
+    // The metrics listener knows the metrics token alone: no admin token works there.
+    this.metricsListener = config.metrics.listen === null ? null : createControlServer({
+      router: this.metricsRouter,
+      credentials: () => ({ adminTokens: [], metricsTokenHash: this.config.metrics.tokenHash, statusLoopbackWithoutToken: false }),
+      log,
+      meter,
+      trusted,
+      limiter: limiter(),
     });
     this.stopWatching = this.store.watch((kind, name, bucket) => this.table.changed(kind, name, bucket), config.store.pollMs);
   }
@@ -129,10 +148,12 @@ export class Sharder {
         throw new ClusterGatherError(`the workers' numbers could not be gathered: ${(err as Error).message}`, { cause: err });
       }
     };
-    registerMetricsRoute(this.router, {
+    const metricsRoute = {
       enabled: metrics !== null,
       text: () => (worker ? gathered(gatherFromPrimary('metrics')) : metrics!.text()),
-    });
+    };
+    registerMetricsRoute(this.router, metricsRoute);
+    registerMetricsRoute(this.metricsRouter, metricsRoute);
     registerStatusRoute(this.router, {
       config: () => this.config,
       ops: () => this.ops,
@@ -174,11 +195,15 @@ export class Sharder {
       if (sharder.control !== null && config.controlListen !== null) {
         await listenOn(sharder.control, config.controlListen, 'control_listen', config.file);
       }
+      if (sharder.metricsListener !== null && config.metrics.listen !== null) {
+        await listenOn(sharder.metricsListener, config.metrics.listen, 'metrics.listen', config.file);
+      }
       sharder.table.loadNew();
     } catch (err) {
       sharder.table.stop();
       sharder.server.close();
       sharder.control?.close();
+      sharder.metricsListener?.close();
       sharder.stopWatching();
       snapshot?.close();
       if (!opts.store) await store.close();
@@ -191,6 +216,7 @@ export class Sharder {
       mode: config.mode,
       listen: sharder.url,
       control: sharder.controlUrl,
+      ...(sharder.metricsUrl === null ? {} : { metrics_listen: sharder.metricsUrl }),
       metrics: config.metrics.enabled ? (config.metrics.tokenHash === null ? 'open' : 'token') : 'off',
       kinds: Object.fromEntries([...config.kinds].map(([k, v]) => [k, v.buckets.map((b) => `${b.name}(${b.state}, weight ${b.weight})`)])),
     }, `sharder listening on ${sharder.url}`);
@@ -235,9 +261,12 @@ export class Sharder {
 
   /** The control listener's URL, or null when it is off. */
   get controlUrl(): string | null {
-    const a = this.control?.address() as AddressInfo | null | undefined;
-    if (!a) return null;
-    return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+    return urlOf(this.control);
+  }
+
+  /** The metrics listener's URL (metrics.listen), or null when it is off. */
+  get metricsUrl(): string | null {
+    return urlOf(this.metricsListener);
   }
 
   get port(): number {
@@ -261,6 +290,9 @@ export class Sharder {
     if (JSON.stringify(next.controlListen) !== JSON.stringify(this.config.controlListen)) {
       this.log.warn({ event: 'reload_ignored', key: 'control_listen' }, 'control_listen changed: restart to apply');
     }
+    if (JSON.stringify(next.metrics.listen) !== JSON.stringify(this.config.metrics.listen)) {
+      this.log.warn({ event: 'reload_ignored', key: 'metrics.listen' }, 'metrics.listen changed: restart to apply');
+    }
     if (JSON.stringify(next.database) !== JSON.stringify(this.config.database)) {
       this.log.warn({ event: 'reload_ignored', key: 'database' }, 'database changed: restart to apply');
     }
@@ -279,7 +311,7 @@ export class Sharder {
     this.stopping ??= (async () => {
       this.stopWatching();
       this.table.stop();
-      const servers = [this.server, ...(this.control ? [this.control] : [])].filter((s) => s.listening);
+      const servers = [this.server, this.control, this.metricsListener].filter((s): s is Server => s !== null && s.listening);
       const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
       for (const s of servers) s.closeIdleConnections();
       const timer = setTimeout(() => {
@@ -310,3 +342,8 @@ function openSnapshot(config: Config, log: Logger): Snapshot | undefined {
   }
 }
 
+function urlOf(server: Server | null): string | null {
+  const a = server?.address() as AddressInfo | null | undefined;
+  if (!a) return null;
+  return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+}

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import Database from '../src/store/sqlite-driver.js';
+import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { request } from 'undici';
 import type { RawConfig } from '../src/config/types.js';

@@ -8,7 +8,7 @@ import { chownSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Agent, request } from 'undici';
-import Database from '../src/store/sqlite-driver.js';
+import Database from 'better-sqlite3';
 import { SQLITE_MIGRATIONS } from '../src/store/sqlite.js';
 import { get } from './helpers/http.js';
 import { rawConfig, runCli, runCliProcess, spawnServe, writeConfig } from './helpers/sharder.js';

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import Database from '../src/store/sqlite-driver.js';
+import Database from 'better-sqlite3';
 import { get } from './helpers/http.js';
 import { PG_SKIP, freshDatabase, sqlClient, stopSharedPostgres } from './helpers/postgres.js';
 import { rawConfig, runCli, runCliProcess, startSharder, writeConfig } from './helpers/sharder.js';

@@ -34,9 +34,9 @@ test('workers: 2 — every scrape reports both workers, added up', async (t) => 
     const s: Sample[] = (await scrape(control)).samples;
     assert.equal(sum(s, 'sharder_workers'), 2, 'both workers answered');
     assert.equal(sum(s, 'sharder_workers_configured'), 2);
-    assert.equal(sum(s, 'sharder_http_requests_total', { endpoint: '/auth', status: '200' }), requests.length, `scrape ${k}: all /auth answers, both workers'`);
-    assert.equal(sum(s, 'sharder_http_requests_total', { endpoint: '/metrics', status: '200' }), k, `scrape ${k} sees every earlier scrape`);
-    assert.equal(sum(s, 'sharder_http_request_duration_seconds_count', { endpoint: '/auth' }), requests.length);
+    assert.equal(sum(s, 'sharder_http_requests_total', { handler: '/auth', code: '200' }), requests.length, `scrape ${k}: all /auth answers, both workers'`);
+    assert.equal(sum(s, 'sharder_http_requests_total', { handler: '/metrics', code: '200' }), k, `scrape ${k} sees every earlier scrape`);
+    assert.equal(sum(s, 'sharder_http_request_duration_seconds_count', { handler: '/auth' }), requests.length);
     assert.equal(sum(s, 'sharder_assignments_total'), names.length);
     // Read from the shared store by each worker: reported once, not added up.
     assert.equal(sum(s, 'sharder_objects'), names.length);

@@ -32,7 +32,7 @@ test('a scrape reflects the requests made since the last one', async (t) => {
   const before = await scrape(control);
   assert.equal(before.status, 200);
   assert.match(String(before.headers['content-type']), /^text\/plain; version=0\.0\.4/);
-  assert.equal(sum(before.samples, 'sharder_http_requests_total', { endpoint: '/auth' }), 0);
+  assert.equal(sum(before.samples, 'sharder_http_requests_total', { handler: '/auth' }), 0);
   assert.equal(sum(before.samples, 'sharder_assignments_total'), 0);
   assert.equal(sum(before.samples, 'sharder_objects'), 0);
   assert.deepEqual(byLabel(before.samples, 'sharder_objects', 'bucket'), { 'hub-0': 0, 'hub-1': 0, 'hub-2': 0 }, 'configured buckets appear at 0');
@@ -44,14 +44,14 @@ test('a scrape reflects the requests made since the last one', async (t) => {
   assert.equal((await get(`${sharder.url}/shard`, { REMOTE_USER: 'ann' })).status, 200);
 
   const after = (await scrape(control)).samples;
-  assert.equal(sum(after, 'sharder_http_requests_total', { listener: 'main', endpoint: '/auth', status: '200' }), 8);
-  assert.equal(sum(after, 'sharder_http_requests_total', { listener: 'main', endpoint: '/auth', status: '401' }), 1);
-  assert.equal(sum(after, 'sharder_http_requests_total', { listener: 'main', endpoint: 'unmatched', status: '404' }), 1);
-  assert.equal(sum(after, 'sharder_http_requests_total', { listener: 'main', endpoint: '/shard', status: '200' }), 1);
-  assert.equal(sum(after, 'sharder_http_requests_total', { listener: 'control', endpoint: '/metrics', status: '200' }), 1, 'the first scrape is counted by the second');
-  assert.equal(sum(after, 'sharder_http_request_duration_seconds_count', { endpoint: '/auth' }), 9);
-  assert.equal(sum(after, 'sharder_http_request_duration_seconds_bucket', { endpoint: '/auth', le: '+Inf' }), 9);
-  assert.ok(sum(after, 'sharder_http_request_duration_seconds_sum', { endpoint: '/auth' }) > 0);
+  assert.equal(sum(after, 'sharder_http_requests_total', { listener: 'main', handler: '/auth', code: '200' }), 8);
+  assert.equal(sum(after, 'sharder_http_requests_total', { listener: 'main', handler: '/auth', code: '401' }), 1);
+  assert.equal(sum(after, 'sharder_http_requests_total', { listener: 'main', handler: 'unmatched', code: '404' }), 1);
+  assert.equal(sum(after, 'sharder_http_requests_total', { listener: 'main', handler: '/shard', code: '200' }), 1);
+  assert.equal(sum(after, 'sharder_http_requests_total', { listener: 'control', handler: '/metrics', code: '200' }), 1, 'the first scrape is counted by the second');
+  assert.equal(sum(after, 'sharder_http_request_duration_seconds_count', { handler: '/auth' }), 9);
+  assert.equal(sum(after, 'sharder_http_request_duration_seconds_bucket', { handler: '/auth', le: '+Inf' }), 9);
+  assert.ok(sum(after, 'sharder_http_request_duration_seconds_sum', { handler: '/auth' }) > 0);
   assert.equal(sum(after, 'sharder_assignments_total'), 5);
   assert.equal(sum(after, 'sharder_objects'), 5);
   assert.deepEqual(byLabel(after, 'sharder_assignments_total', 'bucket'), byLabel(after, 'sharder_objects', 'bucket'), 'every object was assigned here');
@@ -71,6 +71,56 @@ test('a scrape reflects the requests made since the last one', async (t) => {
     if (m[2] === 'counter') assert.match(m[1]!, /_total$/, `${m[1]} is a counter`);
     assert.match(m[1]!, /^(sharder|process|nodejs)_/);
   }
+});
+
+test('HTTP metrics are labelled handler, method and code, as JupyterHub labels its own', async (t) => {
+  const { sharder } = await startSharder(t);
+  assert.equal((await get(`${sharder.url}/auth`, { REMOTE_USER: 'ann' }, 'POST')).status, 200);
+  assert.equal((await get(`${sharder.url}/auth`, { REMOTE_USER: 'ann' }, 'HEAD')).status, 200);
+  assert.equal((await get(`${sharder.url}/auth`, { REMOTE_USER: 'ann' })).status, 200);
+  // Any other method node accepts counts as `other`: the label's values stay a fixed set.
+  assert.equal((await get(`${sharder.url}/auth`, { REMOTE_USER: 'ann' }, 'PROPFIND')).status, 200);
+  assert.equal((await get(`${sharder.url}/auth`, {}, 'PROPFIND')).status, 401);
+  const after = (await scrape(sharder.controlUrl!)).samples;
+  const requests = after.filter((s) => s.name === 'sharder_http_requests_total' && s.labels.handler === '/auth');
+  assert.deepEqual(requests.map((s) => [s.labels.listener, s.labels.method, s.labels.code, s.value]).sort(), [
+    ['main', 'GET', '200', 1], ['main', 'HEAD', '200', 1], ['main', 'POST', '200', 1], ['main', 'other', '200', 1], ['main', 'other', '401', 1],
+  ]);
+  for (const s of after.filter((x) => x.name.startsWith('sharder_http_request'))) {
+    assert.deepEqual(Object.keys(s.labels).filter((l) => l !== 'le').sort(), ['code', 'handler', 'listener', 'method'], `${s.name} labels`);
+  }
+  assert.equal(sum(after, 'sharder_http_request_duration_seconds_count', { handler: '/auth', method: 'other', code: '401' }), 1);
+  assert.equal(sum(after, 'sharder_http_request_duration_seconds_count', { handler: '/auth' }), 5);
+});
+
+/** prom-client's default metric names (collectDefaultMetrics), as CHP and JupyterHub export them. */
+const PROM_CLIENT_DEFAULTS = [
+  'process_cpu_user_seconds_total', 'process_cpu_system_seconds_total', 'process_cpu_seconds_total', 'process_start_time_seconds',
+  'process_resident_memory_bytes', 'process_virtual_memory_bytes', 'process_heap_bytes', 'process_open_fds', 'process_max_fds',
+  'nodejs_eventloop_lag_seconds', 'nodejs_eventloop_lag_min_seconds', 'nodejs_eventloop_lag_max_seconds', 'nodejs_eventloop_lag_mean_seconds',
+  'nodejs_eventloop_lag_stddev_seconds', 'nodejs_eventloop_lag_p50_seconds', 'nodejs_eventloop_lag_p90_seconds', 'nodejs_eventloop_lag_p99_seconds',
+  'nodejs_active_resources', 'nodejs_active_resources_total', 'nodejs_active_handles', 'nodejs_active_handles_total', 'nodejs_active_requests',
+  'nodejs_active_requests_total', 'nodejs_heap_size_total_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_external_memory_bytes',
+  'nodejs_heap_space_size_total_bytes', 'nodejs_heap_space_size_used_bytes', 'nodejs_heap_space_size_available_bytes', 'nodejs_version_info',
+];
+
+test('process metrics are prom-client\'s defaults, without the GC histogram unless metrics.gc', async (t) => {
+  const { sharder } = await startSharder(t);
+  const { text, samples } = await scrape(sharder.controlUrl!);
+  const families = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
+  for (const name of PROM_CLIENT_DEFAULTS) assert.ok(families.has(name), `${name} is exported`);
+  assert.equal(families.has('nodejs_gc_duration_seconds'), false, 'no GC observer by default');
+  assert.match(text, /^# HELP nodejs_eventloop_lag_p90_seconds The 90th percentile of the recorded event loop delays\.$/m);
+  assert.ok(sum(samples, 'process_max_fds') > 0);
+  assert.ok(sum(samples, 'nodejs_heap_space_size_total_bytes', { space: 'old' }) > 0, 'heap space sizes by space');
+  assert.equal(sum(samples, 'nodejs_version_info', { version: process.version, major: process.versions.node.split('.')[0]! }), 1);
+
+  // metrics.gc: true, in a process of its own (the GC observer, once on, is the process's).
+  const dir = tempDir(t);
+  const file = writeConfig(dir, rawConfig(dir, { metrics: { gc: true } }));
+  const { control } = await spawnServe(t, file);
+  const withGc = await scrape(control!);
+  assert.match(withGc.text, /^# TYPE nodejs_gc_duration_seconds histogram$/m);
 });
 
 test('objects per bucket in a scrape after a load run match `sharder buckets`', async (t) => {
@@ -93,7 +143,7 @@ test('objects per bucket in a scrape after a load run match `sharder buckets`', 
   assert.deepEqual(byLabel(samples, 'sharder_objects', 'bucket'), Object.fromEntries(view.buckets.map((b) => [b.name, b.count])));
   assert.equal(sum(samples, 'sharder_objects'), 400);
   assert.equal(sum(samples, 'sharder_objects', { bucket: 'hub-2' }), 0, 'draining bucket got nothing');
-  assert.equal(sum(samples, 'sharder_http_requests_total', { endpoint: '/auth', status: '200' }), 800);
+  assert.equal(sum(samples, 'sharder_http_requests_total', { handler: '/auth', code: '200' }), 800);
   assert.equal(sum(samples, 'sharder_bucket_weight', { bucket: 'hub-0' }), 2);
   assert.equal(sum(samples, 'sharder_bucket_state', { bucket: 'hub-2', state: 'draining' }), 1);
   assert.equal(sum(samples, 'sharder_bucket_state', { bucket: 'hub-2', state: 'active' }), 0);
@@ -110,8 +160,34 @@ test('metrics.token: /metrics needs it as a bearer token; admin tokens do not op
   assert.equal((await scrape(control, ADMIN_TOKEN)).status, 401);
   const ok = await scrape(control, METRICS_TOKEN);
   assert.equal(ok.status, 200);
-  assert.equal(sum(ok.samples, 'sharder_http_requests_total', { endpoint: '/metrics', status: '401' }), 3);
+  assert.equal(sum(ok.samples, 'sharder_http_requests_total', { handler: '/metrics', code: '401' }), 3);
   assert.doesNotMatch(ok.text, new RegExp(METRICS_TOKEN));
+});
+
+test('metrics.listen: a listener of its own that serves /metrics alone, under the same token', async (t) => {
+  const { sharder } = await startSharder(t, { metrics: { listen: '127.0.0.1:0', token: METRICS_TOKEN }, admin: { token: ADMIN_TOKEN } });
+  const url = sharder.metricsUrl!;
+  assert.ok(url !== null && url !== sharder.controlUrl);
+  assert.equal((await get(`${url}/metrics`)).status, 401);
+  assert.equal((await get(`${url}/metrics`, { Authorization: `Bearer ${ADMIN_TOKEN}` })).status, 401, 'an admin token does not open it');
+  const ok = await scrape(url, METRICS_TOKEN);
+  assert.equal(ok.status, 200);
+  assert.equal(sum(ok.samples, 'sharder_info'), 1);
+  // Nothing else is there: no status page, and no admin API even with an admin token.
+  assert.equal((await get(`${url}/status`)).status, 404);
+  assert.equal((await get(`${url}/healthz`)).status, 404);
+  assert.equal((await get(`${url}/api/buckets`, { Authorization: `Bearer ${ADMIN_TOKEN}` })).status, 401);
+  // The control listener keeps its /metrics and its admin API.
+  assert.equal((await scrape(sharder.controlUrl!, METRICS_TOKEN)).status, 200);
+  assert.equal((await get(`${sharder.controlUrl}/api/buckets`, { Authorization: `Bearer ${ADMIN_TOKEN}` })).status, 200);
+});
+
+test('metrics.listen: on its own port while control_listen is off', async (t) => {
+  const { sharder } = await startSharder(t, { control_listen: 'off', metrics: { listen: '127.0.0.1:0' } });
+  assert.equal(sharder.controlUrl, null);
+  const s = await scrape(sharder.metricsUrl!);
+  assert.equal(s.status, 200);
+  assert.ok(s.samples.some((x) => x.name === 'nodejs_eventloop_lag_p90_seconds'));
 });
 
 test('metrics.enabled: false answers 404 on /metrics and still serves /auth and /status', async (t) => {
@@ -133,7 +209,7 @@ test('store failures are counted by operation and code; the scrape still answers
   assert.equal(await auth(sharder.url, 'before'), 200, 'known users are answered from memory');
   const s = (await scrape(sharder.controlUrl!)).samples;
   assert.ok(sum(s, 'sharder_store_errors_total', { operation: 'assign' }) >= 1);
-  assert.equal(sum(s, 'sharder_http_requests_total', { endpoint: '/auth', status: '503' }), 1);
+  assert.equal(sum(s, 'sharder_http_requests_total', { handler: '/auth', code: '503' }), 1);
   assert.equal(sum(s, 'sharder_store_up'), 0);
   assert.equal(s.filter((x) => x.name === 'sharder_objects').length, 0, 'no made-up zeros while the store is down');
 });
@@ -160,7 +236,7 @@ test('store timeouts are counted', async (t) => {
   assert.equal(await auth(sharder.url, 'slow'), 503);
   const s = (await scrape(sharder.controlUrl!)).samples;
   assert.equal(sum(s, 'sharder_store_timeouts_total', { kind: 'hub' }), 1);
-  assert.equal(sum(s, 'sharder_http_requests_total', { endpoint: '/auth', status: '503' }), 1);
+  assert.equal(sum(s, 'sharder_http_requests_total', { handler: '/auth', code: '503' }), 1);
 });
 
 test('proxy mode: upstream errors by hub', async (t) => {

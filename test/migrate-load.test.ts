@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import Database from '../src/store/sqlite-driver.js';
+import Database from 'better-sqlite3';
 import { Agent, request } from 'undici';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { seed } from './helpers/ops.js';

@@ -117,7 +117,10 @@ describe('admin CLI against PostgreSQL while two instances serve', { skip: PG_SK
     for (const i of instances) for (const u of sample) assert.equal(await bucketOn(i.url, u), 'hub-0');
     /** How long until every instance answers `want(user)` for every user, or Infinity after 3 s. */
     const reached = async (users: string[], want: (u: string) => Promise<string>, from: number): Promise<number> => {
-      const wanted = new Map(await Promise.all(users.map(async (u) => [u, await want(u)] as const)));
+      // One query at a time: `want` may query the one pg.Client `sql`, which must not be given a
+      // query while another runs (pg warns that 9.0 removes the queue).
+      const wanted = new Map<string, string>();
+      for (const u of users) wanted.set(u, await want(u));
       for (;;) {
         const answers = await Promise.all(instances.flatMap((i) => users.map(async (u) => (await bucketOn(i.url, u)) === wanted.get(u))));
         if (answers.every(Boolean)) return performance.now() - from;

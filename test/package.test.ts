@@ -5,14 +5,12 @@
  * systemd unit's ExecStart, the Docker image's entry command, `sharder serve` in an empty
  * folder), each answering /auth.
  *
- * The install really runs npm (from the local npm cache first, then the registry) and the
- * dependencies' install scripts. To keep this test to seconds, the one native module that
- * would otherwise be compiled (better-sqlite3 12, optional) is offered the binary already built
- * in this tree for this very Node.js, through prebuild-install's documented "local prebuilds"
- * folder; without it, npm compiles it (a minute or more), which works just as well.
+ * The install really runs npm (from the local npm cache first, then the registry). Nothing in
+ * it is compiled and no script runs: the package builds dist/ in `prepack` (never `prepare`,
+ * which npm would run when the tarball is installed), and the SQLite driver ships its binary.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -62,23 +60,10 @@ async function startServer(t: HasAfter, argv: string[], opts: { cwd: string; env
   };
 }
 
-/** better-sqlite3 12's binary from this tree, packed the way prebuild-install looks for it. */
-function localPrebuild(dir: string): string | undefined {
-  const mod = join(ROOT, 'node_modules/better-sqlite3');
-  const binary = join(mod, 'build/Release/better_sqlite3.node');
-  if (!existsSync(binary) || process.platform !== 'linux') return undefined;
-  const version = (JSON.parse(readFileSync(join(mod, 'package.json'), 'utf8')) as { version: string }).version;
-  const out = join(dir, 'prebuilds');
-  mkdirSync(out);
-  const file = join(out, `better-sqlite3-v${version}-node-v${process.versions.modules}-linux-${process.arch}.tar.gz`);
-  execFileSync('tar', ['-czf', file, '-C', mod, 'build/Release/better_sqlite3.node']);
-  return out;
-}
-
 test('the packed tarball holds only what runs, and the README install guide gives a sharder that serves /auth', { timeout: 600_000 }, async (t) => {
   const tmp = tempDir(t, 'sharder-pack-');
 
-  // npm pack runs `prepare` (a clean build of dist/); the tarball lands in tmp.
+  // npm pack runs `prepack` (a clean build of dist/); the tarball lands in tmp.
   const pack = spawnSync('npm', ['pack', '--pack-destination', tmp, '--json'], { cwd: ROOT, encoding: 'utf8', timeout: 180_000 });
   assert.equal(pack.status, 0, pack.stderr);
   const [info] = JSON.parse(pack.stdout.slice(pack.stdout.indexOf('['))) as [{ filename: string; files: { path: string }[] }];
@@ -86,7 +71,7 @@ test('the packed tarball holds only what runs, and the README install guide give
   const files = info.files.map((f) => f.path).sort();
   const allowed = /^(bin\/sharder\.js|dist\/.+\.js|systemd\/sharder\.(service|yml)|nginx\/[^/]+|sharder\.yml|README\.md|SECURITY\.md|LICENSE|CHANGELOG\.md|package\.json)$/;
   assert.deepEqual(files.filter((f) => !allowed.test(f)), [], 'only compiled JavaScript, examples, nginx/systemd files and docs');
-  for (const needed of ['bin/sharder.js', 'dist/cli/run.js', 'dist/store/sqlite-driver.js', 'systemd/sharder.service', 'systemd/sharder.yml', 'sharder.yml', 'LICENSE', 'CHANGELOG.md', 'README.md']) {
+  for (const needed of ['bin/sharder.js', 'dist/cli/run.js', 'dist/store/sqlite.js', 'systemd/sharder.service', 'systemd/sharder.yml', 'sharder.yml', 'LICENSE', 'CHANGELOG.md', 'README.md']) {
     assert.ok(files.includes(needed), `${needed} is in the package`);
   }
 
@@ -103,10 +88,9 @@ test('the packed tarball holds only what runs, and the README install guide give
     npm_config_prefer_offline: 'true',
     npm_config_update_notifier: 'false',
   };
-  const prebuilds = localPrebuild(tmp);
-  if (prebuilds) env.npm_config_better_sqlite3_local_prebuilds = prebuilds;
   const guide = spawnSync('bash', ['-euo', 'pipefail', '-c', underRoot(blocks.join('\n'), root)], { cwd: tmp, env, encoding: 'utf8', timeout: 420_000 });
   assert.equal(guide.status, 0, `${guide.stdout}\n${guide.stderr}`);
+  assert.doesNotMatch(guide.stderr, /npm (warn|error)/i, 'the install prints no warning');
   assert.match(guide.stdout, new RegExp(`^${PKG.version.replaceAll('.', '\\.')}$`, 'm'), 'sharder --version prints the package version');
   assert.match(guide.stdout, /sharder\.yml: OK \(hub: 3 buckets\)/, 'check-config accepts the installed /etc configuration');
 
@@ -116,6 +100,10 @@ test('the packed tarball holds only what runs, and the README install guide give
   for (const dev of Object.keys(PKG.devDependencies)) assert.equal(existsSync(join(prefix, 'node_modules', dev)), false, `${dev} (dev) is not installed`);
   for (const dep of Object.keys(PKG.dependencies)) assert.ok(existsSync(join(prefix, 'node_modules', dep)), `${dep} is installed`);
   assert.equal(existsSync(join(installed, 'src')), false);
+  // Installing the tarball runs none of its scripts, and nothing was compiled.
+  const shipped = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  assert.deepEqual(Object.keys(shipped.scripts).filter((s) => /^(pre|post)?(install|prepare)$/.test(s)), []);
+  assert.equal(existsSync(join(prefix, 'node_modules/better-sqlite3/build')), false, 'better-sqlite3 uses its shipped binary');
 
   // npx sharder --help, from the install folder.
   const help = spawnSync('npx', ['--no-install', 'sharder', '--help'], { cwd: prefix, env, encoding: 'utf8', timeout: 60_000 });

@@ -93,7 +93,7 @@ test('proxy config: serve --mode is checked, and check-config accepts proxy sett
   const file = writeConfig(dir, rawConfig(dir, { mode: 'proxy', proxy: { login_url: '/login?next={next}' } }));
   const bad = await runCliProcess(['serve', '--config', file, '--mode', 'both']);
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /--mode must be one of auth, proxy, got "both"/);
+  assert.match(bad.stderr, /^ {2}command line: --mode \(mode\): must be one of auth, proxy, got the string "both"$/m);
   const ok = await runCli(['check-config', '--config', file]);
   assert.equal(ok.code, 0, ok.stderr);
 });

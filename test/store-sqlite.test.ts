@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import Database from '../src/store/sqlite-driver.js';
+import Database from 'better-sqlite3';
 import { SQLITE_MIGRATIONS, SqliteStore } from '../src/store/sqlite.js';
 import { runStoreContract } from './helpers/store-contract.js';
 import { tempDir } from './helpers/tmp.js';

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import Database from '../src/store/sqlite-driver.js';
+import Database from 'better-sqlite3';
 import pg from 'pg';
 import { parseOriginalUrl } from '../src/ops/index.js';
 import { parseCsvLine } from '../src/ops/format.js';

@@ -2,7 +2,7 @@
  * Loading: find the file, read it, parse YAML, apply SHARDER_* environment overrides, validate.
  * Every failure is a ConfigError that names the file (or variable) and the key.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { type Config, type RawConfig, DEFAULT_CONFIG_FILE } from './types.js';
@@ -62,9 +62,25 @@ export const ENV_KEYS: ReadonlyArray<readonly [path: string, kind: EnvKind]> = [
   ['metrics.enabled', 'bool'],
   ['metrics.token', 'string'],
   ['metrics.token_file', 'string'],
+  ['metrics.gc', 'bool'],
+  ['metrics.listen', 'string'],
   ['status.loopback_without_token', 'bool'],
   ['status.refresh_seconds', 'int'],
   ['kinds', 'yaml'],
+];
+
+/**
+ * `sharder serve` flags that set a key, as configurable-http-proxy and oauth2-proxy are started
+ * from a unit file without a configuration file. Precedence: a flag over its SHARDER_*
+ * variable over the file. Their values are validated as the file's, and a problem names the flag.
+ */
+export const FLAG_KEYS: ReadonlyArray<readonly [flag: string, path: string]> = [
+  ['listen', 'listen'],
+  ['control-listen', 'control_listen'],
+  ['metrics-listen', 'metrics.listen'],
+  ['database', 'database'],
+  ['log-level', 'log.level'],
+  ['mode', 'mode'],
 ];
 
 export const envName = (path: string): string => `SHARDER_${path.replaceAll('.', '_').toUpperCase()}`;
@@ -154,10 +170,22 @@ export function applyEnv(raw: RawConfig, env: NodeJS.ProcessEnv): Map<string, st
   return sources;
 }
 
+/** Applies command-line flags (FLAG_KEYS) in place, after the environment; records them in `sources`. */
+export function applyFlags(raw: RawConfig, flags: Readonly<Record<string, string | undefined>>, sources: Map<string, string>): void {
+  for (const [flag, path] of FLAG_KEYS) {
+    const value = flags[flag];
+    if (value === undefined) continue;
+    setPath(raw, path, value);
+    sources.set(path, `--${flag}`);
+  }
+}
+
 export interface LoadOptions {
   /** --config FILE; otherwise SHARDER_CONFIG, otherwise ./sharder.yml. */
   file?: string | undefined;
   env?: NodeJS.ProcessEnv;
+  /** Command-line flags by name (FLAG_KEYS), e.g. `{ listen: '0.0.0.0:8888' }`. */
+  flags?: Readonly<Record<string, string | undefined>>;
 }
 
 export function configPath(opts: LoadOptions): string {
@@ -165,10 +193,23 @@ export function configPath(opts: LoadOptions): string {
   return opts.file ?? env.SHARDER_CONFIG ?? DEFAULT_CONFIG_FILE;
 }
 
+/**
+ * The configuration: the file, then SHARDER_* variables over it, then flags over those. A file
+ * named by --config or SHARDER_CONFIG must exist; the default ./sharder.yml may be absent, so
+ * that a unit file can start the sharder from variables and flags alone.
+ */
 export function loadConfig(opts: LoadOptions = {}): Config {
   const env = opts.env ?? process.env;
   const file = configPath(opts);
-  const raw = readConfigFile(file);
+  const withoutFile = opts.file === undefined && env.SHARDER_CONFIG === undefined && !existsSync(file);
+  const raw = withoutFile ? {} : readConfigFile(file);
   const sources = applyEnv(raw, env);
-  return validateConfig(raw, file, sources, env);
+  if (opts.flags !== undefined) applyFlags(raw, opts.flags, sources);
+  try {
+    return validateConfig(raw, withoutFile ? null : file, sources, env);
+  } catch (err) {
+    if (!withoutFile || !(err instanceof ConfigError)) throw err;
+    const missing = { source: file, key: '(file)', message: 'does not exist, so the configuration came from SHARDER_* variables and flags alone: create it (see the shipped sharder.yml), pass --config FILE, or set what is missing' };
+    throw new ConfigError([missing, ...err.problems], { cause: err });
+  }
 }

@@ -6,11 +6,12 @@
 import { createHash } from 'node:crypto';
 import {
   type LogFormat, type RawConfig,
-  DEFAULT_LOG_FORMAT, DEFAULT_METRICS_ENABLED, DEFAULT_STATUS_LOOPBACK_WITHOUT_TOKEN, DEFAULT_STATUS_REFRESH_SECONDS,
+  type ListenAddress,
+  DEFAULT_LOG_FORMAT, DEFAULT_METRICS_ENABLED, DEFAULT_METRICS_GC, DEFAULT_METRICS_LISTEN, DEFAULT_STATUS_LOOPBACK_WITHOUT_TOKEN, DEFAULT_STATUS_REFRESH_SECONDS,
   LOG_FORMATS, MIN_METRICS_TOKEN_LENGTH,
 } from './types.js';
 import { checkTokenText, inlineSecret, readSecretFile } from './validate-ops.js';
-import { type Problems, bool, describe, section } from './validate.js';
+import { type Problems, bool, describe, listen, section } from './validate.js';
 
 /** Longest status page refresh interval, in seconds. */
 const MAX_STATUS_REFRESH_SECONDS = 3600;
@@ -18,13 +19,13 @@ const MAX_STATUS_REFRESH_SECONDS = 3600;
 export function logFormat(p: Problems, v: unknown): LogFormat {
   if (v === undefined) return DEFAULT_LOG_FORMAT;
   if (!LOG_FORMATS.includes(v as LogFormat)) {
-    p.add('log.format', `must be one of ${LOG_FORMATS.join(', ')} (auto: pretty on a terminal, JSON otherwise), got ${describe(v)}`);
+    p.add('log.format', `must be one of ${LOG_FORMATS.join(', ')} (auto: pretty on a terminal, journal under systemd, JSON otherwise), got ${describe(v)}`);
     return DEFAULT_LOG_FORMAT;
   }
   return v as LogFormat;
 }
 
-export function metricsSection(p: Problems, raw: RawConfig): { enabled: boolean; tokenHash: Buffer | null } {
+export function metricsSection(p: Problems, raw: RawConfig): { enabled: boolean; tokenHash: Buffer | null; gc: boolean; listen: ListenAddress | null } {
   const m = section(p, raw, 'metrics');
   const enabled = bool(p, m.enabled, 'metrics.enabled', DEFAULT_METRICS_ENABLED);
   let token: string | undefined;
@@ -35,7 +36,11 @@ export function metricsSection(p: Problems, raw: RawConfig): { enabled: boolean;
     const t = m.token !== undefined ? inlineSecret(p, m.token, key) : readSecretFile(p, m.token_file, key);
     if (t !== undefined && checkTokenText(p, t, key, MIN_METRICS_TOKEN_LENGTH)) token = t;
   }
-  return { enabled, tokenHash: token === undefined ? null : createHash('sha256').update(token, 'utf8').digest() };
+  const gc = bool(p, m.gc, 'metrics.gc', DEFAULT_METRICS_GC);
+  const where = m.listen ?? DEFAULT_METRICS_LISTEN;
+  const address = where === 'off' ? null : listen(p, where, 'metrics.listen', '127.0.0.1:0');
+  if (address !== null && !enabled) p.add('metrics.listen', 'needs metrics.enabled: true (it serves only /metrics)');
+  return { enabled, tokenHash: token === undefined ? null : createHash('sha256').update(token, 'utf8').digest(), gc, listen: address };
 }
 
 export function statusSection(p: Problems, raw: RawConfig): { loopbackWithoutToken: boolean; refreshSeconds: number } {

@@ -45,7 +45,7 @@ const KNOWN_KEYS: Readonly<Record<string, readonly string[] | null>> = {
   cache: ['max_entries'],
   store: ['poll_ms', 'timeout_ms', 'busy_timeout_ms', 'snapshot_file'],
   log: ['level', 'format'],
-  metrics: ['enabled', 'token', 'token_file'],
+  metrics: ['enabled', 'token', 'token_file', 'gc', 'listen'],
   status: ['loopback_without_token', 'refresh_seconds'],
   postgres: ['pool_max', 'idle_timeout_ms', 'connection_timeout_ms', 'statement_timeout_ms', 'password_file', 'ssl', 'hosts', 'target_session_attrs'],
   kinds: null,
@@ -61,7 +61,10 @@ export const UPSTREAM_HOST = /^(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])$/;
 /** RFC 9110 token characters, for header and cookie names. */
 const TOKEN_PATTERN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-/** Where each key's value came from, for messages: dotted key → environment variable name. */
+/**
+ * Where each key's value came from, for messages: dotted key → the environment variable
+ * (`SHARDER_LISTEN`) or command-line flag (`--listen`) that set it; keys not in it are the file's.
+ */
 export type EnvSources = ReadonlyMap<string, string>;
 
 export class Problems {
@@ -69,9 +72,14 @@ export class Problems {
   /** `processEnv` is where `token_env` secrets are read from. */
   constructor(private readonly file: string, private readonly env: EnvSources, readonly processEnv: NodeJS.ProcessEnv = {}) {}
   add(key: string, message: string): void {
-    const envName = this.env.get(key) ?? this.env.get(key.replace(/[.[].*$/, ''));
-    if (envName !== undefined) this.list.push({ source: 'environment', key: `${envName} (${key})`, message });
+    const from = this.env.get(key) ?? this.env.get(key.replace(/[.[].*$/, ''));
+    if (from !== undefined) this.list.push({ source: from.startsWith('--') ? 'command line' : 'environment', key: `${from} (${key})`, message });
     else this.list.push({ source: this.file, key, message });
+  }
+
+  /** Whether a command-line flag set `key`. */
+  fromFlag(key: string): boolean {
+    return this.env.get(key)?.startsWith('--') === true;
   }
 }
 
@@ -179,7 +187,9 @@ function database(p: Problems, raw: RawConfig, busyTimeoutMs: number, pg: Postgr
     // Never echo the value: it may hold a password.
     const parts = parsePostgresUrl(v);
     if ('problem' in parts) p.add('database', parts.problem);
-    else {
+    else if (parts.password !== undefined && p.fromFlag('database')) {
+      p.add('database', 'holds a password, which every user of this machine can read on a command line (ps): give it in SHARDER_DATABASE, PGPASSWORD or postgres.password_file instead');
+    } else {
       for (const x of failoverConflicts(pg, parts)) p.add(x.key, x.message);
       if (parts.password !== undefined && pg.passwordFile !== null) p.add('postgres.password_file', 'is set, but the database URL holds a password too: keep one of them');
       if (parts.sslMode !== undefined && pg.ssl.mode !== null && parts.sslMode !== pg.ssl.mode) p.add('postgres.ssl.mode', 'differs from the database URL\'s ?sslmode=: set it in one place');

@@ -9,7 +9,7 @@ import type { Server } from 'node:net';
 import type { ListenAddress } from '../config/types.js';
 import { ConfigError } from '../errors.js';
 
-export type ListenKey = 'listen' | 'control_listen';
+export type ListenKey = 'listen' | 'control_listen' | 'metrics.listen';
 
 /** `host:port`, with an IPv6 host in brackets, as the configuration spells it. */
 export const formatListen = (a: ListenAddress): string => `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;

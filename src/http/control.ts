@@ -162,7 +162,7 @@ export function createControlServer(given: ControlDeps): Server {
       res.setHeader(REQUEST_ID_HEADER, id);
       const start = meter.now();
       const endpoint = meter.control(pathOnly(req.url));
-      res.once('finish', () => endpoint.done(res.statusCode, start));
+      res.once('finish', () => endpoint.done(req.method, res.statusCode, start));
       const scoped = { ...base, log: base.log.child({ request_id: id }) };
       return handle(scoped, req, res).catch((err: unknown) => fail(scoped, req, res, err));
     },

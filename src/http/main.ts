@@ -133,11 +133,11 @@ const AUTH: Placer<ServerResponse> = {
     if (bucket.signer !== null) checkPresentedCookie(ctx.log, req, name, bucket);
     res.writeHead(200, bucket.authHeaders);
     res.end();
-    ctx.meter.auth.done(200, start);
+    ctx.meter.auth.done(req.method, 200, start);
   },
   refused(ctx, req, res, r, start) {
     refuseHttp(ctx, req, res, r);
-    ctx.meter.auth.done(r.status, start);
+    ctx.meter.auth.done(req.method, r.status, start);
   },
 };
 
@@ -150,15 +150,15 @@ const SHARD: Placer<ServerResponse> = {
       const location = redirect.replaceAll('{bucket}', bucket.name).replaceAll('{kind}', kind.name);
       res.writeHead(302, [...cookie, 'Location', location, 'Content-Length', '0', 'Cache-Control', 'no-store']);
       res.end();
-      ctx.meter.shard.done(302, start);
+      ctx.meter.shard.done(req.method, 302, start);
     } else {
       sendJson(res, 200, { kind: kind.name, name, bucket: bucket.name }, cookie);
-      ctx.meter.shard.done(200, start);
+      ctx.meter.shard.done(req.method, 200, start);
     }
   },
   refused(ctx, req, res, r, start) {
     refuseHttp(ctx, req, res, r);
-    ctx.meter.shard.done(r.status, start);
+    ctx.meter.shard.done(req.method, r.status, start);
   },
 };
 
@@ -174,24 +174,24 @@ export function handle(ctx: MainContext, req: IncomingMessage, res: ServerRespon
       return place(ctx, req, res, SHARD, start);
     case '/healthz':
       sendJson(res, 200, { status: 'ok' });
-      return ctx.meter.healthz.done(200, start);
+      return ctx.meter.healthz.done(req.method, 200, start);
     case '/readyz':
       return ctx.ready().then(
         () => {
           sendJson(res, 200, { status: 'ready' });
-          ctx.meter.readyz.done(200, start);
+          ctx.meter.readyz.done(req.method, 200, start);
         },
         (err: unknown) => {
           const id = errorRequestId(ctx, req);
           const code = (err as ShardError).code ?? 'SHARD_ERR';
           ctx.log.warn({ event: 'not_ready', request_id: id, code, err: (err as Error).message }, 'readiness check failed');
           sendJson(res, 503, { status: 'unavailable', code, message: (err as Error).message }, [REQUEST_ID_HEADER, id]);
-          ctx.meter.readyz.done(503, start);
+          ctx.meter.readyz.done(req.method, 503, start);
         },
       );
     default:
       sendError(res, 404, 'SHARD_ERR_NOT_FOUND', `no route for ${path.length > 100 ? `${path.slice(0, 100)}…` : path}`, [REQUEST_ID_HEADER, errorRequestId(ctx, req)]);
-      return ctx.meter.unmatched.done(404, start);
+      return ctx.meter.unmatched.done(req.method, 404, start);
   }
 }
 

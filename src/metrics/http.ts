@@ -18,6 +18,25 @@ export const LATENCY_BUCKETS: readonly number[] = [
 /** HTTP status codes are three digits. */
 const STATUSES = 600;
 
+/**
+ * The `method` label's values: the methods a client of these endpoints sends, and `other` for
+ * the rest (node's parser accepts some thirty more), so that the label stays bounded.
+ */
+export const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'other'] as const;
+
+function methodIndex(method: string | undefined): number {
+  switch (method) {
+    case 'GET': return 0;
+    case 'HEAD': return 1;
+    case 'POST': return 2;
+    case 'PUT': return 3;
+    case 'DELETE': return 4;
+    case 'PATCH': return 5;
+    case 'OPTIONS': return 6;
+    default: return 7;
+  }
+}
+
 /** A histogram as plain numbers: per-bucket (non-cumulative) counts, sum and count. */
 export class LatencyHistogram {
   readonly counts: Float64Array;
@@ -39,20 +58,46 @@ export class LatencyHistogram {
   }
 }
 
-/** One endpoint of one listener: responses by status, and optionally their latency. */
+/**
+ * One endpoint (the `handler` label) of one listener: responses by method and status code, and
+ * optionally their latency by the same two, as JupyterHub labels its request metrics.
+ */
 export class EndpointMeter {
-  /** Responses by status code (index), as exact integers up to 2^53. */
-  readonly statuses = new Float64Array(STATUSES);
-  readonly latency: LatencyHistogram | null;
+  /** Responses by method (index into METHODS) × STATUSES + status code, as exact integers up to 2^53. */
+  private readonly counts = new Float64Array(METHODS.length * STATUSES);
+  /** Latency by the same index, made on the first response of each method and status. */
+  private readonly latency: Map<number, LatencyHistogram> | null;
 
   constructor(readonly listener: string, readonly endpoint: string, timed: boolean) {
-    this.latency = timed ? new LatencyHistogram() : null;
+    this.latency = timed ? new Map() : null;
   }
 
-  /** Counts a response; `start` is from `HttpMeter.now()` (0 when not timed). */
-  done(status: number, start: number): void {
-    this.statuses[status >= 0 && status < STATUSES ? status : 0]!++;
-    if (this.latency !== null && start !== 0) this.latency.observe((performance.now() - start) / 1000);
+  /** Counts a response to `method`; `start` is from `HttpMeter.now()` (0 when not timed). */
+  done(method: string | undefined, status: number, start: number): void {
+    const i = methodIndex(method) * STATUSES + (status >= 0 && status < STATUSES ? status : 0);
+    this.counts[i]!++;
+    if (this.latency !== null && start !== 0) {
+      let h = this.latency.get(i);
+      if (h === undefined) this.latency.set(i, (h = new LatencyHistogram()));
+      h.observe((performance.now() - start) / 1000);
+    }
+  }
+
+  get timed(): boolean {
+    return this.latency !== null;
+  }
+
+  /** Every method and status code answered so far, with its count. */
+  *responses(): Generator<{ method: string; code: number; value: number }> {
+    for (let i = 0; i < this.counts.length; i++) {
+      if (this.counts[i]! > 0) yield { method: METHODS[Math.floor(i / STATUSES)]!, code: i % STATUSES, value: this.counts[i]! };
+    }
+  }
+
+  /** The latency histograms, by method and status code. */
+  *latencies(): Generator<{ method: string; code: number; histogram: LatencyHistogram }> {
+    if (this.latency === null) return;
+    for (const [i, histogram] of [...this.latency].sort((x, y) => x[0] - y[0])) yield { method: METHODS[Math.floor(i / STATUSES)]!, code: i % STATUSES, histogram };
   }
 }
 
@@ -104,7 +149,7 @@ export class RecordingMeter implements HttpMeter {
   }
 }
 
-/** metrics.enabled: false — nothing counted, no clock read. */
+/** metrics.enabled: false: nothing counted, no clock read. */
 class IdleMeter extends EndpointMeter {
   override done(): void {}
 }

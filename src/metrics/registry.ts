@@ -13,7 +13,7 @@
  * every worker reads from the same store or configuration.
  */
 import { Counter, Histogram, Registry, type Metric } from 'prom-client';
-import { registerProcessMetrics } from './process.js';
+import { registerGcMetrics, registerProcessMetrics } from './process.js';
 import type { Config } from '../config/types.js';
 import type { ProxyStats } from '../proxy/stats.js';
 import type { KindRuntime } from '../service/runtime.js';
@@ -73,7 +73,7 @@ const STORE_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02
 let processRegistry: Registry | undefined;
 
 /**
- * Process metrics (CPU, memory, heap, event loop delay, file descriptors; process.ts): one
+ * Process metrics (prom-client's defaults, process.ts): one
  * registry per process, made on first use, so that several sharders in one process (tests)
  * share one event loop monitor.
  */
@@ -110,6 +110,7 @@ export class SharderMetrics implements StoreObserver {
 
   constructor(private readonly src: MetricsSources) {
     const r = this.registry;
+    if (src.config().metrics.gc) registerGcMetrics(processMetrics());
     const add = (name: string, help: string, type: 'counter' | 'gauge' | 'histogram', aggregator: Aggregator, samples: () => Sample[] | Promise<Sample[]>): void => {
       r.registerMetric(new Collected(name, help, type, aggregator, samples) as unknown as Metric);
     };
@@ -121,17 +122,21 @@ export class SharderMetrics implements StoreObserver {
 
     if (!src.clustered) add('sharder_workers', 'Processes whose metrics are in this scrape (1 without workers: N).', 'gauge', 'first', () => [{ labels: {}, value: 1 }]);
 
-    add('sharder_http_requests_total', 'Responses by listener (main, control), endpoint and HTTP status.', 'counter', 'sum', () => {
+    // Labelled as JupyterHub labels its request metrics: `handler`, `method`, `code`.
+    add('sharder_http_requests_total', 'Responses by listener (main, control), handler (endpoint), method and HTTP status code.', 'counter', 'sum', () => {
       const out: Sample[] = [];
       for (const m of src.meter.all()) {
-        for (let s = 0; s < m.statuses.length; s++) {
-          if (m.statuses[s]! > 0) out.push({ labels: { listener: m.listener, endpoint: m.endpoint, status: s }, value: m.statuses[s]! });
-        }
+        for (const r of m.responses()) out.push({ labels: { listener: m.listener, handler: m.endpoint, method: r.method, code: r.code }, value: r.value });
       }
       return out;
     });
-    add('sharder_http_request_duration_seconds', 'Time from a request reaching its handler to its answer being written, by listener and endpoint.', 'histogram', 'sum', () =>
-      src.meter.all().flatMap((m) => (m.latency === null || m.latency.count === 0 ? [] : histogramSamples('sharder_http_request_duration_seconds', { listener: m.listener, endpoint: m.endpoint }, m.latency))));
+    add('sharder_http_request_duration_seconds', 'Time from a request reaching its handler to its answer being written, by listener, handler, method and status code.', 'histogram', 'sum', () => {
+      const out: Sample[] = [];
+      for (const m of src.meter.all()) {
+        for (const l of m.latencies()) out.push(...histogramSamples('sharder_http_request_duration_seconds', { listener: m.listener, handler: m.endpoint, method: l.method, code: l.code }, l.histogram));
+      }
+      return out;
+    });
 
     add('sharder_assignments_total', 'First assignments made by this instance, by kind and bucket.', 'counter', 'sum', () =>
       [...src.assignments.totals()].map(([kind, bucket, value]) => ({ labels: { kind, bucket }, value })));

@@ -6,7 +6,7 @@
  * GROUP BY saw empty buckets; the importer skips those.
  */
 import { resolve } from 'node:path';
-import Database from '../store/sqlite-driver.js';
+import Database from 'better-sqlite3';
 import pg from 'pg';
 import { BadInputError, NotOriginalError, ShardError, SourceUnavailableError } from '../errors.js';
 

@@ -7,7 +7,7 @@
  */
 import { chmodSync, closeSync, fchmodSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import Database from './sqlite-driver.js';
+import Database from 'better-sqlite3';
 import { chooseBucket, type BucketPolicyInput } from '../core/policy.js';
 import { ConflictError, NoBucketError, SchemaTooNewError, ShardError, StoreUnavailableError } from '../errors.js';
 import type {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import Database from '../../src/store/sqlite-driver.js';
+import Database from 'better-sqlite3';
 import { parseOriginalUrl, type Operations } from '../../src/ops/index.js';
 import { parseCsvLine, type Format } from '../../src/ops/format.js';
 import { bucketsRaw } from './sharder.js';

@@ -103,6 +103,9 @@ export interface CliResult {
   stderr: string;
 }
 
+/** tsx's loader by its URL, so that a command run in any working folder finds it. */
+const TSX = import.meta.resolve('tsx');
+
 export interface CliOptions {
   /** Added to this process's environment. */
   env?: NodeJS.ProcessEnv;
@@ -145,7 +148,7 @@ export async function runCli(args: string[], opts: CliOptions = {}): Promise<Cli
 
 /** The CLI as a user runs it: a separate node process (TypeScript through tsx). */
 export function cliArgs(args: string[]): string[] {
-  return ['--import', 'tsx', join(ROOT, 'src/cli/run.ts'), ...args];
+  return ['--import', TSX, join(ROOT, 'src/cli/run.ts'), ...args];
 }
 
 /**
@@ -177,9 +180,11 @@ export async function runCliProcess(args: string[], opts: CliOptions & { cwd?: s
  * Starts `sharder serve` as a child process and waits until it listens; killed when `t` ends.
  * It logs at info level (its start-up line carries the addresses) unless `env` says otherwise.
  */
-export async function spawnServe(t: HasAfter, configFile: string, env: NodeJS.ProcessEnv = {}, args: string[] = [], opts: { umask?: number } = {}): Promise<{ child: ChildProcess; url: string; control: string | null; output: () => string }> {
-  const [command, argv] = cliCommand(['serve', '--config', configFile, ...args], opts.umask);
-  const child = spawn(command, argv, { cwd: ROOT, env: { ...process.env, SHARDER_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function spawnServe(t: HasAfter, configFile: string | null, env: NodeJS.ProcessEnv = {}, args: string[] = [], opts: { umask?: number; cwd?: string } = {}): Promise<{ child: ChildProcess; url: string; control: string | null; output: () => string }> {
+  // configFile null: no --config (the default ./sharder.yml of the working folder, or none at all).
+  const config = configFile === null ? [] : ['--config', configFile];
+  const [command, argv] = cliCommand(['serve', ...config, ...args], opts.umask);
+  const child = spawn(command, argv, { cwd: opts.cwd ?? ROOT, env: { ...process.env, SHARDER_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });

@@ -3,7 +3,7 @@
  * opens FILE, takes the write lock (BEGIN IMMEDIATE, one write), prints "locked", holds it for
  * MS milliseconds without touching its event loop, then rolls back and prints "released".
  */
-import Database from '../../src/store/sqlite-driver.js';
+import Database from 'better-sqlite3';
 
 const [file, ms] = process.argv.slice(2);
 const db = new Database(file!, { timeout: 10_000 });

@@ -1,30 +1,44 @@
 import { ConfigError } from '../../errors.js';
 import { createLogger } from '../../log.js';
-import { loadConfig } from '../../config/load.js';
+import { FLAG_KEYS, loadConfig } from '../../config/load.js';
 import { Sharder } from '../../server.js';
 import { isClusterWorker, runPrimary } from '../../cluster.js';
 import { systemdNotifier } from '../../service/systemd.js';
-import { MODES, type Mode } from '../../config/types.js';
-import { CONFIG_OPTION, CONFIG_USAGE, EXIT_OK, UsageError, type Command } from '../command.js';
+import { LOG_LEVELS } from '../../config/types.js';
+import { CONFIG_OPTION, CONFIG_USAGE, EXIT_OK, type Command, type Options } from '../command.js';
+
+/** What each flag that sets a key takes and means (config/load.ts FLAG_KEYS says which key). */
+const FLAG_HELP: Readonly<Record<string, readonly [arg: string, text: string]>> = {
+  'listen': ['ADDR', 'main listener, HOST:PORT or a port'],
+  'control-listen': ['ADDR', 'admin API, /metrics and /status listener, or off'],
+  'metrics-listen': ['ADDR', '/metrics alone on a listener of its own, or off'],
+  'database': ['URL', 'sqlite:PATH or postgres://USER@HOST:PORT/DB (no password here: ps shows it)'],
+  'log-level': ['LEVEL', `${LOG_LEVELS.join(', ')}`],
+  'mode': ['MODE', "auth (answer nginx's auth_request) or proxy (forward to the hubs)"],
+};
 
 export const serve: Command = {
   name: 'serve',
   summary: 'run the sharder (SIGHUP reloads the configuration, SIGTERM stops gracefully; workers: N for all cores)',
-  usage: `sharder serve [--config FILE] [--mode auth|proxy]\n${CONFIG_USAGE}\n  -m, --mode MODE     auth (answer nginx's auth_request) or proxy (forward to the hubs); overrides mode and SHARDER_MODE`,
-  options: { ...CONFIG_OPTION, mode: { type: 'string', short: 'm' } },
+  usage: [
+    `sharder serve [--config FILE] ${FLAG_KEYS.map(([flag]) => `[--${flag} ${FLAG_HELP[flag]![0]}]`).join(' ')}`,
+    CONFIG_USAGE,
+    ...FLAG_KEYS.map(([flag, key]) => `  ${`${flag === 'mode' ? '-m, ' : '    '}--${flag} ${FLAG_HELP[flag]![0]}`.padEnd(26)}${FLAG_HELP[flag]![1]} (key ${key})`),
+    'Each of these flags wins over its SHARDER_* variable, which wins over the file, on start and on every reload.',
+  ].join('\n'),
+  options: { ...CONFIG_OPTION, ...Object.fromEntries(FLAG_KEYS.map(([flag]) => [flag, flag === 'mode' ? { type: 'string', short: 'm' } : { type: 'string' }])) as Options },
   async run(args, io) {
-    const mode = args.values.mode as string | undefined;
-    if (mode !== undefined && !MODES.includes(mode as Mode)) throw new UsageError(`--mode must be one of ${MODES.join(', ')}, got "${mode}"`);
-    // --mode wins over the file and SHARDER_MODE, on start and on every reload.
-    const env = mode === undefined ? io.env : { ...io.env, SHARDER_MODE: mode };
+    const flags = Object.fromEntries(FLAG_KEYS.map(([flag]) => [flag, args.values[flag] as string | undefined]));
     const file = args.values.config as string | undefined;
-    const config = loadConfig({ file, env });
+    const load = (from = file) => loadConfig({ file: from, env: io.env, flags });
+    const config = load();
     const log = createLogger(config.log.level, 1, config.log.format);
     // Under systemd (Type=notify) the unit becomes active only once the listener is up; with
-    // workers, the primary says so for the group (workers never notify).
+    // workers, the primary says so for the group (workers never notify). Workers run this
+    // same command line, flags included.
     const notifier = isClusterWorker() ? undefined : systemdNotifier(io.env, log);
     if (config.workers > 1 && !isClusterWorker()) {
-      const code = await runPrimary(config, log, env, {
+      const code = await runPrimary(config, log, () => load(config.file ?? undefined), {
         ready: (what) => void notifier?.ready(what),
         stopping: () => void notifier?.stopping('stopping: finishing requests in flight'),
       });
@@ -36,7 +50,7 @@ export const serve: Command = {
 
     process.on('SIGHUP', () => {
       try {
-        sharder.reload(loadConfig({ file: config.file ?? undefined, env }));
+        sharder.reload(load(config.file ?? undefined));
       } catch (err) {
         const problems = err instanceof ConfigError ? err.problems : [{ source: config.file, key: '(file)', message: String(err) }];
         log.error({ event: 'reload_rejected', problems }, 'new configuration rejected; the old one stays in force');
