@@ -71,6 +71,12 @@ describe('snapshot: restart during an outage', { skip: PG_LOCAL_SKIP }, () => {
     await a.stop();
     await b.stop();
     assert.deepEqual(snapshotRows(file), bucketOf, 'after a graceful stop the snapshot is the table');
+    const meta = new Map((new Database(file, { readonly: true }).prepare('SELECT key, value FROM meta').all() as Array<{ key: string; value: string }>).map((r) => [r.key, r.value]));
+    const sysid = (await server.admin<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()')).rows[0]!.id;
+    assert.equal(meta.get('system_id'), sysid, 'the cluster\'s system identifier is recorded');
+    assert.match(meta.get('location')!, new RegExp(`/${db.name}$`), 'and the database (its location)');
+    assert.ok(![...meta.values()].some((v) => v.includes(server.password)), 'never the password');
+    assert.equal(meta.get('kinds'), '["hub"]');
 
     await server.stop();
     const restarted = await spawnServe(t, join(dir, 'sharder-0.yml'));
@@ -166,13 +172,17 @@ describe('snapshot file', () => {
     const s2 = Snapshot.open(file, log);
     const read = s2.read({ location: 'postgres://u@h:5432/db', systemId: null, kinds: ['lab', 'hub'] }, 100);
     assert.deepEqual([...read!.rows.get('hub')!], [['ann', 'hub-0'], ['bob', 'hub-1']], 'same location and kinds (in any order): used');
+    s2.claim({ location: 'postgres://u@h:5432/db', systemId: '111', kinds: ['hub', 'lab'] });
     s2.setKinds(['hub']);
-    s2.claim({ location: 'postgres://u@h:5432/db', systemId: '111', kinds: ['hub'] });
     // A rewrite of a kind: rows not in the new table go, the others are kept or updated.
     s2.put('hub', 'dan', 'hub-2');
     s2.replace('hub', view(new Map([['bob', 'hub-2'], ['dan', 'hub-2']])));
     s2.close();
     assert.deepEqual(snapshotRows(file), new Map([['bob', 'hub-2'], ['dan', 'hub-2']]));
+    assert.equal(events.filter((e) => e.event === 'snapshot_replaced').length, 0, 'the same database: kept, not written afresh');
+    const lab = new Database(file, { readonly: true });
+    assert.equal((lab.prepare("SELECT count(*) AS n FROM assignments WHERE kind = 'lab'").get() as { n: number }).n, 0, 'the kind no longer configured is gone');
+    lab.close();
 
     const s3 = Snapshot.open(file, log);
     assert.equal(s3.read({ location: 'postgres://u@h:5432/db', systemId: null, kinds: ['hub', 'lab'] }, 100), undefined, 'the kinds differ: not used');
