@@ -12,6 +12,7 @@ import { after, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { createLogger } from '../src/log.js';
 import { Snapshot } from '../src/store/snapshot.js';
+import { applyEnv } from '../src/config/load.js';
 import { validateConfig } from '../src/config/validate.js';
 import { ConfigError } from '../src/errors.js';
 import { auth, newAgent, pooled, serveInstance, stopChild, tableSize } from './helpers/fleet.js';
@@ -71,7 +72,9 @@ describe('snapshot: restart during an outage', { skip: PG_LOCAL_SKIP }, () => {
     await a.stop();
     await b.stop();
     assert.deepEqual(snapshotRows(file), bucketOf, 'after a graceful stop the snapshot is the table');
-    const meta = new Map((new Database(file, { readonly: true }).prepare('SELECT key, value FROM meta').all() as Array<{ key: string; value: string }>).map((r) => [r.key, r.value]));
+    const metaDb = new Database(file, { readonly: true });
+    const meta = new Map((metaDb.prepare('SELECT key, value FROM meta').all() as Array<{ key: string; value: string }>).map((r) => [r.key, r.value]));
+    metaDb.close();
     const sysid = (await server.admin<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()')).rows[0]!.id;
     assert.equal(meta.get('system_id'), sysid, 'the cluster\'s system identifier is recorded');
     assert.match(meta.get('location')!, new RegExp(`/${db.name}$`), 'and the database (its location)');
@@ -217,5 +220,9 @@ describe('snapshot file', () => {
     assert.match(bad({ store: { snapshot_file: 42 } }), /store\.snapshot_file/);
     assert.equal(validateConfig(rawConfig(dir, { database: 'postgres://u@h/db', store: { snapshot_file: 's.db' } }), null).store.snapshotFile, 's.db');
     assert.equal(validateConfig(rawConfig(dir), null).store.snapshotFile, null, 'default: none');
+    assert.match(bad({ database: 'postgres://u@h/db', workers: 2, store: { snapshot_file: 's.db' } }), /store\.snapshot_file: is written by one process/);
+    const raw = rawConfig(dir, { database: 'postgres://u@h/db' });
+    const sources = applyEnv(raw, { SHARDER_STORE_SNAPSHOT_FILE: '/var/lib/sharder/snapshot.db' });
+    assert.equal(validateConfig(raw, null, sources).store.snapshotFile, '/var/lib/sharder/snapshot.db', 'SHARDER_STORE_SNAPSHOT_FILE');
   });
 });

@@ -511,6 +511,9 @@ export function validateConfig(raw: unknown, file: string | null, env: EnvSource
   if (config.store.snapshotFile !== null && config.database.backend !== 'postgres') {
     p.add('store.snapshot_file', 'is for PostgreSQL (a local copy of its table for starting while it is away); with SQLite the database is a local file already');
   }
+  if (config.store.snapshotFile !== null && config.workers > 1) {
+    p.add('store.snapshot_file', `is written by one process; with workers: ${config.workers} each worker would write it: run one worker per instance with a snapshot`);
+  }
   if (p.list.length > 0) throw new ConfigError(p.list);
   return config;
 }
