@@ -6,7 +6,8 @@
  * copy of: the database's location (hosts, port, database, user; never the password), the
  * cluster's system identifier, and the configured kinds. It is fed by the same events the
  * in-memory table applies (service/table.ts), queued and written from a timer in batches of
- * SNAPSHOT_BATCH_ROWS rows per transaction, never on a request's path:
+ * SNAPSHOT_BATCH_ROWS rows per transaction (about 3 ms each: bench/snapshot-write.ts), one per
+ * turn of the event loop, never on a request's path:
  *   - a change with its bucket is an upsert, a delete removes the row;
  *   - a completed load of a kind (at start, and every "anything may have changed") rewrites
  *     the kind: its rows are upserted with a new generation number, then the rows of older
@@ -26,7 +27,7 @@ import { createPrivately } from './sqlite.js';
 /** How long a change waits in the queue before the batch that holds it is written. */
 export const SNAPSHOT_FLUSH_MS = 250;
 /** Rows written per transaction (one tick of the event loop each). */
-export const SNAPSHOT_BATCH_ROWS = 5_000;
+export const SNAPSHOT_BATCH_ROWS = 1_000;
 const FORMAT = '1';
 
 const SCHEMA = `
@@ -70,6 +71,8 @@ export class Snapshot {
   /** The queue's first unwritten op (shift() would copy the whole queue each time). */
   private head = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** The next batch of a long write, between two turns of the event loop. */
+  private immediate: NodeJS.Immediate | undefined;
   private gen: number;
   /** Writes start once the live database's identity is recorded (claim()). */
   private claimed = false;
@@ -183,6 +186,7 @@ export class Snapshot {
   close(): void {
     if (this.closed) return;
     clearTimeout(this.timer);
+    if (this.immediate !== undefined) clearImmediate(this.immediate);
     try {
       if (this.claimed) while (this.pending > 0) this.writeBatch();
     } catch (err) {
@@ -221,7 +225,7 @@ export class Snapshot {
   }
 
   private later(): void {
-    if (this.timer !== undefined || !this.claimed || this.closed || this.pending === 0) return;
+    if (this.timer !== undefined || this.immediate !== undefined || !this.claimed || this.closed || this.pending === 0) return;
     this.timer = setTimeout(() => this.tick(), SNAPSHOT_FLUSH_MS);
     this.timer.unref();
   }
@@ -229,6 +233,7 @@ export class Snapshot {
   /** One batch per tick, then the next one at setImmediate, so requests are served between. */
   private tick(): void {
     this.timer = undefined;
+    this.immediate = undefined;
     if (this.closed) return;
     try {
       this.writeBatch();
@@ -244,13 +249,7 @@ export class Snapshot {
       this.later();
       return;
     }
-    if (this.pending === 0) return;
-    const immediate = setImmediate(() => {
-      this.timer = undefined;
-      this.tick();
-    });
-    // Keeps later() from arming a second writer meanwhile.
-    this.timer = immediate as unknown as NodeJS.Timeout;
+    if (this.pending > 0) this.immediate = setImmediate(() => this.tick());
   }
 
   /** Applies up to SNAPSHOT_BATCH_ROWS rows from the head of the queue in one transaction. */
