@@ -23,9 +23,9 @@ export const HEADERS_TIMEOUT_MS = 10_000;
 /** How often Node checks the header and request timeouts. */
 const TIMEOUT_SWEEP_MS = 1000;
 /** Node's default; an identity header can never need more. */
-export const MAX_HEADER_SIZE = 16 * 1024;
+const MAX_HEADER_SIZE = 16 * 1024;
 /** nginx keeps upstream connections for 60 s by default: stay open a little longer. */
-export const KEEP_ALIVE_TIMEOUT_MS = 75_000;
+const KEEP_ALIVE_TIMEOUT_MS = 75_000;
 
 type Outcome = void | Promise<void>;
 

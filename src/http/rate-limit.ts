@@ -1,13 +1,15 @@
 /**
- * Failed admin authentications, counted per peer address in a fixed window. Past the limit a
- * peer gets 429 (with Retry-After) on every authenticated route until its window ends, before
- * its token is even looked at: guessing stays slow whatever the token, and a flood of bad
- * requests cannot flood the log. Memory is bounded: at most MAX_PEERS addresses are tracked,
+ * Failed authentications, counted per source (http/trust.ts `sourceOf`) in a fixed window that
+ * starts at the source's first failure. Past the limit the gate (http/gate.ts) answers the
+ * source 429 (with Retry-After) on every route that needs credentials until its window ends,
+ * before its token is even looked at: guessing stays slow whatever the token, and a flood of
+ * bad requests cannot flood the log. Memory is bounded: at most MAX_PEERS sources are tracked,
  * the oldest window dropped first.
  */
 
-/** Failed authentications a peer may make per window before it is refused. */
+/** Failed authentications a source may make per window before it is refused (the whole group's, with workers). */
 export const AUTH_FAILURES_ALLOWED = 60;
+/** One minute. */
 export const AUTH_FAILURE_WINDOW_MS = 60_000;
 const MAX_PEERS = 10_000;
 
