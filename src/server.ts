@@ -16,7 +16,10 @@ import { ControlRouter, createControlServer } from './http/control.js';
 import { registerAdminApi } from './http/api.js';
 import { listenOn } from './http/bind.js';
 import { Operations } from './ops/index.js';
-import { openStore } from './store/open.js';
+import { openStore, postgresConnection } from './store/open.js';
+import { PendingStore } from './store/pending.js';
+import { PostgresStore } from './store/postgres.js';
+import { Snapshot } from './store/snapshot.js';
 import type { Store } from './store/types.js';
 import { isClusterWorker } from './cluster.js';
 import { AssignmentCounter } from './metrics/assignments.js';
@@ -25,7 +28,7 @@ import { NO_METER, RecordingMeter } from './metrics/http.js';
 import { SharderMetrics } from './metrics/registry.js';
 import { registerMetricsRoute } from './metrics/route.js';
 import { instrumentStore } from './metrics/store.js';
-import { ClusterGatherError } from './errors.js';
+import { ClusterGatherError, StoreUnavailableError } from './errors.js';
 import { peerTrusted } from './http/main.js';
 import { AUTH_FAILURES_ALLOWED, FailureLimiter } from './http/rate-limit.js';
 import { registerStatusRoute } from './status/route.js';
@@ -79,13 +82,21 @@ export class Sharder {
     private config: Config,
     store: Store,
     private readonly log: Logger,
+    /** The local copy of the table (store.snapshot_file), or undefined. */
+    private readonly snapshot: Snapshot | undefined,
   ) {
     const meter = config.metrics.enabled ? new RecordingMeter() : NO_METER;
     this.metrics = meter instanceof RecordingMeter
       ? new SharderMetrics({ version: VERSION, meter, assignments: this.assignments, config: () => this.config, kinds: () => this.kinds.values(), store: () => this.store, clustered: isClusterWorker() })
       : null;
     this.store = this.metrics === null ? store : instrumentStore(store, this.metrics);
-    const events = { assigned: (kind: string, bucket: string) => this.assignments.record(kind, bucket), timedOut: (kind: string) => this.metrics?.timedOut(kind) };
+    const events = {
+      assigned: (kind: string, bucket: string, name: string) => {
+        this.assignments.record(kind, bucket);
+        this.table.assigned(kind, name, bucket);
+      },
+      timedOut: (kind: string) => this.metrics?.timedOut(kind),
+    };
     this.ctx = {
       settings: this.settingsFor(config),
       assigner: new Assigner(this.store, log, () => this.config.store.timeoutMs, events),
@@ -96,7 +107,7 @@ export class Sharder {
     this.proxy = config.mode === 'proxy' ? new ProxyMode(this.ctx, config.proxy) : undefined;
     if (this.proxy !== undefined) this.metrics?.addProxy(this.proxy.stats);
     this.server = this.proxy?.server ?? createMainServer(this.ctx);
-    this.table = new AssignmentTable({ store: this.store, kinds: () => this.kinds, assigner: this.ctx.assigner, log });
+    this.table = new AssignmentTable({ store: this.store, kinds: () => this.kinds, assigner: this.ctx.assigner, log, snapshot });
     this.ops = new Operations({ store: this.store, config: () => this.config, changed: (kind, name) => this.table.changed(kind, name), log });
     registerAdminApi(this.router, () => this.ops);
     this.registerObservability(log);
@@ -160,8 +171,25 @@ export class Sharder {
   }
 
   static async start(config: Config, opts: SharderOptions): Promise<Sharder> {
-    const store = opts.store ?? (await openStore(config, opts.log));
-    const sharder = new Sharder(config, store, opts.log);
+    const snapshot = openSnapshot(config, opts.log);
+    let store: Store;
+    let pending: PendingStore | undefined;
+    let sharder: Sharder | undefined;
+    try {
+      store = opts.store ?? (await openStore(config, opts.log));
+    } catch (err) {
+      const db = config.database;
+      if (snapshot === undefined || db.backend !== 'postgres' || !(err instanceof StoreUnavailableError)) {
+        snapshot?.close();
+        throw err;
+      }
+      opts.log.warn({ event: 'store_unreachable_at_start', err: err.message }, 'PostgreSQL cannot be reached: starting from the snapshot; new users get 503 until it answers');
+      pending = new PendingStore('postgres', postgresConnection(config, db).location, () => openStore(config, opts.log), (s) => sharder?.claimSnapshot(s), opts.log);
+      store = pending;
+    }
+    sharder = new Sharder(config, store, opts.log, snapshot);
+    if (pending !== undefined) sharder.seedFromSnapshot(pending.location);
+    else sharder.claimSnapshot(store);
     try {
       await listenOn(sharder.server, config.listen, 'listen', config.file);
       if (sharder.control !== null && config.controlListen !== null) {
@@ -177,6 +205,7 @@ export class Sharder {
       sharder.control?.close();
       sharder.metricsListener?.close();
       sharder.stopWatching();
+      snapshot?.close();
       if (!opts.store) await store.close();
       throw err;
     }
@@ -195,6 +224,23 @@ export class Sharder {
       opts.log.warn({ event: 'admin_api_disabled' }, 'no admin token configured (admin.token, admin.tokens or SHARDER_ADMIN_TOKEN): the admin API answers 401 to everything');
     }
     return sharder;
+  }
+
+  /** The database answers: the snapshot records which one it is and starts following the table. */
+  private claimSnapshot(store: Store): void {
+    if (this.stopping !== undefined) return;
+    this.snapshot?.claim({ location: store.location, systemId: store instanceof PostgresStore ? store.identity.systemId : null, kinds: [...this.kinds.keys()] });
+  }
+
+  /** The database is away at start: the known users come from the snapshot, when it is a copy of this database. */
+  private seedFromSnapshot(location: string): void {
+    const s = this.snapshot!;
+    const contents = s.read({ location, systemId: null, kinds: [...this.kinds.keys()] }, this.config.cache.maxEntries);
+    if (contents === undefined) return;
+    let rows = 0;
+    for (const [name, list] of contents.rows) rows += this.table.seed(this.kinds.get(name)!, list);
+    const ageS = Math.max(0, Math.round((Date.now() - contents.writtenAt) / 1000));
+    this.log.info({ event: 'snapshot_loaded', file: s.path, rows, age_s: ageS }, `assignment table loaded from snapshot ${s.path}: ${rows} rows written ${ageS} s ago`);
   }
 
   /** Updates the runtime kinds and returns the handlers' settings for a configuration. */
@@ -255,6 +301,7 @@ export class Sharder {
     this.proxy?.reload(next.proxy);
     this.ctx.settings = this.settingsFor(next);
     this.table.loadNew();
+    this.snapshot?.setKinds([...next.kinds.keys()]);
     this.config = next;
     this.log.info({ event: 'reloaded', config: next.file }, 'configuration reloaded');
   }
@@ -275,10 +322,23 @@ export class Sharder {
       await closed;
       clearTimeout(timer);
       this.proxy?.close();
+      this.snapshot?.close();
       await this.store.close();
       this.log.info({ event: 'stopped' }, 'sharder stopped');
     })();
     return this.stopping;
+  }
+}
+
+/** Opens store.snapshot_file; a file that cannot be used is left alone with a warning (the instance runs without). */
+function openSnapshot(config: Config, log: Logger): Snapshot | undefined {
+  const file = config.store.snapshotFile;
+  if (file === null) return undefined;
+  try {
+    return Snapshot.open(file, log);
+  } catch (err) {
+    log.warn({ event: 'snapshot_unusable', file, err: (err as Error).message }, `snapshot ${file} cannot be used: ${(err as Error).message}`);
+    return undefined;
   }
 }
 

@@ -19,7 +19,7 @@ test('defaults: a minimal config gets every documented default', () => {
   assert.equal(c.defaultKind, 'hub');
   assert.equal(c.kindHeader, null, 'no kind header: routing depends on the identity alone');
   assert.deepEqual(c.cache, { maxEntries: 1_000_000 });
-  assert.deepEqual(c.store, { pollMs: 500, timeoutMs: 5000 });
+  assert.deepEqual(c.store, { pollMs: 500, timeoutMs: 5000, snapshotFile: null });
   assert.deepEqual(c.kinds.get('hub')?.buckets, [{ name: 'hub-0', upstream: null, weight: 1, state: 'active', hubApi: undefined }]);
 });
 

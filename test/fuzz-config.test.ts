@@ -24,7 +24,7 @@ const PATHS = [
   'listen', 'workers', 'mode', 'control_listen', 'database', 'default_kind', 'kind_header', 'kinds',
   'proxy', 'proxy.login_url', 'proxy.connect_timeout_ms', 'proxy.idle_timeout_ms', 'proxy.websocket_idle_timeout_ms', 'proxy.keep_alive_ms', 'proxy.max_free_sockets', 'proxy.forward_identity',
   'admin', 'admin.token', 'admin.token_file', 'admin.tokens', 'identity', 'identity.header', 'identity.trusted_proxies', 'identity.max_length',
-  'cookie', 'cookie.name', 'cookie.secure', 'shard', 'shard.redirect', 'cache', 'cache.max_entries', 'store', 'store.poll_ms', 'store.timeout_ms', 'store.busy_timeout_ms',
+  'cookie', 'cookie.name', 'cookie.secure', 'shard', 'shard.redirect', 'cache', 'cache.max_entries', 'store', 'store.poll_ms', 'store.timeout_ms', 'store.busy_timeout_ms', 'store.snapshot_file',
   'log', 'log.level', 'postgres', 'postgres.pool_max', 'postgres.idle_timeout_ms', 'postgres.connection_timeout_ms', 'postgres.statement_timeout_ms', 'postgres.password_file', 'postgres.ssl', 'postgres.ssl.mode',
   'kinds.hub', 'kinds.hub.buckets', 'kinds.hub.buckets.0', 'kinds.hub.buckets.0.name', 'kinds.hub.buckets.0.upstream', 'kinds.hub.buckets.0.weight', 'kinds.hub.buckets.0.state', 'kinds.hub.buckets.1.hub_api',
   'unknown_key', 'kinds.hub.unknown',

@@ -47,6 +47,7 @@ export const ENV_KEYS: ReadonlyArray<readonly [path: string, kind: EnvKind]> = [
   ['store.poll_ms', 'int'],
   ['store.timeout_ms', 'int'],
   ['store.busy_timeout_ms', 'int'],
+  ['store.snapshot_file', 'string'],
   ['log.level', 'string'],
   ['postgres.pool_max', 'int'],
   ['postgres.idle_timeout_ms', 'int'],

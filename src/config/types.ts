@@ -207,7 +207,12 @@ export interface Config {
   /** The kind header (trusted proxies only), or null: every request is of the default kind. */
   readonly kindHeader: string | null;
   readonly cache: { readonly maxEntries: number };
-  readonly store: { readonly pollMs: number; readonly timeoutMs: number };
+  readonly store: {
+    readonly pollMs: number;
+    readonly timeoutMs: number;
+    /** PostgreSQL: a local SQLite copy of the assignment table, to start from while the database is away (store/snapshot.ts); null: none. */
+    readonly snapshotFile: string | null;
+  };
   readonly log: { readonly level: LogLevel; readonly format: LogFormat };
   readonly metrics: {
     readonly enabled: boolean;

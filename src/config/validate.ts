@@ -43,7 +43,7 @@ const KNOWN_KEYS: Readonly<Record<string, readonly string[] | null>> = {
   default_kind: null,
   kind_header: null,
   cache: ['max_entries'],
-  store: ['poll_ms', 'timeout_ms', 'busy_timeout_ms'],
+  store: ['poll_ms', 'timeout_ms', 'busy_timeout_ms', 'snapshot_file'],
   log: ['level', 'format'],
   metrics: ['enabled', 'token', 'token_file', 'gc', 'listen'],
   status: ['loopback_without_token', 'refresh_seconds'],
@@ -205,6 +205,11 @@ function database(p: Problems, raw: RawConfig, busyTimeoutMs: number, pg: Postgr
   return { backend: 'sqlite', path: m[1]!, busyTimeoutMs };
 }
 
+/** A file name that may be absent (null or missing: null). */
+function optionalPath(p: Problems, v: unknown, key: string): string | null {
+  return v === undefined || v === null ? null : str(p, v, key, '') || null;
+}
+
 /** The postgres: section; validated whatever the backend, so that a typo is never silent. */
 function postgresOptions(p: Problems, raw: RawConfig): PostgresOptions {
   const s = section(p, raw, 'postgres');
@@ -220,8 +225,7 @@ function postgresOptions(p: Problems, raw: RawConfig): PostgresOptions {
     if (err) p.add('postgres.ssl.mode', `${err}, got ${describe(sslRaw.mode)}`);
     else mode = sslRaw.mode as PgSslMode;
   }
-  const optionalPath = (v: unknown, key: string): string | null => (v === undefined || v === null ? null : str(p, v, key, '') || null);
-  const caFile = optionalPath(sslRaw.ca_file, 'postgres.ssl.ca_file');
+  const caFile = optionalPath(p, sslRaw.ca_file, 'postgres.ssl.ca_file');
   if (mode === 'disable' && caFile !== null) p.add('postgres.ssl.ca_file', 'is set, but postgres.ssl.mode is disable: remove it or choose verify-full');
   const failover = failoverOptions(s);
   for (const x of failover.problems) p.add(x.key, x.message);
@@ -230,7 +234,7 @@ function postgresOptions(p: Problems, raw: RawConfig): PostgresOptions {
     idleTimeoutMs: int(p, s.idle_timeout_ms, 'postgres.idle_timeout_ms', DEFAULT_PG_IDLE_TIMEOUT_MS, 1000, 3_600_000),
     connectionTimeoutMs: int(p, s.connection_timeout_ms, 'postgres.connection_timeout_ms', DEFAULT_PG_CONNECTION_TIMEOUT_MS, 100, 600_000),
     statementTimeoutMs: int(p, s.statement_timeout_ms, 'postgres.statement_timeout_ms', DEFAULT_PG_STATEMENT_TIMEOUT_MS, 100, 600_000),
-    passwordFile: optionalPath(s.password_file, 'postgres.password_file'),
+    passwordFile: optionalPath(p, s.password_file, 'postgres.password_file'),
     ssl: { mode, caFile },
     hosts: failover.hosts,
     targetSessionAttrs: failover.targetSessionAttrs,
@@ -497,12 +501,19 @@ export function validateConfig(raw: unknown, file: string | null, env: EnvSource
     store: {
       pollMs: int(p, storeRaw.poll_ms, 'store.poll_ms', DEFAULT_STORE_POLL_MS, 50, 60_000),
       timeoutMs: int(p, storeRaw.timeout_ms, 'store.timeout_ms', DEFAULT_STORE_TIMEOUT_MS, 100, 600_000),
+      snapshotFile: optionalPath(p, storeRaw.snapshot_file, 'store.snapshot_file'),
     },
     log: { level, format: logFormat(p, logRaw.format) },
     metrics: metricsSection(p, raw),
     status: statusSection(p, raw),
     kinds: kindMap,
   };
+  if (config.store.snapshotFile !== null && config.database.backend !== 'postgres') {
+    p.add('store.snapshot_file', 'is for PostgreSQL (a local copy of its table for starting while it is away); with SQLite the database is a local file already');
+  }
+  if (config.store.snapshotFile !== null && config.workers > 1) {
+    p.add('store.snapshot_file', `is written by one process; with workers: ${config.workers} each worker would write it: run one worker per instance with a snapshot`);
+  }
   if (p.list.length > 0) throw new ConfigError(p.list);
   return config;
 }

@@ -31,7 +31,7 @@ interface Flight {
 /** What the assigner reports besides its log lines (metrics, the status page). */
 export interface AssignerEvents {
   /** This process made a first assignment. */
-  assigned(kind: string, bucket: string): void;
+  assigned(kind: string, bucket: string, name: string): void;
   /** A first assignment waited longer than store.timeout_ms and was answered 503. */
   timedOut(kind: string): void;
 }
@@ -110,7 +110,7 @@ export class Assigner {
     const ref = kind.ref(result.bucket);
     if (result.created) {
       this.log.info({ event: 'assigned', kind: kind.name, name, bucket: ref.name }, 'new assignment');
-      this.events?.assigned(kind.name, ref.name);
+      this.events?.assigned(kind.name, ref.name, name);
     }
     if (!flight.invalidated) kind.cache.set(name, ref);
     if (!ref.inConfig) throw new UnknownBucketError(kind.name, ref.name);

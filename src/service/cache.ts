@@ -59,6 +59,12 @@ export class BoundedCache<V> {
     other.clear();
   }
 
+  /** Every key, young then old (not counted as hits; the caller copies them before the cache changes). */
+  *keys(): IterableIterator<string> {
+    yield* this.young.keys();
+    yield* this.old.keys();
+  }
+
   delete(key: string): void {
     this.young.delete(key);
     this.old.delete(key);

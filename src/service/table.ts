@@ -21,9 +21,16 @@
  * A kind with more assignments than cache.max_entries is loaded up to the bound (the first
  * names in byte order), with a warning; the rest are read from the store on first use and
  * the cache evicts approximately least-recently-used, as before.
+ *
+ * With store.snapshot_file, every change applied here (and every first assignment this
+ * process makes) is also queued for the local snapshot (store/snapshot.ts), and a completed
+ * load rewrites the kind there. A kind seeded from the snapshot at start (the database away)
+ * is read afresh when the database returns: its first load is swapped in whole, so the
+ * database wins over the snapshot.
  */
 import type { Logger } from '../log.js';
 import type { Store } from '../store/types.js';
+import type { TableView } from '../store/snapshot.js';
 import type { Assigner } from './assigner.js';
 import { BoundedCache } from './cache.js';
 import type { BucketRef, KindRuntime } from './runtime.js';
@@ -48,6 +55,15 @@ export interface TableOptions {
   assigner: Assigner;
   log: Logger;
   pageRows?: number;
+  /** The local snapshot the table's changes are copied to (store.snapshot_file), if any. */
+  snapshot?: TableSink | undefined;
+}
+
+/** Where the table's changes are copied (store/snapshot.ts). */
+export interface TableSink {
+  put(kind: string, name: string, bucket: string): void;
+  remove(kind: string, name: string): void;
+  replace(kind: string, view: TableView): void;
 }
 
 /** What a kind's table holds, for logs, the status page and tests. */
@@ -64,6 +80,8 @@ export class AssignmentTable {
   private readonly states = new Map<string, KindTableState>();
   /** Kinds whose first load was started (by object: a kind removed and added again is new). */
   private readonly seen = new WeakSet<KindRuntime>();
+  /** Kinds filled from the snapshot: their first load replaces the cache instead of adding to it. */
+  private readonly seeded = new WeakSet<KindRuntime>();
   /** Reads of single names after a change without a bucket; a newer change cancels one. */
   private readonly refreshing = new Map<string, number>();
   private token = 0;
@@ -78,8 +96,28 @@ export class AssignmentTable {
     for (const kind of this.o.kinds().values()) {
       if (this.seen.has(kind)) continue;
       this.seen.add(kind);
-      this.schedule(kind, true, 0);
+      this.schedule(kind, !this.seeded.has(kind), 0);
     }
+  }
+
+  /**
+   * Fills a kind's cache from the snapshot (at start, the database away; before loadNew()).
+   * Returns the rows put in (at most cache.max_entries).
+   */
+  seed(kind: KindRuntime, rows: Iterable<readonly [string, string]>): number {
+    this.seeded.add(kind);
+    let n = 0;
+    for (const [name, bucket] of rows) {
+      if (n >= kind.cache.max) break;
+      kind.cache.set(name, kind.ref(bucket));
+      n++;
+    }
+    return n;
+  }
+
+  /** This process made a first assignment (the feed reports it too, later). */
+  assigned(kind: string, name: string, bucket: string): void {
+    this.o.snapshot?.put(kind, name, bucket);
   }
 
   /** Resolves once every configured kind has been loaded (tests, benchmarks). */
@@ -110,9 +148,11 @@ export class AssignmentTable {
     this.refreshing.delete(key);
     if (bucket !== undefined) {
       k.cache.set(name, k.ref(bucket));
+      this.o.snapshot?.put(kind, name, bucket);
       return;
     }
     k.cache.delete(name);
+    this.o.snapshot?.remove(kind, name);
     this.refresh(k, name, key);
   }
 
@@ -138,7 +178,10 @@ export class AssignmentTable {
     };
     this.o.store.lookup(kind.name, name).then(
       (bucket) => {
-        if (mine() && bucket !== undefined) kind.cache.set(name, kind.ref(bucket));
+        if (mine() && bucket !== undefined) {
+          kind.cache.set(name, kind.ref(bucket));
+          this.o.snapshot?.put(kind.name, name, bucket);
+        }
       },
       // The store is away: the name is a miss until it returns (then read on first use).
       () => void mine(),
@@ -211,6 +254,7 @@ export class AssignmentTable {
       }
       kind.cache.replaceWith(target);
     }
+    this.o.snapshot?.replace(kind.name, kind.cache);
     this.loads.delete(kind.name);
     const ms = Math.round(performance.now() - started);
     this.states.set(kind.name, { loaded: true, rows, ms });

@@ -1,7 +1,7 @@
 import type { Config } from '../config/types.js';
 import type { Logger } from '../log.js';
 import { PostgresStore } from './postgres.js';
-import { resolvePostgres } from './postgres-connect.js';
+import { resolvePostgres, type PostgresConnection } from './postgres-connect.js';
 import { SqliteStore } from './sqlite.js';
 import type { Store } from './types.js';
 
@@ -12,7 +12,11 @@ export async function openStore(config: Config, log?: Logger): Promise<Store> {
     case 'sqlite':
       return SqliteStore.open({ path: db.path, busyTimeoutMs: db.busyTimeoutMs });
     case 'postgres':
-      // PG* variables are read here, when connecting, as libpq reads them.
-      return PostgresStore.open(resolvePostgres(db, { file: config.file ?? 'configuration', env: process.env }), log ? { log } : {});
+      return PostgresStore.open(postgresConnection(config, db), log ? { log } : {});
   }
+}
+
+/** The PostgreSQL connection the configuration names. PG* variables are read here, when connecting, as libpq reads them. */
+export function postgresConnection(config: Config, db: Extract<Config['database'], { backend: 'postgres' }>): PostgresConnection {
+  return resolvePostgres(db, { file: config.file ?? 'configuration', env: process.env });
 }

@@ -121,7 +121,14 @@ export class PostgresStore implements Store {
   private readonly writes = new WriteHealth();
   private closed = false;
 
-  private constructor(private readonly conn: PostgresConnection, pool: pg.Pool, log: Logger, readonly hosts: PostgresHosts) {
+  private constructor(
+    private readonly conn: PostgresConnection,
+    pool: pg.Pool,
+    log: Logger,
+    readonly hosts: PostgresHosts,
+    /** Which database this is, for a local snapshot (store/snapshot.ts): never the password. */
+    readonly identity: DatabaseIdentity,
+  ) {
     this.location = conn.location;
     this.pool = pool;
     this.log = log;
@@ -134,6 +141,7 @@ export class PostgresStore implements Store {
     // Migrations get a connection of their own with no statement timeout: waiting for another
     // instance's migration, or running a long one, must not fail the start.
     let client: pg.Client | undefined;
+    let identity: DatabaseIdentity;
     try {
       await hosts.find();
       client = new hosts.Client(withSettings(conn.client, { statement_timeout: 0, query_timeout: 0, idle_in_transaction_session_timeout: 0 }));
@@ -141,6 +149,7 @@ export class PostgresStore implements Store {
       await client.connect();
       await checkServer(client);
       await migrate(client, log);
+      identity = await databaseIdentity(client);
     } catch (err) {
       throw convertOpenError(err, conn.location);
     } finally {
@@ -150,7 +159,7 @@ export class PostgresStore implements Store {
     // An idle pooled connection can fail (server restart, network): pg-pool has already
     // dropped it; without this handler the 'error' event would crash the process.
     pool.on('error', (err) => log.warn({ event: 'postgres_idle_connection_error', err: err.message }, 'idle PostgreSQL connection failed; it was discarded'));
-    return new PostgresStore(conn, pool, log, hosts);
+    return new PostgresStore(conn, pool, log, hosts, identity);
   }
 
   private check(): void {
@@ -410,6 +419,23 @@ async function assignLocked(c: pg.PoolClient, kind: string, items: AssignInput[]
   }
   if (newNames.length > 0) await c.query(SQL.insertMany, [kind, newNames, newBuckets]);
   return out;
+}
+
+/** The cluster's system identifier (a standby shares its primary's) and the database's name. */
+export interface DatabaseIdentity {
+  /** null when this role may not call pg_control_system(). */
+  readonly systemId: string | null;
+  readonly database: string;
+}
+
+async function databaseIdentity(client: pg.Client): Promise<DatabaseIdentity> {
+  const database = (await client.query<{ db: string }>('SELECT current_database() AS db')).rows[0]!.db;
+  try {
+    const { rows } = await client.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()');
+    return { systemId: rows[0]?.id ?? null, database };
+  } catch {
+    return { systemId: null, database };
+  }
 }
 
 async function checkServer(client: pg.Client): Promise<void> {

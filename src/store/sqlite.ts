@@ -563,7 +563,7 @@ export const DATABASE_DIR_MODE = 0o700;
  * it gives -wal and -shm the mode of the database file, so they end up 0600 too. An existing
  * file keeps its mode (an operator may have chosen 0640 and a group).
  */
-function createPrivately(location: string): void {
+export function createPrivately(location: string): void {
   const dir = dirname(location);
   const first = mkdirSync(dir, { recursive: true, mode: DATABASE_DIR_MODE });
   if (first !== undefined) {

@@ -3,6 +3,8 @@
  * the client side of their tests: /auth answers with their timing, bounded concurrency, and
  * the table metrics that show what an instance holds in memory.
  */
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { Agent, request } from 'undici';
 import type { RawConfig } from '../../src/config/types.js';
 import { scrape, sum } from './prom.js';
@@ -65,6 +67,8 @@ export interface Instance {
   url: string;
   control: string;
   output: () => string;
+  /** SIGTERM (a graceful stop) and waits until the process has exited. */
+  stop: () => Promise<void>;
 }
 
 /** Starts instance `i` on `databaseUrl` and waits until its assignment table is loaded. */
@@ -72,7 +76,15 @@ export async function serveInstance(t: HasAfter, dir: string, databaseUrl: strin
   const file = writeConfig(dir, rawConfig(dir, { database: databaseUrl, log: { level: 'info' }, store: { poll_ms: 500 }, ...over }), `sharder-${i}.yml`);
   const s = await spawnServe(t, file);
   await until(() => s.output().includes('"event":"table_loaded"'), 15_000, `instance ${i} loaded its table`);
-  return { url: s.url, control: s.control!, output: s.output };
+  return { url: s.url, control: s.control!, output: s.output, stop: () => stopChild(s.child) };
+}
+
+/** Stops a `sharder serve` child gracefully (SIGTERM) and waits for its exit. */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  await exited;
 }
 
 /** Assignments of kind hub this instance holds in memory. */
