@@ -12,10 +12,10 @@ import { ConfigError } from '../errors.js';
 export type ListenKey = 'listen' | 'control_listen' | 'metrics.listen';
 
 /** `host:port`, with an IPv6 host in brackets, as the configuration spells it. */
-export const formatListen = (a: ListenAddress): string => `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+const formatListen = (a: ListenAddress): string => `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
 
 /** Why binding `address` failed, in words an operator can act on; undefined if not the address's fault. */
-export function bindProblem(err: unknown, address: ListenAddress): string | undefined {
+function bindProblem(err: unknown, address: ListenAddress): string | undefined {
   const at = formatListen(address);
   switch ((err as NodeJS.ErrnoException | null)?.code) {
     case 'EADDRINUSE':

@@ -47,7 +47,7 @@ const sha256 = (text: string): Buffer => createHash('sha256').update(text, 'utf8
  * The token an Authorization header carries: `Bearer <token>`, or (where `basic`) the password
  * of `Basic <base64 user:password>`. A string explains why there is none.
  */
-export function presentedToken(header: string | undefined, basic: boolean): { token: string } | string {
+function presentedToken(header: string | undefined, basic: boolean): { token: string } | string {
   if (header === undefined) return basic ? 'missing "Authorization: Bearer <token>" (or Basic) header' : 'missing "Authorization: Bearer <token>" header';
   const bearer = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
   if (bearer) return { token: bearer[1]! };
@@ -61,7 +61,7 @@ export function presentedToken(header: string | undefined, basic: boolean): { to
 }
 
 /** The name of the token whose digest matches, comparing against every candidate. */
-export function matchToken(token: string, candidates: readonly AdminToken[]): string | undefined {
+function matchToken(token: string, candidates: readonly AdminToken[]): string | undefined {
   const digest = sha256(token);
   let found: string | undefined;
   for (const t of candidates) if (timingSafeEqual(digest, t.hash) && found === undefined) found = t.name;

@@ -9,7 +9,7 @@ import { REQUEST_ID_HEADER } from '../http/request-id.js';
  */
 const HALF_CLOSED_GRACE_MS = 5_000;
 
-export const STATUS_TEXT: Readonly<Record<number, string>> = {
+const STATUS_TEXT: Readonly<Record<number, string>> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 500: 'Internal Server Error',
   502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
 };
