@@ -15,7 +15,9 @@
  * PGPASSWORD, PGDATABASE, PGSSLMODE, PGSSLROOTCERT, then libpq's defaults (see
  * src/store/postgres-connect.ts, which resolves them when the store opens).
  */
-import { PG_SSL_MODES, type PgSslMode } from './types.js';
+/** PostgreSQL TLS modes, as libpq names them ("prefer"/"allow" need a fallback pg cannot do). */
+export const PG_SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const;
+export type PgSslMode = (typeof PG_SSL_MODES)[number];
 
 export interface PostgresUrlParts {
   readonly host?: string;
