@@ -16,6 +16,10 @@ function defaultText(r: KeyRow): string {
 }
 
 function typeText(r: KeyRow): string {
+  return r.secret === true && !r.type.startsWith('secret') ? `${rangeText(r)} (secret)` : rangeText(r);
+}
+
+function rangeText(r: KeyRow): string {
   const values = r.values === undefined ? '' : `: ${r.values.map(code).join(', ')}`;
   if (r.range === undefined) return `${r.type}${values}`;
   const [min, max] = r.range;
@@ -33,7 +37,7 @@ function envText(r: KeyRow): string {
 
 function reloadText(r: KeyRow): string {
   if (r.reload === 'live') return 'live';
-  return r.restartVia === undefined ? 'restart' : `restart (with ${code(r.restartVia)})`;
+  return r.restartVia === undefined ? 'restart' : `restart (logged as ${code(r.restartVia)})`;
 }
 
 /** Table cells must not break the table. */
