@@ -17,9 +17,9 @@ import { ControlRouter, createControlServer } from './http/control.js';
 import { registerAdminApi } from './http/api.js';
 import { listenOn } from './http/bind.js';
 import { Operations } from './ops/index.js';
-import { openStore, postgresConnection } from './store/open.js';
+import { openStore, storeLocation } from './store/registry.js';
 import { PendingStore } from './store/pending.js';
-import { PostgresStore } from './store/postgres.js';
+import { PostgresStore } from './store/postgres/index.js';
 import { Snapshot } from './store/snapshot.js';
 import type { Store } from './store/types.js';
 import { isClusterWorker } from './cluster.js';
@@ -185,7 +185,7 @@ export class Sharder {
         throw err;
       }
       opts.log.warn({ event: 'store_unreachable_at_start', err: err.message }, 'PostgreSQL cannot be reached: starting from the snapshot; new users get 503 until it answers');
-      pending = new PendingStore('postgres', postgresConnection(config, db).location, () => openStore(config, opts.log), (s) => sharder?.claimSnapshot(s), opts.log);
+      pending = new PendingStore('postgres', storeLocation(config), () => openStore(config, opts.log), (s) => sharder?.claimSnapshot(s), opts.log);
       store = pending;
     }
     sharder = new Sharder(config, store, opts.log, snapshot);
