@@ -16,6 +16,7 @@ import { get } from './helpers/http.js';
 import { seed } from './helpers/ops.js';
 import { bucketsRaw, testConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
+import type { HasAfter } from './helpers/context.js';
 
 const ADMIN = 'admin-token-0123456789abcdef';
 const ALICE = 'alice-token-0123456789abcdef';
@@ -29,7 +30,7 @@ interface Api {
   call(method: string, path: string, opts?: { token?: string | null; body?: unknown; raw?: string; headers?: Record<string, string> }): Promise<{ status: number; json: any; text: string; headers: Record<string, unknown> }>;
 }
 
-async function startApi(t: { after(fn: () => unknown): void }, over: RawConfig = {}): Promise<Api> {
+async function startApi(t: HasAfter, over: RawConfig = {}): Promise<Api> {
   const dir = tempDir(t);
   const config = testConfig(dir, { admin: { token: ADMIN, tokens: [{ name: 'alice', token: ALICE }] }, store: { poll_ms: 60_000 }, ...over });
   let logs = '';

@@ -13,10 +13,7 @@ import type { AssignResult, ChangeListener, Store } from '../src/store/types.js'
 import { get } from './helpers/http.js';
 import { testConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
-
-interface HasAfter {
-  after(fn: () => unknown): void;
-}
+import type { HasAfter } from './helpers/context.js';
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;

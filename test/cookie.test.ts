@@ -18,6 +18,7 @@ import { Sharder } from '../src/server.js';
 import { get } from './helpers/http.js';
 import { rawConfig, runCli, testConfig, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
+import type { HasAfter } from './helpers/context.js';
 
 const SECRET = 'cookie-secret-0123456789abcdef0123456789abcdef';
 const sig = (bucket: string, secret = SECRET, name = 'hub'): string => createHmac('sha256', secret).update(`${name}=${bucket}`).digest('base64url');
@@ -31,7 +32,7 @@ const lastCharTwin = (s: string): string => {
   return ALPHABET[ALPHABET.indexOf(s.at(-1)!) ^ 1]!;
 };
 
-async function start(t: { after(fn: () => unknown): void }) {
+async function start(t: HasAfter) {
   const dir = tempDir(t);
   let logs = '';
   const sink = new Writable({ write(chunk, _enc, cb) { logs += String(chunk); cb(); } });

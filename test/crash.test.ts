@@ -14,6 +14,7 @@ import Database from 'better-sqlite3';
 import { PG_SKIP, freshDatabase, sqlClient, stopSharedPostgres } from './helpers/postgres.js';
 import { rawConfig, spawnServe, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
+import type { HasAfter } from './helpers/context.js';
 
 after(stopSharedPostgres);
 
@@ -21,8 +22,7 @@ const NAMES = 2000;
 /** Kill once this many first requests were answered: well inside the burst. */
 const KILL_AFTER = 400;
 
-interface HasAfter {
-  after(fn: () => unknown): void;
+interface Reporting extends HasAfter {
   diagnostic(msg: string): void;
 }
 
@@ -33,7 +33,7 @@ interface Checks {
   counts(): Promise<[Array<[string, number]>, Array<[string, number]>]>;
 }
 
-async function crashScenario(t: HasAfter, configFile: string, checks: Checks): Promise<void> {
+async function crashScenario(t: Reporting, configFile: string, checks: Checks): Promise<void> {
   const first = await spawnServe(t, configFile);
   const agent = new Agent({ connections: 500, keepAliveTimeout: 10_000 });
   t.after(() => agent.destroy());

@@ -21,6 +21,7 @@ import { PG_SKIP, freshDatabase, sqlClient, stopSharedPostgres } from './helpers
 import { rawConfig, runCli, runCliProcess, startSharder, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
 import { until } from './helpers/wait.js';
+import type { HasAfter } from './helpers/context.js';
 
 after(stopSharedPostgres);
 
@@ -30,7 +31,7 @@ const NO_MOUNT = AS_ROOT ? undefined : 'mounting a small tmpfs needs root';
 const auth = (url: string, user: string) => get(`${url}/auth`, { REMOTE_USER: user });
 
 /** A tmpfs of `size` mounted in a temporary directory, unmounted afterwards. */
-function smallDisk(t: { after(fn: () => unknown): void }, size: string): string {
+function smallDisk(t: HasAfter, size: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'sharder-disk-'));
   execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir]);
   t.after(() => {

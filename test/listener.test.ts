@@ -15,13 +15,14 @@ import { silentLogger } from '../src/log.js';
 import { raw, statusOf } from './helpers/http.js';
 import { startSharder, testConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
+import type { HasAfter } from './helpers/context.js';
 
 interface Listener {
   readonly name: string;
   readonly port: number;
 }
 
-async function listeners(t: { after(fn: () => unknown): void }): Promise<Listener[]> {
+async function listeners(t: HasAfter): Promise<Listener[]> {
   const auth = await startSharder(t);
   const proxy = await startSharder(t, { mode: 'proxy' });
   return [

@@ -14,6 +14,7 @@ import type { HubEcho } from './helpers/hubs.js';
 import { NGINX_SRC, nginxSkip, rawRequest, startAuthenticator, wsMessages, type RawReply } from './helpers/nginx.js';
 import { ROOT } from './helpers/sharder.js';
 import { basic, startStack, type Front, type Stack } from './helpers/stack.js';
+import type { HasAfter } from './helpers/context.js';
 
 /** The identity header as a client may spell it; nginx folds case, and `-` with `_` in $http_*. */
 const SPELLINGS = ['REMOTE_USER', 'Remote-User', 'remote-user', 'REMOTE-USER', 'remote_user'] as const;
@@ -62,7 +63,7 @@ const isIdentityHeader = (name: string): boolean => name.toLowerCase().replaceAl
 interface Recipe {
   name: string;
   /** Starts the stack; returns it with the credential header line of each user. */
-  start(t: { after(fn: () => unknown): void }): Promise<{ stack: Stack; credential(user: string): string; unauthenticated: number }>;
+  start(t: HasAfter): Promise<{ stack: Stack; credential(user: string): string; unauthenticated: number }>;
 }
 
 const basicRecipe = (name: string, front: Front): Recipe => ({

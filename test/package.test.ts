@@ -20,12 +20,9 @@ import { execForm, parseDockerfile, parseUnit, testedBlocks, underRoot } from '.
 import { get } from './helpers/http.js';
 import { ROOT, bucketsRaw } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
+import type { HasAfter } from './helpers/context.js';
 
 const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string; dependencies: Record<string, string>; devDependencies: Record<string, string> };
-
-interface HasAfter {
-  after(fn: () => unknown): void;
-}
 
 /** Starts a server command and resolves with its URL once its "started" log line names it. */
 async function startServer(t: HasAfter, argv: string[], opts: { cwd: string; env: NodeJS.ProcessEnv }): Promise<{ url: string; stop(): Promise<number | null> }> {

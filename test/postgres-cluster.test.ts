@@ -14,12 +14,9 @@ import type { RawConfig } from '../src/config/types.js';
 import { PG_LOCAL_SKIP, PG_SKIP, freshDatabase, ownPostgres, sqlClient, stopSharedPostgres, type PgServer } from './helpers/postgres.js';
 import { rawConfig, runCli, spawnServe, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
+import type { HasAfter } from './helpers/context.js';
 
 after(stopSharedPostgres);
-
-interface HasAfter {
-  after(fn: () => unknown): void;
-}
 
 interface Instance {
   url: string;

@@ -16,10 +16,11 @@ import { closeWs, json, openWs, roundTrip, send } from './helpers/client.js';
 import { startHub, type Seen, type TestHub } from './helpers/proxy-hubs.js';
 import { startSharder, testConfig, type Running } from './helpers/sharder.js';
 import { until } from './helpers/wait.js';
+import type { HasAfter } from './helpers/context.js';
 
 const ID = { REMOTE_USER: 'alice' };
 
-async function hubs(t: { after(fn: () => unknown): void }, n = 3): Promise<TestHub[]> {
+async function hubs(t: HasAfter, n = 3): Promise<TestHub[]> {
   return Promise.all(Array.from({ length: n }, (_, i) => startHub(`hub-${i}`, t)));
 }
 
@@ -27,7 +28,7 @@ function bucketsFor(list: ReadonlyArray<{ name: string; url: string | null }>): 
   return { hub: { buckets: list.map((h) => (h.url === null ? { name: h.name } : { name: h.name, upstream: h.url })) } };
 }
 
-async function proxyTo(t: { after(fn: () => unknown): void }, list: ReadonlyArray<{ name: string; url: string | null }>, over: RawConfig = {}): Promise<Running> {
+async function proxyTo(t: HasAfter, list: ReadonlyArray<{ name: string; url: string | null }>, over: RawConfig = {}): Promise<Running> {
   return startSharder(t, { mode: 'proxy', kinds: bucketsFor(list), ...over });
 }
 
@@ -357,7 +358,7 @@ test('proxy: a hub that goes silent gives 504 after proxy.idle_timeout_ms, and s
  * blocked for `blockMs` (forever when 0): the kernel drops further SYNs, so connecting hangs
  * (SYNs are retried after about a second) until it unblocks, then it answers "late hub".
  */
-async function stalledHub(t: { after(fn: () => unknown): void }, blockMs: number): Promise<number> {
+async function stalledHub(t: HasAfter, blockMs: number): Promise<number> {
   const flag = new Int32Array(new SharedArrayBuffer(4));
   const worker = new Worker(`
     const { parentPort, workerData: { flag, blockMs } } = require('node:worker_threads');

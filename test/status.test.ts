@@ -14,6 +14,7 @@ import { escapeHtml, renderStatus, targetShares, type StatusView } from '../src/
 import { isLoopback } from '../src/http/trust.js';
 import { needs } from './helpers/env.js';
 import { ROOT, startSharder, type Running } from './helpers/sharder.js';
+import type { HasAfter } from './helpers/context.js';
 
 const ADMIN = 'admin-token-0123456789abcdef';
 const CHROMIUM = process.env.SHARDER_TEST_CHROMIUM ?? '/usr/bin/chromium';
@@ -34,7 +35,7 @@ async function page(url: string, headers: Record<string, string> = {}): Promise<
 }
 
 /** A running sharder with users on every active bucket, one moved onto the draining one. */
-async function populated(t: { after(fn: () => unknown): void }, over: RawConfig = {}): Promise<Running> {
+async function populated(t: HasAfter, over: RawConfig = {}): Promise<Running> {
   const r = await startSharder(t, { admin: { token: ADMIN }, ...KINDS, ...over });
   for (let i = 0; i < 24; i++) assert.equal((await page(`${r.url}/auth`, { REMOTE_USER: `u${i}` })).status, 200);
   for (let i = 0; i < 5; i++) assert.equal((await page(`${r.url}/auth`, { REMOTE_USER: `h${i}`, 'X-Shard-Kind': 'home' })).status, 200);

@@ -10,12 +10,9 @@ import { POSTGRES_MIGRATIONS, SQL } from '../src/store/postgres-schema.js';
 import { runStoreContract } from './helpers/store-contract.js';
 import { until } from './helpers/wait.js';
 import { PG_LOCAL_SKIP, PG_SKIP, freshDatabase, ownPostgres, sqlClient, stopSharedPostgres } from './helpers/postgres.js';
+import type { HasAfter } from './helpers/context.js';
 
 after(stopSharedPostgres);
-
-interface HasAfter {
-  after(fn: () => unknown): void;
-}
 
 const three: BucketPolicyInput[] = ['a', 'b', 'c'].map((name) => ({ name, weight: 1, state: 'active' as const }));
 

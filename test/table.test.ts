@@ -16,10 +16,7 @@ import type { Store } from '../src/store/types.js';
 import { testConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
 import { until } from './helpers/wait.js';
-
-interface HasAfter {
-  after(fn: () => unknown): void;
-}
+import type { HasAfter } from './helpers/context.js';
 
 const AUDIT = { actor: 'cli:test' };
 

@@ -8,10 +8,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
-
-interface HasAfter {
-  after(fn: () => unknown): void;
-}
+import type { HasAfter } from './context.js';
 
 /** What a hub answers: its name and the request as it arrived. */
 export interface HubEcho {

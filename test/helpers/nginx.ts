@@ -15,10 +15,7 @@ import { needs } from './env.js';
 import { raw } from './http.js';
 import { childrenOf } from './proc.js';
 import { ROOT } from './sharder.js';
-
-interface HasAfter {
-  after(fn: () => unknown): void;
-}
+import type { HasAfter } from './context.js';
 
 export const NGINX_SRC = join(ROOT, 'nginx');
 

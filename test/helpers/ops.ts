@@ -8,10 +8,7 @@ import { SqliteStore } from '../../src/store/sqlite.js';
 import type { Store } from '../../src/store/types.js';
 import { testConfig } from './sharder.js';
 import { tempDir } from './tmp.js';
-
-interface HasAfter {
-  after(fn: () => unknown): void;
-}
+import type { HasAfter } from './context.js';
 
 export interface OpsFixture {
   dir: string;

@@ -9,10 +9,7 @@ import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { needs } from './env.js';
-
-interface HasAfter {
-  after(fn: () => unknown): void;
-}
+import type { HasAfter } from './context.js';
 
 function binDir(): string | undefined {
   const base = '/usr/lib/postgresql';

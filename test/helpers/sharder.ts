@@ -14,12 +14,9 @@ import { silentLogger } from '../../src/log.js';
 import { Sharder } from '../../src/server.js';
 import type { Store } from '../../src/store/types.js';
 import { tempDir } from './tmp.js';
+import type { HasAfter } from './context.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
-
-interface HasAfter {
-  after(fn: () => unknown): void;
-}
 
 /** Three equal buckets, like the shipped example. */
 export function bucketsRaw(n = 3, upstreamBase = 9000): Record<string, unknown>[] {

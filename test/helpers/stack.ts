@@ -12,10 +12,7 @@ import { get, type Reply } from './http.js';
 import { startHubs, type HubOptions, type TestHub } from './hubs.js';
 import { deployMainConf, edit, enableAuthCache, httpPreamble, mainPreamble, nginxPrefix, shippedMainConf, startNginx, type RunningNginx } from './nginx.js';
 import { startSharder, testConfig, type Running } from './sharder.js';
-
-interface HasAfter {
-  after(fn: () => unknown): void;
-}
+import type { HasAfter } from './context.js';
 
 /** Users in the generated htpasswd: `alice` and `bob` with apr1 hashes, u0…u299 in {PLAIN}. */
 export const BULK_USERS = 300;
