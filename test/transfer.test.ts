@@ -7,14 +7,13 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import pg from 'pg';
 import { parseOriginalUrl } from '../src/ops/index.js';
 import { parseCsvLine } from '../src/ops/format.js';
 import { expectOriginalImported, expectOriginalStored, ORIGINAL_ROWS, runTransferSuite, twoKinds } from './helpers/ops-suite.js';
 import { opsFixture, SQLITE_OPS, who } from './helpers/ops.js';
-import { postgresSkip, startPostgres } from './helpers/pg-throwaway.js';
+import { PG_SKIP, freshDatabase, sqlClient, stopSharedPostgres } from './helpers/postgres.js';
 import { rawConfig, runCli, startSharder, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
 import { request } from 'undici';
@@ -80,16 +79,15 @@ test('import-original of a file that is not a database: SHARD_ERR_NOT_ORIGINAL n
   assert.match(body.message, /noise\.bin is not a SQLite database/);
 });
 
-describe('import-original from PostgreSQL', { skip: postgresSkip() }, () => {
+describe('import-original from PostgreSQL', { skip: PG_SKIP }, () => {
+  after(stopSharedPostgres);
   test('the original table in PostgreSQL imports like the SQLite one; errors never show the password', async (t) => {
-    const url = startPostgres(t);
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
+    const { url } = await freshDatabase(t);
+    const client = await sqlClient(t, url);
     await client.query('CREATE TABLE shard (id SERIAL PRIMARY KEY, kind VARCHAR(256), bucket VARCHAR(256), name VARCHAR(256))');
     for (const r of ORIGINAL_ROWS) await client.query('INSERT INTO shard (kind, bucket, name) VALUES ($1, $2, $3)', r);
-    await client.end();
     const f = opsFixture(t, twoKinds);
-    const r = await f.ops.importOriginal(parseOriginalUrl(url.replace('postgresql://', 'postgres://')), who);
+    const r = await f.ops.importOriginal(parseOriginalUrl(url), who);
     expectOriginalImported(r);
     await expectOriginalStored(f.ops);
 
