@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import type { HubEcho } from './helpers/hubs.js';
+import { whoami, type Seen } from './helpers/hubs.js';
 import { NGINX_SRC, nginxSkip, rawRequest, startAuthenticator, wsMessages, type RawReply } from './helpers/nginx.js';
 import { ROOT } from './helpers/sharder.js';
 import { basic, startStack, type Front, type Stack } from './helpers/stack.js';
@@ -93,8 +93,8 @@ const RECIPES: Recipe[] = [
 ];
 
 /** What the hub received, from its echo; the identity headers exactly as they arrived. */
-function hubSaw(r: RawReply): { echo: HubEcho; identity: [string, string][] } {
-  const echo = JSON.parse(r.body) as HubEcho;
+function hubSaw(r: RawReply): { echo: Seen; identity: [string, string][] } {
+  const echo = JSON.parse(r.body) as Seen;
   const identity: [string, string][] = [];
   for (let i = 0; i < echo.rawHeaders.length; i += 2) if (isIdentityHeader(echo.rawHeaders[i]!)) identity.push([echo.rawHeaders[i]!, echo.rawHeaders[i + 1]!]);
   return { echo, identity };
@@ -149,7 +149,7 @@ describe('identity through nginx: no byte a client sends becomes the identity (r
         assert.deepEqual(hubSaw(r).identity, [['REMOTE_USER', user]]);
       }
       assert.notEqual(hubOfUser.get('alice'), hubOfUser.get('bob'));
-      const requestsBefore = stack.hubs.map((h) => h.requests);
+      const requestsBefore = stack.hubs.map((h) => h.counts.requests);
 
       let routed = 0;
       for (const s of spoofs()) {
@@ -171,12 +171,12 @@ describe('identity through nginx: no byte a client sends becomes the identity (r
           assert.equal(r.status, 400, `${s.name}: refused as malformed, or routed as alice`);
         }
       }
-      // A websocket (kernels, terminals) takes the same route: its hub greets the identity it got.
+      // A websocket (kernels, terminals) takes the same route: its hub names the identity it got.
       const line = credential('alice');
       const [name, value] = [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 2)];
       const ws = stack.nginx.url('/user/alice/api/kernels/k1/channels').replace('http:', 'ws:');
-      const greeting = await wsMessages(ws, { 'Remote-User': FORGED, REMOTE_USER: FORGED, 'X-Auth-Request-User': FORGED, [name]: value }, []);
-      assert.deepEqual(greeting, [`${hubOfUser.get('alice')}:hello alice`]);
+      const answers = await wsMessages(ws, { 'Remote-User': FORGED, REMOTE_USER: FORGED, 'X-Auth-Request-User': FORGED, [name]: value }, ['whoami']);
+      assert.deepEqual(answers.map(whoami), [`${hubOfUser.get('alice')}:alice`]);
       // Without credentials no header gets anyone in, and the hubs never hear of it.
       for (const s of spoofs()) {
         const r = await rawRequest(port, '/hub/', [host, ...s.before, ...s.after]);
@@ -188,7 +188,7 @@ describe('identity through nginx: no byte a client sends becomes the identity (r
         assert.ok(r.status === unauthenticated || r.status === 400, `${s.name} without credentials: ${r.status}`);
       }
       assert.deepEqual(await storedNames(stack), ['alice', 'bob'], `the sharder stored only the two users who signed in, never ${FORGED}`);
-      const perHub = stack.hubs.map((h, i) => h.requests - requestsBefore[i]!);
+      const perHub = stack.hubs.map((h, i) => h.counts.requests - requestsBefore[i]!);
       assert.deepEqual(perHub, stack.hubs.map((h) => (h.name === hubOfUser.get('alice') ? routed : 0)), 'all of them on alice\'s hub, none on bob\'s');
     });
   }

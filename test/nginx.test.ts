@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { loadConfig } from '../src/config/load.js';
-import { startHub } from './helpers/hubs.js';
+import { startHub, whoami } from './helpers/hubs.js';
 import { nginxSkip, rawRequest, startAuthenticator, wsMessages } from './helpers/nginx.js';
 import { runCli, writeConfig, rawConfig as baseRawConfig } from './helpers/sharder.js';
 import { BULK_USERS, basic, cookieOf, hubOf, startStack } from './helpers/stack.js';
@@ -72,7 +72,7 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
     const perHub = new Map<string, number>();
     for (const h of seen.values()) perHub.set(h, (perHub.get(h) ?? 0) + 1);
     assert.deepEqual(Object.fromEntries([...perHub].sort()), { 'hub-0': 100, 'hub-1': 100, 'hub-2': 100 });
-    assert.deepEqual(stack.hubs.map((h) => h.requests), [100, 100, 100]);
+    assert.deepEqual(stack.hubs.map((h) => h.counts.requests), [100, 100, 100]);
     // And again: everyone lands where they were put.
     const again = await Promise.all(users.slice(0, 60).map((u) => stack.as(u)));
     again.forEach((r, j) => assert.equal(hubOf(r), seen.get(users[j]!)));
@@ -87,9 +87,9 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
     const next = structuredClone(stack.rawConfig) as { kinds: { hub: { buckets: { state?: string }[] } } };
     next.kinds.hub.buckets[1]!.state = 'draining';
     stack.sharder.sharder.reload(loadConfigFrom(stack.sharder.dir, next));
-    const before = stack.hubs[1]!.requests;
+    const before = stack.hubs[1]!.counts.requests;
     for (let i = 3; i < 63; i++) assert.notEqual(hubOf(await stack.as(`u${i}`)), 'hub-1', `u${i}`);
-    assert.equal(stack.hubs[1]!.requests, before, 'no request of a new user reached the draining hub');
+    assert.equal(stack.hubs[1]!.counts.requests, before, 'no request of a new user reached the draining hub');
     const r = await stack.as('u1');
     assert.equal(hubOf(r), 'hub-1', 'an existing user of the draining hub still reaches it');
   });
@@ -99,8 +99,9 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
     await stack.as('alice');
     await stack.as('bob');
     const url = stack.nginx.url('/user/bob/api/kernels/k1/channels').replace('http:', 'ws:');
-    const got = await wsMessages(url, { authorization: basic('bob') }, ['ping', 'print(1)']);
-    assert.deepEqual(got, ['hub-1:hello bob', 'hub-1:ping', 'hub-1:print(1)']);
+    const [who, ...echoes] = await wsMessages(url, { authorization: basic('bob') }, ['whoami', 'ping', 'print(1)']);
+    assert.equal(whoami(who!), 'hub-1:bob');
+    assert.deepEqual(echoes, ['ping', 'print(1)']);
     await assert.rejects(wsMessages(url, {}, ['x']), /refused: 401/);
   });
 
@@ -116,7 +117,7 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
     assert.equal(stranger.status, 401);
     // auth_basic runs before auth_request: the sharder never heard of any of them.
     assert.deepEqual(Object.fromEntries(await stack.sharder.sharder.store.counts('hub')), {});
-    assert.deepEqual(stack.hubs.map((h) => h.requests), [0, 0, 0]);
+    assert.deepEqual(stack.hubs.map((h) => h.counts.requests), [0, 0, 0]);
   });
 
   test('the sharder stopped: the friendly error page, not a bare 500', async (t) => {
@@ -189,7 +190,7 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
     }
     // Without credentials, no header or cookie gets anyone in.
     for (const headers of spoofs) assert.equal((await stack.request('/hub/', headers)).status, 401, JSON.stringify(headers));
-    assert.deepEqual(stack.hubs.map((h) => h.requests), [6, 1, 0]);
+    assert.deepEqual(stack.hubs.map((h) => h.counts.requests), [6, 1, 0]);
   });
 
   test('adding a bucket: edit sharder.yml, re-render, nginx -s reload, and new users go to the new hub', async (t) => {
@@ -197,7 +198,7 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
     for (const u of ['u0', 'u1', 'u2']) await stack.as(u);
     const hub3 = await startHub(t, 'hub-3');
     const raw = structuredClone(stack.rawConfig) as { kinds: { hub: { buckets: unknown[] } } };
-    raw.kinds.hub.buckets.push({ name: 'hub-3', upstream: hub3.upstream });
+    raw.kinds.hub.buckets.push({ name: 'hub-3', upstream: hub3.url });
     const file = writeConfig(stack.sharder.dir, baseRawConfig(stack.sharder.dir, raw as never));
     // What the operator runs: render with the CLI, check, reload nginx, then reload the sharder.
     const out = join(stack.nginx.dir, 'sharder', 'sharder-upstreams.conf');
@@ -238,7 +239,8 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
     // Websockets go through both auth steps as well.
     await stack.request('/hub/', session('erin'));
     const url = stack.nginx.url('/user/erin/terminals/websocket/1').replace('http:', 'ws:');
-    assert.deepEqual(await wsMessages(url, session('erin'), ['ls']), [`${await storedBucket(stack, 'erin')}:hello erin`, `${await storedBucket(stack, 'erin')}:ls`]);
+    const [erin, ls] = await wsMessages(url, session('erin'), ['whoami', 'ls']);
+    assert.deepEqual([whoami(erin!), ls], [`${await storedBucket(stack, 'erin')}:erin`, 'ls']);
     assert.deepEqual((await stack.sharder.sharder.store.list('hub', { limit: 10 })).map((a) => a.name).sort(), ['carol', 'dave', 'erin']);
     // The hand-over (try_files into /dev/null/) is silent: nothing in nginx's error log.
     assert.doesNotMatch(stack.nginx.errorLog(), /\[(crit|error|alert|emerg)\]/);
@@ -268,7 +270,7 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
     assert.equal((await rawRequest(port, '/oauth2/auth', ['Host: jupyter.example.edu', 'Cookie: _oauth2_proxy=a-1'])).status, 404);
     assert.equal(auth.calls.length, asked, 'the browser\'s own /oauth2/auth never reached oauth2-proxy');
     assert.deepEqual(await stack.sharder.sharder.store.list('hub', { limit: 10 }), [], 'nobody was assigned');
-    assert.deepEqual(stack.hubs.map((h) => h.requests), [0, 0, 0]);
+    assert.deepEqual(stack.hubs.map((h) => h.counts.requests), [0, 0, 0]);
   });
 
   test('with the optional auth cache, known users are routed from nginx\'s cache while the sharder is down', async (t) => {

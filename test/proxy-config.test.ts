@@ -6,7 +6,7 @@ import type { RawConfig } from '../src/config/types.js';
 import { validateConfig } from '../src/config/validate.js';
 import { ConfigError } from '../src/errors.js';
 import { send } from './helpers/client.js';
-import { startHub } from './helpers/proxy-hubs.js';
+import { startHub } from './helpers/hubs.js';
 import { runCli, runCliProcess, spawnServe, writeConfig, rawConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
 import { until } from './helpers/wait.js';
@@ -99,7 +99,7 @@ test('proxy config: serve --mode is checked, and check-config accepts proxy sett
 });
 
 test('proxy config: serve --mode proxy forwards, and keeps proxying across a SIGHUP reload', async (t) => {
-  const [a, b] = await Promise.all([startHub('hub-a', t), startHub('hub-b', t)]);
+  const [a, b] = await Promise.all([startHub(t, 'hub-a'), startHub(t, 'hub-b')]);
   const dir = tempDir(t);
   const config = (upstream: string): RawConfig => rawConfig(dir, { log: { level: 'info' }, kinds: { hub: { buckets: [{ name: 'hub-0', upstream }] } } });
   const file = writeConfig(dir, config(a.url));

@@ -17,7 +17,7 @@ import { Agent, request as httpRequest } from 'node:http';
 import { test } from 'node:test';
 import { WebSocket } from 'ws';
 import { send } from './helpers/client.js';
-import { startHub, type TestHub } from './helpers/proxy-hubs.js';
+import { startHub, type TestHub } from './helpers/hubs.js';
 import { rawConfig, spawnServe, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -161,7 +161,7 @@ function http(base: string, agent: Agent, user: string, how: number): Promise<Ou
 }
 
 test('proxy leaks: 5,000 websockets and 5,000 requests, with aborts and a hub stopped half-way, leave no socket behind', { timeout: 180_000 }, async (t) => {
-  const hubs: TestHub[] = await Promise.all([0, 1, 2].map((i) => startHub(`hub-${i}`, t)));
+  const hubs: TestHub[] = await Promise.all([0, 1, 2].map((i) => startHub(t, `hub-${i}`)));
   const dir = tempDir(t);
   const file = writeConfig(dir, rawConfig(dir, {
     log: { level: 'info' },

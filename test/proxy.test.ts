@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import type { RawConfig } from '../src/config/types.js';
 import { closeWs, json, openWs, roundTrip, send } from './helpers/client.js';
-import { startHub, type Seen, type TestHub } from './helpers/proxy-hubs.js';
+import { startHub, type Seen, type TestHub } from './helpers/hubs.js';
 import { startSharder, testConfig, type Running } from './helpers/sharder.js';
 import { until } from './helpers/wait.js';
 import type { HasAfter } from './helpers/context.js';
@@ -21,7 +21,7 @@ import type { HasAfter } from './helpers/context.js';
 const ID = { REMOTE_USER: 'alice' };
 
 async function hubs(t: HasAfter, n = 3): Promise<TestHub[]> {
-  return Promise.all(Array.from({ length: n }, (_, i) => startHub(`hub-${i}`, t)));
+  return Promise.all(Array.from({ length: n }, (_, i) => startHub(t, `hub-${i}`)));
 }
 
 function bucketsFor(list: ReadonlyArray<{ name: string; url: string | null }>): RawConfig {
@@ -479,7 +479,8 @@ test('proxy: the sharder keeps /_sharder/ for itself; everything else goes to th
   assert.deepEqual(json(shard), { kind: 'hub', name: 'alice', bucket: 'hub-0' });
   assert.equal((await send(`${url}/_sharder/nothing`)).status, 404);
   // The hub's own /healthz is the hub's.
-  assert.deepEqual(json(await send(`${url}/healthz`, { headers: ID })), { hub: 'hub-0', path: '/healthz', url: '/healthz' });
+  const { hub, path, url: seenUrl } = json<Seen>(await send(`${url}/healthz`, { headers: ID }));
+  assert.deepEqual({ hub, path, url: seenUrl }, { hub: 'hub-0', path: '/healthz', url: '/healthz' });
 });
 
 test('proxy: a pooled connection the hub has closed is retried for GET, not for POST', async (t) => {

@@ -8,7 +8,7 @@ import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { isLoopback, isTrusted, sourceOf, trustedProxies } from '../src/http/trust.js';
 import { json, send } from './helpers/client.js';
-import { startHub } from './helpers/proxy-hubs.js';
+import { startHub } from './helpers/hubs.js';
 import { startSharder } from './helpers/sharder.js';
 import { until } from './helpers/wait.js';
 
@@ -69,7 +69,7 @@ test('trust: a peer outside trusted_proxies that resets its connection assigns n
 });
 
 test('trust: in proxy mode a reset POST from outside trusted_proxies never reaches a hub', async (t) => {
-  const hub = await startHub('hub-0', t);
+  const hub = await startHub(t, 'hub-0');
   const { sharder } = await startSharder(t, { mode: 'proxy', identity: { trusted_proxies: ['127.0.0.1/32'] }, kinds: { hub: { buckets: [{ name: 'hub-0', upstream: hub.url }] } } });
   const body = 'x'.repeat(64);
   await Promise.all(Array.from({ length: RESETS }, (_, i) =>
@@ -80,7 +80,7 @@ test('trust: in proxy mode a reset POST from outside trusted_proxies never reach
 });
 
 test('trust: the kind is the default one unless kind_header is configured; a client cannot pick it', async (t) => {
-  const [users, admins] = await Promise.all([startHub('hub-0', t), startHub('admin-0', t)]);
+  const [users, admins] = await Promise.all([startHub(t, 'hub-0'), startHub(t, 'admin-0')]);
   const kinds = { hub: { buckets: [{ name: 'hub-0', upstream: users.url }] }, 'admin-hub': { buckets: [{ name: 'admin-0', upstream: admins.url }] } };
   // The reviewer's attack: a trusted front that passes the client's X-Shard-Kind along.
   const off = await startSharder(t, { mode: 'proxy', kinds });
@@ -92,7 +92,7 @@ test('trust: the kind is the default one unless kind_header is configured; a cli
 });
 
 test('trust: a configured kind header is taken from trusted proxies only, once, and never forwarded to a hub', async (t) => {
-  const [users, admins] = await Promise.all([startHub('hub-0', t), startHub('admin-0', t)]);
+  const [users, admins] = await Promise.all([startHub(t, 'hub-0'), startHub(t, 'admin-0')]);
   const kinds = { hub: { buckets: [{ name: 'hub-0', upstream: users.url }] }, 'admin-hub': { buckets: [{ name: 'admin-0', upstream: admins.url }] } };
   const on = await startSharder(t, { mode: 'proxy', kind_header: 'X-Shard-Kind', identity: { trusted_proxies: ['127.0.0.1/32'] }, kinds });
   // From outside trusted_proxies: refused whatever else the request carries.

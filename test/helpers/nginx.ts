@@ -314,7 +314,7 @@ export async function startAuthenticator(t: HasAfter, sessions: Record<string, s
   return { port: (server.address() as AddressInfo).port, calls };
 }
 
-/** Opens a websocket through nginx; resolves with the hub's greeting and the echo of each message sent. */
+/** Opens a websocket through nginx; resolves with the hub's answer to each message sent. */
 export function wsMessages(url: string, headers: Record<string, string>, send: string[]): Promise<string[]> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { headers, handshakeTimeout: 5000 });
@@ -328,7 +328,7 @@ export function wsMessages(url: string, headers: Record<string, string>, send: s
     });
     ws.on('message', (d) => {
       got.push(String(d));
-      if (got.length === send.length + 1) {
+      if (got.length === send.length) {
         clearTimeout(timer);
         ws.close();
         resolve(got);

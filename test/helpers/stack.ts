@@ -77,7 +77,7 @@ export async function startStack(t: HasAfter, opts: StackOptions = {}): Promise<
   const hubs = await startHubs(t, opts.hubs ?? ['hub-0', 'hub-1', 'hub-2'], opts.hubOptions);
   const buckets = (opts.buckets ?? hubs.map((h, i): StackBucket => ({ name: h.name, hub: i }))).map((b) => ({
     name: b.name,
-    ...(b.upstream !== undefined ? { upstream: b.upstream } : b.hub !== undefined ? { upstream: hubs[b.hub]!.upstream } : {}),
+    ...(b.upstream !== undefined ? { upstream: b.upstream } : b.hub !== undefined ? { upstream: hubs[b.hub]!.url } : {}),
     ...(b.state ? { state: b.state } : {}),
   }));
   const rawConfig: RawConfig = { kinds: { hub: { buckets } }, ...opts.sharder };
