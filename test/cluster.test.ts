@@ -5,14 +5,14 @@ import { Agent, request } from 'undici';
 import { rawConfig, spawnServe, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 test('workers: 2 share the listener and the store; a dead worker is replaced; SIGTERM exits 0', async (t) => {
   const dir = tempDir(t);
   const file = writeConfig(dir, rawConfig(dir, { workers: 2 }));
-  const { url, child, output } = await spawnServe(t, file);
+  const { url, child, output, logged } = await spawnServe(t, file);
   // A worker logs "started" just after the primary sees it listening: wait for both lines.
-  for (let i = 0; i < 100 && (!/"event":"cluster_started"/.test(output()) || [...output().matchAll(/"event":"started"/g)].length < 2); i++) await sleep(50);
+  await logged(/"event":"cluster_started"/);
+  await logged(/"event":"started"/, 2);
   const pids = [...output().matchAll(/"pid":(\d+),"event":"started"/g)].map((m) => Number(m[1]));
   assert.equal(new Set(pids).size, 2, 'two workers started');
 
@@ -31,7 +31,7 @@ test('workers: 2 share the listener and the store; a dead worker is replaced; SI
   assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `${counts}`);
 
   process.kill(pids[0]!, 'SIGKILL');
-  for (let i = 0; i < 100 && [...output().matchAll(/"event":"started"/g)].length < 3; i++) await sleep(50);
+  await logged(/"event":"started"/, 3);
   assert.match(output(), /"event":"worker_exited"/);
   assert.equal([...output().matchAll(/"event":"started"/g)].length, 3, 'a new worker started');
   const again = new Agent({ connections: 16 });

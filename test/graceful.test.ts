@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -15,8 +16,8 @@ import { Agent, request } from 'undici';
 import Database from 'better-sqlite3';
 import { ROOT, rawConfig, spawnServe, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
+import { until } from './helpers/wait.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** How long a stop may take: the grace for requests in flight plus start-up noise. */
 const EXIT_BOUND_MS = 15_000;
 
@@ -49,6 +50,11 @@ function load(url: string, agent: Agent, names: (i: number) => string, workers =
   return {
     statuses, errors,
     sent: () => i,
+    /** Resolves once `n` more requests were answered 200 (the load ran under what is in force now). */
+    answered(n: number): Promise<number> {
+      const at = statuses.get(200) ?? 0;
+      return until(() => (statuses.get(200) ?? 0) >= at + n || errors.length > 0, 10_000, `${n} more answers`);
+    },
     async stop(): Promise<void> {
       stop = true;
       await Promise.all(loops);
@@ -64,11 +70,16 @@ test('SIGTERM: requests in flight (waiting for the write lock) are all answered 
   t.after(() => agent.destroy());
   await holdLock(join(dir, 'sharder.db'), 1500);
   const names = Array.from({ length: 50 }, (_, i) => `inflight-${i}`);
+  // undici announces each request once its headers are written to the server's socket.
+  let written = 0;
+  const onWritten = (): void => void written++;
+  subscribe('undici:client:sendHeaders', onWritten);
+  t.after(() => unsubscribe('undici:client:sendHeaders', onWritten));
   const answers = names.map((name) => request(`${server.url}/auth`, { dispatcher: agent, headers: { REMOTE_USER: name } }).then(async (r) => {
     await r.body.dump();
     return { status: r.statusCode, bucket: String(r.headers['x-shard-bucket']) };
   }));
-  await sleep(300); // all 50 are now in the server, waiting for the lock
+  await until(() => written === names.length, 10_000, 'all 50 requests sent to the server, which waits for the lock');
   const stopped = Date.now();
   server.child.kill('SIGTERM');
   const got = await Promise.all(answers);
@@ -89,7 +100,7 @@ test('SIGTERM under steady load: exit 0 within the bound, no 5xx', async (t) => 
   const agent = new Agent({ connections: 32 });
   t.after(() => agent.destroy());
   const l = load(server.url, agent, (i) => `steady-${i % 500}`);
-  await sleep(1000);
+  await l.answered(200);
   const stopped = Date.now();
   server.child.kill('SIGTERM');
   const [code] = (await once(server.child, 'exit')) as [number | null];
@@ -112,18 +123,17 @@ for (const workers of [1, 2]) {
     const base = (n: number) => rawConfig(dir, { log: { level: 'info' }, workers, kinds: { hub: { buckets: hubs(n) } } });
     const file = writeConfig(dir, base(2));
     const server = await spawnServe(t, file);
-    for (let i = 0; i < 100 && workers > 1 && !/"event":"cluster_started"/.test(server.output()); i++) await sleep(50);
+    if (workers > 1) await server.logged(/"event":"cluster_started"/);
     const agent = new Agent({ connections: 32 });
     t.after(() => agent.destroy());
     const l = load(server.url, agent, (i) => `reload-${i}`);
     for (let n = 3; n <= 7; n++) {
-      await sleep(300);
+      await l.answered(100);
       writeConfig(dir, base(n));
       server.child.kill('SIGHUP');
-      const want = n - 2;
-      for (let i = 0; i < 200 && (server.output().match(/"event":"reloaded"/g) ?? []).length < want * workers; i++) await sleep(25);
+      await server.logged(/"event":"reloaded"/, (n - 2) * workers);
     }
-    await sleep(300);
+    await l.answered(100);
     await l.stop();
     assert.equal((server.output().match(/"event":"reloaded"/g) ?? []).length, 5 * workers, 'every worker reloaded five times');
     assert.deepEqual(l.errors, []);

@@ -9,13 +9,12 @@ import { byLabel, scrape, sum, type Sample } from './helpers/prom.js';
 import { rawConfig, spawnServe, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 test('workers: 2 — every scrape reports both workers, added up', async (t) => {
   const dir = tempDir(t);
   const file = writeConfig(dir, rawConfig(dir, { workers: 2 }));
-  const { url, control, output } = await spawnServe(t, file);
-  for (let i = 0; i < 100 && !/"event":"cluster_started"/.test(output()); i++) await sleep(50);
+  const { url, control, output, logged } = await spawnServe(t, file);
+  await logged(/"event":"cluster_started"/);
   assert.ok(control);
 
   // Many connections, so that both workers answer some of them.

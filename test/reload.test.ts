@@ -55,14 +55,6 @@ class KeepAlive {
   }
 }
 
-async function waitForLog(output: () => string, event: string, count: number): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while ((output().match(new RegExp(`"event":"${event}"`, 'g')) ?? []).length < count) {
-    if (Date.now() > deadline) assert.fail(`no ${event} log line #${count}:\n${output()}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 test('SIGHUP: add a bucket, drain one, change a weight and an upstream, on a connection that stays open', async (t) => {
   const dir = tempDir(t);
   const base = (buckets: Record<string, unknown>[]): RawConfig => rawConfig(dir, { kinds: { hub: { buckets } }, log: { level: 'info' } });
@@ -85,7 +77,7 @@ test('SIGHUP: add a bucket, drain one, change a weight and an upstream, on a con
     { name: 'hub-3', upstream: 'http://10.0.0.13:8000' },
   ]));
   server.child.kill('SIGHUP');
-  await waitForLog(server.output, 'reloaded', 1);
+  await server.logged(/"event":"reloaded"/);
 
   const u3 = await conn.auth('u3');
   assert.equal(u3['x-shard-bucket'], 'hub-2', 'assignments are permanent');
@@ -99,7 +91,7 @@ test('SIGHUP: add a bucket, drain one, change a weight and an upstream, on a con
   // An invalid file: rejected with its problems logged, the old configuration kept.
   writeConfig(dir, base([{ name: 'hub-0', weight: -1 }, { name: 'hub-0' }]));
   server.child.kill('SIGHUP');
-  await waitForLog(server.output, 'reload_rejected', 1);
+  await server.logged(/"event":"reload_rejected"/);
   assert.match(server.output(), /"event":"reload_rejected".*kinds\.hub\.buckets\[0\]\.weight.*duplicate bucket name/);
   assert.equal((await conn.auth('u3'))['x-shard-upstream'], 'http://10.0.0.99:8000');
   assert.equal((await conn.auth('new-8'))['x-shard-bucket'], 'hub-1', 'weights of the old configuration still apply');

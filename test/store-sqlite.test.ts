@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { SQLITE_MIGRATIONS, SqliteStore } from '../src/store/sqlite.js';
 import { runStoreContract } from './helpers/store-contract.js';
 import { tempDir } from './helpers/tmp.js';
+import { until } from './helpers/wait.js';
 
 runStoreContract('sqlite', async (t) => {
   const path = join(tempDir(t), 'contract.db');
@@ -55,8 +56,7 @@ test('sqlite: a move or delete by another connection reaches watch() listeners',
   other.prepare("UPDATE assignments SET bucket = 'b' WHERE name = 'm'").run();
   other.prepare("DELETE FROM assignments WHERE name = 'd'").run();
   other.close();
-  const deadline = Date.now() + 2000;
-  while (seen.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await until(() => seen.length >= 2, 2000, 'the watcher saw both changes');
   assert.deepEqual(seen, ['hub/m', 'hub/d']);
   // Triggers kept the counts right through a hand-written UPDATE and DELETE.
   assert.deepEqual(Object.fromEntries(await store.counts('hub')), { b: 1 });
