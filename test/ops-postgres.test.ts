@@ -7,7 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { validateConfig } from '../src/config/validate.js';
 import { resolvePostgres } from '../src/store/postgres-connect.js';
@@ -19,6 +18,8 @@ import { backendOpsFixture, SQLITE_OPS, who, type OpsBackend } from './helpers/o
 import { freshDatabase, PG_SKIP, sqlClient, stopSharedPostgres } from './helpers/postgres.js';
 import { bucketsRaw, rawConfig, runCli, spawnServe, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
+import { scrape, sum } from './helpers/prom.js';
+import { until } from './helpers/wait.js';
 
 after(stopSharedPostgres);
 
@@ -121,12 +122,8 @@ describe('admin CLI against PostgreSQL while two instances serve', { skip: PG_SK
       // query while another runs (pg warns that 9.0 removes the queue).
       const wanted = new Map<string, string>();
       for (const u of users) wanted.set(u, await want(u));
-      for (;;) {
-        const answers = await Promise.all(instances.flatMap((i) => users.map(async (u) => (await bucketOn(i.url, u)) === wanted.get(u))));
-        if (answers.every(Boolean)) return performance.now() - from;
-        if (performance.now() - from > 3000) return Infinity;
-        await sleep(20);
-      }
+      const all = async (): Promise<boolean> => (await Promise.all(instances.flatMap((i) => users.map(async (u) => (await bucketOn(i.url, u)) === wanted.get(u))))).every(Boolean);
+      return until(all, 3000 - (performance.now() - from), 'every instance answering as the store has it', 20).then(() => performance.now() - from, () => Infinity);
     };
     const stored = async (u: string): Promise<string> => (await sql.query<{ bucket: string }>("SELECT bucket FROM assignments WHERE kind = 'hub' AND name = $1", [u])).rows[0]!.bucket;
 
@@ -143,8 +140,11 @@ describe('admin CLI against PostgreSQL while two instances serve', { skip: PG_SK
     const afterMove = await reached(['u0123'], async () => target, t0);
     assert.ok(afterMove < 1000, `the move reached both instances in ${afterMove.toFixed(0)} ms`);
 
+    // Both instances drop it from memory when the delete is announced (their cache shrinks).
+    const cached = async (i: { control: string | null }): Promise<number> => sum((await scrape(i.control!)).samples, 'sharder_cache_entries', { kind: 'hub' });
+    const cachedBefore = await Promise.all(instances.map(cached));
     await cli('delete', 'u0599');
-    await sleep(1000);
+    await until(async () => (await Promise.all(instances.map(cached))).every((n, k) => n < cachedBefore[k]!), 3000, 'both instances forgot u0599', 20);
     // Forgotten everywhere: assigned afresh, once, and both instances agree.
     const again = await Promise.all(instances.map((i) => bucketOn(i.url, 'u0599')));
     assert.equal(again[0], again[1]);

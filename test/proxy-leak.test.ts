@@ -20,6 +20,7 @@ import { send } from './helpers/client.js';
 import { startHub, type TestHub } from './helpers/hubs.js';
 import { rawConfig, spawnServe, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
+import { until } from './helpers/wait.js';
 
 const ROUNDS = 2;
 const WEBSOCKETS_PER_ROUND = 2_500;
@@ -70,13 +71,8 @@ async function liveHeap(inspector: string): Promise<number> {
 
 /** Waits until the child's open descriptors are back to `target`; returns the last count. */
 async function settle(pid: number, target: number, ms = 20_000): Promise<number> {
-  const end = Date.now() + ms;
-  let n = fds(pid).length;
-  while (n > target && Date.now() < end) {
-    await new Promise((r) => setTimeout(r, 100));
-    n = fds(pid).length;
-  }
-  return n;
+  await until(() => fds(pid).length <= target, ms, `descriptors back to ${target}`, 100).catch(() => undefined);
+  return fds(pid).length;
 }
 
 /** Runs `n` tasks, `CONCURRENCY` at a time. */
@@ -170,6 +166,8 @@ test('proxy leaks: 5,000 websockets and 5,000 requests, with aborts and a hub st
   }));
   const { child, url, output } = await spawnServe(t, file, { NODE_OPTIONS: '--inspect=127.0.0.1:0' }, ['--mode', 'proxy']);
   const pid = child.pid!;
+  // Before any traffic: the listening sockets (main, control, inspector) and nothing else.
+  const listening = sockets(pid);
   const inspector = /Debugger listening on (ws:\/\/\S+)/.exec(output())?.[1];
   assert.ok(inspector, `no inspector URL in:\n${output()}`);
   const wsUrl = url.replace('http:', 'ws:');
@@ -188,8 +186,9 @@ test('proxy leaks: 5,000 websockets and 5,000 requests, with aborts and a hub st
     await http(url, agent, users[how]!, how);
   }
   agent.destroy();
-  // Pooled connections to the hubs expire after KEEP_ALIVE_MS.
-  await new Promise((r) => setTimeout(r, 1_000 + KEEP_ALIVE_MS * 2));
+  // Pooled connections to the hubs expire after KEEP_ALIVE_MS (the hubs see them close), and
+  // the warm-up's own connections close: the process is back to its listening sockets.
+  await until(() => hubs.every((h) => h.connections() === 0) && sockets(pid) <= listening, 10_000, 'the warm-up connections closed', 50);
   const baseline = fds(pid).length;
   const baseSockets = sockets(pid);
   const outcomes: Record<string, number> = {};

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { validateConfig } from '../src/config/validate.js';
 import type { BucketPolicyInput } from '../src/core/policy.js';
 import { PostgresStore } from '../src/store/postgres.js';
@@ -76,7 +75,7 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     await other.query("INSERT INTO assignments (kind, name, bucket) VALUES ('hub', 'w', 'c')");
     // The store's plain lookup misses the uncommitted row; its INSERT then waits on the key.
     const pending = store.assign('hub', 'w', three);
-    await sleep(300);
+    await until(async () => (await other.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted')).rows[0]!.n > 0, 5000, "the store's INSERT waiting on the uncommitted key");
     await other.query('COMMIT');
     assert.deepEqual(await pending, { bucket: 'c', created: false });
     assert.deepEqual(Object.fromEntries(await store.counts('hub')), { c: 1 });
@@ -140,13 +139,8 @@ describe('postgres store', { skip: PG_SKIP }, () => {
       await holder.query(SQL.lockKind, ['hub']);
       let settled = false;
       const pending = op().finally(() => (settled = true));
-      for (let waited = 0; ; waited += 10) {
-        const { rows } = await watcher.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted");
-        if (rows[0]!.n > 0) break;
-        assert.ok(waited < 5000 && !settled, `${what} did not wait for the kind lock`);
-        await sleep(10);
-      }
-      assert.equal(settled, false, what);
+      await until(async () => settled || (await watcher.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")).rows[0]!.n > 0, 5000, `${what} waiting for the kind lock`);
+      assert.equal(settled, false, `${what} did not wait for the kind lock`);
       await holder.query('COMMIT');
       await pending;
     }

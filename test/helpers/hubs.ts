@@ -44,6 +44,8 @@ export interface TestHub {
   readonly counts: { requests: number; websockets: number };
   /** Requests to /slow and /upload-slow whose connection closed before they were answered. */
   readonly aborted: string[];
+  /** Connections open to the hub now (HTTP and websocket). */
+  connections(): number;
   /** Resolves the next time a request to a path starting with `prefix` arrives. */
   arrival(prefix: string): Promise<IncomingMessage>;
   /** Lets the SSE stream started on /sse send its second event and end. */
@@ -172,6 +174,7 @@ export async function startHub(t: HasAfter | null, name: string, opts: HubOption
     wss,
     counts,
     aborted,
+    connections: () => sockets.size,
     arrival: (prefix) => new Promise((resolve) => waiters.push({ prefix, resolve })),
     releaseSse: () => {
       sseReleased = true;

@@ -173,10 +173,6 @@ export async function runCliProcess(args: string[], opts: CliOptions & { cwd?: s
   return { code, stdout, stderr };
 }
 
-/**
- * Starts `sharder serve` as a child process and waits until it listens; killed when `t` ends.
- * It logs at info level (its start-up line carries the addresses) unless `env` says otherwise.
- */
 /** A `sharder serve` child: its address, and its output (stdout and stderr) so far. */
 export interface SpawnedServe {
   child: ChildProcess;
@@ -187,6 +183,10 @@ export interface SpawnedServe {
   logged(re: RegExp, count?: number, ms?: number): Promise<void>;
 }
 
+/**
+ * Starts `sharder serve` as a child process and waits until it listens; killed when `t` ends.
+ * It logs at info level (its start-up line carries the addresses) unless `env` says otherwise.
+ */
 export async function spawnServe(t: HasAfter, configFile: string | null, env: NodeJS.ProcessEnv = {}, args: string[] = [], opts: { umask?: number; cwd?: string } = {}): Promise<SpawnedServe> {
   // configFile null: no --config (the default ./sharder.yml of the working folder, or none at all).
   const config = configFile === null ? [] : ['--config', configFile];
