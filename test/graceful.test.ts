@@ -7,27 +7,19 @@
  *   and not one request fails.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Agent, request } from 'undici';
 import Database from 'better-sqlite3';
-import { ROOT, rawConfig, spawnServe, writeConfig } from './helpers/sharder.js';
+import { rawConfig, spawnServe, writeConfig } from './helpers/sharder.js';
+import { holdLock } from './helpers/lock.js';
 import { tempDir } from './helpers/tmp.js';
 import { until } from './helpers/wait.js';
 
 /** How long a stop may take: the grace for requests in flight plus start-up noise. */
 const EXIT_BOUND_MS = 15_000;
-
-function holdLock(file: string, ms: number): Promise<void> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/helpers/sqlite-locker.ts'), file, String(ms)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => d.includes('locked') && resolve());
-    child.once('exit', (code) => reject(new Error(`locker exited with ${code} before locking`)));
-  });
-}
 
 /** Load from `workers` loops until stop(); counts answers by status and transport errors. */
 function load(url: string, agent: Agent, names: (i: number) => string, workers = 16) {
@@ -79,7 +71,12 @@ test('SIGTERM: requests in flight (waiting for the write lock) are all answered 
     await r.body.dump();
     return { status: r.statusCode, bucket: String(r.headers['x-shard-bucket']) };
   }));
-  await until(() => written === names.length, 10_000, 'all 50 requests sent to the server, which waits for the lock');
+  await until(() => written === names.length, 10_000, 'all 50 requests sent to the server');
+  // A health check sent after them is answered only once the server has read what came before:
+  // all 50 are in the server now, waiting for the lock.
+  const health = await request(`${server.url}/healthz`);
+  await health.body.dump();
+  assert.equal(health.statusCode, 200);
   const stopped = Date.now();
   server.child.kill('SIGTERM');
   const got = await Promise.all(answers);

@@ -4,26 +4,15 @@
  * (without blocking anyone) and is placed when the lock goes, or gets a clear 503 when it
  * stays longer than store.busy_timeout_ms, and the next request after that succeeds.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ROOT, startSharder } from './helpers/sharder.js';
+import { startSharder } from './helpers/sharder.js';
 import { get } from './helpers/http.js';
+import { holdLock } from './helpers/lock.js';
 import { tempDir } from './helpers/tmp.js';
-
-function holdLock(file: string, ms: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/helpers/sqlite-locker.ts'), file, String(ms)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      if (out.includes('locked\n')) resolve(child);
-    });
-    child.once('exit', (code) => reject(new Error(`locker exited with ${code} before locking: ${out}`)));
-  });
-}
 
 const auth = (url: string, user: string) => get(`${url}/auth`, { REMOTE_USER: user });
 
