@@ -14,7 +14,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { get } from './helpers/http.js';
 import { PG_SKIP, freshDatabase, sqlClient, stopSharedPostgres } from './helpers/postgres.js';
@@ -161,12 +160,17 @@ describe('PostgreSQL faults', { skip: PG_SKIP }, () => {
       }
     });
     let killed = 0;
+    // Each kill lands on a store in use: 100 more requests answered before it, and after the last.
+    const ran = (more: number): Promise<number> => {
+      const at = n;
+      return until(() => n >= at + more, 10_000, `${more} more requests under load`);
+    };
     for (let round = 0; round < 5; round++) {
-      await sleep(300);
+      await ran(100);
       const r = await sql.query<{ pid: number }>('SELECT pg_terminate_backend(pid) AS pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [db.name]);
       killed += r.rowCount ?? 0;
     }
-    await sleep(1000);
+    await ran(100);
     const fresh = await auth(s.url, 'after-the-kills');
     stop = true;
     await Promise.all(loops);

@@ -13,13 +13,16 @@ import { Agent, request } from 'undici';
 import type { RawConfig } from '../src/config/types.js';
 import { PG_LOCAL_SKIP, PG_SKIP, freshDatabase, ownPostgres, sqlClient, stopSharedPostgres, type PgServer } from './helpers/postgres.js';
 import { rawConfig, runCli, spawnServe, writeConfig } from './helpers/sharder.js';
+import { scrape, sum } from './helpers/prom.js';
 import { tempDir } from './helpers/tmp.js';
+import { until } from './helpers/wait.js';
 import type { HasAfter } from './helpers/context.js';
 
 after(stopSharedPostgres);
 
 interface Instance {
   url: string;
+  control: string | null;
   output: () => string;
   configFile: string;
   env: NodeJS.ProcessEnv;
@@ -56,7 +59,7 @@ async function startInstances(t: HasAfter, n: number, db: { url: string; name: s
   return Promise.all(Array.from({ length: n }, async (_, i) => {
     const { file, env } = instanceSetup(dir, i, db, over);
     const s = await spawnServe(t, file, env);
-    return { url: s.url, output: s.output, configFile: file, env };
+    return { url: s.url, control: s.control, output: s.output, configFile: file, env };
   }));
 }
 
@@ -135,18 +138,16 @@ describe('postgres: several sharder instances on one database', { skip: PG_SKIP 
     const sql = await sqlClient(t, db.url);
     await sql.query("UPDATE assignments SET bucket = $1 WHERE kind = 'hub' AND name = 'mover'", [target]);
     const moved = performance.now();
-    const took = await Promise.all(instances.map(async (inst) => {
-      for (;;) {
-        if ((await auth(agent, inst.url, 'mover')).bucket === target) return performance.now() - moved;
-        if (performance.now() - moved > 3000) return Infinity;
-        await sleep(20);
-      }
-    }));
+    const took = await Promise.all(instances.map((inst) =>
+      until(async () => (await auth(agent, inst.url, 'mover')).bucket === target, 3000, `the move reaching ${inst.url}`, 20).then(() => performance.now() - moved, () => Infinity)));
     for (const ms of took) assert.ok(ms < 1000, `the move reached every instance within 1 s (took ${took.map((x) => x.toFixed(0)).join(', ')} ms)`);
 
     // A delete: every instance forgets the name, and the next request assigns it again, once.
+    // Every instance drops it from memory when the delete is announced (its cache shrinks).
+    const cached = async (inst: Instance): Promise<number> => sum((await scrape(inst.control!)).samples, 'sharder_cache_entries', { kind: 'hub' });
+    const cachedBefore = await Promise.all(instances.map(cached));
     await sql.query("DELETE FROM assignments WHERE kind = 'hub' AND name = 'mover'");
-    await sleep(1000);
+    await until(async () => (await Promise.all(instances.map(cached))).every((n, i) => n < cachedBefore[i]!), 3000, 'every instance forgot mover', 20);
     const again = await Promise.all(instances.map((inst) => auth(agent, inst.url, 'mover')));
     assert.ok(again.every((a) => a.status === 200 && a.bucket === again[0]!.bucket), JSON.stringify(again));
     assert.equal((await sql.query("SELECT count(*)::int AS n FROM assignments WHERE name = 'mover'")).rows[0].n, 1);
@@ -206,28 +207,25 @@ describe('postgres: outage', { skip: PG_LOCAL_SKIP }, () => {
     };
     const workers = instances.flatMap((inst) => Array.from({ length: 6 }, (_, w) => worker(inst, w)));
 
-    await sleep(1000);
+    const answered = (p: Phase, which: (a: Answer & { known: boolean }) => boolean): number => log.filter((a) => a.phase === p && which(a)).length;
+    await until(() => answered('up', (a) => a.status === 200) >= 100, 10_000, 'load answered before the outage');
     await server.stop();
     phase = 'down';
-    await sleep(500);
-    for (const inst of instances) {
+    const readyz = async (inst: Instance): Promise<number> => {
       const r = await request(`${inst.url}/readyz`, { dispatcher: agent });
-      assert.equal(r.statusCode, 503, '/readyz reports the outage');
       await r.body.text();
-    }
-    await sleep(1500);
+      return r.statusCode;
+    };
+    await until(async () => (await Promise.all(instances.map(readyz))).every((code) => code === 503), 5000, '/readyz reporting the outage on every instance', 50);
+    // The load meets the outage: known names answered, new names refused.
+    await until(() => answered('down', (a) => a.known) >= 50 && answered('down', (a) => !a.known && a.status !== 200) >= 10, 15_000, 'load during the outage', 50);
     await server.start();
     phase = 'after';
     // New names succeed again without a restart of the sharders.
-    const recovered = performance.now();
     for (const inst of instances) {
-      for (;;) {
-        if ((await auth(agent, inst.url, `probe-${seq++}`)).status === 200) break;
-        assert.ok(performance.now() - recovered < 15_000, 'recovers within 15 s of the database coming back');
-        await sleep(100);
-      }
+      await until(async () => (await auth(agent, inst.url, `probe-${seq++}`)).status === 200, 15_000, 'recovery within 15 s of the database coming back', 100);
     }
-    await sleep(1000);
+    await until(() => answered('after', (a) => !a.known && a.status === 200) >= 50, 10_000, 'new names answered after the outage');
     running = false;
     await Promise.all(workers);
 

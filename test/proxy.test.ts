@@ -80,8 +80,9 @@ test('proxy: a chunked DELETE cannot smuggle a second request (with another iden
     const seen = json<Seen>(r);
     assert.equal(seen.bytes, smuggled.length, 'the body reached the hub as a body');
     assert.equal(seen.headers.remote_user, 'alice');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    assert.equal(hub!.counts.requests, before + 1, 'and nothing else did');
+    // A smuggled request would reach the hub before the next one on the proxy's connection.
+    assert.equal(json<Seen>(await send(`${url}/echo?next`, { headers: ID })).url, '/echo?next');
+    assert.equal(hub!.counts.requests, before + 2, 'and nothing else did');
   }
 });
 
@@ -366,17 +367,19 @@ async function stalledHub(t: HasAfter, blockMs: number): Promise<number> {
     s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
       parentPort.postMessage(s.address().port);
       setTimeout(() => {
+        parentPort.postMessage('blocked');
         const end = blockMs > 0 ? Date.now() + blockMs : Infinity;
         while (Atomics.load(flag, 0) === 0 && Date.now() < end) Atomics.wait(flag, 0, 0, 20);
       }, 10);
     });`, { eval: true, workerData: { flag, blockMs } });
   const port = (await once(worker, 'message'))[0] as number;
+  const blocked = once(worker, 'message');
   t.after(async () => {
     Atomics.store(flag, 0, 1);
     Atomics.notify(flag, 0);
     await worker.terminate();
   });
-  await new Promise((r) => setTimeout(r, 50));
+  await blocked;
   // Fill the accept queue.
   const fillers = await Promise.all([0, 1, 2].map(() => new Promise<Socket>((resolve) => {
     const s = connect(port, '127.0.0.1');
