@@ -1,6 +1,6 @@
 /**
  * The generated documentation pages: each is rendered from the code that is its source, so it
- * cannot drift from it. `npm run docs` writes them all; test/docs-generated.test.ts fails when a
+ * cannot drift from it. `npm run docs` writes them all; test/unit/docs-generated.test.ts fails when a
  * page in the tree differs from what it renders. A new generated page is one more entry here.
  */
 import { writeFileSync } from 'node:fs';

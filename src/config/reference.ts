@@ -1,6 +1,6 @@
 /**
  * docs/configuration.md, rendered from the schema: one section per top-level group, one table
- * row per key. `npm run docs` writes it (scripts/docs.ts); test/docs-generated.test.ts fails
+ * row per key. `npm run docs` writes it (scripts/docs.ts); test/unit/docs-generated.test.ts fails
  * when the page in the tree is not what this renders.
  */
 import { envVariable } from './load.js';

@@ -7,10 +7,7 @@
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-
-interface HasAfter {
-  after(fn: () => unknown): void;
-}
+import type { HasAfter } from './context.js';
 
 export interface FakeServer {
   /** GETs left until a stop requested by DELETE completes; undefined while running normally. */

@@ -10,10 +10,7 @@ import type { RawConfig } from '../../src/config/types.js';
 import { scrape, sum } from './prom.js';
 import { rawConfig, spawnServe, writeConfig } from './sharder.js';
 import { until } from './wait.js';
-
-interface HasAfter {
-  after(fn: () => unknown): void;
-}
+import type { HasAfter } from './context.js';
 
 export interface Answer {
   status: number;

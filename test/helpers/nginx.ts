@@ -15,10 +15,8 @@ import { needs } from './env.js';
 import { raw } from './http.js';
 import { childrenOf } from './proc.js';
 import { ROOT } from './sharder.js';
-
-interface HasAfter {
-  after(fn: () => unknown): void;
-}
+import type { HasAfter } from './context.js';
+import { until } from './wait.js';
 
 export const NGINX_SRC = join(ROOT, 'nginx');
 
@@ -165,7 +163,6 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** `nginx -t` on a configuration file; returns nginx's verdict and messages. */
 export function nginxTest(dir: string, conf: string): { ok: boolean; output: string } {
@@ -209,15 +206,9 @@ export async function startNginx(t: HasAfter, dir: string, makeConf: (ports: num
     t.after(stop);
     running.set(dir, [...(running.get(dir) ?? []), stop]);
     const errorLog = (): string => (existsSync(join(dir, 'logs/error.log')) ? readFileSync(join(dir, 'logs/error.log'), 'utf8') : '');
-    const deadline = Date.now() + 10_000;
+    // No event says nginx listens: try its ports until they answer, or it exits.
     let up = false;
-    while (Date.now() < deadline && child.exitCode === null) {
-      if ((await Promise.all(ports.map(canConnect))).every(Boolean)) {
-        up = true;
-        break;
-      }
-      await sleep(20);
-    }
+    await until(async () => child.exitCode !== null || (up = (await Promise.all(ports.map(canConnect))).every(Boolean)), 10_000, 'nginx listening', 20).catch(() => undefined);
     if (up) {
       return {
         dir,
@@ -230,13 +221,12 @@ export async function startNginx(t: HasAfter, dir: string, makeConf: (ports: num
           const before = childrenOf(child.pid!);
           const r = spawnSync(NGINX!, ['-p', `${dir}/`, '-c', conf, '-e', `${dir}/logs/error.log`, '-s', 'reload'], { encoding: 'utf8', timeout: 20_000 });
           if (r.status !== 0) throw new Error(`nginx -s reload failed:\n${r.stderr}`);
-          const until = Date.now() + 10_000;
-          while (Date.now() < until) {
+          await until(() => {
             const now = childrenOf(child.pid!);
-            if (now.length > 0 && !now.some((p) => before.includes(p))) return;
-            await sleep(20);
-          }
-          throw new Error(`nginx did not replace its workers after reload:\n${errorLog()}`);
+            return now.length > 0 && !now.some((p) => before.includes(p));
+          }, 10_000, 'nginx replacing its workers after reload', 20).catch((err: Error) => {
+            throw new Error(`${err.message}:\n${errorLog()}`);
+          });
         },
       };
     }
@@ -317,7 +307,7 @@ export async function startAuthenticator(t: HasAfter, sessions: Record<string, s
   return { port: (server.address() as AddressInfo).port, calls };
 }
 
-/** Opens a websocket through nginx; resolves with the hub's greeting and the echo of each message sent. */
+/** Opens a websocket through nginx; resolves with the hub's answer to each message sent. */
 export function wsMessages(url: string, headers: Record<string, string>, send: string[]): Promise<string[]> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { headers, handshakeTimeout: 5000 });
@@ -331,7 +321,7 @@ export function wsMessages(url: string, headers: Record<string, string>, send: s
     });
     ws.on('message', (d) => {
       got.push(String(d));
-      if (got.length === send.length + 1) {
+      if (got.length === send.length) {
         clearTimeout(timer);
         ws.close();
         resolve(got);

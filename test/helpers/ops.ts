@@ -10,10 +10,7 @@ import { testConfig } from './sharder.js';
 import { tempDir } from './tmp.js';
 import { testHandle } from '../../src/store/test-hook.js';
 import type { SqliteTestHandle } from '../../src/store/sqlite/index.js';
-
-interface HasAfter {
-  after(fn: () => unknown): void;
-}
+import type { HasAfter } from './context.js';
 
 export interface OpsFixture {
   dir: string;

@@ -21,10 +21,7 @@ import pg from 'pg';
 import { needs } from './env.js';
 import { childrenOf } from './proc.js';
 import { until } from './wait.js';
-
-interface HasAfter {
-  after(fn: () => unknown): void;
-}
+import type { HasAfter } from './context.js';
 
 const EXTERNAL_URL = process.env.SHARDER_TEST_DATABASE_URL;
 

@@ -14,12 +14,9 @@ import { silentLogger } from '../../src/log.js';
 import { Sharder } from '../../src/server.js';
 import type { Store } from '../../src/store/types.js';
 import { tempDir } from './tmp.js';
+import type { HasAfter } from './context.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
-
-interface HasAfter {
-  after(fn: () => unknown): void;
-}
 
 /** Three equal buckets, like the shipped example. */
 export function bucketsRaw(n = 3, upstreamBase = 9000): Record<string, unknown>[] {
@@ -176,11 +173,21 @@ export async function runCliProcess(args: string[], opts: CliOptions & { cwd?: s
   return { code, stdout, stderr };
 }
 
+/** A `sharder serve` child: its address, and its output (stdout and stderr) so far. */
+export interface SpawnedServe {
+  child: ChildProcess;
+  url: string;
+  control: string | null;
+  output: () => string;
+  /** Resolves once the output holds `count` matches of `re`; fails naming the output if the child exits first or `ms` pass. */
+  logged(re: RegExp, count?: number, ms?: number): Promise<void>;
+}
+
 /**
  * Starts `sharder serve` as a child process and waits until it listens; killed when `t` ends.
  * It logs at info level (its start-up line carries the addresses) unless `env` says otherwise.
  */
-export async function spawnServe(t: HasAfter, configFile: string | null, env: NodeJS.ProcessEnv = {}, args: string[] = [], opts: { umask?: number; cwd?: string } = {}): Promise<{ child: ChildProcess; url: string; control: string | null; output: () => string }> {
+export async function spawnServe(t: HasAfter, configFile: string | null, env: NodeJS.ProcessEnv = {}, args: string[] = [], opts: { umask?: number; cwd?: string } = {}): Promise<SpawnedServe> {
   // configFile null: no --config (the default ./sharder.yml of the working folder, or none at all).
   const config = configFile === null ? [] : ['--config', configFile];
   const [command, argv] = cliCommand(['serve', ...config, ...args], opts.umask);
@@ -189,16 +196,35 @@ export async function spawnServe(t: HasAfter, configFile: string | null, env: No
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   let out = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const url = await new Promise<string>((resolvePromise, reject) => {
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      const m = /"listen":"(http:\/\/[^"]+)"/.exec(out);
-      if (m) resolvePromise(m[1]!);
+  const readers = new Set<() => void>();
+  const append = (d: string): void => {
+    out += d;
+    for (const r of readers) r();
+  };
+  child.stderr!.setEncoding('utf8').on('data', append);
+  child.stdout!.setEncoding('utf8').on('data', append);
+  const logged = (re: RegExp, count = 1, ms = 15_000): Promise<void> =>
+    new Promise((resolvePromise, reject) => {
+      const all = new RegExp(re.source, re.flags.includes('g') ? re.flags : `${re.flags}g`);
+      const finish = (err?: Error): void => {
+        readers.delete(check);
+        child.off('exit', exited);
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolvePromise();
+      };
+      const check = (): void => {
+        if ((out.match(all) ?? []).length >= count) finish();
+      };
+      const exited = (): void => finish(new Error(`sharder serve exited before logging ${re} (${count}×):\n${out}`));
+      const timer = setTimeout(() => finish(new Error(`sharder serve did not log ${re} (${count}×) within ${ms} ms:\n${out}`)), ms);
+      readers.add(check);
+      child.once('exit', exited);
+      check();
+      if (readers.has(check) && (child.exitCode !== null || child.signalCode !== null)) exited();
     });
-    child.once('exit', (code) => reject(new Error(`sharder serve exited with ${code}:\n${out}`)));
-    setTimeout(() => reject(new Error(`sharder serve did not log its address within 15 s:\n${out}`)), 15_000).unref();
-  });
+  await logged(/"listen":"http:\/\/[^"]+"/);
+  const url = /"listen":"(http:\/\/[^"]+)"/.exec(out)![1]!;
   const control = /"control":"(http:\/\/[^"]+)"/.exec(out)?.[1] ?? null;
-  return { child, url, control, output: () => out };
+  return { child, url, control, output: () => out, logged };
 }

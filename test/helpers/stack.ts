@@ -12,10 +12,7 @@ import { get, type Reply } from './http.js';
 import { startHubs, type HubOptions, type TestHub } from './hubs.js';
 import { deployMainConf, edit, enableAuthCache, httpPreamble, mainPreamble, nginxPrefix, shippedMainConf, startNginx, type RunningNginx } from './nginx.js';
 import { startSharder, testConfig, type Running } from './sharder.js';
-
-interface HasAfter {
-  after(fn: () => unknown): void;
-}
+import type { HasAfter } from './context.js';
 
 /** Users in the generated htpasswd: `alice` and `bob` with apr1 hashes, u0…u299 in {PLAIN}. */
 export const BULK_USERS = 300;
@@ -80,7 +77,7 @@ export async function startStack(t: HasAfter, opts: StackOptions = {}): Promise<
   const hubs = await startHubs(t, opts.hubs ?? ['hub-0', 'hub-1', 'hub-2'], opts.hubOptions);
   const buckets = (opts.buckets ?? hubs.map((h, i): StackBucket => ({ name: h.name, hub: i }))).map((b) => ({
     name: b.name,
-    ...(b.upstream !== undefined ? { upstream: b.upstream } : b.hub !== undefined ? { upstream: hubs[b.hub]!.upstream } : {}),
+    ...(b.upstream !== undefined ? { upstream: b.upstream } : b.hub !== undefined ? { upstream: hubs[b.hub]!.url } : {}),
     ...(b.state ? { state: b.state } : {}),
   }));
   const rawConfig: RawConfig = { kinds: { hub: { buckets } }, ...opts.sharder };

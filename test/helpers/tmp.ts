@@ -1,10 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-
-interface HasAfter {
-  after(fn: () => unknown): void;
-}
+import type { HasAfter } from './context.js';
 
 /** A fresh temporary directory, removed when the test (or suite) `t` ends. */
 export function tempDir(t: HasAfter, prefix = 'sharder-test-'): string {
