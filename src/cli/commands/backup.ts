@@ -25,7 +25,7 @@ export const backup: Command = {
     '',
     'Run it as the user the service runs as (sudo -u sharder sharder backup FILE).',
     'Restore: stop the service, replace the database file with the backup (and delete its',
-    '-wal and -shm files), start the service (README.md, "Backup and restore").',
+    '-wal and -shm files), start the service (docs/operations.md, "Backup and restore").',
   ].join('\n'),
   options: { ...CONFIG_OPTION, force: { type: 'boolean', short: 'f' }, json: { type: 'boolean' } },
   positionals: true,
@@ -38,7 +38,7 @@ export const backup: Command = {
       throw new BackupUnsupportedError(
         `the database is PostgreSQL (${url}): sharder backup copies SQLite files only. Back PostgreSQL up with pg_dump, e.g.\n` +
           `  pg_dump --format=custom --file=${args.positionals[0]} '${url}'\n` +
-          'and restore with pg_restore (README.md, "Backup and restore")',
+          'and restore with pg_restore (docs/operations.md, "Backup and restore")',
       );
     }
     const report = await backupSqlite({ source: db.path, target: args.positionals[0]!, force: Boolean(args.values.force), busyTimeoutMs: db.busyTimeoutMs });
