@@ -15,9 +15,9 @@ import { test } from 'node:test';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import Database from 'better-sqlite3';
 import { parse } from 'yaml';
 import { running, startFakeHub } from './helpers/fake-hub.js';
+import { writeOriginalSqlite } from './helpers/ops-suite.js';
 import { ROOT, bucketsRaw, startSharder } from './helpers/sharder.js';
 
 const SPEC_FILE = join(ROOT, 'docs', 'admin-api.yaml');
@@ -202,11 +202,7 @@ test('(c) real answers of every route, success and errors, match the spec: statu
   await call({ method: 'POST', path: '/api/import', url: '/api/import?reason=spec', body: csv, headers: { ...auth, 'Content-Type': 'text/csv' }, status: 200 });
   await call({ method: 'POST', path: '/api/import', url: '/api/import', body: 'kind,name,bucket\nhub,zed,hub-9\n', headers: { ...auth, 'Content-Type': 'text/csv' }, status: 400 });
   const original = join(f.dir, 'original.sqlite');
-  const db = new Database(original);
-  db.exec('CREATE TABLE shard (id INTEGER PRIMARY KEY, kind VARCHAR(256), bucket VARCHAR(256), name VARCHAR(256))');
-  db.prepare('INSERT INTO shard (kind, bucket, name) VALUES (?, ?, ?)').run('hub', 'hub-0', 'dummy-hub-0');
-  db.prepare('INSERT INTO shard (kind, bucket, name) VALUES (?, ?, ?)').run('hub', 'hub-0', 'olduser');
-  db.close();
+  writeOriginalSqlite(original, [['hub', 'hub-0', 'dummy-hub-0'], ['hub', 'hub-0', 'olduser']]);
   const notDb = join(f.dir, 'not-a-database.txt');
   writeFileSync(notDb, 'hello\n');
   const fromOriginal = (url: string, status: number): Promise<unknown> =>

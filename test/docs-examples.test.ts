@@ -21,7 +21,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import Database from 'better-sqlite3';
+import { writeOriginalSqlite } from './helpers/ops-suite.js';
 import { ROOT, cliArgs, spawnServe } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -82,17 +82,9 @@ const ORIGINAL: [string, string, string][] = [
   ['hub', 'hub-0', 'alice'],
 ];
 
-function writeOriginal(file: string): void {
-  const db = new Database(file);
-  db.exec('CREATE TABLE shard (id INTEGER NOT NULL, kind VARCHAR(256), bucket VARCHAR(256), name VARCHAR(256), PRIMARY KEY (id))');
-  const insert = db.prepare('INSERT INTO shard (kind, bucket, name) VALUES (?, ?, ?)');
-  for (const row of ORIGINAL) insert.run(...row);
-  db.close();
-}
-
 const PAGES: { page: string; setup?: (dir: string) => void }[] = [
   { page: 'README.md' },
-  { page: 'docs/operations.md', setup: (dir) => writeOriginal(join(dir, 'sharder.sqlite')) },
+  { page: 'docs/operations.md', setup: (dir) => writeOriginalSqlite(join(dir, 'sharder.sqlite'), ORIGINAL) },
 ];
 
 for (const { page, setup } of PAGES) {
