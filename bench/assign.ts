@@ -18,12 +18,14 @@ import pg from 'pg';
 import type { BucketPolicyInput } from '../src/core/policy.js';
 import { validateConfig } from '../src/config/validate.js';
 import type { Config } from '../src/config/types.js';
-import { PostgresStore } from '../src/store/postgres.js';
-import { resolvePostgres } from '../src/store/postgres-connect.js';
-import { SqliteStore } from '../src/store/sqlite.js';
+import { PostgresStore } from '../src/store/postgres/index.js';
+import { resolvePostgres } from '../src/store/postgres/connect.js';
+import { SqliteStore } from '../src/store/sqlite/index.js';
 import type { Store } from '../src/store/types.js';
 import { startLocalPostgres, type PgServer } from '../test/helpers/postgres.js';
 import { meanNewAssignment, report, type BenchRow } from './lib.js';
+import { testHandle } from '../src/store/test-hook.js';
+import type { SqliteTestHandle } from '../src/store/sqlite/index.js';
 
 const SMALL = 1_000;
 const LARGE = 1_000_000;
@@ -58,10 +60,10 @@ async function sqliteRows(dir: string): Promise<BenchRow[]> {
     const store = SqliteStore.open({ path: join(dir, `assign-${n}.db`), busyTimeoutMs: 5000 });
     const t0 = performance.now();
     // One statement: the count triggers run per row, still in one transaction.
-    store.handle.prepare(`
+    testHandle<SqliteTestHandle>(store).prepare(`
       WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < ?)
       INSERT INTO assignments (kind, name, bucket, assigned_at) SELECT 'hub', 'bulk-' || n, 'hub-' || (n % 3), 0 FROM g`).run(n);
-    store.handle.exec('ANALYZE');
+    testHandle<SqliteTestHandle>(store).exec('ANALYZE');
     log(`sqlite: loaded ${n} rows in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     return store;
   };

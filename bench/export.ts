@@ -12,8 +12,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { SqliteStore } from '../src/store/sqlite.js';
+import { SqliteStore } from '../src/store/sqlite/index.js';
 import { report, type BenchRow } from './lib.js';
+import { testHandle } from '../src/store/test-hook.js';
+import type { SqliteTestHandle } from '../src/store/sqlite/index.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const BIG = Number(process.env.SHARDER_BENCH_ROWS ?? 1_000_000);
@@ -22,8 +24,8 @@ const SMALL = Math.max(1000, Math.floor(BIG / 10));
 function makeDb(dir: string, rows: number): string {
   const path = join(dir, `export-${rows}.db`);
   const store = SqliteStore.open({ path, busyTimeoutMs: 5000 });
-  const insert = store.handle.prepare('INSERT INTO assignments (kind, name, bucket, assigned_at) VALUES (?, ?, ?, ?)');
-  store.handle.transaction(() => {
+  const insert = testHandle<SqliteTestHandle>(store).prepare('INSERT INTO assignments (kind, name, bucket, assigned_at) VALUES (?, ?, ?, ?)');
+  testHandle<SqliteTestHandle>(store).transaction(() => {
     for (let i = 0; i < rows; i++) insert.run('hub', `user-${String(i).padStart(8, '0')}@example.org`, `hub-${i % 3}`, 1_700_000_000_000 + i);
   })();
   void store.close();

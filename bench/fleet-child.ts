@@ -12,8 +12,8 @@ import { rssAfterGc } from './lib.js';
 import { Assigner } from '../src/service/assigner.js';
 import { applyConfig, type KindRuntime } from '../src/service/runtime.js';
 import { AssignmentTable } from '../src/service/table.js';
-import { PostgresStore } from '../src/store/postgres.js';
-import { resolvePostgres } from '../src/store/postgres-connect.js';
+import { PostgresStore } from '../src/store/postgres/index.js';
+import { resolvePostgres } from '../src/store/postgres/connect.js';
 
 const [url, maxText] = process.argv.slice(2) as [string, string];
 const config = validateConfig({ database: url, cache: { max_entries: Number(maxText) }, kinds: { hub: { buckets: [0, 1, 2].map((i) => ({ name: `hub-${i}` })) } } }, 'bench');

@@ -7,7 +7,7 @@ import { Assigner } from '../src/service/assigner.js';
 import { applyConfig, type KindRuntime } from '../src/service/runtime.js';
 import { silentLogger } from '../src/log.js';
 import { rssAfterGc } from './lib.js';
-import { SqliteStore } from '../src/store/sqlite.js';
+import { SqliteStore } from '../src/store/sqlite/index.js';
 import { validateConfig } from '../src/config/validate.js';
 
 const [db, nText, maxText] = process.argv.slice(2) as [string, string, string];

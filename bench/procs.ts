@@ -4,7 +4,9 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { SqliteStore } from '../src/store/sqlite.js';
+import { SqliteStore } from '../src/store/sqlite/index.js';
+import { testHandle } from '../src/store/test-hook.js';
+import type { SqliteTestHandle } from '../src/store/sqlite/index.js';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 
@@ -84,7 +86,7 @@ export async function startSharder(config: string, workers = 1): Promise<Proc & 
 /** Seeds `n` assignments user-1..user-n (round robin over hub-0..2) in one transaction. */
 export function seed(db: string, n: number): void {
   const store = SqliteStore.open({ path: db, busyTimeoutMs: 5000 });
-  store.handle.exec(`
+  testHandle<SqliteTestHandle>(store).exec(`
     WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ${Math.trunc(n)})
     INSERT INTO assignments (kind, name, bucket, assigned_at) SELECT 'hub', 'user-' || i, 'hub-' || (i % 3), 0 FROM s;
   `);

@@ -15,7 +15,7 @@ import { ConfigError } from './errors.js';
 import type { Logger } from './log.js';
 import { serveGathers } from './metrics/gather.js';
 import { STOP_GRACE_MS } from './server.js';
-import { openStore } from './store/open.js';
+import { openStore } from './store/registry.js';
 
 /** A worker that dies sooner than this after starting counts as a crash loop. */
 const MIN_UPTIME_MS = 5_000;

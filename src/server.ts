@@ -5,6 +5,7 @@
 import type { AddressInfo } from 'node:net';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Config } from './config/types.js';
+import { restartOnlyChanges } from './config/schema.js';
 import type { Logger } from './log.js';
 import { Assigner } from './service/assigner.js';
 import { applyConfig, type KindRuntime } from './service/runtime.js';
@@ -16,9 +17,9 @@ import { ControlRouter, createControlServer } from './http/control.js';
 import { registerAdminApi } from './http/api.js';
 import { listenOn } from './http/bind.js';
 import { Operations } from './ops/index.js';
-import { openStore, postgresConnection } from './store/open.js';
+import { openStore, storeLocation } from './store/registry.js';
 import { PendingStore } from './store/pending.js';
-import { PostgresStore } from './store/postgres.js';
+import { PostgresStore } from './store/postgres/index.js';
 import { Snapshot } from './store/snapshot.js';
 import type { Store } from './store/types.js';
 import { isClusterWorker } from './cluster.js';
@@ -184,7 +185,7 @@ export class Sharder {
         throw err;
       }
       opts.log.warn({ event: 'store_unreachable_at_start', err: err.message }, 'PostgreSQL cannot be reached: starting from the snapshot; new users get 503 until it answers');
-      pending = new PendingStore('postgres', postgresConnection(config, db).location, () => openStore(config, opts.log), (s) => sharder?.claimSnapshot(s), opts.log);
+      pending = new PendingStore('postgres', storeLocation(config), () => openStore(config, opts.log), (s) => sharder?.claimSnapshot(s), opts.log);
       store = pending;
     }
     sharder = new Sharder(config, store, opts.log, snapshot);
@@ -284,20 +285,7 @@ export class Sharder {
    * them needs a restart, which is logged).
    */
   reload(next: Config): void {
-    if (next.listen.host !== this.config.listen.host || next.listen.port !== this.config.listen.port) {
-      this.log.warn({ event: 'reload_ignored', key: 'listen' }, 'listen changed: restart to apply');
-    }
-    if (JSON.stringify(next.controlListen) !== JSON.stringify(this.config.controlListen)) {
-      this.log.warn({ event: 'reload_ignored', key: 'control_listen' }, 'control_listen changed: restart to apply');
-    }
-    if (JSON.stringify(next.metrics.listen) !== JSON.stringify(this.config.metrics.listen)) {
-      this.log.warn({ event: 'reload_ignored', key: 'metrics.listen' }, 'metrics.listen changed: restart to apply');
-    }
-    if (JSON.stringify(next.database) !== JSON.stringify(this.config.database)) {
-      this.log.warn({ event: 'reload_ignored', key: 'database' }, 'database changed: restart to apply');
-    }
-    if (next.mode !== this.config.mode) this.log.warn({ event: 'reload_ignored', key: 'mode' }, 'mode changed: restart to apply');
-    if (next.metrics.enabled !== this.config.metrics.enabled) this.log.warn({ event: 'reload_ignored', key: 'metrics.enabled' }, 'metrics.enabled changed: restart to apply');
+    for (const key of restartOnlyChanges(this.config, next)) this.log.warn({ event: 'reload_ignored', key }, `${key} changed: restart to apply`);
     this.proxy?.reload(next.proxy);
     this.ctx.settings = this.settingsFor(next);
     this.table.loadNew();

@@ -181,7 +181,7 @@ test('migrations: the dry run returns the plan; the real one moves while /auth k
   const api = await startApi(t, { kinds: { hub: { buckets: bucketsRaw().map((b, i) => (i === 0 ? { ...b, state: 'draining' } : b)) } } });
   const db = new Database(join(api.dir, 'sharder.db'));
   t.after(() => db.close());
-  seed({ handle: db } as never, 'hub', 'hub-0', 3000);
+  seed(db, 'hub', 'hub-0', 3000);
   const dry = await api.call('POST', '/api/migrations', { body: { from: 'hub-0', dry_run: true } });
   assert.equal(dry.status, 200);
   assert.equal(dry.json.plan.length, 3000);

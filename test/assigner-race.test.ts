@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { silentLogger } from '../src/log.js';
 import { Sharder } from '../src/server.js';
-import { SqliteStore } from '../src/store/sqlite.js';
+import { SqliteStore } from '../src/store/sqlite/index.js';
 import type { AssignResult, ChangeListener, Store } from '../src/store/types.js';
 import { get } from './helpers/http.js';
 import { testConfig } from './helpers/sharder.js';

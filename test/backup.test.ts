@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { Agent, request } from 'undici';
 import Database from 'better-sqlite3';
-import { SQLITE_MIGRATIONS } from '../src/store/sqlite.js';
+import { SQLITE_MIGRATIONS } from '../src/store/sqlite/schema.js';
 import { get } from './helpers/http.js';
 import { rawConfig, runCli, runCliProcess, spawnServe, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';

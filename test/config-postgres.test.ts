@@ -6,7 +6,7 @@ import { applyEnv } from '../src/config/load.js';
 import type { Config, RawConfig } from '../src/config/types.js';
 import { validateConfig } from '../src/config/validate.js';
 import { ConfigError } from '../src/errors.js';
-import { resolvePostgres } from '../src/store/postgres-connect.js';
+import { resolvePostgres } from '../src/store/postgres/connect.js';
 import { tempDir } from './helpers/tmp.js';
 
 const SECRET = 's3cr3t-Pa55';

@@ -13,7 +13,7 @@ import { LatencyHistogram, controlEndpoint } from '../src/metrics/http.js';
 import { histogramSamples } from '../src/metrics/registry.js';
 import { silentLogger } from '../src/log.js';
 import { Sharder } from '../src/server.js';
-import { SqliteStore } from '../src/store/sqlite.js';
+import { SqliteStore } from '../src/store/sqlite/index.js';
 import type { Store } from '../src/store/types.js';
 import { get } from './helpers/http.js';
 import { byLabel, parseProm, scrape, sum } from './helpers/prom.js';

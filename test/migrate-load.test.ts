@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { Agent, request } from 'undici';
-import { SqliteStore } from '../src/store/sqlite.js';
+import { SqliteStore } from '../src/store/sqlite/index.js';
 import { seed } from './helpers/ops.js';
 import { bucketsRaw, rawConfig, runCli, runCliProcess, startSharder, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';

@@ -10,8 +10,8 @@ import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { validateConfig } from '../src/config/validate.js';
-import { resolvePostgres } from '../src/store/postgres-connect.js';
-import { PostgresStore } from '../src/store/postgres.js';
+import { resolvePostgres } from '../src/store/postgres/connect.js';
+import { PostgresStore } from '../src/store/postgres/index.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { awkward, exportText, runOpsSuite, runTransferSuite, twoKinds } from './helpers/ops-suite.js';
@@ -19,6 +19,8 @@ import { backendOpsFixture, SQLITE_OPS, who, type OpsBackend } from './helpers/o
 import { freshDatabase, PG_SKIP, sqlClient, stopSharedPostgres } from './helpers/postgres.js';
 import { bucketsRaw, rawConfig, runCli, spawnServe, writeConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
+import { testHandle } from '../src/store/test-hook.js';
+import type { PostgresTestHandle } from '../src/store/postgres/index.js';
 
 after(stopSharedPostgres);
 
@@ -33,10 +35,10 @@ const POSTGRES_OPS: OpsBackend = {
     t.after(() => store.close());
     return {
       store,
-      sql: async (text) => void (await store.pool.query(text)),
+      sql: async (text) => void (await testHandle<PostgresTestHandle>(store).pool.query(text)),
       async seed(kind, bucket, n, prefix = 'u', start = 0) {
         // As helpers/ops.ts seeds SQLite: zero-padded names, assigned_at 1.7e12 + i ms.
-        await store.pool.query(
+        await testHandle<PostgresTestHandle>(store).pool.query(
           `INSERT INTO assignments (kind, name, bucket, assigned_at)
            SELECT $1, $2 || lpad(i::text, greatest(6, length(i::text)), '0'), $3, 'epoch'::timestamptz + (1700000000000 + i) * interval '1 millisecond'
            FROM generate_series($4::int, $5::int) AS i`,

@@ -71,7 +71,7 @@ test('the packed tarball holds only what runs, and the install guide (docs/deplo
   const files = info.files.map((f) => f.path).sort();
   const allowed = /^(bin\/sharder\.js|dist\/.+\.js|systemd\/sharder\.(service|yml)|nginx\/[^/]+|sharder\.yml|README\.md|SECURITY\.md|docs\/[^/]+\.(?:md|yaml)|LICENSE|CHANGELOG\.md|package\.json)$/;
   assert.deepEqual(files.filter((f) => !allowed.test(f)), [], 'only compiled JavaScript, examples, nginx/systemd files and docs');
-  for (const needed of ['bin/sharder.js', 'dist/cli/run.js', 'dist/store/sqlite.js', 'systemd/sharder.service', 'systemd/sharder.yml', 'sharder.yml', 'LICENSE', 'CHANGELOG.md', 'README.md']) {
+  for (const needed of ['bin/sharder.js', 'dist/cli/run.js', 'dist/store/sqlite/index.js', 'systemd/sharder.service', 'systemd/sharder.yml', 'sharder.yml', 'LICENSE', 'CHANGELOG.md', 'README.md']) {
     assert.ok(files.includes(needed), `${needed} is in the package`);
   }
 

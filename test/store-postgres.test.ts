@@ -4,12 +4,14 @@ import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { validateConfig } from '../src/config/validate.js';
 import type { BucketPolicyInput } from '../src/core/policy.js';
-import { PostgresStore } from '../src/store/postgres.js';
-import { resolvePostgres } from '../src/store/postgres-connect.js';
-import { POSTGRES_MIGRATIONS, SQL } from '../src/store/postgres-schema.js';
+import { PostgresStore } from '../src/store/postgres/index.js';
+import { resolvePostgres } from '../src/store/postgres/connect.js';
+import { POSTGRES_MIGRATIONS, SQL } from '../src/store/postgres/schema.js';
 import { runStoreContract } from './helpers/store-contract.js';
 import { until } from './helpers/wait.js';
 import { PG_LOCAL_SKIP, PG_SKIP, freshDatabase, ownPostgres, sqlClient, stopSharedPostgres } from './helpers/postgres.js';
+import { testHandle } from '../src/store/test-hook.js';
+import type { PostgresTestHandle } from '../src/store/postgres/index.js';
 
 after(stopSharedPostgres);
 
@@ -56,7 +58,7 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     const store = await openOn(t, url);
     assert.match(store.location, new RegExp(`^postgres://${server.user}@${server.host.replace(/\./g, '\\.')}:${server.port}/sharder_test_`));
     assert.ok(!store.location.includes(server.password));
-    assert.ok(!JSON.stringify(store.pool.options).includes(server.password), 'pool options serialise without the password');
+    assert.ok(!JSON.stringify(testHandle<PostgresTestHandle>(store).pool.options).includes(server.password), 'pool options serialise without the password');
   });
 
   test('a wrong password or an unreachable server fails to open with SHARD_ERR_STORE_UNAVAILABLE, password not echoed', async (t) => {
@@ -182,7 +184,7 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     // A poll interval far beyond the test: only the notification can deliver in time.
     const stop = store.watch((kind, name) => seen.push(`${kind}/${name}`), 60_000);
     t.after(stop);
-    await until(() => store.activeWatchers[0]!.isListening && seen.length > 0, 5000);
+    await until(() => [...testHandle<PostgresTestHandle>(store).watchers][0]!.isListening && seen.length > 0, 5000);
     assert.deepEqual(seen, ['null/null'], 'placing the cursor says "anything may have changed" (what came before it is not reported)');
     seen.length = 0;
     const sql = await sqlClient(t, url);
@@ -211,7 +213,7 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     const store = await openOn(t, url);
     const seen: string[] = [];
     t.after(store.watch((kind, name, bucket) => seen.push(`${kind}/${name}/${bucket}`), 60_000));
-    const w = store.activeWatchers[0]!;
+    const w = [...testHandle<PostgresTestHandle>(store).watchers][0]!;
     await until(() => w.isListening && seen.includes('null/null/undefined'), 5000);
     seen.length = 0;
     const sql = await sqlClient(t, url);
@@ -269,7 +271,7 @@ describe('postgres store: TLS', { skip: PG_LOCAL_SKIP }, () => {
     const { url } = await freshDatabase(t, server);
     const caFile = join(server.dir!, 'server.crt');
     const sslInUse = async (store: PostgresStore): Promise<boolean> =>
-      (await store.pool.query<{ ssl: boolean }>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).rows[0]!.ssl;
+      (await testHandle<PostgresTestHandle>(store).pool.query<{ ssl: boolean }>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).rows[0]!.ssl;
 
     assert.equal(await sslInUse(await openOn(t, url, { ssl: { mode: 'disable' } })), false);
     assert.equal(await sslInUse(await openOn(t, url, { ssl: { mode: 'require' } })), true);
@@ -300,7 +302,7 @@ describe('postgres store: privileges', { skip: PG_LOCAL_SKIP }, () => {
     // Admin writes insert audit rows (an identity column) with the table privileges alone.
     assert.equal((await store.put('hub', 'limited', 'c', { actor: 'cli:app' })).changed, true);
     assert.equal((await store.audit({ limit: 1 }))[0]?.actor, 'cli:app');
-    await store.pool.query("DELETE FROM assignments WHERE name = 'limited'");
+    await testHandle<PostgresTestHandle>(store).pool.query("DELETE FROM assignments WHERE name = 'limited'");
     assert.deepEqual(Object.fromEntries(await store.counts('hub')), {});
   });
 });

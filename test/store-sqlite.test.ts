@@ -2,9 +2,12 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
-import { SQLITE_MIGRATIONS, SqliteStore } from '../src/store/sqlite.js';
+import { SqliteStore } from '../src/store/sqlite/index.js';
+import { SQLITE_MIGRATIONS } from '../src/store/sqlite/schema.js';
 import { runStoreContract } from './helpers/store-contract.js';
 import { tempDir } from './helpers/tmp.js';
+import { testHandle } from '../src/store/test-hook.js';
+import type { SqliteTestHandle } from '../src/store/sqlite/index.js';
 
 runStoreContract('sqlite', async (t) => {
   const path = join(tempDir(t), 'contract.db');
@@ -38,8 +41,8 @@ test('sqlite: the folder of the database file is created', async (t) => {
 test('sqlite: WAL mode; no blocking busy handler (the store retries from a timer, see sqlite-busy.test.ts)', (t) => {
   const store = SqliteStore.open({ path: join(tempDir(t), 'w.db'), busyTimeoutMs: 1234 });
   t.after(() => store.close());
-  assert.equal(store.handle.pragma('journal_mode', { simple: true }), 'wal');
-  assert.equal(store.handle.pragma('busy_timeout', { simple: true }), 0);
+  assert.equal(testHandle<SqliteTestHandle>(store).pragma('journal_mode', { simple: true }), 'wal');
+  assert.equal(testHandle<SqliteTestHandle>(store).pragma('busy_timeout', { simple: true }), 0);
 });
 
 test('sqlite: a move or delete by another connection reaches watch() listeners', async (t) => {
@@ -84,9 +87,9 @@ test('sqlite: repairCounts corrects drifted counts and audits each correction', 
   t.after(() => store.close());
   const b = [{ name: 'a', weight: 1, state: 'active' as const }, { name: 'b', weight: 1, state: 'active' as const }];
   for (let i = 0; i < 4; i++) await store.assign('hub', `u${i}`, b);
-  store.handle.prepare("UPDATE bucket_counts SET count = 7 WHERE bucket = 'a'").run();
-  store.handle.prepare("INSERT INTO bucket_counts VALUES ('hub', 'ghost', 3)").run();
-  store.handle.prepare("INSERT INTO bucket_counts VALUES ('home', 'x', 1)").run();
+  testHandle<SqliteTestHandle>(store).prepare("UPDATE bucket_counts SET count = 7 WHERE bucket = 'a'").run();
+  testHandle<SqliteTestHandle>(store).prepare("INSERT INTO bucket_counts VALUES ('hub', 'ghost', 3)").run();
+  testHandle<SqliteTestHandle>(store).prepare("INSERT INTO bucket_counts VALUES ('home', 'x', 1)").run();
   assert.deepEqual(await store.repairCounts({ actor: 'cli:t' }, 'hub'), [
     { kind: 'hub', bucket: 'a', kept: 7, real: 2 },
     { kind: 'hub', bucket: 'ghost', kept: 3, real: 0 },

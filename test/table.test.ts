@@ -11,11 +11,13 @@ import { createLogger } from '../src/log.js';
 import { Assigner } from '../src/service/assigner.js';
 import { applyConfig, type KindRuntime } from '../src/service/runtime.js';
 import { AssignmentTable } from '../src/service/table.js';
-import { SqliteStore } from '../src/store/sqlite.js';
+import { SqliteStore } from '../src/store/sqlite/index.js';
 import type { Store } from '../src/store/types.js';
 import { testConfig } from './helpers/sharder.js';
 import { tempDir } from './helpers/tmp.js';
 import { until } from './helpers/wait.js';
+import { testHandle } from '../src/store/test-hook.js';
+import type { SqliteTestHandle } from '../src/store/sqlite/index.js';
 
 interface HasAfter {
   after(fn: () => unknown): void;
@@ -27,7 +29,7 @@ function setup(t: HasAfter, rows: number, opts: { max?: number; wrap?: (s: Sqlit
   const dir = tempDir(t);
   const sqlite = SqliteStore.open({ path: join(dir, 'sharder.db'), busyTimeoutMs: 5000 });
   t.after(() => sqlite.close());
-  sqlite.handle.prepare(`
+  testHandle<SqliteTestHandle>(sqlite).prepare(`
     WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ?)
     INSERT INTO assignments (kind, name, bucket, assigned_at) SELECT 'hub', 'user-' || i, 'hub-' || (i % 3), 0 FROM s`).run(rows);
   const store = opts.wrap ? opts.wrap(sqlite) : sqlite;
@@ -81,8 +83,8 @@ test('changes as announced: a bucket given is written at once; none means read a
   assert.equal(kind.cache.peek('user-3'), undefined, 'a deleted object is gone');
 
   // Written by "another process" without a feed row: only a reload of the kind finds it.
-  sqlite.handle.prepare("INSERT INTO assignments (kind, name, bucket, assigned_at) VALUES ('hub', 'bulk-1', 'hub-1', 0)").run();
-  sqlite.handle.prepare("DELETE FROM assignments WHERE name = 'user-4'").run();
+  testHandle<SqliteTestHandle>(sqlite).prepare("INSERT INTO assignments (kind, name, bucket, assigned_at) VALUES ('hub', 'bulk-1', 'hub-1', 0)").run();
+  testHandle<SqliteTestHandle>(sqlite).prepare("DELETE FROM assignments WHERE name = 'user-4'").run();
   table.changed('hub', null);
   assert.equal(kind.cache.peek('user-4')?.name, 'hub-1', 'the old table answers while the kind is read again');
   await until(() => loads() === 2, 2000, 'the reload');

@@ -40,7 +40,7 @@ test('import-original: refuses what is not an original database, and unknown buc
   });
   assert.equal(await f.store.lookup('hub', 'fine'), undefined, 'nothing imported');
   assert.throws(() => parseOriginalUrl('mysql://x/y'), { code: 'SHARD_ERR_BAD_INPUT' });
-  assert.deepEqual(parseOriginalUrl('postgresql+psycopg2://u:p@h:5433/db'), { backend: 'postgres', url: 'postgresql://u:p@h:5433/db' });
+  assert.deepEqual(parseOriginalUrl('postgresql+psycopg2://u:p@h:5433/db'), { backend: 'postgres', location: 'postgresql://u:p@h:5433/db' });
 });
 
 test('import-original of a file that is not a database: SHARD_ERR_NOT_ORIGINAL naming the file, in ops, the CLI (exit 2, no stack) and the API (400)', async (t) => {

@@ -1,5 +1,5 @@
 import type { Config } from '../config/types.js';
-import { openStore } from '../store/open.js';
+import { openStore } from '../store/registry.js';
 import type { Store } from '../store/types.js';
 
 /** Opens the configured store for one command and always closes it. */

@@ -1,89 +1,60 @@
 /**
- * Loading: find the file, read it, parse YAML, apply SHARDER_* environment overrides, validate.
+ * Loading: find the file, read it, parse YAML, apply SHARDER_* environment overrides and flags
+ * (both derived from the schema), read the secret files it names, validate.
  * Every failure is a ConfigError that names the file (or variable) and the key.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { ConfigError } from '../errors.js';
+import { FLAG_ROWS, type KeyRow, type KeyType, SCHEMA } from './schema.js';
 import { type Config, type RawConfig, DEFAULT_CONFIG_FILE } from './types.js';
 import { validateConfig } from './validate.js';
 
 /** A config file larger than this is refused before parsing (it is a few KiB in practice). */
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
+/** How a SHARDER_* variable's text is read before checking, by the key's schema type. */
 type EnvKind = 'string' | 'int' | 'bool' | 'list' | 'yaml';
 
-/**
- * Every key that the environment may override: SHARDER_ + the dotted path in upper case with
- * `_` between parts (identity.trusted_proxies → SHARDER_IDENTITY_TRUSTED_PROXIES).
- */
-export const ENV_KEYS: ReadonlyArray<readonly [path: string, kind: EnvKind]> = [
-  ['listen', 'string'],
-  ['workers', 'int'],
-  ['mode', 'string'],
-  ['proxy.login_url', 'string'],
-  ['proxy.connect_timeout_ms', 'int'],
-  ['proxy.idle_timeout_ms', 'int'],
-  ['proxy.websocket_idle_timeout_ms', 'int'],
-  ['proxy.keep_alive_ms', 'int'],
-  ['proxy.max_free_sockets', 'int'],
-  ['proxy.forward_identity', 'bool'],
-  ['control_listen', 'string'],
-  ['admin.token', 'string'],
-  ['admin.token_file', 'string'],
-  ['admin.tokens', 'yaml'],
-  ['database', 'string'],
-  ['identity.header', 'string'],
-  ['identity.trusted_proxies', 'list'],
-  ['identity.max_length', 'int'],
-  ['cookie.name', 'string'],
-  ['cookie.secure', 'bool'],
-  ['cookie.secret', 'string'],
-  ['cookie.secret_file', 'string'],
-  ['shard.redirect', 'string'],
-  ['default_kind', 'string'],
-  ['kind_header', 'string'],
-  ['cache.max_entries', 'int'],
-  ['store.poll_ms', 'int'],
-  ['store.timeout_ms', 'int'],
-  ['store.busy_timeout_ms', 'int'],
-  ['store.snapshot_file', 'string'],
-  ['log.level', 'string'],
-  ['postgres.pool_max', 'int'],
-  ['postgres.idle_timeout_ms', 'int'],
-  ['postgres.connection_timeout_ms', 'int'],
-  ['postgres.statement_timeout_ms', 'int'],
-  ['postgres.password_file', 'string'],
-  ['postgres.ssl.mode', 'string'],
-  ['postgres.ssl.ca_file', 'string'],
-  ['postgres.hosts', 'list'],
-  ['postgres.target_session_attrs', 'string'],
-  ['log.format', 'string'],
-  ['metrics.enabled', 'bool'],
-  ['metrics.token', 'string'],
-  ['metrics.token_file', 'string'],
-  ['metrics.gc', 'bool'],
-  ['metrics.listen', 'string'],
-  ['status.loopback_without_token', 'bool'],
-  ['status.refresh_seconds', 'int'],
-  ['kinds', 'yaml'],
-];
+function envKind(type: KeyType): EnvKind {
+  switch (type) {
+    case 'integer':
+    case 'integer or auto':
+      return 'int';
+    case 'boolean':
+      return 'bool';
+    case 'list':
+      return 'list';
+    case 'mapping':
+    case 'list of mappings':
+      return 'yaml';
+    default:
+      return 'string';
+  }
+}
 
-/**
- * `sharder serve` flags that set a key, as configurable-http-proxy and oauth2-proxy are started
- * from a unit file without a configuration file. Precedence: a flag over its SHARDER_*
- * variable over the file. Their values are validated as the file's, and a problem names the flag.
- */
-export const FLAG_KEYS: ReadonlyArray<readonly [flag: string, path: string]> = [
-  ['listen', 'listen'],
-  ['control-listen', 'control_listen'],
-  ['metrics-listen', 'metrics.listen'],
-  ['database', 'database'],
-  ['log-level', 'log.level'],
-  ['mode', 'mode'],
-];
-
+/** SHARDER_ + the dotted path in upper case with `_` between parts (identity.trusted_proxies → SHARDER_IDENTITY_TRUSTED_PROXIES). */
 export const envName = (path: string): string => `SHARDER_${path.replaceAll('.', '_').toUpperCase()}`;
+
+/** The variable that overrides a key, or null when none does (keys inside lists and named mappings). */
+export function envVariable(row: KeyRow): string | null {
+  if (row.env === false || /\*|\[\]/.test(row.path)) return null;
+  return row.env ?? envName(row.path);
+}
+
+/** Every key that the environment may override: the schema's rows outside lists and named mappings. */
+export const ENV_KEYS: ReadonlyArray<readonly [path: string, variable: string, kind: EnvKind]> = SCHEMA.flatMap((r) => {
+  const variable = envVariable(r);
+  return variable === null ? [] : [[r.path, variable, envKind(r.type)] as const];
+});
+
+/**
+ * `sharder serve` flags that set a key (the schema rows with a `flag`), as configurable-http-proxy
+ * and oauth2-proxy are started from a unit file without a configuration file. Precedence: a
+ * flag over its SHARDER_* variable over the file. Their values are validated as the file's, and
+ * a problem names the flag.
+ */
+export const FLAG_KEYS: ReadonlyArray<readonly [flag: string, path: string]> = FLAG_ROWS.map((r) => [r.flag.name, r.path] as const);
 
 function convert(kind: EnvKind, text: string): unknown {
   switch (kind) {
@@ -160,8 +131,7 @@ function setPath(raw: RawConfig, path: string, value: unknown): void {
 /** Applies SHARDER_* overrides in place; returns which keys came from which variable. */
 export function applyEnv(raw: RawConfig, env: NodeJS.ProcessEnv): Map<string, string> {
   const sources = new Map<string, string>();
-  for (const [path, kind] of ENV_KEYS) {
-    const name = envName(path);
+  for (const [path, name, kind] of ENV_KEYS) {
     const text = env[name];
     if (text === undefined) continue;
     setPath(raw, path, convert(kind, text));

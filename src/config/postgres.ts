@@ -11,11 +11,13 @@
  * `postgresql:` works the same. With several hosts, connections go to the first one that
  * accepts them and passes target_session_attrs (default read-write with several hosts: the
  * sharder writes), tried in order, and move on by themselves after a failover (see
- * src/store/postgres-hosts.ts). Parts the URL leaves out come from PGHOST, PGPORT, PGUSER,
+ * src/store/postgres/hosts.ts). Parts the URL leaves out come from PGHOST, PGPORT, PGUSER,
  * PGPASSWORD, PGDATABASE, PGSSLMODE, PGSSLROOTCERT, then libpq's defaults (see
- * src/store/postgres-connect.ts, which resolves them when the store opens).
+ * src/store/postgres/connect.ts, which resolves them when the store opens).
  */
-import { PG_SSL_MODES, type PgSslMode } from './types.js';
+/** PostgreSQL TLS modes, as libpq names them ("prefer"/"allow" need a fallback pg cannot do). */
+export const PG_SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const;
+export type PgSslMode = (typeof PG_SSL_MODES)[number];
 
 export interface PostgresUrlParts {
   readonly host?: string;

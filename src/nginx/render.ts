@@ -11,7 +11,7 @@
 import { isIPv6 } from 'node:net';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import type { BucketConfig, Config, ListenAddress } from '../config/types.js';
-import { NAME_PATTERN, UPSTREAM_HOST, parseListen } from '../config/validate.js';
+import { NAME_PATTERN, UPSTREAM_HOST, parseListen } from '../config/rules.js';
 
 /** Idle keep-alive connections each nginx worker keeps to the sharder (auth subrequests). */
 export const SHARDER_KEEPALIVE = 32;

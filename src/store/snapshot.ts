@@ -22,7 +22,7 @@
 import Database from 'better-sqlite3';
 import { resolve } from 'node:path';
 import type { Logger } from '../log.js';
-import { createPrivately } from './sqlite.js';
+import { createPrivately } from './sqlite/files.js';
 
 /** How long a change waits in the queue before the batch that holds it is written. */
 export const SNAPSHOT_FLUSH_MS = 250;

@@ -1,6 +1,7 @@
 /**
  * The store interface: one contract, several backends (SQLite embedded, PostgreSQL shared),
- * checked by one shared suite (test/store-contract.ts). Backends convert driver errors into
+ * each a folder listed in registry.ts, following the shared rules of rules.ts, checked by one
+ * shared suite (test/helpers/store-contract.ts). Backends convert driver errors into
  * ShardErrors at this boundary.
  */
 import type { BucketPolicyInput } from '../core/policy.js';

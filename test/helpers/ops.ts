@@ -4,10 +4,12 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config, RawConfig } from '../../src/config/types.js';
 import { Operations } from '../../src/ops/index.js';
-import { SqliteStore } from '../../src/store/sqlite.js';
+import { SqliteStore } from '../../src/store/sqlite/index.js';
 import type { Store } from '../../src/store/types.js';
 import { testConfig } from './sharder.js';
 import { tempDir } from './tmp.js';
+import { testHandle } from '../../src/store/test-hook.js';
+import type { SqliteTestHandle } from '../../src/store/sqlite/index.js';
 
 interface HasAfter {
   after(fn: () => unknown): void;
@@ -39,10 +41,11 @@ export function opsFixture(t: HasAfter, over: RawConfig = {}, dir = tempDir(t)):
   };
 }
 
-/** Puts `n` objects `${prefix}${i}` on `bucket` in one transaction (fast fixture data). */
-export function seed(store: SqliteStore, kind: string, bucket: string, n: number, prefix = 'u', start = 0): void {
-  const insert = store.handle.prepare('INSERT INTO assignments (kind, name, bucket, assigned_at) VALUES (?, ?, ?, ?)');
-  store.handle.transaction(() => {
+/** Puts `n` objects `${prefix}${i}` on `bucket` in one transaction (fast fixture data), through the store or straight into its file. */
+export function seed(target: SqliteStore | SqliteTestHandle, kind: string, bucket: string, n: number, prefix = 'u', start = 0): void {
+  const db = target instanceof SqliteStore ? testHandle<SqliteTestHandle>(target) : target;
+  const insert = db.prepare('INSERT INTO assignments (kind, name, bucket, assigned_at) VALUES (?, ?, ?, ?)');
+  db.transaction(() => {
     for (let i = start; i < start + n; i++) insert.run(kind, `${prefix}${String(i).padStart(6, '0')}`, bucket, 1_700_000_000_000 + i);
   })();
 }
@@ -78,7 +81,7 @@ export const SQLITE_OPS: OpsBackend = {
     t.after(() => store.close());
     return {
       store,
-      sql: async (text) => void store.handle.exec(text),
+      sql: async (text) => void testHandle<SqliteTestHandle>(store).exec(text),
       seed: async (kind, bucket, n, prefix, start) => seed(store, kind, bucket, n, prefix, start),
       async destroy() {
         await store.close();

@@ -1,18 +1,6 @@
-import { BackupUnsupportedError } from '../../errors.js';
-import { backupSqlite } from '../../store/sqlite-backup.js';
+import { backupStore } from '../../store/registry.js';
 import { CONFIG_OPTION, CONFIG_USAGE, EXIT_OK, UsageError, configFrom, type Command } from '../command.js';
 import { JSON_USAGE } from '../store.js';
-
-/** A PostgreSQL URL without its password, for messages. */
-export function withoutPassword(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '';
-    return u.toString().replace(/^(postgres(?:ql)?:\/\/[^@/]*):@/, '$1@');
-  } catch {
-    return 'postgres://USER@HOST:5432/DB';
-  }
-}
 
 export const backup: Command = {
   name: 'backup',
@@ -32,16 +20,7 @@ export const backup: Command = {
   async run(args, io) {
     if (args.positionals.length !== 1) throw new UsageError('backup takes exactly one FILE to write the backup to');
     const config = configFrom(args, io);
-    const db = config.database;
-    if (db.backend !== 'sqlite') {
-      const url = withoutPassword((db as { url?: string }).url ?? '');
-      throw new BackupUnsupportedError(
-        `the database is PostgreSQL (${url}): sharder backup copies SQLite files only. Back PostgreSQL up with pg_dump, e.g.\n` +
-          `  pg_dump --format=custom --file=${args.positionals[0]} '${url}'\n` +
-          'and restore with pg_restore (docs/operations.md, "Backup and restore")',
-      );
-    }
-    const report = await backupSqlite({ source: db.path, target: args.positionals[0]!, force: Boolean(args.values.force), busyTimeoutMs: db.busyTimeoutMs });
+    const report = await backupStore(config, args.positionals[0]!, { force: Boolean(args.values.force) });
     if (args.values.json) {
       io.out(`${JSON.stringify({ ...report, ms: Math.round(report.ms) })}\n`);
     } else {

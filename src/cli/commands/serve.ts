@@ -1,34 +1,24 @@
 import { ConfigError } from '../../errors.js';
 import { createLogger } from '../../log.js';
-import { FLAG_KEYS, loadConfig } from '../../config/load.js';
+import { loadConfig } from '../../config/load.js';
+import { FLAG_ROWS } from '../../config/schema.js';
 import { Sharder } from '../../server.js';
 import { isClusterWorker, runPrimary } from '../../cluster.js';
 import { systemdNotifier } from '../../service/systemd.js';
-import { LOG_LEVELS } from '../../config/types.js';
 import { CONFIG_OPTION, CONFIG_USAGE, EXIT_OK, type Command, type Options } from '../command.js';
-
-/** What each flag that sets a key takes and means (config/load.ts FLAG_KEYS says which key). */
-const FLAG_HELP: Readonly<Record<string, readonly [arg: string, text: string]>> = {
-  'listen': ['ADDR', 'main listener, HOST:PORT or a port'],
-  'control-listen': ['ADDR', 'admin API, /metrics and /status listener, or off'],
-  'metrics-listen': ['ADDR', '/metrics alone on a listener of its own, or off'],
-  'database': ['URL', 'sqlite:PATH or postgres://USER@HOST:PORT/DB (no password here: ps shows it)'],
-  'log-level': ['LEVEL', `${LOG_LEVELS.join(', ')}`],
-  'mode': ['MODE', "auth (answer nginx's auth_request) or proxy (forward to the hubs)"],
-};
 
 export const serve: Command = {
   name: 'serve',
   summary: 'run the sharder (SIGHUP reloads the configuration, SIGTERM stops gracefully; workers: N for all cores)',
   usage: [
-    `sharder serve [--config FILE] ${FLAG_KEYS.map(([flag]) => `[--${flag} ${FLAG_HELP[flag]![0]}]`).join(' ')}`,
+    `sharder serve [--config FILE] ${FLAG_ROWS.map(({ flag }) => `[--${flag.name} ${flag.metavar}]`).join(' ')}`,
     CONFIG_USAGE,
-    ...FLAG_KEYS.map(([flag, key]) => `  ${`${flag === 'mode' ? '-m, ' : '    '}--${flag} ${FLAG_HELP[flag]![0]}`.padEnd(26)}${FLAG_HELP[flag]![1]} (key ${key})`),
+    ...FLAG_ROWS.map(({ flag, path }) => `  ${`${flag.short === undefined ? '    ' : `-${flag.short}, `}--${flag.name} ${flag.metavar}`.padEnd(26)}${flag.help} (key ${path})`),
     'Each of these flags wins over its SHARDER_* variable, which wins over the file, on start and on every reload.',
   ].join('\n'),
-  options: { ...CONFIG_OPTION, ...Object.fromEntries(FLAG_KEYS.map(([flag]) => [flag, flag === 'mode' ? { type: 'string', short: 'm' } : { type: 'string' }])) as Options },
+  options: { ...CONFIG_OPTION, ...Object.fromEntries(FLAG_ROWS.map(({ flag }) => [flag.name, flag.short === undefined ? { type: 'string' } : { type: 'string', short: flag.short }])) as Options },
   async run(args, io) {
-    const flags = Object.fromEntries(FLAG_KEYS.map(([flag]) => [flag, args.values[flag] as string | undefined]));
+    const flags = Object.fromEntries(FLAG_ROWS.map(({ flag }) => [flag.name, args.values[flag.name] as string | undefined]));
     const file = args.values.config as string | undefined;
     const load = (from = file) => loadConfig({ file: from, env: io.env, flags });
     const config = load();

@@ -15,7 +15,8 @@
  *   3. bucket_counts rows (updated by the triggers, always in (kind, bucket) order).
  */
 
-import type { AuditQuery } from './types.js';
+import type { AuditQuery } from '../types.js';
+import { auditQuery as buildAuditQuery, type AuditDialect, type Migration } from '../rules.js';
 
 /** Advisory locks use the two-int form: (namespace, key). The namespaces spell "SH" + n. */
 export const LOCK_NS_MIGRATIONS = 0x5348_0001;
@@ -35,12 +36,6 @@ const UPDATED_COUNTS = `INSERT INTO bucket_counts AS c (kind, bucket, count)
             UNION ALL SELECT kind, bucket, -1 FROM old_rows
           ) d GROUP BY kind, bucket HAVING sum(delta) <> 0 ORDER BY kind, bucket
           ON CONFLICT (kind, bucket) DO UPDATE SET count = c.count + EXCLUDED.count;`;
-
-export interface Migration {
-  readonly version: number;
-  readonly name: string;
-  readonly sql: string;
-}
 
 /**
  * Versioned schema migrations; all pending ones run in one transaction under
@@ -303,24 +298,13 @@ export const SQL = {
   pruneChanges: `DELETE FROM changes WHERE id < (SELECT max(id) FROM changes WHERE at < now() - $1 * interval '1 millisecond')`,
 } as const;
 
-/** The audit query for the filters given, newest first: only the filters present become
- * conditions (each an index-friendly equality or range), values numbered in order. */
+const AUDIT: AuditDialect = {
+  param: (n) => `$${n}`,
+  since: (p) => `at >= ${fromMs(p)}`,
+  select: `SELECT id, ${ms('at')} AS at, actor, action, kind, name, from_bucket, to_bucket, reason, batch FROM audit`,
+};
+
+/** The audit query for the filters given (store/rules.ts), in PostgreSQL's dialect. */
 export function auditQuery(q: AuditQuery): { text: string; values: unknown[] } {
-  const where: string[] = [];
-  const values: unknown[] = [];
-  const filter = (cond: (p: string) => string, value: unknown): void => {
-    if (value === undefined) return;
-    values.push(value);
-    where.push(cond(`$${values.length}`));
-  };
-  filter((p) => `kind = ${p}`, q.kind);
-  filter((p) => `name = ${p}`, q.name);
-  filter((p) => `action = ${p}`, q.action);
-  filter((p) => `batch = ${p}`, q.batch);
-  filter((p) => `at >= ${fromMs(p)}`, q.since);
-  filter((p) => `id < ${p}`, q.before);
-  values.push(q.limit);
-  const text = `SELECT id, ${ms('at')} AS at, actor, action, kind, name, from_bucket, to_bucket, reason, batch FROM audit`
-    + `${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${values.length}`;
-  return { text, values };
+  return buildAuditQuery(q, AUDIT);
 }

@@ -2,7 +2,7 @@
  * Cross-instance change propagation for the PostgreSQL backend.
  *
  * The UPDATE/DELETE/TRUNCATE triggers append to the `changes` table (ids handed out in commit
- * order, see postgres-schema.ts) and NOTIFY. Each watcher:
+ * order, see schema.ts) and NOTIFY. Each watcher:
  *   - LISTENs on a dedicated connection (not from the pool: a pooled connection would be handed
  *     to queries and LISTEN needs a session that stays), and reads the feed when notified;
  *   - reads the feed every `pollMs` anyway, as a backstop when a notification is missed
@@ -18,9 +18,9 @@
  *   - prunes feed rows older than the retention (every instance does; it is idempotent).
  */
 import pg from 'pg';
-import type { Logger } from '../log.js';
-import { SQL } from './postgres-schema.js';
-import type { ChangeListener } from './types.js';
+import type { Logger } from '../../log.js';
+import { SQL } from './schema.js';
+import type { ChangeListener } from '../types.js';
 
 /** Feed rows are kept this long; an instance further behind drops its whole cache. */
 export const CHANGES_RETENTION_MS = 24 * 3600 * 1000;

@@ -12,7 +12,7 @@
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { BackupError, BadInputError, ShardError, StoreUnavailableError, WrongUserError } from '../errors.js';
+import { BackupError, BadInputError, ShardError, StoreUnavailableError, WrongUserError } from '../../errors.js';
 import Database from 'better-sqlite3';
 
 /** Pages per backup step: all of them, so that the copy is one snapshot (see above). */

@@ -13,9 +13,9 @@ import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
-import type { PgSslMode, PostgresOptions } from '../config/types.js';
-import { checkPort, checkSslMode, parsePostgresUrl, type PgHost, type PgTargetSessionAttrs } from '../config/postgres.js';
-import { ConfigError, ShardError, StoreUnavailableError, type ConfigProblem } from '../errors.js';
+import type { PgSslMode, PostgresOptions } from '../../config/types.js';
+import { checkPort, checkSslMode, parsePostgresUrl, type PgHost, type PgTargetSessionAttrs } from '../../config/postgres.js';
+import { ConfigError, ShardError, StoreUnavailableError, type ConfigProblem } from '../../errors.js';
 
 /** Default application_name, shown in pg_stat_activity. */
 export const DEFAULT_APPLICATION_NAME = 'sharder';
@@ -33,7 +33,7 @@ export interface PostgresConnection {
   /** postgres://user@host:port/database (every host, comma-separated), never with the password. */
   readonly location: string;
   readonly statementTimeoutMs: number;
-  /** Hosts to try in order; `client` and `pool` name the first (see postgres-hosts.ts). */
+  /** Hosts to try in order; `client` and `pool` name the first (see hosts.ts). */
   readonly hosts: readonly { readonly host: string; readonly port: number }[];
   readonly targetSessionAttrs: PgTargetSessionAttrs;
 }

@@ -13,10 +13,10 @@
  * probe); requests after the probe go to the new primary. Nothing restarts.
  */
 import pg from 'pg';
-import type { PgTargetSessionAttrs } from '../config/postgres.js';
-import { StoreUnavailableError } from '../errors.js';
-import type { Logger } from '../log.js';
-import { withSettings } from './postgres-connect.js';
+import type { PgTargetSessionAttrs } from '../../config/postgres.js';
+import { StoreUnavailableError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { withSettings } from './connect.js';
 
 /** Least time between two probes started by failures (a storm of failures probes once). */
 const PROBE_GAP_MS = 200;

@@ -1,73 +1,18 @@
 /**
  * Validation of the operations sections: the control listener, admin tokens and each bucket's
- * JupyterHub API. Secrets (tokens) are read here from the config, a file or the environment
- * and never echoed in a message: problems name the key and say what is wrong, not the value.
+ * JupyterHub API. Secrets (tokens) come from the config, a file (read by the loader) or the
+ * environment and are never echoed in a message: problems name the key and say what is wrong,
+ * not the value.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
 import {
-  type AdminToken, type HubApiConfig, type ListenAddress, type RawConfig,
-  DEFAULT_ADMIN_TOKEN_NAME, DEFAULT_CONTROL_LISTEN, MIN_ADMIN_TOKEN_LENGTH,
-} from './types.js';
-import { NAME_PATTERN, type Problems, describe, isObject, listen, unknownKeys } from './validate.js';
-
-/** A token file larger than this is not a token. */
-const MAX_SECRET_FILE_BYTES = 64 * 1024;
-const HUB_API_KEYS = ['url', 'token', 'token_file', 'token_env'];
-const ADMIN_TOKEN_KEYS = ['name', 'token', 'token_file'];
-const TOKEN_HINT = 'use a long random value, e.g. from `openssl rand -hex 32`';
+  NAME_PATTERN, type Problems, checkTokenText, describe, inlineSecret, isObject, listen, secretFile, unknownKeys,
+} from './rules.js';
+import { type AdminToken, type HubApiConfig, type ListenAddress, type RawConfig, DEFAULT_ADMIN_TOKEN_NAME, MIN_ADMIN_TOKEN_LENGTH } from './types.js';
 
 export function controlListen(p: Problems, v: unknown): ListenAddress | null {
   if (v === null || v === 'off') return null;
-  return listen(p, v, 'control_listen', DEFAULT_CONTROL_LISTEN);
-}
-
-/** Reads a secret from a file: trailing white space (the newline editors add) is dropped. */
-export function readSecretFile(p: Problems, path: unknown, key: string): string | undefined {
-  if (typeof path !== 'string' || path === '') {
-    p.add(key, `must be the path of a file holding the token, got ${describe(path)}`);
-    return undefined;
-  }
-  try {
-    const st = statSync(path);
-    if (!st.isFile()) {
-      p.add(key, `"${path}" is not a regular file`);
-      return undefined;
-    }
-    if (st.size > MAX_SECRET_FILE_BYTES) {
-      p.add(key, `"${path}" is ${st.size} bytes: a token file holds only the token`);
-      return undefined;
-    }
-    const text = readFileSync(path, 'utf8').trimEnd();
-    if (text === '') p.add(key, `"${path}" is empty`);
-    return text === '' ? undefined : text;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    p.add(key, `"${path}" cannot be read (${code === 'ENOENT' ? 'it does not exist' : code ?? 'error'})`);
-    return undefined;
-  }
-}
-
-/** A token given inline: checked for type and control characters without echoing it. */
-export function inlineSecret(p: Problems, v: unknown, key: string): string | undefined {
-  if (typeof v !== 'string' || v === '') {
-    p.add(key, `must be a non-empty string${typeof v === 'string' ? '' : `, got ${v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v}`}`);
-    return undefined;
-  }
-  return v;
-}
-
-/** Tokens travel in an HTTP header: printable ASCII only. */
-export function checkTokenText(p: Problems, token: string, key: string, minLength: number): boolean {
-  if (!/^[\x21-\x7e]+$/.test(token)) {
-    p.add(key, 'must be printable ASCII with no spaces (it is sent in an HTTP header)');
-    return false;
-  }
-  if (token.length < minLength) {
-    p.add(key, `is shorter than ${minLength} characters: ${TOKEN_HINT}`);
-    return false;
-  }
-  return true;
+  return listen(p, v, 'control_listen', p.keys.row('control_listen').default as string);
 }
 
 const sha256 = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
@@ -84,7 +29,7 @@ export function adminSection(p: Problems, raw: RawConfig): { tokens: AdminToken[
     p.add('admin.token', 'give admin.token or admin.token_file, not both');
   } else if (v.token !== undefined || v.token_file !== undefined) {
     const key = v.token !== undefined ? 'admin.token' : 'admin.token_file';
-    const token = v.token !== undefined ? inlineSecret(p, v.token, key) : readSecretFile(p, v.token_file, key);
+    const token = v.token !== undefined ? inlineSecret(p, v.token, key) : secretFile(p, v.token_file, key);
     if (token !== undefined && checkTokenText(p, token, key, MIN_ADMIN_TOKEN_LENGTH)) found.push({ name: DEFAULT_ADMIN_TOKEN_NAME, token, key });
   }
   if (v.tokens !== undefined && v.tokens !== null) {
@@ -96,7 +41,7 @@ export function adminSection(p: Problems, raw: RawConfig): { tokens: AdminToken[
           p.add(key, `must be a mapping { name, token } or { name, token_file }, got ${Array.isArray(entry) ? 'a list' : typeof entry}`);
           return;
         }
-        unknownKeys(p, entry, key, ADMIN_TOKEN_KEYS);
+        unknownKeys(p, entry, key, 'admin.tokens[]');
         let name = '';
         if (typeof entry.name !== 'string' || !NAME_PATTERN.test(entry.name)) p.add(`${key}.name`, `must name who uses the token (1 to 63 letters, digits, ".", "_" or "-"), got ${describe(entry.name)}`);
         else name = entry.name;
@@ -105,7 +50,7 @@ export function adminSection(p: Problems, raw: RawConfig): { tokens: AdminToken[
           return;
         }
         const tkey = entry.token !== undefined ? `${key}.token` : `${key}.token_file`;
-        const token = entry.token !== undefined ? inlineSecret(p, entry.token, tkey) : readSecretFile(p, entry.token_file, tkey);
+        const token = entry.token !== undefined ? inlineSecret(p, entry.token, tkey) : secretFile(p, entry.token_file, tkey);
         if (name !== '' && token !== undefined && checkTokenText(p, token, tkey, MIN_ADMIN_TOKEN_LENGTH)) found.push({ name, token, key: tkey });
       });
     }
@@ -130,7 +75,7 @@ export function hubApi(p: Problems, v: unknown, key: string): HubApiConfig | und
     p.add(key, `must be a mapping { url, token | token_file | token_env }, got ${describe(v)}`);
     return undefined;
   }
-  unknownKeys(p, v, key, HUB_API_KEYS);
+  unknownKeys(p, v, key, 'kinds.*.buckets[].hub_api');
   let url: string | undefined;
   if (typeof v.url !== 'string') p.add(`${key}.url`, `must be the hub's http:// or https:// URL (with its base_url, if any), got ${describe(v.url)}`);
   else {
@@ -151,7 +96,7 @@ export function hubApi(p: Problems, v: unknown, key: string): HubApiConfig | und
   } else if (sources[0] === 'token') {
     token = inlineSecret(p, v.token, `${key}.token`);
   } else if (sources[0] === 'token_file') {
-    token = readSecretFile(p, v.token_file, `${key}.token_file`);
+    token = secretFile(p, v.token_file, `${key}.token_file`);
   } else if (typeof v.token_env !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(v.token_env)) {
     p.add(`${key}.token_env`, `must be the name of an environment variable, got ${describe(v.token_env)}`);
   } else {

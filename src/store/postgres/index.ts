@@ -12,54 +12,28 @@
  * Concurrent misses in one process share a transaction (group commit, see batcher.ts).
  *
  * The admin primitives (explicit assignment, moves, deletes, imports, count repairs) are
- * transactions in postgres-admin.ts that take the same kind locks first; reads (get, list,
+ * transactions in admin.ts that take the same kind locks first; reads (get, list,
  * export, audit, kinds) are single queries.
  */
 import pg from 'pg';
-import { chooseBucket, type BucketPolicyInput } from '../core/policy.js';
-import { NoBucketError, SchemaTooNewError, ShardError, StoreUnavailableError } from '../errors.js';
-import { silentLogger, type Logger } from '../log.js';
-import { Batcher, type BatchResult } from './batcher.js';
-import { convertPgError, isUniqueViolation, withSettings, type PostgresConnection } from './postgres-connect.js';
-import { POSTGRES_MIGRATIONS, SQL, auditQuery } from './postgres-schema.js';
-import { PostgresChangeWatcher } from './postgres-watch.js';
-import { PostgresHosts } from './postgres-hosts.js';
-import { deleteTx, importTx, moveBatchTx, putTx, repairTx } from './postgres-admin.js';
+import { chooseBucket, type BucketPolicyInput } from '../../core/policy.js';
+import { NoBucketError, ShardError, StoreUnavailableError } from '../../errors.js';
+import { silentLogger, type Logger } from '../../log.js';
+import { Batcher, type BatchResult } from '../batcher.js';
+import { convertPgError, isUniqueViolation, withSettings, type PostgresConnection } from './connect.js';
+import { POSTGRES_MIGRATIONS, SQL, auditQuery } from './schema.js';
+import { PostgresChangeWatcher } from './watch.js';
+import { PostgresHosts } from './hosts.js';
+import { deleteTx, importTx, moveBatchTx, putTx, repairTx } from './admin.js';
 import type {
-  AssignResult, Assignment, AuditAction, AuditContext, AuditEntry, AuditQuery, ChangeListener, CountFix, DuplicateObject,
+  AssignResult, Assignment, AuditContext, AuditEntry, AuditQuery, ChangeListener, CountFix, DuplicateObject,
   ImportBatchResult, ImportRow, MoveBatchResult, MoveRequest, PutResult, Store,
-} from './types.js';
-import { exportByPages } from './export.js';
-import { WriteHealth } from './write-health.js';
+} from '../types.js';
+import { exportByPages } from '../export.js';
+import { pendingMigrations, toAssignment, toAuditEntry, type AssignmentRow, type AuditRow } from '../rules.js';
+import { exposeForTests } from '../test-hook.js';
+import { WriteHealth } from '../write-health.js';
 
-
-interface AssignmentRow {
-  kind: string;
-  name: string;
-  bucket: string;
-  /** bigint: pg hands it over as a string. */
-  assigned_at: string;
-}
-
-interface AuditRow {
-  id: string;
-  at: string;
-  actor: string;
-  action: AuditAction;
-  kind: string;
-  name: string | null;
-  from_bucket: string | null;
-  to_bucket: string | null;
-  reason: string | null;
-  batch: string | null;
-}
-
-const toAssignment = (r: AssignmentRow): Assignment => ({ kind: r.kind, name: r.name, bucket: r.bucket, assignedAt: Number(r.assigned_at) });
-
-const toAuditEntry = (r: AuditRow): AuditEntry => ({
-  id: Number(r.id), at: Number(r.at), actor: r.actor, action: r.action, kind: r.kind, name: r.name,
-  from: r.from_bucket, to: r.to_bucket, reason: r.reason, batch: r.batch,
-});
 
 /** A write refused by a read-only session: the host is a standby now. */
 const READ_ONLY_SQLSTATE = '25006';
@@ -99,6 +73,13 @@ async function retryLost<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** What testHandle() (store/test-hook.ts) gives for a PostgreSQL store. */
+export interface PostgresTestHandle {
+  readonly pool: pg.Pool;
+  /** The change watchers running now. */
+  readonly watchers: ReadonlySet<PostgresChangeWatcher>;
+}
+
 export interface PostgresOpenOptions {
   log?: Logger;
 }
@@ -111,8 +92,7 @@ interface AssignInput {
 export class PostgresStore implements Store {
   readonly backend = 'postgres';
   readonly location: string;
-  /** The pool, for other modules of this backend (admin operations, backup). */
-  readonly pool: pg.Pool;
+  private readonly pool: pg.Pool;
   private readonly log: Logger;
   private readonly lookups = new Map<string, Batcher<string, string | undefined>>();
   private readonly assigns = new Map<string, Batcher<AssignInput, AssignResult>>();
@@ -125,13 +105,14 @@ export class PostgresStore implements Store {
     private readonly conn: PostgresConnection,
     pool: pg.Pool,
     log: Logger,
-    readonly hosts: PostgresHosts,
+    private readonly hosts: PostgresHosts,
     /** Which database this is, for a local snapshot (store/snapshot.ts): never the password. */
     readonly identity: DatabaseIdentity,
   ) {
     this.location = conn.location;
     this.pool = pool;
     this.log = log;
+    exposeForTests(this, { pool, watchers: this.watchers } satisfies PostgresTestHandle);
   }
 
   /** Connects, checks the server, applies pending migrations. Throws StoreUnavailableError. */
@@ -179,7 +160,7 @@ export class PostgresStore implements Store {
    * Runs `fn` in a transaction on one pooled connection; COMMIT on success, ROLLBACK on error.
    * A connection that failed is destroyed, not returned to the pool. Errors are converted.
    */
-  async transaction<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  private async transaction<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     this.check();
     let client: pg.PoolClient;
     try {
@@ -355,11 +336,6 @@ export class PostgresStore implements Store {
     };
   }
 
-  /** The watchers, for tests and diagnostics. */
-  get activeWatchers(): readonly PostgresChangeWatcher[] {
-    return [...this.watchers];
-  }
-
   /**
    * Readiness: a read answers and (store/write-health.ts) no assignment failed since the last
    * write that committed, or the probe finds the database writable now: neither a standby
@@ -448,7 +424,6 @@ async function checkServer(client: pg.Client): Promise<void> {
 
 /** Applies pending migrations in one transaction under the migrations advisory lock. */
 async function migrate(client: pg.Client, log: Logger): Promise<void> {
-  const known = POSTGRES_MIGRATIONS.at(-1)!.version;
   await client.query('BEGIN');
   try {
     await client.query(SQL.lockMigrations);
@@ -456,9 +431,7 @@ async function migrate(client: pg.Client, log: Logger): Promise<void> {
     const { exists } = (await client.query<{ exists: boolean }>(SQL.migrationsTableExists)).rows[0]!;
     if (!exists) await client.query(SQL.migrationsTable);
     const current = exists ? (await client.query<{ version: number }>(SQL.schemaVersion)).rows[0]!.version : 0;
-    if (current > known) throw new SchemaTooNewError(current, known);
-    for (const m of POSTGRES_MIGRATIONS) {
-      if (m.version <= current) continue;
+    for (const m of pendingMigrations(POSTGRES_MIGRATIONS, current)) {
       await client.query(m.sql);
       await client.query(SQL.recordMigration, [m.version, m.name]);
       log.info({ event: 'migrated', version: m.version, name: m.name }, `schema migrated to version ${m.version}`);
