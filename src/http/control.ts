@@ -55,6 +55,11 @@ export class ControlRouter {
     return this;
   }
 
+  /** The routes added so far, as `{ method, path, access }` (read-only: for the API description's test). */
+  list(): { method: string; path: string; access: Access }[] {
+    return this.routes.map((r) => ({ method: r.method, path: `/${r.segments.join('/')}`, access: r.access }));
+  }
+
   /** The route for a request, the methods the path allows (for 405), or undefined (404). */
   match(method: string, rawSegments: readonly string[]): { route: Route; params: Record<string, string> } | { allow: string[] } | undefined {
     const allow: string[] = [];

@@ -1,11 +1,9 @@
 /**
  * Process metrics: prom-client's default metrics, by prom-client's own code, so that names,
  * help texts, units and cluster aggregation are exactly what configurable-http-proxy's and
- * JupyterHub's dashboards expect (`process_cpu_seconds_total`, `process_open_fds`,
- * `process_max_fds`, `nodejs_eventloop_lag_seconds` with `_min/_max/_mean/_stddev/_p50/_p90/
- * _p99_seconds`, `nodejs_heap_space_size_{total,used,available}_bytes{space}`,
- * `nodejs_active_handles`, `nodejs_version_info`, …). All of them are read when scraped, or
- * sampled by a native timer (the event loop delay histogram); nothing runs per request.
+ * JupyterHub's dashboards expect (docs/monitoring.md lists them). All of them are read when
+ * scraped, or sampled by a native timer (the event loop delay histogram); nothing runs per
+ * request.
  *
  * All but one: `nodejs_gc_duration_seconds`. Its collector observes every garbage collection
  * from JavaScript, which at /auth rates (a young-generation GC every few ms) cost about 11% of

@@ -3,7 +3,7 @@
  * clock): what a conflict says, how an import batch decides row by row, how a count repair
  * finds its corrections, how stored rows become Assignments and AuditEntries, which
  * migrations are still to run, and which filters an audit query has. A backend reads rows,
- * calls these, and writes what they decide; test/store-rules.test.ts checks them with plain
+ * calls these, and writes what they decide; test/unit/store-rules.test.ts checks them with plain
  * objects, and the shared contract suite checks that each backend applies them.
  */
 import { ConflictError, SchemaTooNewError } from '../errors.js';

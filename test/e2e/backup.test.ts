@@ -1,6 +1,6 @@
 /**
  * `sharder backup FILE`: an online SQLite backup taken while a real `sharder serve` process
- * assigns new users, restored by swapping the file, as README.md "Backup and restore" says.
+ * assigns new users, restored by swapping the file, as docs/operations.md "Backup and restore" says.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -81,7 +81,7 @@ test('backup while a server assigns users holds every assignment committed befor
   const afterBackup = [...answered.keys()].filter((n) => !before.has(n));
   assert.ok(afterBackup.length > 0);
 
-  // Restore as the README says: stop, replace the file (and drop its -wal/-shm), start.
+  // Restore as docs/operations.md says: stop, replace the file (and drop its -wal/-shm), start.
   server.child.kill('SIGTERM');
   const [code] = (await once(server.child, 'exit')) as [number | null];
   assert.equal(code, 0);

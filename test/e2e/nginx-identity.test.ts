@@ -106,7 +106,7 @@ async function storedNames(stack: Stack): Promise<string[]> {
 
 /** Every place a recipe is written: the docs, the shipped nginx/ files, the compose stack's nginx. */
 function recipeTexts(): { file: string; text: string }[] {
-  const files = ['README.md', 'SECURITY.md', 'deploy/nginx.conf', ...readdirSync(NGINX_SRC).filter((f) => f.endsWith('.conf')).map((f) => `nginx/${f}`)];
+  const files = ['README.md', 'docs/deploying.md', 'SECURITY.md', 'deploy/nginx.conf', ...readdirSync(NGINX_SRC).filter((f) => f.endsWith('.conf')).map((f) => `nginx/${f}`)];
   return files.map((file) => ({ file, text: readFileSync(join(ROOT, file), 'utf8') }));
 }
 
@@ -131,7 +131,7 @@ test('every recipe takes the identity from nginx\'s own authentication or an aut
   assert.deepEqual(sources.get('nginx/nginx.conf'), ['$remote_user']);
   assert.deepEqual(sources.get('deploy/nginx.conf'), ['$remote_user']);
   assert.deepEqual(sources.get('nginx/oauth2-proxy.conf'), ['$upstream_http_x_auth_request_user']);
-  assert.ok((sources.get('README.md') ?? []).length >= 2, 'the README\'s recipes are found');
+  assert.ok((sources.get('docs/deploying.md') ?? []).length >= 2, 'the nginx guide\'s recipes are found');
 });
 
 describe('identity through nginx: no byte a client sends becomes the identity (real nginx)', { skip: nginxSkip, concurrency: 1 }, () => {

@@ -1,5 +1,5 @@
 /**
- * The npm package as an operator gets it: `npm pack` in this tree, then the README's install
+ * The npm package as an operator gets it: `npm pack` in this tree, then the install
  * guide ("Install on a VM (systemd)", the blocks marked as tested) followed in an empty
  * temporary root, then the installed sharder started the ways it is run in production (the
  * systemd unit's ExecStart, the Docker image's entry command, `sharder serve` in an empty
@@ -57,7 +57,7 @@ async function startServer(t: HasAfter, argv: string[], opts: { cwd: string; env
   };
 }
 
-test('the packed tarball holds only what runs, and the README install guide gives a sharder that serves /auth', { timeout: 600_000 }, async (t) => {
+test('the packed tarball holds only what runs, and the install guide (docs/deploying.md) gives a sharder that serves /auth', { timeout: 600_000 }, async (t) => {
   const tmp = tempDir(t, 'sharder-pack-');
 
   // npm pack runs `prepack` (a clean build of dist/); the tarball lands in tmp.
@@ -66,15 +66,15 @@ test('the packed tarball holds only what runs, and the README install guide give
   const [info] = JSON.parse(pack.stdout.slice(pack.stdout.indexOf('['))) as [{ filename: string; files: { path: string }[] }];
   assert.equal(info.filename, `${PKG.name}-${PKG.version}.tgz`);
   const files = info.files.map((f) => f.path).sort();
-  const allowed = /^(bin\/sharder\.js|dist\/.+\.js|systemd\/sharder\.(service|yml)|nginx\/[^/]+|sharder\.yml|README\.md|SECURITY\.md|LICENSE|CHANGELOG\.md|package\.json)$/;
+  const allowed = /^(bin\/sharder\.js|dist\/.+\.js|systemd\/sharder\.(service|yml)|nginx\/[^/]+|sharder\.yml|README\.md|SECURITY\.md|docs\/[^/]+\.(?:md|yaml)|LICENSE|CHANGELOG\.md|package\.json)$/;
   assert.deepEqual(files.filter((f) => !allowed.test(f)), [], 'only compiled JavaScript, examples, nginx/systemd files and docs');
   for (const needed of ['bin/sharder.js', 'dist/cli/run.js', 'dist/store/sqlite/index.js', 'systemd/sharder.service', 'systemd/sharder.yml', 'sharder.yml', 'LICENSE', 'CHANGELOG.md', 'README.md']) {
     assert.ok(files.includes(needed), `${needed} is in the package`);
   }
 
   // The guide, followed as written, under a temporary root instead of /.
-  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-  const blocks = testedBlocks(readme);
+  const guideText = readFileSync(join(ROOT, 'docs', 'deploying.md'), 'utf8');
+  const blocks = testedBlocks(guideText);
   assert.equal(blocks.length, 2, 'the install and configure steps are marked as tested');
   assert.match(blocks[0]!, new RegExp(`^VERSION=${PKG.version.replaceAll('.', '\\.')}$`, 'm'), 'the guide installs the current version');
   const root = join(tmp, 'root');
@@ -151,5 +151,5 @@ test('sharder --version prints the version in package.json', () => {
   const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/run.ts'), '--version'], { cwd: ROOT, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, `${PKG.version}\n`);
-  assert.match(readFileSync(join(ROOT, 'CHANGELOG.md'), 'utf8'), new RegExp(`^## ${PKG.version.replaceAll('.', '\\.')} `, 'm'), 'CHANGELOG.md has an entry for the version');
+  assert.match(readFileSync(join(ROOT, 'CHANGELOG.md'), 'utf8'), new RegExp(`^## \\[${PKG.version.replaceAll('.', '\\.')}\\] `, 'm'), 'CHANGELOG.md has an entry for the version');
 });

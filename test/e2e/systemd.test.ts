@@ -32,14 +32,14 @@ describe('systemd unit', () => {
     assert.equal(`${r.stdout}${r.stderr}`.trim(), '');
   });
 
-  test('the offline security review rates it at most 2.0, and README.md gives the figure', { skip }, () => {
+  test('the offline security review rates it at most 2.0, and docs/deploying.md gives the figure', { skip }, () => {
     const r = spawnSync('systemd-analyze', ['security', '--offline=true', '--no-pager', UNIT], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const m = /Overall exposure level for sharder\.service: (\d+\.\d)/.exec(r.stdout);
     assert.ok(m, r.stdout);
     const exposure = m[1]!;
     assert.ok(Number(exposure) <= 2.0, `exposure ${exposure}`);
-    assert.ok(readFileSync(join(ROOT, 'README.md'), 'utf8').includes(`exposure level **${exposure}`), `README.md must state exposure level **${exposure}**`);
+    assert.ok(readFileSync(join(ROOT, 'docs', 'deploying.md'), 'utf8').includes(`exposure level **${exposure}`), `docs/deploying.md must state exposure level **${exposure}**`);
   });
 
   test('it runs the built sharder with /etc/sharder/sharder.yml, as its own user, and is hardened', () => {

@@ -29,7 +29,7 @@ export function underRoot(text: string, root: string): string {
   return text.replace(SYSTEM_PATHS, (p) => `${root}${p}`);
 }
 
-/** The README's shell blocks marked `<!-- tested: ... -->` on the line before their fence. */
+/** A page's shell blocks marked `<!-- tested: ... -->` on the line before their fence. */
 export function testedBlocks(readme: string): string[] {
   const blocks: string[] = [];
   const re = /<!-- tested:[^>]*-->\n```sh\n([\s\S]*?)```/g;

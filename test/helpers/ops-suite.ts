@@ -231,6 +231,16 @@ export const ORIGINAL_ROWS: [string, string, string][] = [
   ['home', 'nfs-b', 'iana'],
 ];
 
+/** An original-format SQLite database (its SQLAlchemy model's table and index) holding `rows` (kind, bucket, name). */
+export function writeOriginalSqlite(path: string, rows: readonly (readonly [string, string, string])[] = ORIGINAL_ROWS): void {
+  const db = new Database(path);
+  db.exec('CREATE TABLE shard (id INTEGER NOT NULL, kind VARCHAR(256), bucket VARCHAR(256), name VARCHAR(256), PRIMARY KEY (id))');
+  db.exec('CREATE INDEX shard_kind_name_index ON shard (kind, name)');
+  const ins = db.prepare('INSERT INTO shard (kind, bucket, name) VALUES (?, ?, ?)');
+  for (const r of rows) ins.run(...r);
+  db.close();
+}
+
 export function expectOriginalImported(r: { placeholders: number; inserted: number; conflicts: unknown[] }): void {
   assert.equal(r.placeholders, 4);
   assert.equal(r.inserted, 5);
@@ -361,12 +371,7 @@ export function runTransferSuite(backend: OpsBackend): void {
     test('import-original: an original-format SQLite database, users on their original hubs, no placeholders', async (t) => {
       const dir = tempDir(t);
       const path = join(dir, 'sharder.sqlite');
-      const db = new Database(path);
-      db.exec('CREATE TABLE shard (id INTEGER NOT NULL, kind VARCHAR(256), bucket VARCHAR(256), name VARCHAR(256), PRIMARY KEY (id))');
-      db.exec('CREATE INDEX shard_kind_name_index ON shard (kind, name)');
-      const ins = db.prepare('INSERT INTO shard (kind, bucket, name) VALUES (?, ?, ?)');
-      for (const r of ORIGINAL_ROWS) ins.run(...r);
-      db.close();
+      writeOriginalSqlite(path);
 
       const f = await backendOpsFixture(t, backend, twoKinds, dir);
       const r = await f.ops.importOriginal(parseOriginalUrl(`sqlite:///${path}`) /* SQLAlchemy's absolute form: sqlite:////tmp/… */, { actor: 'cli:migrator' });

@@ -13,7 +13,7 @@ export const backup: Command = {
     '',
     'Run it as the user the service runs as (sudo -u sharder sharder backup FILE).',
     'Restore: stop the service, replace the database file with the backup (and delete its',
-    '-wal and -shm files), start the service (README.md, "Backup and restore").',
+    '-wal and -shm files), start the service (docs/operations.md, "Backup and restore").',
   ].join('\n'),
   options: { ...CONFIG_OPTION, force: { type: 'boolean', short: 'f' }, json: { type: 'boolean' } },
   positionals: true,

@@ -20,6 +20,6 @@ export function backupPostgres(db: { url: string }, target: string): Promise<nev
   return Promise.reject(new BackupUnsupportedError(
     `the database is PostgreSQL (${url}): sharder backup copies SQLite files only. Back PostgreSQL up with pg_dump, e.g.\n` +
       `  pg_dump --format=custom --file=${target} '${url}'\n` +
-      'and restore with pg_restore (README.md, "Backup and restore")',
+      'and restore with pg_restore (docs/operations.md, "Backup and restore")',
   ));
 }
