@@ -7,9 +7,10 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Config } from './config/types.js';
 import { restartOnlyChanges } from './config/schema.js';
 import type { Logger } from './log.js';
-import { Assigner } from './service/assigner.js';
-import { applyConfig, type KindRuntime } from './service/runtime.js';
-import { AssignmentTable } from './service/table.js';
+import { Assigner } from './core/assigner.js';
+import { applyKinds, type KindRuntime } from './core/buckets.js';
+import { AssignmentTable } from './core/table.js';
+import { Answers } from './http/answers.js';
 import { createMainServer, type MainContext, type MainSettings } from './http/main.js';
 import { identitySettings } from './http/identity.js';
 import { ProxyMode } from './proxy/index.js';
@@ -46,7 +47,9 @@ export interface SharderOptions {
 
 export class Sharder {
   private readonly kinds = new Map<string, KindRuntime>();
-  /** Every kind's whole assignment table, kept in memory from the change feed (service/table.ts). */
+  /** Each bucket's precomputed HTTP answer (http/answers.ts). */
+  private readonly answers = new Answers();
+  /** Every kind's whole assignment table, kept in memory from the change feed (core/table.ts). */
   readonly table: AssignmentTable;
   private readonly ctx: MainContext;
   private readonly stopWatching: () => void;
@@ -101,6 +104,7 @@ export class Sharder {
     this.ctx = {
       settings: this.settingsFor(config),
       assigner: new Assigner(this.store, log, () => this.config.store.timeoutMs, events),
+      answers: this.answers,
       log,
       meter,
       ready: () => this.store.ping(),
@@ -244,9 +248,10 @@ export class Sharder {
     this.log.info({ event: 'snapshot_loaded', file: s.path, rows, age_s: ageS }, `assignment table loaded from snapshot ${s.path}: ${rows} rows written ${ageS} s ago`);
   }
 
-  /** Updates the runtime kinds and returns the handlers' settings for a configuration. */
+  /** Updates the runtime kinds and their answers, and returns the handlers' settings for a configuration. */
   private settingsFor(config: Config): MainSettings {
-    applyConfig(this.kinds, config);
+    applyKinds(this.kinds, config.kinds, config.cache.maxEntries);
+    this.answers.apply(this.kinds, config.cookie);
     return {
       identity: identitySettings(config.identity.header, config.identity.trustedProxies, config.identity.maxLength, config.kindHeader),
       defaultKind: this.kinds.get(config.defaultKind)!,

@@ -16,7 +16,7 @@ import { Counter, Histogram, Registry, type Metric } from 'prom-client';
 import { registerGcMetrics, registerProcessMetrics } from './process.js';
 import type { Config } from '../config/types.js';
 import type { ProxyStats } from '../proxy/stats.js';
-import type { KindRuntime } from '../service/runtime.js';
+import type { KindRuntime } from '../core/buckets.js';
 import type { Store } from '../store/types.js';
 import type { AssignmentCounter } from './assignments.js';
 import type { LatencyHistogram, RecordingMeter } from './http.js';

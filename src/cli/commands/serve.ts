@@ -4,7 +4,7 @@ import { loadConfig } from '../../config/load.js';
 import { FLAG_ROWS } from '../../config/schema.js';
 import { Sharder } from '../../server.js';
 import { isClusterWorker, runPrimary } from '../../cluster.js';
-import { systemdNotifier } from '../../service/systemd.js';
+import { systemdNotifier } from '../../process/systemd.js';
 import { CONFIG_OPTION, CONFIG_USAGE, EXIT_OK, type Command, type Options } from '../command.js';
 
 export const serve: Command = {
