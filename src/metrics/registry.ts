@@ -108,9 +108,13 @@ export class SharderMetrics implements StoreObserver {
   private readonly storeTimeouts: Counter<'kind'>;
   private lastRead: StoreRead | undefined;
 
+  /** Turns on what observes the whole process (metrics.gc: the GC observer), once the sharder starts. */
+  start(): void {
+    if (this.src.config().metrics.gc) registerGcMetrics(processMetrics());
+  }
+
   constructor(private readonly src: MetricsSources) {
     const r = this.registry;
-    if (src.config().metrics.gc) registerGcMetrics(processMetrics());
     const add = (name: string, help: string, type: 'counter' | 'gauge' | 'histogram', aggregator: Aggregator, samples: () => Sample[] | Promise<Sample[]>): void => {
       r.registerMetric(new Collected(name, help, type, aggregator, samples) as unknown as Metric);
     };
