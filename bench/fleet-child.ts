@@ -9,9 +9,9 @@ import { validateConfig } from '../src/config/validate.js';
 import type { Config } from '../src/config/types.js';
 import { silentLogger } from '../src/log.js';
 import { rssAfterGc } from './lib.js';
-import { Assigner } from '../src/service/assigner.js';
-import { applyConfig, type KindRuntime } from '../src/service/runtime.js';
-import { AssignmentTable } from '../src/service/table.js';
+import { Assigner } from '../src/core/assigner.js';
+import { applyKinds, type KindRuntime } from '../src/core/buckets.js';
+import { AssignmentTable } from '../src/core/table.js';
 import { PostgresStore } from '../src/store/postgres/index.js';
 import { resolvePostgres } from '../src/store/postgres/connect.js';
 
@@ -19,7 +19,7 @@ const [url, maxText] = process.argv.slice(2) as [string, string];
 const config = validateConfig({ database: url, cache: { max_entries: Number(maxText) }, kinds: { hub: { buckets: [0, 1, 2].map((i) => ({ name: `hub-${i}` })) } } }, 'bench');
 const store = await PostgresStore.open(resolvePostgres(config.database as Extract<Config['database'], { backend: 'postgres' }>, { file: 'bench', env: {} }));
 const kinds = new Map<string, KindRuntime>();
-applyConfig(kinds, config);
+applyKinds(kinds, config.kinds, config.cache.maxEntries);
 const assigner = new Assigner(store, silentLogger(), () => 5000);
 const table = new AssignmentTable({ store, kinds: () => kinds, assigner, log: silentLogger() });
 

@@ -4,7 +4,7 @@ export { loadConfig, readConfigFile } from './config/load.js';
 export { validateConfig } from './config/validate.js';
 export type { Config } from './config/types.js';
 export * from './errors.js';
-export { Sharder } from './server.js';
+export { Sharder } from './process/sharder.js';
 export { openStore } from './store/registry.js';
 export { SqliteStore } from './store/sqlite/index.js';
 export { PostgresStore } from './store/postgres/index.js';

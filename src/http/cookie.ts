@@ -8,7 +8,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from '../log.js';
-import type { BucketRef } from '../service/runtime.js';
+import type { BucketRef } from '../core/buckets.js';
 
 /** An HMAC-SHA256 digest in unpadded base64url: 32 bytes, 43 characters. */
 const SIGNATURE_PATTERN = /^[A-Za-z0-9_-]{43}$/;
@@ -61,17 +61,16 @@ export function readCookie(header: string, name: string): string | undefined {
 }
 
 /**
- * Compares a `hub` cookie the client presented with the decision just made. Costs nothing when
- * the cookie is unsigned or the request has no Cookie header (nginx's auth_request subrequest
+ * Compares a `hub` cookie the client presented with the decision just made (`token` is the
+ * bucket's signed value, http/answers.ts). Called only when the cookie is signed; costs nothing
+ * when the request has no Cookie header (nginx's auth_request subrequest
  * passes the browser's headers, so /auth sees it too).
  */
-export function checkPresentedCookie(log: Logger, req: IncomingMessage, name: string, bucket: BucketRef): void {
-  const signer = bucket.signer;
-  if (signer === null) return;
+export function checkPresentedCookie(log: Logger, req: IncomingMessage, name: string, bucket: BucketRef, signer: CookieSigner, token: string): void {
   const header = req.headers.cookie;
   if (header === undefined) return;
   const value = readCookie(header, signer.name);
-  if (value === undefined || value === bucket.cookieToken) return;
+  if (value === undefined || value === token) return;
   const named = signer.verify(value);
   if (named === undefined) {
     log.warn({ event: 'cookie_forged', kind: bucket.kind, name, bucket: bucket.name, remote: req.socket.remoteAddress, presented: value.slice(0, 80) }, 'a client presented a hub cookie with no valid signature: ignored');

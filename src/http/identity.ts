@@ -1,31 +1,16 @@
 /**
  * Reading the identity from a request. Pure functions of the request's headers and peer
- * address, so they can be tested without sockets.
- *
- * What is accepted, and stored exactly as sent: 1 to `maxLength` bytes of UTF-8 with no
- * control characters and no leading or trailing white space. Everything else gets a 4xx and
- * is never stored. Node decodes header bytes as latin1; a non-ASCII name is re-decoded from
- * those bytes as UTF-8 (strictly: invalid UTF-8 is refused, never replaced).
+ * address, so they can be tested without sockets. What a name may be is the core's rule
+ * (core/names.ts); this module decides which header carries it and who may send it.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { BlockList } from 'node:net';
+import { checkName, identityFailure as fail, NO_IDENTITY, type IdentityFailure } from '../core/names.js';
 import { trustedProxies } from './trust.js';
 
-export interface IdentityFailure {
-  readonly status: 400 | 401 | 403;
-  readonly code: string;
-  readonly message: string;
-}
-
-const fail = (status: 400 | 401 | 403, code: string, message: string): IdentityFailure => Object.freeze({ status, code, message });
-
-export const NO_IDENTITY = fail(401, 'SHARD_ERR_NO_IDENTITY', 'no identity: the request has no identity header');
 export const UNTRUSTED = fail(403, 'SHARD_ERR_UNTRUSTED_PROXY', 'the identity header is accepted only from trusted proxies');
 export const DUPLICATE = fail(400, 'SHARD_ERR_DUPLICATE_IDENTITY', 'the identity header appears more than once');
 export const MISSPELLED = fail(400, 'SHARD_ERR_AMBIGUOUS_IDENTITY', 'the identity header is present with "_" and "-" spelled differently');
-export const TOO_LONG = fail(400, 'SHARD_ERR_IDENTITY_TOO_LONG', 'the identity is longer than identity.max_length bytes');
-export const NOT_UTF8 = fail(400, 'SHARD_ERR_IDENTITY_ENCODING', 'the identity is not valid UTF-8');
-export const CONTROL = fail(400, 'SHARD_ERR_IDENTITY_CHARACTERS', 'the identity contains control characters or surrounding white space');
 export const KIND_UNTRUSTED = fail(403, 'SHARD_ERR_UNTRUSTED_PROXY', 'the kind header is accepted only from trusted proxies');
 export const KIND_DUPLICATE = fail(400, 'SHARD_ERR_DUPLICATE_KIND', 'the kind header appears more than once');
 export const KIND_MISSPELLED = fail(400, 'SHARD_ERR_AMBIGUOUS_KIND', 'the kind header is present with "_" and "-" spelled differently');
@@ -56,29 +41,6 @@ export function identitySettings(header: string, trusted: readonly string[], max
     header: lower, altHeader: otherSpelling(lower), maxLength, trusted: trustedProxies(trusted),
     kindHeader: kind, altKindHeader: kind === null ? null : otherSpelling(kind),
   };
-}
-
-/** Printable ASCII with no white space at either end: the common case, checked by one regex. */
-const PLAIN = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
-/** C0 and C1 controls, DEL, and the Unicode line and paragraph separators. */
-const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/** Validates a raw header value (latin1-decoded bytes); returns the name or a failure. */
-export function checkName(raw: string, maxLength: number): string | IdentityFailure {
-  if (raw.length <= maxLength && PLAIN.test(raw)) return raw;
-  if (raw.length === 0) return NO_IDENTITY;
-  if (raw.length > maxLength) return TOO_LONG; // latin1: one char per byte
-  let name = raw;
-  if (/[^\x00-\x7f]/.test(raw)) {
-    try {
-      name = utf8.decode(Buffer.from(raw, 'latin1'));
-    } catch {
-      return NOT_UTF8;
-    }
-  }
-  if (CONTROLS.test(name) || name.trim() !== name || name.trim() === '') return CONTROL;
-  return name;
 }
 
 /** Counts how often a header (lower-case name) appears in the raw header list. */

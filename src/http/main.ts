@@ -7,8 +7,9 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { ShardError, UnknownKindError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { HttpMeter } from '../metrics/http.js';
-import type { Assigner } from '../service/assigner.js';
-import { KindRuntime, type BucketRef } from '../service/runtime.js';
+import type { Assigner } from '../core/assigner.js';
+import { KindRuntime, type BucketRef } from '../core/buckets.js';
+import type { Answers } from './answers.js';
 import { checkPresentedCookie } from './cookie.js';
 import { readIdentity, readKind, type IdentitySettings } from './identity.js';
 import { createListener, pathOnly } from './listener.js';
@@ -28,6 +29,8 @@ export interface MainSettings {
 export interface MainContext {
   settings: MainSettings;
   readonly assigner: Assigner;
+  /** Each bucket's precomputed answer (headers, cookie), updated on reload. */
+  readonly answers: Answers;
   readonly log: Logger;
   /** Counts and times requests (metrics.ts); a no-op when metrics are off. */
   readonly meter: HttpMeter;
@@ -130,8 +133,9 @@ function refuseHttp(ctx: MainContext, req: IncomingMessage, res: ServerResponse,
 
 const AUTH: Placer<ServerResponse> = {
   placed(ctx, req, res, _kind, name, bucket, start) {
-    if (bucket.signer !== null) checkPresentedCookie(ctx.log, req, name, bucket);
-    res.writeHead(200, bucket.authHeaders);
+    const a = ctx.answers.of(bucket);
+    if (a.signer !== null) checkPresentedCookie(ctx.log, req, name, bucket, a.signer, a.cookieToken);
+    res.writeHead(200, a.authHeaders);
     res.end();
     ctx.meter.auth.done(req.method, 200, start);
   },
@@ -143,8 +147,9 @@ const AUTH: Placer<ServerResponse> = {
 
 const SHARD: Placer<ServerResponse> = {
   placed(ctx, req, res, kind, name, bucket, start) {
-    if (bucket.signer !== null) checkPresentedCookie(ctx.log, req, name, bucket);
-    const cookie = ['Set-Cookie', bucket.cookie];
+    const a = ctx.answers.of(bucket);
+    if (a.signer !== null) checkPresentedCookie(ctx.log, req, name, bucket, a.signer, a.cookieToken);
+    const cookie = ['Set-Cookie', a.cookie];
     const redirect = ctx.settings.redirect;
     if (redirect !== null) {
       const location = redirect.replaceAll('{bucket}', bucket.name).replaceAll('{kind}', kind.name);

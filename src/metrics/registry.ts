@@ -16,7 +16,7 @@ import { Counter, Histogram, Registry, type Metric } from 'prom-client';
 import { registerGcMetrics, registerProcessMetrics } from './process.js';
 import type { Config } from '../config/types.js';
 import type { ProxyStats } from '../proxy/stats.js';
-import type { KindRuntime } from '../service/runtime.js';
+import type { KindRuntime } from '../core/buckets.js';
 import type { Store } from '../store/types.js';
 import type { AssignmentCounter } from './assignments.js';
 import type { LatencyHistogram, RecordingMeter } from './http.js';
@@ -108,9 +108,13 @@ export class SharderMetrics implements StoreObserver {
   private readonly storeTimeouts: Counter<'kind'>;
   private lastRead: StoreRead | undefined;
 
+  /** Turns on what observes the whole process (metrics.gc: the GC observer), once the sharder starts. */
+  start(): void {
+    if (this.src.config().metrics.gc) registerGcMetrics(processMetrics());
+  }
+
   constructor(private readonly src: MetricsSources) {
     const r = this.registry;
-    if (src.config().metrics.gc) registerGcMetrics(processMetrics());
     const add = (name: string, help: string, type: 'counter' | 'gauge' | 'histogram', aggregator: Aggregator, samples: () => Sample[] | Promise<Sample[]>): void => {
       r.registerMetric(new Collected(name, help, type, aggregator, samples) as unknown as Metric);
     };

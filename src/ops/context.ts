@@ -5,7 +5,7 @@
  */
 import { BadInputError, NoSuchBucketError, UnknownKindError } from '../errors.js';
 import type { BucketConfig, Config, KindConfig } from '../config/types.js';
-import { checkName } from '../http/identity.js';
+import { checkName } from '../core/names.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/types.js';
 import { HubClient, type HubClientOptions } from './hub-api.js';

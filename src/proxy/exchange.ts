@@ -9,7 +9,7 @@ import { TLSSocket } from 'node:tls';
 import { ShardError, UpstreamDownError, UpstreamTimeoutError } from '../errors.js';
 import { pathOnly } from '../http/listener.js';
 import { errorRequestId, peerTrusted } from '../http/main.js';
-import type { BucketRef } from '../service/runtime.js';
+import type { BucketRef } from '../core/buckets.js';
 import type { ProxyContext } from './context.js';
 import { forwardRequestHeaders } from './headers.js';
 import type { Target } from './pool.js';

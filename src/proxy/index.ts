@@ -73,7 +73,8 @@ export class ProxyMode {
     });
     this.httpPlacer = {
       placed: (c, req, res, kind, name, bucket) => {
-        if (bucket.signer !== null) checkPresentedCookie(c.log, req, name, bucket);
+        const a = c.answers.of(bucket);
+        if (a.signer !== null) checkPresentedCookie(c.log, req, name, bucket, a.signer, a.cookieToken);
         forward(px, req as ProxiedRequest, res, kind, bucket);
       },
       refused: (_c, req, res, r) => refuse(px, req, res, r),

@@ -3,7 +3,7 @@
  * it is. `websocketsOpen` is a gauge, the rest only grow.
  */
 import type { ShardError } from '../errors.js';
-import type { BucketRef } from '../service/runtime.js';
+import type { BucketRef } from '../core/buckets.js';
 
 export interface ProxyStats {
   /** HTTP requests forwarded to a hub (retries not counted twice). */

@@ -6,11 +6,11 @@
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { NoUpstreamError, UpstreamDownError, type ShardError } from '../errors.js';
-import { NO_IDENTITY } from '../http/identity.js';
+import { NO_IDENTITY } from '../core/names.js';
 import { errorRequestId, type Refusal } from '../http/main.js';
 import { REQUEST_ID_HEADER } from '../http/request-id.js';
 import { sendError } from '../http/respond.js';
-import type { BucketRef, KindRuntime } from '../service/runtime.js';
+import type { BucketRef, KindRuntime } from '../core/buckets.js';
 import type { ProxyContext } from './context.js';
 import { aborted, armTimeouts, exchangeOf, prepareHeaders, reportFailure, startExchange, upstreamError, type ProxiedRequest } from './exchange.js';
 import { responseHeaders, wantsJson } from './headers.js';
@@ -75,7 +75,7 @@ export function onProxyRes(px: ProxyContext, proxyRes: IncomingMessage, req: Inc
     return;
   }
   try {
-    res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, responseHeaders(proxyRes.rawHeaders, x.bucket.cookie));
+    res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, responseHeaders(proxyRes.rawHeaders, px.main.answers.of(x.bucket).cookie));
   } catch (err) {
     proxyRes.destroy();
     return fail(px, req, res, x.bucket, new UpstreamDownError(x.bucket.name, `unusable response: ${(err as Error).message}`, { cause: err }));
@@ -134,7 +134,7 @@ export function fail(px: ProxyContext, req: IncomingMessage, res: ServerResponse
     'Content-Type', json ? 'application/json; charset=utf-8' : 'text/html; charset=utf-8',
     'Content-Length', String(Buffer.byteLength(body)),
     'Cache-Control', 'no-store',
-    'Set-Cookie', bucket.cookie,
+    'Set-Cookie', px.main.answers.of(bucket).cookie,
     REQUEST_ID_HEADER, id,
   ]);
   res.end(req.method === 'HEAD' ? undefined : body);

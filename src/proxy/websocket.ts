@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { NoUpstreamError } from '../errors.js';
 import { pathOnly } from '../http/listener.js';
 import { errorRequestId, place } from '../http/main.js';
-import type { BucketRef, KindRuntime } from '../service/runtime.js';
+import type { BucketRef, KindRuntime } from '../core/buckets.js';
 import type { ProxyContext } from './context.js';
 import {
   RESERVED_PREFIX, aborted, armTimeouts, exchangeOf, prepareHeaders, reportFailure, reserved, startExchange, upstreamError, type ProxiedRequest,

@@ -5,7 +5,7 @@
  * An SQLite file (created 0600, like the SQLite store's) with the rows and what they are a
  * copy of: the database's location (hosts, port, database, user; never the password), the
  * cluster's system identifier, and the configured kinds. It is fed by the same events the
- * in-memory table applies (service/table.ts), queued and written from a timer in batches of
+ * in-memory table applies (core/table.ts), queued and written from a timer in batches of
  * SNAPSHOT_BATCH_ROWS rows per transaction (about 3 ms each: bench/snapshot-write.ts), one per
  * turn of the event loop, never on a request's path:
  *   - a change with its bucket is an upsert, a delete removes the row;
@@ -21,6 +21,7 @@
  */
 import Database from 'better-sqlite3';
 import { resolve } from 'node:path';
+import type { TableView } from '../core/table.js';
 import type { Logger } from '../log.js';
 import { createPrivately } from './sqlite/files.js';
 
@@ -53,12 +54,6 @@ export interface SnapshotContents {
   readonly rows: ReadonlyMap<string, ReadonlyArray<readonly [string, string]>>;
   readonly count: number;
   readonly writtenAt: number;
-}
-
-/** A kind's table as the writer sees it: names now, and each name's bucket when written. */
-export interface TableView {
-  keys(): Iterable<string>;
-  peek(name: string): { readonly name: string } | undefined;
 }
 
 type Op =

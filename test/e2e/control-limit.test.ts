@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { AUTH_FAILURES_ALLOWED, FailureLimiter } from '../../src/http/rate-limit.js';
-import { Sharder } from '../../src/server.js';
+import { Sharder } from '../../src/process/sharder.js';
 import { get } from '../helpers/http.js';
 import { rawConfig, spawnServe, testConfig, writeConfig } from '../helpers/sharder.js';
 import { tempDir } from '../helpers/tmp.js';

@@ -12,7 +12,7 @@ import { AssignmentCounter, HOUR_MS, mergeRecent, type RecentView } from '../../
 import { LatencyHistogram, controlEndpoint } from '../../src/metrics/http.js';
 import { histogramSamples } from '../../src/metrics/registry.js';
 import { silentLogger } from '../../src/log.js';
-import { Sharder } from '../../src/server.js';
+import { Sharder } from '../../src/process/sharder.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import type { Store } from '../../src/store/types.js';
 import { get } from '../helpers/http.js';

@@ -122,7 +122,7 @@ describe('readiness for systemd (Type=notify)', { skip }, () => {
 });
 
 test('without NOTIFY_SOCKET nothing is sent to systemd', async () => {
-  const { systemdNotifier } = await import('../../src/service/systemd.js');
+  const { systemdNotifier } = await import('../../src/process/systemd.js');
   const { silentLogger } = await import('../../src/log.js');
   assert.equal(systemdNotifier({}, silentLogger()), undefined);
   assert.ok(systemdNotifier({ NOTIFY_SOCKET: '/run/x' }, silentLogger()));

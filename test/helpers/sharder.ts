@@ -11,7 +11,7 @@ import { main } from '../../src/cli/main.js';
 import { validateConfig } from '../../src/config/validate.js';
 import type { Config, RawConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
-import { Sharder } from '../../src/server.js';
+import { Sharder } from '../../src/process/sharder.js';
 import type { Store } from '../../src/store/types.js';
 import { tempDir } from './tmp.js';
 import type { HasAfter } from './context.js';

@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { request } from 'undici';
 import type { RawConfig } from '../../src/config/types.js';
-import { Sharder } from '../../src/server.js';
+import { Sharder } from '../../src/process/sharder.js';
 import { get } from '../helpers/http.js';
 import { seed } from '../helpers/ops.js';
 import { bucketsRaw, testConfig } from '../helpers/sharder.js';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { silentLogger } from '../../src/log.js';
-import { Sharder } from '../../src/server.js';
+import { Sharder } from '../../src/process/sharder.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import type { AssignResult, ChangeListener, Store } from '../../src/store/types.js';
 import { get } from '../helpers/http.js';

@@ -14,7 +14,7 @@ import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
 import { readCookie } from '../../src/http/cookie.js';
-import { Sharder } from '../../src/server.js';
+import { Sharder } from '../../src/process/sharder.js';
 import { get } from '../helpers/http.js';
 import { rawConfig, runCli, testConfig, writeConfig } from '../helpers/sharder.js';
 import { tempDir } from '../helpers/tmp.js';

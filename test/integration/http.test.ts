@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Agent, request } from 'undici';
-import { Sharder } from '../../src/server.js';
+import { Sharder } from '../../src/process/sharder.js';
 import { silentLogger } from '../../src/log.js';
 import { get, raw, statusOf } from '../helpers/http.js';
 import { startSharder, testConfig } from '../helpers/sharder.js';

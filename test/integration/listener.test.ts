@@ -10,7 +10,7 @@ import { connect } from 'node:net';
 import { test } from 'node:test';
 import type { Config } from '../../src/config/types.js';
 import { HEADERS_TIMEOUT_MS } from '../../src/http/listener.js';
-import { Sharder } from '../../src/server.js';
+import { Sharder } from '../../src/process/sharder.js';
 import { silentLogger } from '../../src/log.js';
 import { raw, statusOf } from '../helpers/http.js';
 import { startSharder, testConfig } from '../helpers/sharder.js';

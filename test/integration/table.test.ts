@@ -1,5 +1,5 @@
 /**
- * The in-memory assignment table (src/service/table.ts) on a real SQLite store: the load at
+ * The in-memory assignment table (src/core/table.ts) on a real SQLite store: the load at
  * start in pages, changes applied as announced, a reload that keeps answering, a change that
  * arrives while a page is read, and a table larger than cache.max_entries.
  */
@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { Writable } from 'node:stream';
 import { createLogger } from '../../src/log.js';
-import { Assigner } from '../../src/service/assigner.js';
-import { applyConfig, type KindRuntime } from '../../src/service/runtime.js';
-import { AssignmentTable } from '../../src/service/table.js';
+import { Assigner } from '../../src/core/assigner.js';
+import { applyKinds, type KindRuntime } from '../../src/core/buckets.js';
+import { AssignmentTable } from '../../src/core/table.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import type { Store } from '../../src/store/types.js';
 import { testConfig } from '../helpers/sharder.js';
@@ -31,7 +31,8 @@ function setup(t: HasAfter, rows: number, opts: { max?: number; wrap?: (s: Sqlit
     INSERT INTO assignments (kind, name, bucket, assigned_at) SELECT 'hub', 'user-' || i, 'hub-' || (i % 3), 0 FROM s`).run(rows);
   const store = opts.wrap ? opts.wrap(sqlite) : sqlite;
   const kinds = new Map<string, KindRuntime>();
-  applyConfig(kinds, testConfig(dir, { cache: { max_entries: opts.max ?? 100_000 } }));
+  const config = testConfig(dir, { cache: { max_entries: opts.max ?? 100_000 } });
+  applyKinds(kinds, config.kinds, config.cache.maxEntries);
   const events: Array<Record<string, unknown>> = [];
   const log = createLogger('info', new Writable({
     write(chunk: Buffer, _enc, done) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BoundedCache } from '../../src/service/cache.js';
+import { BoundedCache } from '../../src/core/cache.js';
 
 test('the cache never holds more than its bound', () => {
   const c = new BoundedCache<number>(1000);

@@ -156,7 +156,7 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
   {
     version: 3,
     name: 'first assignments and buckets in the change feed',
-    // Every instance keeps the whole table in memory (src/service/table.ts), so it must hear
+    // Every instance keeps the whole table in memory (src/core/table.ts), so it must hear
     // of first assignments made elsewhere too, with their bucket: then an instance answers a
     // user another instance assigned even while the database is away. The feed row carries
     // the bucket after the change (NULL: deleted). The insert trigger now takes the feed lock

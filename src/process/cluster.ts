@@ -10,12 +10,12 @@
  * (metrics/gather.ts), and on SIGTERM stops the workers gracefully and exits 0.
  */
 import cluster, { type Worker } from 'node:cluster';
-import type { Config } from './config/types.js';
-import { ConfigError } from './errors.js';
-import type { Logger } from './log.js';
-import { serveGathers } from './metrics/gather.js';
-import { STOP_GRACE_MS } from './server.js';
-import { openStore } from './store/registry.js';
+import type { Config } from '../config/types.js';
+import { ConfigError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { serveGathers } from '../metrics/gather.js';
+import { openStore } from '../store/registry.js';
+import { STOP_GRACE_MS, untilStopped } from './signals.js';
 
 /** A worker that dies sooner than this after starting counts as a crash loop. */
 const MIN_UPTIME_MS = 5_000;
@@ -101,27 +101,24 @@ export async function runPrimary(config: Config, log: Logger, load: () => Config
   log.info({ event: 'cluster_started', workers: config.workers, primary: process.pid }, `${config.workers} workers serving`);
   hooks?.ready(`${config.workers} workers serving`);
 
-  process.on('SIGHUP', () => {
-    try {
-      const next = load();
-      if (next.workers !== config.workers) log.warn({ event: 'reload_ignored', key: 'workers' }, 'workers changed: restart to apply');
-    } catch (err) {
-      // Each worker would reject it too; say it once, here.
-      log.error({ event: 'reload_rejected', problems: err instanceof ConfigError ? err.problems : String(err) }, 'new configuration rejected; the old one stays in force');
-      return;
-    }
-    for (const w of started.keys()) w.process.kill('SIGHUP');
-  });
-
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string): void => {
+  await untilStopped({
+    reload: () => {
+      try {
+        const next = load();
+        if (next.workers !== config.workers) log.warn({ event: 'reload_ignored', key: 'workers' }, 'workers changed: restart to apply');
+      } catch (err) {
+        // Each worker would reject it too; say it once, here.
+        log.error({ event: 'reload_rejected', problems: err instanceof ConfigError ? err.problems : String(err) }, 'new configuration rejected; the old one stays in force');
+        return;
+      }
+      for (const w of started.keys()) w.process.kill('SIGHUP');
+    },
+    stop: (signal) => {
       stopping = true;
       hooks?.stopping();
       log.info({ event: 'stopping', signal }, `${signal}: stopping workers`);
-      stopWorkers([...started.keys()]).then(resolve, resolve);
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+      return stopWorkers([...started.keys()]);
+    },
   });
   return 0;
 }

@@ -3,7 +3,7 @@
  * a user another instance assigned is answered here too while the database is away (behind
  * a load balancer users move between instances all the time).
  *
- * The table is each kind's BoundedCache (runtime.ts), so a hit stays what it was: one Map
+ * The table is each kind's BoundedCache (buckets.ts), so a hit stays what it was: one Map
  * lookup, synchronous, no allocation. This module fills and maintains it:
  *   - at start, each kind is read from the store in keyset pages (list(), ordered by name)
  *     straight into the cache; requests meanwhile are answered as before (a name not loaded
@@ -28,12 +28,10 @@
  * is read afresh when the database returns: its first load is swapped in whole, so the
  * database wins over the snapshot.
  */
-import type { Logger } from '../log.js';
-import type { Store } from '../store/types.js';
-import type { TableView } from '../store/snapshot.js';
 import type { Assigner } from './assigner.js';
+import type { BucketRef, KindRuntime } from './buckets.js';
 import { BoundedCache } from './cache.js';
-import type { BucketRef, KindRuntime } from './runtime.js';
+import type { AssignmentSource, EventLog } from './ports.js';
 
 /** Rows per page when reading a kind. */
 export const LOAD_PAGE_ROWS = 20_000;
@@ -49,14 +47,20 @@ interface Load {
 }
 
 export interface TableOptions {
-  store: Store;
+  store: AssignmentSource;
   /** The configured kinds (the live map: kinds added on reload are loaded by loadNew()). */
   kinds: () => ReadonlyMap<string, KindRuntime>;
   assigner: Assigner;
-  log: Logger;
+  log: EventLog;
   pageRows?: number;
   /** The local snapshot the table's changes are copied to (store.snapshot_file), if any. */
   snapshot?: TableSink | undefined;
+}
+
+/** A kind's table as the sink reads it when rewriting the kind: names now, and each name's bucket when written (a BoundedCache is one). */
+export interface TableView {
+  keys(): Iterable<string>;
+  peek(name: string): { readonly name: string } | undefined;
 }
 
 /** Where the table's changes are copied (store/snapshot.ts). */

@@ -10,9 +10,8 @@
  * an answer read after it.
  */
 import { StoreUnavailableError, UnknownBucketError } from '../errors.js';
-import type { Logger } from '../log.js';
-import type { AssignResult, Store } from '../store/types.js';
-import type { BucketRef, KindRuntime } from './runtime.js';
+import type { BucketRef, KindRuntime } from './buckets.js';
+import type { Assigned, AssignmentSource, EventLog } from './ports.js';
 
 /** Store reads of one miss when every answer was overtaken by an invalidation (a name moved
  * again and again); the last answer is then returned uncached. */
@@ -40,8 +39,8 @@ export class Assigner {
   private readonly inflight = new Map<string, Flight>();
 
   constructor(
-    private readonly store: Store,
-    private readonly log: Logger,
+    private readonly store: AssignmentSource,
+    private readonly log: EventLog,
     private readonly timeoutMs: () => number,
     private readonly events?: AssignerEvents,
   ) {}
@@ -89,7 +88,7 @@ export class Assigner {
   }
 
   private async miss(kind: KindRuntime, name: string, flight: Flight): Promise<BucketRef> {
-    let result: AssignResult;
+    let result: Assigned;
     let reads = 0;
     for (;;) {
       flight.invalidated = false;
