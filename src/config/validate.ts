@@ -18,10 +18,11 @@ import {
   DEFAULT_PROXY_KEEP_ALIVE_MS, DEFAULT_PROXY_LOGIN_URL, DEFAULT_PROXY_MAX_FREE_SOCKETS,
   DEFAULT_PROXY_WEBSOCKET_IDLE_TIMEOUT_MS, MODES,
   DEFAULT_PG_CONNECTION_TIMEOUT_MS, DEFAULT_PG_IDLE_TIMEOUT_MS, DEFAULT_PG_POOL_MAX,
-  DEFAULT_PG_STATEMENT_TIMEOUT_MS, type PgSslMode, type PostgresOptions,
+  DEFAULT_PG_STATEMENT_TIMEOUT_MS, type MariadbOptions, type PgSslMode, type PostgresOptions, type ServerDatabaseOptions,
 } from './types.js';
 import { adminSection, controlListen, hubApi } from './validate-ops.js';
 import { cookieSecret } from './validate-cookie.js';
+import { MARIADB_URL_PATTERN, parseMariadbUrl } from './mariadb.js';
 import { POSTGRES_URL_PATTERN, checkSslMode, failoverConflicts, failoverOptions, parsePostgresUrl } from './postgres.js';
 import { logFormat, metricsSection, statusSection } from './validate-observability.js';
 
@@ -48,6 +49,7 @@ const KNOWN_KEYS: Readonly<Record<string, readonly string[] | null>> = {
   metrics: ['enabled', 'token', 'token_file', 'gc', 'listen'],
   status: ['loopback_without_token', 'refresh_seconds'],
   postgres: ['pool_max', 'idle_timeout_ms', 'connection_timeout_ms', 'statement_timeout_ms', 'password_file', 'ssl', 'hosts', 'target_session_attrs'],
+  mariadb: ['pool_max', 'idle_timeout_ms', 'connection_timeout_ms', 'statement_timeout_ms', 'password_file', 'ssl'],
   kinds: null,
 };
 const BUCKET_KEYS = ['name', 'upstream', 'weight', 'state', 'hub_api'];
@@ -181,25 +183,46 @@ function workers(p: Problems, v: unknown): number {
   return v;
 }
 
-function database(p: Problems, raw: RawConfig, busyTimeoutMs: number, pg: PostgresOptions): DatabaseConfig {
+/** What a server database's URL may hold, to check against its section. */
+interface ServerUrlParts {
+  readonly password?: string | undefined;
+  readonly sslMode?: PgSslMode | undefined;
+  readonly sslRootCert?: string | undefined;
+}
+
+/**
+ * The URL of a server database (postgres:, mariadb:) against its section: a password on the
+ * command line, then `more` (the backend's own), then settings given twice. Never echoes the value: it may hold a password.
+ */
+function serverUrl(p: Problems, parts: ServerUrlParts | { problem: string }, name: 'postgres' | 'mariadb', o: ServerDatabaseOptions, passwordVariable: string, more: readonly { key: string; message: string }[] = []): void {
+  if ('problem' in parts) {
+    p.add('database', parts.problem);
+    return;
+  }
+  if (parts.password !== undefined && p.fromFlag('database')) {
+    p.add('database', `holds a password, which every user of this machine can read on a command line (ps): give it in SHARDER_DATABASE, ${passwordVariable} or ${name}.password_file instead`);
+    return;
+  }
+  for (const x of more) p.add(x.key, x.message);
+  if (parts.password !== undefined && o.passwordFile !== null) p.add(`${name}.password_file`, 'is set, but the database URL holds a password too: keep one of them');
+  if (parts.sslMode !== undefined && o.ssl.mode !== null && parts.sslMode !== o.ssl.mode) p.add(`${name}.ssl.mode`, 'differs from the database URL\'s ?sslmode=: set it in one place');
+  if (parts.sslRootCert !== undefined && o.ssl.caFile !== null) p.add(`${name}.ssl.ca_file`, 'is set, but the database URL has ?sslrootcert= too: set it in one place');
+}
+
+function database(p: Problems, raw: RawConfig, busyTimeoutMs: number, pg: PostgresOptions, my: MariadbOptions): DatabaseConfig {
   const v = str(p, raw.database, 'database', DEFAULT_DATABASE);
+  if (MARIADB_URL_PATTERN.test(v)) {
+    serverUrl(p, parseMariadbUrl(v), 'mariadb', my, 'MYSQL_PWD');
+    return { backend: 'mariadb', url: v, options: my };
+  }
   if (POSTGRES_URL_PATTERN.test(v)) {
-    // Never echo the value: it may hold a password.
     const parts = parsePostgresUrl(v);
-    if ('problem' in parts) p.add('database', parts.problem);
-    else if (parts.password !== undefined && p.fromFlag('database')) {
-      p.add('database', 'holds a password, which every user of this machine can read on a command line (ps): give it in SHARDER_DATABASE, PGPASSWORD or postgres.password_file instead');
-    } else {
-      for (const x of failoverConflicts(pg, parts)) p.add(x.key, x.message);
-      if (parts.password !== undefined && pg.passwordFile !== null) p.add('postgres.password_file', 'is set, but the database URL holds a password too: keep one of them');
-      if (parts.sslMode !== undefined && pg.ssl.mode !== null && parts.sslMode !== pg.ssl.mode) p.add('postgres.ssl.mode', 'differs from the database URL\'s ?sslmode=: set it in one place');
-      if (parts.sslRootCert !== undefined && pg.ssl.caFile !== null) p.add('postgres.ssl.ca_file', 'is set, but the database URL has ?sslrootcert= too: set it in one place');
-    }
+    serverUrl(p, parts, 'postgres', pg, 'PGPASSWORD', 'problem' in parts ? [] : failoverConflicts(pg, parts));
     return { backend: 'postgres', url: v, options: pg };
   }
   const m = /^sqlite:(?:\/\/)?(.+)$/.exec(v);
   if (!m) {
-    p.add('database', 'must be sqlite:PATH (e.g. sqlite:./data/sharder.db) or postgres://USER@HOST:PORT/DB (or postgres: to take everything from PG* variables)');
+    p.add('database', 'must be sqlite:PATH (e.g. sqlite:./data/sharder.db), postgres://USER@HOST:PORT/DB (or postgres: to take everything from PG* variables) or mysql://USER@HOST:PORT/DB (MariaDB or MySQL; mariadb:// too)');
     return { backend: 'sqlite', path: './data/sharder.db', busyTimeoutMs };
   }
   return { backend: 'sqlite', path: m[1]!, busyTimeoutMs };
@@ -210,35 +233,42 @@ function optionalPath(p: Problems, v: unknown, key: string): string | null {
   return v === undefined || v === null ? null : str(p, v, key, '') || null;
 }
 
-/** The postgres: section; validated whatever the backend, so that a typo is never silent. */
-function postgresOptions(p: Problems, raw: RawConfig): PostgresOptions {
-  const s = section(p, raw, 'postgres');
+/**
+ * What the postgres: and mariadb: sections share (pool, timeouts, password file, TLS);
+ * validated whatever the backend, so that a typo is never silent.
+ */
+function serverOptions(p: Problems, s: Record<string, unknown>, name: 'postgres' | 'mariadb'): ServerDatabaseOptions {
   let sslRaw: Record<string, unknown> = {};
   if (s.ssl !== undefined && s.ssl !== null) {
-    if (!isObject(s.ssl)) p.add('postgres.ssl', `must be a mapping with mode and ca_file, got ${describe(s.ssl)}`);
+    if (!isObject(s.ssl)) p.add(`${name}.ssl`, `must be a mapping with mode and ca_file, got ${describe(s.ssl)}`);
     else sslRaw = s.ssl;
   }
-  unknownKeys(p, sslRaw, 'postgres.ssl', ['mode', 'ca_file']);
+  unknownKeys(p, sslRaw, `${name}.ssl`, ['mode', 'ca_file']);
   let mode: PgSslMode | null = null;
   if (sslRaw.mode !== undefined && sslRaw.mode !== null) {
     const err = typeof sslRaw.mode === 'string' ? checkSslMode(sslRaw.mode) : 'must be a string';
-    if (err) p.add('postgres.ssl.mode', `${err}, got ${describe(sslRaw.mode)}`);
+    if (err) p.add(`${name}.ssl.mode`, `${err}, got ${describe(sslRaw.mode)}`);
     else mode = sslRaw.mode as PgSslMode;
   }
-  const caFile = optionalPath(p, sslRaw.ca_file, 'postgres.ssl.ca_file');
-  if (mode === 'disable' && caFile !== null) p.add('postgres.ssl.ca_file', 'is set, but postgres.ssl.mode is disable: remove it or choose verify-full');
+  const caFile = optionalPath(p, sslRaw.ca_file, `${name}.ssl.ca_file`);
+  if (mode === 'disable' && caFile !== null) p.add(`${name}.ssl.ca_file`, `is set, but ${name}.ssl.mode is disable: remove it or choose verify-full`);
+  return {
+    poolMax: int(p, s.pool_max, `${name}.pool_max`, DEFAULT_PG_POOL_MAX, 1, 1000),
+    idleTimeoutMs: int(p, s.idle_timeout_ms, `${name}.idle_timeout_ms`, DEFAULT_PG_IDLE_TIMEOUT_MS, 1000, 3_600_000),
+    connectionTimeoutMs: int(p, s.connection_timeout_ms, `${name}.connection_timeout_ms`, DEFAULT_PG_CONNECTION_TIMEOUT_MS, 100, 600_000),
+    statementTimeoutMs: int(p, s.statement_timeout_ms, `${name}.statement_timeout_ms`, DEFAULT_PG_STATEMENT_TIMEOUT_MS, 100, 600_000),
+    passwordFile: optionalPath(p, s.password_file, `${name}.password_file`),
+    ssl: { mode, caFile },
+  };
+}
+
+/** The postgres: section. */
+function postgresOptions(p: Problems, raw: RawConfig): PostgresOptions {
+  const s = section(p, raw, 'postgres');
+  const server = serverOptions(p, s, 'postgres');
   const failover = failoverOptions(s);
   for (const x of failover.problems) p.add(x.key, x.message);
-  return {
-    poolMax: int(p, s.pool_max, 'postgres.pool_max', DEFAULT_PG_POOL_MAX, 1, 1000),
-    idleTimeoutMs: int(p, s.idle_timeout_ms, 'postgres.idle_timeout_ms', DEFAULT_PG_IDLE_TIMEOUT_MS, 1000, 3_600_000),
-    connectionTimeoutMs: int(p, s.connection_timeout_ms, 'postgres.connection_timeout_ms', DEFAULT_PG_CONNECTION_TIMEOUT_MS, 100, 600_000),
-    statementTimeoutMs: int(p, s.statement_timeout_ms, 'postgres.statement_timeout_ms', DEFAULT_PG_STATEMENT_TIMEOUT_MS, 100, 600_000),
-    passwordFile: optionalPath(p, s.password_file, 'postgres.password_file'),
-    ssl: { mode, caFile },
-    hosts: failover.hosts,
-    targetSessionAttrs: failover.targetSessionAttrs,
-  };
+  return { ...server, hosts: failover.hosts, targetSessionAttrs: failover.targetSessionAttrs };
 }
 
 /** Accepts an address or a CIDR; returns an error text or undefined. */
@@ -491,7 +521,7 @@ export function validateConfig(raw: unknown, file: string | null, env: EnvSource
     proxy: proxySection(p, raw),
     controlListen: controlListen(p, raw.control_listen),
     admin: adminSection(p, raw),
-    database: database(p, raw, busyTimeoutMs, postgresOptions(p, raw)),
+    database: database(p, raw, busyTimeoutMs, postgresOptions(p, raw), serverOptions(p, section(p, raw, 'mariadb'), 'mariadb')),
     identity: { header, trustedProxies, maxLength },
     cookie: { name: cookieName, secure: bool(p, cookieRaw.secure, 'cookie.secure', false), secret: cookieSecret(p, cookieRaw) ?? DEFAULT_COOKIE_SECRET },
     shard: { redirect },
