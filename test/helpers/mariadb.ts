@@ -60,7 +60,7 @@ process.on('exit', () => {
 });
 
 /** Starts a throwaway server; the caller must destroy it (or use ownMariadb). */
-export async function startLocalMariadb(): Promise<MariadbServer> {
+export async function startLocalMariadb(opts: { durable?: boolean } = {}): Promise<MariadbServer> {
   if (MARIADBD === undefined || INSTALL_DB === undefined) throw new Error('no MariaDB binaries');
   const dir = mkdtempSync(join(tmpdir(), 'sharder-mariadb-'));
   dirs.add(dir);
@@ -76,8 +76,8 @@ export async function startLocalMariadb(): Promise<MariadbServer> {
     const c = spawn(MARIADBD, [
       '--no-defaults', `--datadir=${data}`, `--socket=${socket}`, `--port=${port}`, '--bind-address=127.0.0.1',
       `--pid-file=${join(dir, 'mysqld.pid')}`, `--log-error=${join(dir, 'error.log')}`, '--skip-name-resolve',
-      // Throwaway: no fsync at commit, small buffers.
-      '--innodb-flush-log-at-trx-commit=2', '--innodb-buffer-pool-size=128M', '--innodb-log-file-size=48M', '--max-connections=300',
+      // Throwaway: no fsync at commit (unless durable, for benchmarks), small buffers.
+      `--innodb-flush-log-at-trx-commit=${opts.durable ? 1 : 2}`, '--innodb-buffer-pool-size=128M', '--innodb-log-file-size=48M', '--max-connections=300',
       '--character-set-server=utf8mb4', ...user,
     ], { stdio: 'ignore' });
     children.add(c);
