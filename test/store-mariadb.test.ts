@@ -66,9 +66,11 @@ describe('MariaDB store', { skip: MARIADB_SKIP }, () => {
     const seen: [string | null, string | null, string | undefined, number][] = [];
     const pollMs = 50;
     t.after(reader.watch((kind, name, bucket) => seen.push([kind, name, bucket, Date.now()]), pollMs));
-    // The watcher's first poll reads the cursor; a change after it must be reported.
+    // The watcher's first poll reads where the feed ends; changes after it must be reported:
+    // move alice back and forth until one is seen (each put is a change).
+    let moves = 0;
     await until(async () => {
-      await writer.put('hub', 'alice', seen.length % 2 === 0 ? 'b' : 'c', { actor: 'cli:test' }).catch(() => undefined);
+      await writer.put('hub', 'alice', moves++ % 2 === 0 ? 'b' : 'c', { actor: 'cli:test' });
       return seen.length > 0;
     }, 5000, 'the first change is seen', 100);
     const before = seen.length;
