@@ -66,8 +66,8 @@ describe('MariaDB store', { skip: MARIADB_SKIP }, () => {
     const seen: [string | null, string | null, string | undefined, number][] = [];
     const pollMs = 50;
     t.after(reader.watch((kind, name, bucket) => seen.push([kind, name, bucket, Date.now()]), pollMs));
-    // The watcher's first poll reads where the feed ends; changes after it must be reported:
-    // move alice back and forth until one is seen (each put is a change).
+    // Every change after the store opened is reported: move alice back and forth until one is
+    // seen (each put is a change), then time one more.
     let moves = 0;
     await until(async () => {
       await writer.put('hub', 'alice', moves++ % 2 === 0 ? 'b' : 'c', { actor: 'cli:test' });

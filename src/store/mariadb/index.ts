@@ -64,7 +64,11 @@ export class MariadbStore implements Store {
   private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;
 
-  private constructor(private readonly conn: MariadbConnection, private readonly pool: mysql.Pool, private readonly log: Logger) {
+  /**
+   * @param feedStart where the change feed ended when the store opened: a watcher started
+   * later reports every change since then (a few repeats are harmless; a gap would not be).
+   */
+  private constructor(private readonly conn: MariadbConnection, private readonly pool: mysql.Pool, private readonly log: Logger, private readonly feedStart: number) {
     this.location = conn.location;
     this.group = new GroupCommit({
       lookupMany: async (kind, names) => new Map((await this.query<{ name: string; bucket: string }>(SQL.lookupMany, [kind, names])).map((r) => [r.name, r.bucket])),
@@ -79,11 +83,14 @@ export class MariadbStore implements Store {
   static async open(conn: MariadbConnection, opts: MariadbOpenOptions = {}): Promise<MariadbStore> {
     const log = opts.log ?? silentLogger();
     let c: mysql.Connection | undefined;
+    let feedStart: number;
     try {
       // Migrations get a connection of their own, with multiple statements and no time limit.
       c = await mysql.createConnection({ ...conn.pool, multipleStatements: true, password: (conn.pool as { password?: string }).password });
       c.on('error', () => undefined);
       await migrate(c, log);
+      const [[last]] = await c.query<mysql.RowDataPacket[]>(SQL.lastChange);
+      feedStart = Number(last?.id ?? 0);
     } catch (err) {
       throw convertOpenError(err, conn.location);
     } finally {
@@ -102,7 +109,7 @@ export class MariadbStore implements Store {
       pc.query(`SET SESSION innodb_lock_wait_timeout = ${Math.max(1, Math.ceil(conn.statementTimeoutMs / 1000))}`, failed);
       pc.on('error', (err) => log.warn({ event: 'mariadb_connection_error', err: err.message }, 'MariaDB connection failed; it was discarded'));
     });
-    return new MariadbStore(conn, pool, log);
+    return new MariadbStore(conn, pool, log, feedStart);
   }
 
   private async query<R>(sql: string, values: unknown[] = [], on: mysql.Pool | mysql.PoolConnection = this.pool): Promise<R[] & { affectedRows?: number }> {
@@ -233,22 +240,19 @@ export class MariadbStore implements Store {
   }
 
   /**
-   * Polls the change feed every pollMs: the rows past the last id seen, in id order (ids are
+   * Polls the change feed every pollMs, from where it ended when the store opened: the rows
+   * past the last id seen, in id order (ids are
    * handed out in commit order: schema.ts, lock 2). When the row at the cursor has been pruned
    * meanwhile, the reader fell behind: it reports "anything may have changed".
    */
   watch(listener: ChangeListener, pollMs: number): () => void {
-    let cursor: number | undefined;
+    let cursor = this.feedStart;
     let lastPrune = 0;
     let busy = false;
     const poll = async (): Promise<void> => {
       if (this.closed || busy) return;
       busy = true;
       try {
-        if (cursor === undefined) {
-          cursor = Number((await this.query<{ id: number }>(SQL.lastChange))[0]!.id);
-          return;
-        }
         for (;;) {
           const rows: { id: number; kind: string; name: string; bucket: string | null }[] = await this.query<{ id: number; kind: string; name: string; bucket: string | null }>(SQL.changesSince, [cursor, FEED_PAGE]);
           if (rows.length === 0) break;
