@@ -10,6 +10,8 @@
  *
  * PostgreSQL: SHARDER_BENCH_DATABASE_URL (a role allowed to CREATE DATABASE), else a throwaway
  * server started from /usr/lib/postgresql/<version>/bin with durable settings (fsync on).
+ * MariaDB: a throwaway mariadbd (test/helpers/mariadb.ts) with innodb_flush_log_at_trx_commit=1.
+ * SHARDER_BENCH_BACKENDS=sqlite,postgres,mariadb (the default: all) picks the backends.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +25,9 @@ import { resolvePostgres } from '../src/store/postgres/connect.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 import type { Store } from '../src/store/types.js';
 import { startLocalPostgres, type PgServer } from '../test/helpers/postgres.js';
+import { startLocalMariadb } from '../test/helpers/mariadb.js';
+import mysql from 'mysql2/promise';
+import { openStore } from '../src/store/registry.js';
 import { meanNewAssignment, report, type BenchRow } from './lib.js';
 import { testHandle } from '../src/store/test-hook.js';
 import type { SqliteTestHandle } from '../src/store/sqlite/index.js';
@@ -168,9 +173,52 @@ async function postgresRows(): Promise<BenchRow[]> {
   }
 }
 
+async function mariadbRows(): Promise<BenchRow[]> {
+  let server;
+  try {
+    server = await startLocalMariadb({ durable: true });
+  } catch (err) {
+    log(`mariadb: skipped (${(err as Error).message.split('\n')[0]})`);
+    return [];
+  }
+  const stores: Store[] = [];
+  try {
+    const make = async (n: number): Promise<Store> => {
+      const db = `bench_assign_${n}`;
+      await server.admin(`CREATE DATABASE ${db}`);
+      const store = await openStore(validateConfig({ database: server.url(db), kinds: { hub: { buckets: [{ name: 'hub-0' }] } } }, 'bench'));
+      stores.push(store);
+      const t0 = performance.now();
+      // A connection of its own: the load takes longer than the store's statement timeout. The
+      // row triggers update the counts and the feed per row, in the one statement's transaction.
+      const loader = await mysql.createConnection(server.url(db));
+      try {
+        await loader.query(`INSERT INTO assignments (kind, name, bucket, assigned_at) SELECT 'hub', CONCAT('bulk-', seq), CONCAT('hub-', seq % 3), 0 FROM seq_1_to_${n}`);
+        await loader.query('ANALYZE TABLE assignments, bucket_counts');
+      } finally {
+        await loader.end();
+      }
+      log(`mariadb: loaded ${n} rows in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      return store;
+    };
+    const small = await make(SMALL);
+    const large = await make(LARGE);
+    const [s, l] = await alternate([small, large], 'mariadb');
+    return [sizeRow('mariadb', s!, l!, 'innodb_flush_log_at_trx_commit=1; each assignment: lookup, then BEGIN, kind row FOR UPDATE, re-read + counts, INSERT, COMMIT (local throwaway server)')];
+  } finally {
+    for (const s of stores) await s.close();
+    await server.destroy();
+  }
+}
+
+const BACKENDS = (process.env.SHARDER_BENCH_BACKENDS ?? 'sqlite,postgres,mariadb').split(',').map((b) => b.trim());
 const dir = mkdtempSync(join(tmpdir(), 'sharder-bench-'));
 try {
-  const rows = [...(await sqliteRows(dir)), ...(await postgresRows())];
+  const rows = [
+    ...(BACKENDS.includes('sqlite') ? await sqliteRows(dir) : []),
+    ...(BACKENDS.includes('postgres') ? await postgresRows() : []),
+    ...(BACKENDS.includes('mariadb') ? await mariadbRows() : []),
+  ];
   report('assign', rows);
   if (rows.some((r) => !r.met)) process.exitCode = 1;
 } finally {

@@ -10,7 +10,7 @@ import { defaultKind, kinds } from './check-kinds.js';
 import { metricsSection, statusSection } from './check-observability.js';
 import { adminSection, controlListen } from './check-ops.js';
 import { cookieName, headerName, kindHeader, proxySection, shardRedirect, trustedProxies, workers } from './check-serve.js';
-import { database, postgresOptions, snapshotRules } from './check-store.js';
+import { database, mariadbOptions, postgresOptions, snapshotRules } from './check-store.js';
 import { KEY_TABLE } from './schema.js';
 import {
   type EnvSources, Problems, type SecretFileRead, boolKey, describe, enumKey, intKey, isObject, listen, optionalPath, section, unknownKeys,
@@ -70,7 +70,7 @@ export function checkConfig(raw: unknown, file: string | null, opts: CheckOption
     proxy: proxySection(p, section(p, raw, 'proxy')),
     controlListen: controlListen(p, raw.control_listen),
     admin: adminSection(p, raw),
-    database: database(p, raw, busyTimeoutMs, postgresOptions(p, raw)),
+    database: database(p, raw, busyTimeoutMs, postgresOptions(p, raw), mariadbOptions(p, raw)),
     identity: { header, trustedProxies: trusted, maxLength },
     cookie: { name: cookie, secure: boolKey(p, cookieRaw.secure, 'cookie.secure'), secret: cookieSecret(p, cookieRaw) },
     shard: { redirect },

@@ -16,7 +16,7 @@ import { cookieSecret } from './check-cookie.js';
 import { bucket, defaultKind, kinds, upstream } from './check-kinds.js';
 import { metricsSection, statusSection } from './check-observability.js';
 import { cookieName, headerName, kindHeader, loginUrl, shardRedirect, trustedProxies, workers } from './check-serve.js';
-import { database, postgresOptions, snapshotRules } from './check-store.js';
+import { database, mariadbOptions, postgresOptions, snapshotRules } from './check-store.js';
 import { PG_SSL_MODES, PG_TARGET_SESSION_ATTRS, failoverOptions } from './postgres.js';
 import { type KeyLimits, type KeyTable, NAME_PATTERN, TOKEN_PATTERN } from './rules.js';
 import { type Config, LOG_FORMATS, LOG_LEVELS, MAX_WORKERS, MODES } from './types.js';
@@ -90,8 +90,8 @@ export const SCHEMA: readonly KeyRow[] = [
   { path: 'admin.tokens[].token', type: 'secret', default: null, secret: true, reload: 'live', doc: 'the token (give it or `token_file`)' },
   { path: 'admin.tokens[].token_file', type: 'secret file', default: null, secret: true, reload: 'live', doc: 'file holding the token' },
   { path: 'database', type: 'url', default: 'sqlite:./data/sharder.db', secret: true, reload: 'restart', check: database,
-    flag: { name: 'database', metavar: 'URL', help: 'sqlite:PATH or postgres://USER@HOST:PORT/DB (no password here: ps shows it)', order: 4 },
-    doc: '`sqlite:PATH` (created on first start, relative to the working directory) or `postgres://USER@HOST:PORT/DB` (also `postgresql://`; `postgres:` alone takes every part from the `PG*` variables)' },
+    flag: { name: 'database', metavar: 'URL', help: 'sqlite:PATH, postgres://USER@HOST:PORT/DB or mysql://USER@HOST:PORT/DB (no password here: ps shows it)', order: 4 },
+    doc: '`sqlite:PATH` (created on first start, relative to the working directory) or `postgres://USER@HOST:PORT/DB` (also `postgresql://`; `postgres:` alone takes every part from the `PG*` variables) or `mysql://USER@HOST:PORT/DB` (MariaDB or MySQL; also `mariadb://`)' },
   { path: 'identity.header', type: 'header name', default: 'REMOTE_USER', pattern: TOKEN_PATTERN, reload: 'live', check: headerName,
     doc: 'request header carrying the user name, as the original sharder read it' },
   { path: 'identity.trusted_proxies', type: 'list', default: ['127.0.0.0/8', '::1/128'], reload: 'live', check: trustedProxies,
@@ -161,6 +161,20 @@ export const SCHEMA: readonly KeyRow[] = [
   { path: 'postgres.target_session_attrs', type: 'enum', values: PG_TARGET_SESSION_ATTRS, default: null,
     defaultDoc: "the URL's `?target_session_attrs=`, else `read-write` with several hosts, `any` with one", reload: 'restart', restartVia: 'database', check: failoverOptions,
     doc: '`read-write` (a host where `transaction_read_only` is off), `primary` (not in recovery) or `any`' },
+  { path: 'mariadb.pool_max', type: 'integer', default: 10, range: [1, 1000], reload: 'restart', restartVia: 'database', check: mariadbOptions,
+    doc: 'MariaDB/MySQL connections per process in the pool' },
+  { path: 'mariadb.idle_timeout_ms', type: 'integer', default: 30_000, range: ms(1000, 3_600_000), reload: 'restart', restartVia: 'database',
+    doc: 'an idle pooled connection is closed after this long, in ms' },
+  { path: 'mariadb.connection_timeout_ms', type: 'integer', default: 3_000, range: ms(100, 600_000), reload: 'restart', restartVia: 'database',
+    doc: 'longest wait to open a connection or get one from the pool, in ms' },
+  { path: 'mariadb.statement_timeout_ms', type: 'integer', default: 5_000, range: ms(100, 600_000), reload: 'restart', restartVia: 'database',
+    doc: 'longest wait for one query (the driver timeout, plus a margin) and for a row lock (`innodb_lock_wait_timeout`, in whole seconds), in ms' },
+  { path: 'mariadb.password_file', type: 'path', default: null, secret: true, reload: 'restart', restartVia: 'database',
+    doc: 'file whose first line is the database password (instead of a password in the URL, or `MYSQL_PWD`); read when the store opens' },
+  { path: 'mariadb.ssl.mode', type: 'enum', values: PG_SSL_MODES, default: null, defaultDoc: "the URL's `?sslmode=`, else `disable`", reload: 'restart', restartVia: 'database',
+    doc: '`disable`, `require` (encrypted, certificate not checked), `verify-ca` (chain checked), `verify-full` (chain and host name checked)' },
+  { path: 'mariadb.ssl.ca_file', type: 'path', default: null, defaultDoc: '`?sslrootcert=`, else the system CAs', reload: 'restart', restartVia: 'database',
+    doc: "PEM file of the CA that signed the server's certificate" },
   { path: 'kinds', type: 'mapping', default: null, defaultDoc: '(required)', reload: 'live', check: kinds,
     doc: "each kind's buckets, in order: `kinds: { hub: { buckets: [ { name: hub-0 } ] } }`" },
   { path: 'kinds.*.buckets', type: 'list of mappings', default: null, defaultDoc: '(required)', reload: 'live',

@@ -72,18 +72,26 @@ export interface KindConfig {
 
 export type DatabaseConfig =
   | { readonly backend: 'sqlite'; readonly path: string; readonly busyTimeoutMs: number }
-  | { readonly backend: 'postgres'; readonly url: string; readonly options: PostgresOptions };
+  | { readonly backend: 'postgres'; readonly url: string; readonly options: PostgresOptions }
+  | { readonly backend: 'mariadb'; readonly url: string; readonly options: MariadbOptions };
 
-/** The `postgres:` section: pool, timeouts, password file and TLS (see src/config/postgres.ts). */
-export interface PostgresOptions {
+/** What the `postgres:` and `mariadb:` sections share: pool, timeouts, password file and TLS. */
+export interface ServerDatabaseOptions {
   readonly poolMax: number;
   readonly idleTimeoutMs: number;
   readonly connectionTimeoutMs: number;
   readonly statementTimeoutMs: number;
-  /** File holding the password (first line); null: URL, PGPASSWORD or ~/.pgpass. */
+  /** File holding the password (first line); null: URL, else PGPASSWORD or ~/.pgpass (MariaDB: MYSQL_PWD). */
   readonly passwordFile: string | null;
-  /** null: from the URL's sslmode/sslrootcert, else PGSSLMODE/PGSSLROOTCERT, else disable. */
+  /** null: from the URL's sslmode/sslrootcert (PostgreSQL also PGSSLMODE/PGSSLROOTCERT), else disable. */
   readonly ssl: { readonly mode: PgSslMode | null; readonly caFile: string | null };
+}
+
+/** The `mariadb:` section (MariaDB/MySQL, src/config/mariadb.ts); the password file, else MYSQL_PWD. */
+export type MariadbOptions = ServerDatabaseOptions;
+
+/** The `postgres:` section: ServerDatabaseOptions and failover hosts (see src/config/postgres.ts). */
+export interface PostgresOptions extends ServerDatabaseOptions {
   /** Hosts to try in order (failover), instead of the URL's; null: the URL's host(s). */
   readonly hosts: readonly PgHost[] | null;
   /** null: the URL's ?target_session_attrs=, else read-write with several hosts, any with one. */

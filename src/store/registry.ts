@@ -10,6 +10,7 @@ import type { Config, DatabaseConfig } from '../config/types.js';
 import { BackupUnsupportedError, BadInputError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ORIGINAL_PAGE_SIZE, type OriginalReader, type OriginalRow, type OriginalSource } from './original.js';
+import { MARIADB_BACKEND } from './mariadb/backend.js';
 import { POSTGRES_BACKEND } from './postgres/backend.js';
 import { SQLITE_BACKEND } from './sqlite/backend.js';
 import type { Store } from './types.js';
@@ -49,6 +50,7 @@ export interface Backend<N extends DatabaseConfig['backend']> {
 const BACKENDS: { readonly [N in DatabaseConfig['backend']]: Backend<N> } = {
   sqlite: SQLITE_BACKEND,
   postgres: POSTGRES_BACKEND,
+  mariadb: MARIADB_BACKEND,
 };
 
 function backendOf<N extends DatabaseConfig['backend']>(db: DatabaseOf<N>): Backend<N> {

@@ -6,10 +6,50 @@
  * calls these, and writes what they decide; test/unit/store-rules.test.ts checks them with plain
  * objects, and the shared contract suite checks that each backend applies them.
  */
-import { ConflictError, SchemaTooNewError } from '../errors.js';
+import { chooseBucket, type BucketPolicyInput } from '../core/policy.js';
+import { ConflictError, NoBucketError, SchemaTooNewError } from '../errors.js';
 import type {
-  Assignment, AuditAction, AuditEntry, AuditQuery, CountFix, ImportBatchResult, ImportConflict, ImportRow,
+  AssignResult, Assignment, AuditAction, AuditEntry, AuditQuery, CountFix, ImportBatchResult, ImportConflict, ImportRow,
 } from './types.js';
+
+// ---------------------------------------------------------------------------------------------
+// First assignments of a batch (under the kind lock, on the shared-database backends).
+
+/**
+ * Decides a batch of first assignments of one kind, one at a time, each seeing the counts the
+ * previous ones left, so that the batch commits as if its assignments had been made one after
+ * another: a name already stored (or earlier in the batch) keeps its bucket; a new one goes to
+ * the emptiest bucket by the policy, or is a NoBucketError. `existing` and `counts` are what
+ * the transaction read under the lock; the rows to insert are returned in order.
+ */
+export function planAssignments(
+  kind: string,
+  items: readonly { readonly name: string; readonly buckets: readonly BucketPolicyInput[] }[],
+  existing: ReadonlyMap<string, string>,
+  counts: ReadonlyMap<string, number>,
+): { results: (AssignResult | NoBucketError)[]; inserts: { name: string; bucket: string }[] } {
+  const known = new Map(existing);
+  const kept = new Map(counts);
+  const results: (AssignResult | NoBucketError)[] = [];
+  const inserts: { name: string; bucket: string }[] = [];
+  for (const item of items) {
+    const had = known.get(item.name);
+    if (had !== undefined) {
+      results.push({ bucket: had, created: false });
+      continue;
+    }
+    const bucket = chooseBucket(item.buckets, kept);
+    if (bucket === undefined) {
+      results.push(new NoBucketError(kind));
+      continue;
+    }
+    kept.set(bucket, (kept.get(bucket) ?? 0) + 1);
+    known.set(item.name, bucket);
+    inserts.push({ name: item.name, bucket });
+    results.push({ bucket, created: true });
+  }
+  return { results, inserts };
+}
 
 // ---------------------------------------------------------------------------------------------
 // Conflicts of a conditional put or delete (the `expect` option of Store.put and Store.delete).

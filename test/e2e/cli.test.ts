@@ -66,7 +66,7 @@ test('check-config and serve: __proto__, constructor and toString are unknown ke
   const dir = tempDir(t);
   const file = join(dir, 'proto.yml');
   writeFileSync(file, 'kinds:\n  hub:\n    buckets: [{name: hub-0}]\n__proto__: {listen: 1}\nconstructor: {a: 1}\ntoString: 1\n');
-  const known = 'unknown key (known: listen, workers, mode, proxy, control_listen, admin, database, identity, cookie, shard, default_kind, kind_header, cache, store, log, metrics, status, postgres, kinds)';
+  const known = 'unknown key (known: listen, workers, mode, proxy, control_listen, admin, database, identity, cookie, shard, default_kind, kind_header, cache, store, log, metrics, status, postgres, mariadb, kinds)';
   for (const cmd of ['check-config', 'serve']) {
     const r = await (cmd === 'serve' ? runCliProcess : runCli)([cmd, '--config', file]);
     assert.equal(r.code, 2, `${cmd}: ${r.stderr}`);

@@ -13,7 +13,7 @@ import { resolvePostgres } from '../../src/store/postgres/connect.js';
 import { PostgresStore } from '../../src/store/postgres/index.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { awkward, exportText, runOpsSuite, runTransferSuite, twoKinds } from '../helpers/ops-suite.js';
+import { runOpsSuite, runSqliteAgreement, runTransferSuite } from '../helpers/ops-suite.js';
 import { backendOpsFixture, SQLITE_OPS, who, type OpsBackend } from '../helpers/ops.js';
 import { freshDatabase, PG_SKIP, sqlClient, stopSharedPostgres } from '../helpers/postgres.js';
 import { bucketsRaw, rawConfig, runCli, spawnServe, writeConfig } from '../helpers/sharder.js';
@@ -57,39 +57,7 @@ const POSTGRES_OPS: OpsBackend = {
 runOpsSuite(POSTGRES_OPS);
 runTransferSuite(POSTGRES_OPS);
 
-describe('SQLite and PostgreSQL agree byte for byte', { skip: PG_SKIP }, () => {
-  test('an export of SQLite imported into PostgreSQL exports the same bytes (CSV and JSON lines); pages list the same names', async (t) => {
-    const dir = tempDir(t);
-    const lite = await backendOpsFixture(t, SQLITE_OPS, twoKinds, dir);
-    // Names whose byte order differs from a locale's order (case, accents, CJK, spaces, quotes).
-    const names = [...awkward, 'Zoe', 'zoe', 'Émile', 'emile', 'a-b', 'a_b', 'a.b', 'a~b', '~tilde', 'Ünïcödé', '🎓student'];
-    for (const [i, n] of names.entries()) await lite.ops.assign({ name: n, bucket: `hub-${i % 3}`, ...who });
-    await lite.ops.assign({ kind: 'home', name: 'Zoe', bucket: 'nfs-a', ...who });
-    await lite.db.seed('hub', 'hub-2', 1200);
-    const csv = await exportText(lite.ops, 'csv');
-    const jsonl = await exportText(lite.ops, 'jsonl');
-    const file = join(dir, 'from-sqlite.csv');
-    writeFileSync(file, csv);
-
-    const pgf = await backendOpsFixture(t, POSTGRES_OPS, twoKinds, dir);
-    const r = await pgf.ops.importFile(file, who);
-    assert.equal(r.inserted, names.length + 1 + 1200);
-    assert.equal(await exportText(pgf.ops, 'csv'), csv);
-    assert.equal(await exportText(pgf.ops, 'jsonl'), jsonl);
-
-    const pages = async (f: typeof lite): Promise<string[]> => {
-      const out: string[] = [];
-      let cursor: string | undefined;
-      do {
-        const p = await f.ops.list({ limit: 7, ...(cursor ? { cursor } : {}) });
-        out.push(...p.items.map((o) => o.name));
-        cursor = p.next_cursor ?? undefined;
-      } while (cursor !== undefined && out.length < 100);
-      return out;
-    };
-    assert.deepEqual(await pages(pgf), await pages(lite));
-  });
-});
+runSqliteAgreement(POSTGRES_OPS);
 
 describe('admin CLI against PostgreSQL while two instances serve', { skip: PG_SKIP }, () => {
   test('migrate, move, delete, doctor, audit, export: both instances answer the new buckets within a second', async (t) => {

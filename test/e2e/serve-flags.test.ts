@@ -53,12 +53,12 @@ test('flag values go through the file\'s validators, and every problem names its
     }
     return [];
   };
-  assert.deepEqual(problems({ 'listen': 'nope', 'control-listen': '99999', 'metrics-listen': ':x', 'log-level': 'loud', 'mode': 'both', 'database': 'mysql://h/db' }), [
+  assert.deepEqual(problems({ 'listen': 'nope', 'control-listen': '99999', 'metrics-listen': ':x', 'log-level': 'loud', 'mode': 'both', 'database': 'redis://h/db' }), [
     'command line: --log-level (log.level): must be one of trace, debug, info, warn, error, fatal, silent, got the string "loud"',
     'command line: --listen (listen): must be HOST:PORT (e.g. 127.0.0.1:8888 or [::1]:8888) or a port number, got the string "nope"',
     'command line: --mode (mode): must be one of auth, proxy, got the string "both"',
     'command line: --control-listen (control_listen): port 99999 is out of range 0-65535, got the string "99999"',
-    'command line: --database (database): must be sqlite:PATH (e.g. sqlite:./data/sharder.db) or postgres://USER@HOST:PORT/DB (or postgres: to take everything from PG* variables)',
+    'command line: --database (database): must be sqlite:PATH (e.g. sqlite:./data/sharder.db), postgres://USER@HOST:PORT/DB (or postgres: to take everything from PG* variables) or mysql://USER@HOST:PORT/DB (MariaDB or MySQL; mariadb:// too)',
     'command line: --metrics-listen (metrics.listen): must be HOST:PORT (e.g. 127.0.0.1:8888 or [::1]:8888) or a port number, got the string ":x"',
   ]);
   // The same value from the environment is the environment's problem, and is named so.

@@ -4,7 +4,7 @@
  * thing is there. When SHARDER_TEST_REQUIRE names it (CI sets postgres,nginx,chromium), a
  * missing one is a failure instead of a skip.
  */
-export type Requirement = 'postgres' | 'nginx' | 'chromium' | 'systemd' | 'old-node';
+export type Requirement = 'postgres' | 'mariadb' | 'nginx' | 'chromium' | 'systemd' | 'old-node';
 
 export function required(name: Requirement): boolean {
   return (process.env.SHARDER_TEST_REQUIRE ?? '').split(',').map((s) => s.trim()).includes(name);

@@ -38,7 +38,8 @@ test('import-original: refuses what is not an original database, and unknown buc
     return true;
   });
   assert.equal(await f.store.lookup('hub', 'fine'), undefined, 'nothing imported');
-  assert.throws(() => parseOriginalUrl('mysql://x/y'), { code: 'SHARD_ERR_BAD_INPUT' });
+  assert.throws(() => parseOriginalUrl('redis://x/y'), { code: 'SHARD_ERR_BAD_INPUT' });
+  assert.deepEqual(parseOriginalUrl('mysql+pymysql://u:p@h:3307/db'), { backend: 'mariadb', location: 'mysql://u:p@h:3307/db' });
   assert.deepEqual(parseOriginalUrl('postgresql+psycopg2://u:p@h:5433/db'), { backend: 'postgres', location: 'postgresql://u:p@h:5433/db' });
 });
 

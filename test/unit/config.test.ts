@@ -30,7 +30,7 @@ test('the shipped sharder.yml is valid', () => {
 
 /** Each row: a raw config and the exact problem lines expected (file "f.yml"). */
 const invalid: Array<[string, unknown, string[]]> = [
-  ['unknown top-level key', { ...minimal, lissen: 1 }, ['f.yml: lissen: unknown key (known: listen, workers, mode, proxy, control_listen, admin, database, identity, cookie, shard, default_kind, kind_header, cache, store, log, metrics, status, postgres, kinds)']],
+  ['unknown top-level key', { ...minimal, lissen: 1 }, ['f.yml: lissen: unknown key (known: listen, workers, mode, proxy, control_listen, admin, database, identity, cookie, shard, default_kind, kind_header, cache, store, log, metrics, status, postgres, mariadb, kinds)']],
   ['unknown section key', { ...minimal, cookie: { nam: 'x' } }, ['f.yml: cookie.nam: unknown key (known: name, secure, secret, secret_file)']],
   ['empty kinds', { kinds: {} }, ['f.yml: kinds: must map each kind to its buckets (e.g. kinds: { hub: { buckets: [ { name: hub-0 } ] } }), got a mapping']],
   ['no kinds', {}, ['f.yml: kinds: must map each kind to its buckets (e.g. kinds: { hub: { buckets: [ { name: hub-0 } ] } }), got nothing']],
@@ -43,7 +43,12 @@ const invalid: Array<[string, unknown, string[]]> = [
   ['bad state', { kinds: { hub: { buckets: [{ name: 'a', state: 'off' }] } } }, ['f.yml: kinds.hub.buckets[0].state: must be one of active, draining, got the string "off"']],
   ['bad listen', { ...minimal, listen: 'localhost' }, ['f.yml: listen: must be HOST:PORT (e.g. 127.0.0.1:8888 or [::1]:8888) or a port number, got the string "localhost"']],
   ['port range', { ...minimal, listen: '127.0.0.1:70000' }, ['f.yml: listen: port 70000 is out of range 0-65535, got the string "127.0.0.1:70000"']],
-  ['bad database', { ...minimal, database: 'mysql://x' }, ['f.yml: database: must be sqlite:PATH (e.g. sqlite:./data/sharder.db) or postgres://USER@HOST:PORT/DB (or postgres: to take everything from PG* variables)']],
+  ['bad database', { ...minimal, database: 'redis://x' }, ['f.yml: database: must be sqlite:PATH (e.g. sqlite:./data/sharder.db), postgres://USER@HOST:PORT/DB (or postgres: to take everything from PG* variables) or mysql://USER@HOST:PORT/DB (MariaDB or MySQL; mariadb:// too)']],
+  ['a MariaDB URL without a database', { ...minimal, database: 'mysql://x' }, ['f.yml: database: names no database: mysql://USER@HOST:3306/DB']],
+  ['a MariaDB URL with an unknown parameter', { ...minimal, database: 'mariadb://u@h/db?ssl=1' }, ['f.yml: database: has an unknown parameter ?ssl=: use ?sslmode=, ?sslrootcert=, ?socket=']],
+  ['a MariaDB sslmode that does not exist', { ...minimal, database: 'mysql://u@h/db', mariadb: { ssl: { mode: 'prefer' } } }, ['f.yml: mariadb.ssl.mode: sslmode "prefer" is not supported (the driver cannot fall back between TLS and plain): use disable, require, verify-ca, verify-full, got the string "prefer"']],
+  ['a MariaDB password twice', { ...minimal, database: 'mysql://u:secret@h/db', mariadb: { password_file: '/run/pw' } }, ['f.yml: mariadb.password_file: is set, but the database URL holds a password too: keep one of them']],
+  ['a MariaDB pool out of range', { ...minimal, database: 'mysql://u@h/db', mariadb: { pool_max: 0 } }, ['f.yml: mariadb.pool_max: must be a whole number from 1 to 1000, got number 0']],
   ['bad cidr', { ...minimal, identity: { trusted_proxies: ['10.0.0.0/33', 'nope'] } }, ['f.yml: identity.trusted_proxies[0]: "10.0.0.0/33" has an invalid prefix length', 'f.yml: identity.trusted_proxies[1]: "nope" is not an IP address or CIDR range']],
   ['bad header name', { ...minimal, identity: { header: 'REMOTE USER' } }, ['f.yml: identity.header: is not a valid header name: the string "REMOTE USER"']],
   ['wrong type', { ...minimal, cookie: { secure: 'yes' } }, ['f.yml: cookie.secure: must be true or false, got the string "yes"']],
@@ -153,7 +158,7 @@ test('SHARDER_CONFIG names the file when --config is not given', (t) => {
  */
 test('prototype-named keys (__proto__, constructor, toString, …) are unknown keys at every level, naming the file and key', (t) => {
   const dir = tempDir(t);
-  const TOP = 'unknown key (known: listen, workers, mode, proxy, control_listen, admin, database, identity, cookie, shard, default_kind, kind_header, cache, store, log, metrics, status, postgres, kinds)';
+  const TOP = 'unknown key (known: listen, workers, mode, proxy, control_listen, admin, database, identity, cookie, shard, default_kind, kind_header, cache, store, log, metrics, status, postgres, mariadb, kinds)';
   const kinds = (hub: string, bucket = '') => `kinds:\n  hub:\n${hub}    buckets:\n      - name: hub-0\n${bucket}`;
   const plain = kinds('');
   const cases: Array<[string, string, string]> = [

@@ -11,11 +11,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import type { PgSslMode, PostgresOptions } from '../../config/types.js';
 import { checkPort, checkSslMode, parsePostgresUrl, type PgHost, type PgTargetSessionAttrs } from '../../config/postgres.js';
 import { ConfigError, ShardError, StoreUnavailableError, type ConfigProblem } from '../../errors.js';
+import { hidePassword, nonEmpty, readPasswordFile, tlsOptions } from '../connect.js';
 
 /** Default application_name, shown in pg_stat_activity. */
 export const DEFAULT_APPLICATION_NAME = 'sharder';
@@ -76,14 +76,7 @@ export function resolvePostgres(db: { url: string; options: PostgresOptions }, s
   const database = parts.database ?? nonEmpty(env.PGDATABASE) ?? user;
 
   let password: string | undefined = parts.password;
-  if (password === undefined && o.passwordFile !== null) {
-    try {
-      password = firstLine(readFile(o.passwordFile));
-      if (password === '') fromFile('postgres.password_file', 'is empty: put the password on its first line');
-    } catch (err) {
-      fromFile('postgres.password_file', `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}): it must name a file readable by the sharder's user`);
-    }
-  }
+  if (password === undefined && o.passwordFile !== null) password = readPasswordFile(readFile, o.passwordFile, 'postgres.password_file', fromFile);
   if (password === undefined && env.PGPASSWORD !== undefined && env.PGPASSWORD !== '') password = env.PGPASSWORD;
 
   let mode: PgSslMode = 'disable';
@@ -134,34 +127,11 @@ export function resolvePostgres(db: { url: string; options: PostgresOptions }, s
   return { client, pool, location: `postgres://${encodeURIComponent(user)}@${where}/${encodeURIComponent(database)}`, statementTimeoutMs: o.statementTimeoutMs, hosts, targetSessionAttrs };
 }
 
-/**
- * libpq's sslmode semantics on node:tls. `require` with a CA file behaves as verify-ca, as
- * libpq does. verify-ca checks the chain but not the host name; verify-full checks both
- * (against the system CAs when no CA file is given).
- */
-function tlsOptions(mode: PgSslMode, ca: Buffer | undefined): false | ConnectionOptions {
-  switch (mode) {
-    case 'disable':
-      return false;
-    case 'require':
-      return ca === undefined ? { rejectUnauthorized: false } : { rejectUnauthorized: true, ca, checkServerIdentity: () => undefined };
-    case 'verify-ca':
-      return { rejectUnauthorized: true, ...(ca ? { ca } : {}), checkServerIdentity: () => undefined };
-    case 'verify-full':
-      return { rejectUnauthorized: true, ...(ca ? { ca } : {}) };
-  }
-}
-
 /** A copy of connection settings with some replaced, the password still hidden. */
 export function withSettings(base: pg.ClientConfig, over: Partial<pg.ClientConfig>): pg.ClientConfig {
   const copy: pg.ClientConfig = { ...base, ...over };
   hidePassword(copy, (base as { password?: string }).password);
   return copy;
-}
-
-function hidePassword(obj: object, password: string | undefined): void {
-  if (password === undefined) return;
-  Object.defineProperty(obj, 'password', { value: password, enumerable: false, writable: false, configurable: true });
 }
 
 /** The OS user's name; undefined where the uid has no passwd entry (some containers). */
@@ -171,14 +141,6 @@ function osUser(): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-function nonEmpty(v: string | undefined): string | undefined {
-  return v === undefined || v === '' ? undefined : v;
-}
-
-function firstLine(bytes: Buffer): string {
-  return bytes.toString('utf8').split(/\r?\n/)[0]!;
 }
 
 /**

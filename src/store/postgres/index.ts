@@ -16,10 +16,11 @@
  * export, audit, kinds) are single queries.
  */
 import pg from 'pg';
-import { chooseBucket, type BucketPolicyInput } from '../../core/policy.js';
-import { NoBucketError, ShardError, StoreUnavailableError } from '../../errors.js';
+import type { BucketPolicyInput } from '../../core/policy.js';
+import { ShardError, StoreUnavailableError } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
-import { Batcher, type BatchResult } from '../batcher.js';
+import type { BatchResult } from '../batcher.js';
+import { GroupCommit, type AssignInput } from '../group-commit.js';
 import { convertPgError, isUniqueViolation, withSettings, type PostgresConnection } from './connect.js';
 import { POSTGRES_MIGRATIONS, SQL, auditQuery } from './schema.js';
 import { PostgresChangeWatcher } from './watch.js';
@@ -30,16 +31,13 @@ import type {
   ImportBatchResult, ImportRow, MoveBatchResult, MoveRequest, PutResult, Store,
 } from '../types.js';
 import { exportByPages } from '../export.js';
-import { pendingMigrations, toAssignment, toAuditEntry, type AssignmentRow, type AuditRow } from '../rules.js';
+import { pendingMigrations, planAssignments, toAssignment, toAuditEntry, type AssignmentRow, type AuditRow } from '../rules.js';
 import { exposeForTests } from '../test-hook.js';
-import { WriteHealth } from '../write-health.js';
 
 
 /** A write refused by a read-only session: the host is a standby now. */
 const READ_ONLY_SQLSTATE = '25006';
 
-/** Most names in one lookup query or one assignment transaction. */
-const MAX_BATCH = 1_000;
 /** Attempts of an assignment transaction that hit a unique violation (a racing writer that
  * took no kind lock): each retry re-reads the names and so returns the winner's bucket. */
 const UNIQUE_RETRIES = 3;
@@ -51,7 +49,6 @@ const UNIQUE_RETRIES = 3;
  * answers the committed bucket.
  */
 const LOST_CONNECTION_ATTEMPTS = 4;
-const LOST_CONNECTION_PAUSE_MS = 20;
 
 /** True when the error says the connection died, rather than that the statement failed. */
 export function isConnectionLost(err: unknown): boolean {
@@ -62,16 +59,8 @@ export function isConnectionLost(err: unknown): boolean {
   return /^(ECONNRESET|EPIPE|ECONNREFUSED)$/.test(code) || (typeof e.message === 'string' && /Connection terminated/i.test(e.message));
 }
 
-async function retryLost<T>(fn: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (attempt >= LOST_CONNECTION_ATTEMPTS || !isConnectionLost(err)) throw err;
-      await new Promise((r) => setTimeout(r, LOST_CONNECTION_PAUSE_MS * attempt));
-    }
-  }
-}
+const retryable = (err: unknown, attempt: number): boolean =>
+  (attempt < LOST_CONNECTION_ATTEMPTS && isConnectionLost(err)) || (attempt < UNIQUE_RETRIES && isUniqueViolation(err));
 
 /** What testHandle() (store/test-hook.ts) gives for a PostgreSQL store. */
 export interface PostgresTestHandle {
@@ -84,21 +73,13 @@ export interface PostgresOpenOptions {
   log?: Logger;
 }
 
-interface AssignInput {
-  name: string;
-  buckets: readonly BucketPolicyInput[];
-}
-
 export class PostgresStore implements Store {
   readonly backend = 'postgres';
   readonly location: string;
   private readonly pool: pg.Pool;
   private readonly log: Logger;
-  private readonly lookups = new Map<string, Batcher<string, string | undefined>>();
-  private readonly assigns = new Map<string, Batcher<AssignInput, AssignResult>>();
   private readonly watchers = new Set<PostgresChangeWatcher>();
-  /** Assignment failures, for readiness (ping). */
-  private readonly writes = new WriteHealth();
+  private readonly group: GroupCommit;
   private closed = false;
 
   private constructor(
@@ -112,6 +93,13 @@ export class PostgresStore implements Store {
     this.location = conn.location;
     this.pool = pool;
     this.log = log;
+    this.group = new GroupCommit({
+      lookupMany: async (kind, names) => new Map((await this.query<{ name: string; bucket: string }>(SQL.lookupMany, [kind, names])).rows.map((r) => [r.name, r.bucket])),
+      assignMany: (kind, items) => this.transaction((c) => assignLocked(c, kind, items)),
+      // Leave connections for assignment transactions and the change feed.
+      lookupConcurrency: Math.max(1, Math.floor((conn.pool.max ?? 10) / 2)),
+      retryable,
+    });
     exposeForTests(this, { pool, watchers: this.watchers } satisfies PostgresTestHandle);
   }
 
@@ -204,55 +192,12 @@ export class PostgresStore implements Store {
     }
   }
 
-  private lookupBatcher(kind: string): Batcher<string, string | undefined> {
-    let b = this.lookups.get(kind);
-    if (b === undefined) {
-      // Leave connections for assignment transactions and the change feed.
-      const concurrency = Math.max(1, Math.floor((this.conn.pool.max ?? 10) / 2));
-      b = new Batcher((names) => this.lookupMany(kind, names), MAX_BATCH, concurrency);
-      this.lookups.set(kind, b);
-    }
-    return b;
-  }
-
-  private async lookupMany(kind: string, names: string[]): Promise<(string | undefined)[]> {
-    const unique = [...new Set(names)];
-    const { rows } = await retryLost(() => this.query<{ name: string; bucket: string }>(SQL.lookupMany, [kind, unique]));
-    const found = new Map(rows.map((r) => [r.name, r.bucket]));
-    return names.map((n) => found.get(n));
-  }
-
-  private assignBatcher(kind: string): Batcher<AssignInput, AssignResult> {
-    let b = this.assigns.get(kind);
-    if (b === undefined) {
-      // One transaction per kind at a time: they would queue on the kind lock anyway.
-      b = new Batcher((items) => this.assignMany(kind, items), MAX_BATCH, 1);
-      this.assigns.set(kind, b);
-    }
-    return b;
-  }
-
-  private async assignMany(kind: string, items: AssignInput[]): Promise<BatchResult<AssignResult>[]> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await retryLost(() => this.transaction((c) => assignLocked(c, kind, items)));
-      } catch (err) {
-        if (attempt < UNIQUE_RETRIES && isUniqueViolation(err)) continue;
-        throw err;
-      }
-    }
-  }
-
   lookup(kind: string, name: string): Promise<string | undefined> {
-    return this.closed ? Promise.reject(new StoreUnavailableError('the PostgreSQL store is closed')) : this.lookupBatcher(kind).push(name);
+    return this.closed ? Promise.reject(new StoreUnavailableError('the PostgreSQL store is closed')) : this.group.lookup(kind, name);
   }
 
   assign(kind: string, name: string, buckets: readonly BucketPolicyInput[]): Promise<AssignResult> {
-    return this.writes.follow((async () => {
-      const existing = await this.lookup(kind, name);
-      if (existing !== undefined) return { bucket: existing, created: false };
-      return this.assignBatcher(kind).push({ name, buckets });
-    })(), (r) => r.created);
+    return this.group.assign(kind, name, buckets);
   }
 
   async counts(kind: string): Promise<Map<string, number>> {
@@ -345,7 +290,7 @@ export class PostgresStore implements Store {
    */
   async ping(): Promise<void> {
     await this.query('SELECT 1', []);
-    await this.writes.check(async () => {
+    await this.group.writes.check(async () => {
       const { rows } = await this.query<{ read_only: boolean }>("SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' AS read_only", []);
       if (rows[0]?.read_only) throw new StoreUnavailableError('PostgreSQL store unavailable: the database is read-only (a standby, or default_transaction_read_only is on), so new assignments cannot be written');
     });
@@ -371,30 +316,9 @@ async function assignLocked(c: pg.PoolClient, kind: string, items: AssignInput[]
     if (r.name === null) counts.set(r.bucket, Number(r.count));
     else existing.set(r.name, r.bucket);
   }
-  const out: BatchResult<AssignResult>[] = [];
-  const newNames: string[] = [];
-  const newBuckets: string[] = [];
-  for (const item of items) {
-    const had = existing.get(item.name);
-    if (had !== undefined) {
-      out.push({ bucket: had, created: false });
-      continue;
-    }
-    // One at a time, each seeing the counts the previous ones left: the batch commits as if
-    // its assignments had been made one after another.
-    const bucket = chooseBucket(item.buckets, counts);
-    if (bucket === undefined) {
-      out.push(new NoBucketError(kind));
-      continue;
-    }
-    counts.set(bucket, (counts.get(bucket) ?? 0) + 1);
-    existing.set(item.name, bucket);
-    newNames.push(item.name);
-    newBuckets.push(bucket);
-    out.push({ bucket, created: true });
-  }
-  if (newNames.length > 0) await c.query(SQL.insertMany, [kind, newNames, newBuckets]);
-  return out;
+  const plan = planAssignments(kind, items, existing, counts);
+  if (plan.inserts.length > 0) await c.query(SQL.insertMany, [kind, plan.inserts.map((i) => i.name), plan.inserts.map((i) => i.bucket)]);
+  return plan.results;
 }
 
 /** The cluster's system identifier (a standby shares its primary's) and the database's name. */

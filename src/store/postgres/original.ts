@@ -1,7 +1,7 @@
 /** The original sharder's shard table in PostgreSQL (store/original.ts). */
 import pg from 'pg';
 import { NotOriginalError, SourceUnavailableError } from '../../errors.js';
-import { NOT_ORIGINAL, type OriginalReader, type OriginalRow, type OriginalSource } from '../original.js';
+import { NOT_ORIGINAL, pagesById, type OriginalReader, type OriginalRow, type OriginalSource } from '../original.js';
 
 /** How long connecting to the original's PostgreSQL may take. */
 const PG_CONNECT_TIMEOUT_MS = 10_000;
@@ -26,26 +26,18 @@ async function* postgresRows(src: OriginalSource, pageSize: number): AsyncGenera
     throw new SourceUnavailableError(`cannot connect to ${where}: ${(err as Error).message}`, { cause: err });
   }
   try {
-    let after: number | undefined;
-    for (;;) {
-      let rows: OriginalRow[];
+    yield* pagesById(async (after) => {
       try {
-        // The first page has no lower bound: the parameter takes the id column's type (often
-        // int4), which a sentinel like MIN_SAFE_INTEGER would overflow.
         const r = after === undefined
           ? await client.query<OriginalRow>('SELECT id, kind, bucket, name FROM shard ORDER BY id LIMIT $1', [pageSize])
           : await client.query<OriginalRow>('SELECT id, kind, bucket, name FROM shard WHERE id > $1 ORDER BY id LIMIT $2', [after, pageSize]);
-        rows = r.rows.map((x) => ({ ...x, id: Number(x.id) }));
+        return r.rows.map((x) => ({ ...x, id: Number(x.id) }));
       } catch (err) {
         const code = (err as { code?: string }).code;
         if (code === '42P01' || code === '42703') throw new NotOriginalError(`${where} ${NOT_ORIGINAL}`);
         throw new SourceUnavailableError(`cannot read ${where}: ${(err as Error).message}`, { cause: err });
       }
-      if (rows.length === 0) return;
-      yield rows;
-      if (rows.length < pageSize) return;
-      after = rows.at(-1)!.id;
-    }
+    }, pageSize);
   } finally {
     await client.end().catch(() => {});
   }
