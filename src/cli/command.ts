@@ -1,5 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, ShardError } from '../errors.js';
+import { ConfigError, ShardError, UsageError } from '../errors.js';
+
+export { UsageError };
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/types.js';
 
@@ -37,11 +39,6 @@ export interface Command {
 export interface ParsedArgs {
   values: Record<string, string | boolean | undefined>;
   positionals: string[];
-}
-
-export class UsageError extends ShardError {
-  override readonly code = 'SHARD_ERR_USAGE';
-  override readonly status = 400;
 }
 
 export const CONFIG_OPTION: Options = {
