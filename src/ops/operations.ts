@@ -17,6 +17,8 @@ import { type AnyOperation, type Param, operation } from './spec.js';
 const kind = (doc = 'kind of object (default: default_kind from the configuration)', api?: 'path'): Param => ({
   key: 'kind', name: 'kind', type: text, doc, cli: { short: 'k', arg: 'KIND' }, ...(api ? { api } : {}),
 });
+/** The kind, as most operations take it (also the CLI's nginx-config). */
+export const KIND = kind();
 /** The object an operation is about: in the API's path, the CLI's one argument. */
 const NAME: Param = { key: 'name', name: 'name', type: text, doc: 'the object\'s name', required: true, api: 'path', cli: { positional: 'NAME' } };
 const REASON: Param = { key: 'reason', name: 'reason', type: text, doc: 'why, for the audit log', cli: { short: 'r', arg: 'TEXT' } };
