@@ -14,7 +14,7 @@ export const EXIT_USAGE = 2;
 /** What each exit status means, for `sharder --help` and the reference. */
 export const EXIT_MEANINGS: readonly (readonly [number, string])[] = [[EXIT_OK, 'success'], [EXIT_FAILURE, 'the operation failed'], [EXIT_USAGE, 'bad usage or configuration']];
 
-export type Options = NonNullable<ParseArgsConfig['options']>;
+type Options = NonNullable<ParseArgsConfig['options']>;
 
 export interface Io {
   out(text: string): void;

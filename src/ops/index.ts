@@ -1,7 +1,9 @@
 /**
- * The operations module: every admin operation, once, used by both the CLI (src/cli/commands)
- * and the REST API (src/http/api.ts). Callers pass who acts; results are plain JSON-ready
- * objects (snake_case keys, ISO times), printed by the CLI and sent by the API as they are.
+ * The operations module: every admin operation, once, and the only way the CLI
+ * (src/cli/commands) and the REST API (src/http/api.ts) change or read assignments. Each
+ * operation is described in operations.ts (parameters, API route), from which both derive
+ * their parsing and usage. Callers pass who acts; results are plain JSON-ready objects
+ * (snake_case keys, ISO times), printed by the CLI and sent by the API as they are.
  */
 import type { Config } from '../config/types.js';
 import { backupStore } from '../store/registry.js';
