@@ -10,8 +10,8 @@ import { FORMATS } from './format.js';
 import { DEFAULT_STOP_TIMEOUT_MS } from './hub-api.js';
 import { DEFAULT_BATCH_PAUSE_MS, DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, type MigrateRequest } from './migrate.js';
 import { AUDIT_DEFAULT_LIMIT, AUDIT_MAX_LIMIT, type AuditRequest, type ListQuery, type PutView, type SafetyRequest } from './objects.js';
-import { parseOriginalUrl } from './original.js';
-import { bool, choice, text, whole } from './params.js';
+import { type OriginalSource, parseOriginalUrl } from './original.js';
+import { type ParamType, bool, choice, text, whole } from './params.js';
 import { type AnyOperation, type Param, operation } from './spec.js';
 
 const kind = (doc = 'kind of object (default: default_kind from the configuration)', api?: 'path'): Param => ({
@@ -171,14 +171,20 @@ export const importOp = operation<ImportRequest>()({
   },
 });
 
-export const importOriginal = operation<{ url: string; kind?: string | undefined; overwrite?: boolean | undefined; reason?: string | undefined }>()({
+/** The original sharder's database, parsed when the request is read (before any store is opened). */
+const originalSource: ParamType<OriginalSource> = {
+  doc: 'database URL or file path',
+  parse: (raw, where) => parseOriginalUrl(text.parse(raw, where)),
+};
+
+export const importOriginal = operation<{ original: OriginalSource; kind?: string | undefined; overwrite?: boolean | undefined; reason?: string | undefined }>()({
   name: 'import-original',
   params: [
-    { key: 'url', name: 'url', type: text, required: true, doc: "the original's database URL", cli: { positional: 'URL' } },
+    { key: 'original', name: 'url', type: originalSource, required: true, doc: "the original's database URL", cli: { positional: 'URL' } },
     IMPORT_KIND, OVERWRITE('original'), REASON,
   ],
   api: { method: 'POST', path: '/api/import-original', from: 'body' },
-  run: (ops, req) => ops.importOriginal(parseOriginalUrl(req.url), req),
+  run: (ops, req) => ops.importOriginal(req.original, req),
 });
 
 const DOCTOR_KIND = kind('check only this kind (default: every kind, configured or stored)');
