@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
-import { testConfig } from '../helpers/sharder.js';
+import { rawConfig, runCli, testConfig, writeConfig } from '../helpers/sharder.js';
 import { opsFixture, who } from '../helpers/ops.js';
 import { tempDir } from '../helpers/tmp.js';
 import { main } from '../../src/cli/main.js';
@@ -133,4 +133,16 @@ test('backup works without opening the store; on PostgreSQL it names pg_dump and
     assert.doesNotMatch(err.message, /s3cret/);
     return true;
   });
+});
+
+test('sharder import - reads standard input through ops (spooled), and assign goes through ops', async (t) => {
+  const dir = tempDir(t);
+  const cfg = writeConfig(dir, rawConfig(dir));
+  const imported = await runCli(['import', '-', '--config', cfg, '--json'], { input: 'kind,name,bucket,assigned_at\nhub,fay,hub-2,\n' });
+  assert.equal(imported.code, 0, imported.stderr);
+  const report = JSON.parse(imported.stdout) as { source: string; inserted: number };
+  assert.deepEqual([report.source, report.inserted], ['standard input', 1]);
+  assert.deepEqual(await runCli(['assign', 'fay', '--config', cfg]), { code: 0, stdout: 'hub-2\n', stderr: '' });
+  const assigned = await runCli(['assign', 'gil', '--to', 'hub-1', '--config', cfg, '--json']);
+  assert.deepEqual(JSON.parse(assigned.stdout), { kind: 'hub', name: 'gil', bucket: 'hub-1', created: true });
 });
