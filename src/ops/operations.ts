@@ -8,7 +8,7 @@ import { AUDIT_ACTIONS } from '../store/types.js';
 import type { Format } from './format.js';
 import { FORMATS } from './format.js';
 import { DEFAULT_STOP_TIMEOUT_MS } from './hub-api.js';
-import { DEFAULT_BATCH_PAUSE_MS, DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, type MigrateRequest } from './migrate.js';
+import { DEFAULT_BATCH_PAUSE_MS, DEFAULT_BATCH_SIZE, MAX_BATCH_PAUSE_MS, MAX_BATCH_SIZE, type MigrateRequest } from './migrate.js';
 import { AUDIT_DEFAULT_LIMIT, AUDIT_MAX_LIMIT, type AuditRequest, type ListQuery, type PutView, type SafetyRequest } from './objects.js';
 import { type OriginalSource, parseOriginalUrl } from './original.js';
 import { type ParamType, bool, choice, text, whole } from './params.js';
@@ -124,7 +124,7 @@ export const migrate = operation<Omit<MigrateRequest, 'actor'>>()({
       doc: `objects per transaction (default ${DEFAULT_BATCH_SIZE}); an interrupted migration resumes when run again`, cli: { arg: 'N' },
     },
     {
-      key: 'pauseMs', name: 'pause_ms', type: whole({ doc: 'whole number of milliseconds, 0 to 60000', flag: { digits: 6, min: 0, expect: 'a whole number of milliseconds' } }),
+      key: 'pauseMs', name: 'pause_ms', type: whole({ doc: `whole number of milliseconds, 0 to ${MAX_BATCH_PAUSE_MS}`, flag: { digits: 6, min: 0, expect: 'a whole number of milliseconds' } }),
       default: DEFAULT_BATCH_PAUSE_MS, doc: `milliseconds between batches, so running servers get the write lock for new users (default ${DEFAULT_BATCH_PAUSE_MS})`,
       cli: { name: 'pause', arg: 'MS' },
     },
