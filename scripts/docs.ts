@@ -6,6 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { renderCliReference } from '../src/cli/reference.js';
 import { renderConfigurationReference } from '../src/config/reference.js';
 
 export interface GeneratedPage {
@@ -16,6 +17,7 @@ export interface GeneratedPage {
 
 export const GENERATED_PAGES: readonly GeneratedPage[] = [
   { path: 'docs/configuration.md', render: renderConfigurationReference },
+  { path: 'docs/cli.md', render: renderCliReference },
 ];
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');

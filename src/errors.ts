@@ -75,6 +75,12 @@ export class BadInputError extends ShardError {
   override readonly status = 400;
 }
 
+/** A command line the CLI cannot run (unknown flag, missing argument): exit 2 with a usage hint. */
+export class UsageError extends ShardError {
+  override readonly code = 'SHARD_ERR_USAGE';
+  override readonly status = 400;
+}
+
 /** The store holds data written by a newer sharder than this one. */
 export class SchemaTooNewError extends ShardError {
   override readonly code = 'SHARD_ERR_SCHEMA_TOO_NEW';

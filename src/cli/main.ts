@@ -1,5 +1,5 @@
 /** `sharder COMMAND [options]`: dispatch to the command registry. */
-import { EXIT_OK, EXIT_USAGE, parse, report, type Io } from './command.js';
+import { EXIT_MEANINGS, EXIT_OK, EXIT_USAGE, parse, report, usage, type Io } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import { VERSION } from '../version.js';
 
@@ -17,7 +17,7 @@ function help(): string {
     '  -h, --help     show this help',
     '  -V, --version  print the version',
     '',
-    'Exit status: 0 success, 1 the operation failed, 2 bad usage or configuration.',
+    `Exit status: ${EXIT_MEANINGS.map(([code, meaning]) => `${code} ${meaning}`).join(', ')}.`,
     '',
   ].join('\n');
 }
@@ -53,7 +53,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   try {
     const args = parse(cmd, rest);
     if (args.values.help) {
-      io.out(`${cmd.summary}\n\nUsage: ${cmd.usage}\n  -h, --help          show this help\n`);
+      io.out(`${cmd.summary}\n\nUsage: ${usage(cmd)}\n`);
       return EXIT_OK;
     }
     return await cmd.run(args, io);

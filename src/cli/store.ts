@@ -12,5 +12,3 @@ export async function withStore<T>(config: Config, fn: (store: Store) => Promise
   }
 }
 
-export const KIND_USAGE = '  -k, --kind KIND     kind of object (default: default_kind from the configuration)';
-export const JSON_USAGE = '      --json          print JSON for scripts';

@@ -26,6 +26,8 @@ export const DEFAULT_BATCH_SIZE = 1000;
  */
 export const DEFAULT_BATCH_PAUSE_MS = 20;
 export const MAX_BATCH_SIZE = 10_000;
+/** Longest pause between batches accepted. */
+export const MAX_BATCH_PAUSE_MS = 60_000;
 /** Users whose hubs are asked at the same time (per batch). */
 export const HUB_CHECK_CONCURRENCY = 8;
 /** Most skipped objects listed in a result (all are counted). */
@@ -98,7 +100,7 @@ export async function migrate(ctx: OpsContext, req: MigrateRequest): Promise<Mig
   const batchSize = req.batchSize ?? DEFAULT_BATCH_SIZE;
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH_SIZE) throw new BadInputError(`batch size must be a whole number from 1 to ${MAX_BATCH_SIZE}, got ${batchSize}`);
   const pauseMs = req.pauseMs ?? DEFAULT_BATCH_PAUSE_MS;
-  if (!Number.isInteger(pauseMs) || pauseMs < 0 || pauseMs > 60_000) throw new BadInputError(`the pause between batches must be 0 to 60000 milliseconds, got ${pauseMs}`);
+  if (!Number.isInteger(pauseMs) || pauseMs < 0 || pauseMs > MAX_BATCH_PAUSE_MS) throw new BadInputError(`the pause between batches must be 0 to ${MAX_BATCH_PAUSE_MS} milliseconds, got ${pauseMs}`);
   const fromConfig = k.buckets.find((b) => b.name === req.from);
   if (req.to !== undefined && req.to === req.from) throw new BadInputError(`cannot migrate bucket "${req.from}" onto itself: name another bucket with --to, or omit it to spread over the other active buckets`);
   const to = req.to === undefined ? undefined : configuredBucket(k, req.to);

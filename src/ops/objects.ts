@@ -161,6 +161,42 @@ export async function assignObject(ctx: OpsContext, req: { kind?: string | undef
   return { kind: k.name, name, from: null, to: req.bucket, changed: true, servers_stopped: false };
 }
 
+/** Where an assignment by the policy put the object, and whether it was new. */
+export interface AssignedView {
+  kind: string;
+  name: string;
+  bucket: string;
+  created: boolean;
+}
+
+/**
+ * Assigns by the policy, exactly as a first request would (not audited: it is not an
+ * operator's choice); an object that has a bucket keeps it.
+ */
+export async function assignByPolicy(ctx: OpsContext, req: { kind?: string | undefined; name: string }): Promise<AssignedView> {
+  const k = configuredKind(ctx, req.kind);
+  const name = checkObjectName(ctx, req.name);
+  const r = await ctx.store.assign(k.name, name, k.buckets);
+  return { kind: k.name, name, bucket: r.bucket, created: r.created };
+}
+
+export interface PutView extends ChangeView {
+  /** What was done: `move`, `assign` (it had no bucket) or `none` (it was there already). */
+  action: 'move' | 'assign' | 'none';
+}
+
+/** Puts the object on a bucket: moves it when it has one, assigns it explicitly when not. */
+export async function putObject(ctx: OpsContext, req: { kind?: string | undefined; name: string; bucket: string } & Who & SafetyRequest): Promise<PutView> {
+  try {
+    const r = await moveObject(ctx, { ...req, to: req.bucket });
+    return { ...r, action: r.changed ? 'move' : 'none' };
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) throw err;
+    const r = await assignObject(ctx, req);
+    return { ...r, action: r.changed ? 'assign' : 'none' };
+  }
+}
+
 export async function moveObject(ctx: OpsContext, req: { kind?: string | undefined; name: string; to: string } & Who & SafetyRequest): Promise<ChangeView> {
   const k = configuredKind(ctx, req.kind);
   const name = checkObjectName(ctx, req.name);

@@ -10,11 +10,15 @@
  * Importing the same input again changes nothing (idempotent). A row naming another bucket
  * than the stored one is a conflict: reported and left alone unless `overwrite` is asked.
  */
-import { createReadStream } from 'node:fs';
-import { basename } from 'node:path';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
-import { ImportFormatError, type InputProblem } from '../errors.js';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ImportFormatError, type InputProblem, PayloadTooLargeError } from '../errors.js';
 import type { ImportConflict, ImportRow } from '../store/types.js';
 import { type OpsContext, type Who, checkObjectName, checkReason, knownKind } from './context.js';
 import { CSV_HEADER, type Format, type RawRow, csvHeader, csvRow, detectFormat, formatRow, jsonlRow } from './format.js';
@@ -182,6 +186,37 @@ export async function importFile(ctx: OpsContext, path: string, opts: ImportOpti
     }
   }
   return importItems(ctx, source, format, items, opts);
+}
+
+export interface StreamImportOptions extends ImportOptions {
+  format?: Format | undefined;
+  /** How the input is named in the report and in errors (`standard input`, `request body`). */
+  source: string;
+  /** Refuse an input longer than this many bytes (PayloadTooLargeError). */
+  maxBytes?: number | undefined;
+}
+
+/**
+ * Imports from a stream. An import reads its input twice (check, then import), so the stream is
+ * spooled to a private temporary file first, removed afterwards.
+ */
+export async function importStream(ctx: OpsContext, input: NodeJS.ReadableStream, opts: StreamImportOptions): Promise<ImportReport> {
+  const dir = await mkdtemp(join(tmpdir(), 'sharder-import-'));
+  try {
+    const file = join(dir, 'input');
+    const max = opts.maxBytes;
+    let size = 0;
+    const limit = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        size += chunk.length;
+        cb(max !== undefined && size > max ? new PayloadTooLargeError(`an import body may be at most ${max} bytes`) : null, chunk);
+      },
+    });
+    await pipeline(input, limit, createWriteStream(file, { mode: 0o600 }));
+    return await importFile(ctx, file, opts);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** Imports the original Python sharder's `shard` table (SQLite file or PostgreSQL URL). */

@@ -1,15 +1,11 @@
-import { CONFIG_OPTION, CONFIG_USAGE, EXIT_OK, configFrom, type Command } from '../command.js';
-import { JSON_USAGE, KIND_USAGE } from '../store.js';
-import { JSON_OPTION, KIND_OPTION, json, str, table, withOps } from '../ops.js';
+import { buckets as bucketsOp } from '../../ops/operations.js';
+import { EXIT_OK } from '../command.js';
+import { json, opCommand, plural, table } from '../ops.js';
 
-export const buckets: Command = {
-  name: 'buckets',
+export const buckets = opCommand(bucketsOp, {
   summary: 'list the buckets of a kind with state, weight, count and share',
-  usage: `sharder buckets [--kind KIND] [--json]\n${CONFIG_USAGE}\n${KIND_USAGE}\n${JSON_USAGE}`,
-  options: { ...CONFIG_OPTION, ...KIND_OPTION, ...JSON_OPTION },
-  async run(args, io) {
-    const config = configFrom(args, io);
-    const view = await withOps(config, (ops) => ops.buckets(str(args, 'kind')));
+  synopsis: 'sharder buckets [--kind KIND] [--json]',
+  print({ io, args }, view) {
     if (args.values.json) {
       json(io, view);
       return EXIT_OK;
@@ -17,7 +13,7 @@ export const buckets: Command = {
     const rows = [['BUCKET', 'STATE', 'WEIGHT', 'COUNT', 'SHARE']];
     for (const r of view.buckets) rows.push([r.name, r.in_config ? r.state : 'NOT IN CONFIG', String(r.weight), String(r.count), `${(r.share * 100).toFixed(1)}%`]);
     io.out(table(rows, [2, 3, 4]));
-    io.out(`kind ${view.kind}: ${view.total} object${view.total === 1 ? '' : 's'}\n`);
+    io.out(`kind ${view.kind}: ${plural(view.total, 'object')}\n`);
     return EXIT_OK;
   },
-};
+});

@@ -1,26 +1,14 @@
-import { CONFIG_OPTION, CONFIG_USAGE, EXIT_OK, configFrom, type Command } from '../command.js';
-import { JSON_USAGE, KIND_USAGE } from '../store.js';
-import { JSON_OPTION, KIND_OPTION, REASON_OPTION, REASON_USAGE, SAFETY_OPTIONS, SAFETY_USAGE, cliActor, json, onePositional, safety, str, withOps } from '../ops.js';
+import { remove } from '../../ops/operations.js';
+import { CONFIG_OPTION, EXIT_OK, JSON_OPTION } from '../command.js';
+import { SAFETY_AND_REASON, json, opCommand } from '../ops.js';
 
-export const del: Command = {
-  name: 'delete',
+export const del = opCommand(remove, {
   summary: 'delete the assignment of NAME: its next request assigns it afresh by the policy',
-  usage: [
-    'sharder delete NAME [--stop-servers | --skip-hub-check] [--reason TEXT] [--kind KIND] [--json]',
-    CONFIG_USAGE,
-    KIND_USAGE,
-    SAFETY_USAGE,
-    REASON_USAGE,
-    JSON_USAGE,
-  ].join('\n'),
-  options: { ...CONFIG_OPTION, ...KIND_OPTION, ...JSON_OPTION, ...REASON_OPTION, ...SAFETY_OPTIONS },
-  positionals: true,
-  async run(args, io) {
-    const name = onePositional(args, 'NAME', 'delete');
-    const config = configFrom(args, io);
-    const r = await withOps(config, (ops) => ops.delete({ kind: str(args, 'kind'), name, actor: cliActor(io.env), reason: str(args, 'reason'), ...safety(args) }));
+  synopsis: 'sharder delete NAME [--stop-servers | --skip-hub-check] [--reason TEXT] [--kind KIND] [--json]',
+  options: [CONFIG_OPTION, 'kind', ...SAFETY_AND_REASON, JSON_OPTION],
+  print({ io, args }, r) {
     if (args.values.json) json(io, r);
     else io.out(`deleted ${r.name} (was on ${r.from}): its next request assigns it afresh\n`);
     return EXIT_OK;
   },
-};
+});

@@ -2,8 +2,9 @@ import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { OutputError } from '../../errors.js';
 import { renderNginxConfig } from '../../nginx/render.js';
-import { CONFIG_OPTION, CONFIG_USAGE, EXIT_OK, configFrom, type Command } from '../command.js';
-import { KIND_USAGE } from '../store.js';
+import { KIND } from '../../ops/operations.js';
+import { CONFIG_OPTION, EXIT_OK, configFrom, type Command } from '../command.js';
+import { paramOption } from '../ops.js';
 
 /**
  * Writes through a temporary file in the same directory and renames it into place, so that an
@@ -23,21 +24,16 @@ function writeAtomically(file: string, text: string): void {
 export const nginxConfig: Command = {
   name: 'nginx-config',
   summary: 'render the nginx upstreams and bucket map from the configuration (see nginx/)',
-  usage: [
-    'sharder nginx-config [--config FILE] [--output FILE] [--kind KIND] [--sharder HOST:PORT]...',
-    CONFIG_USAGE,
-    '  -o, --output FILE   write here (atomically) instead of standard output,',
-    '                      e.g. /etc/nginx/sharder/sharder-upstreams.conf',
-    KIND_USAGE,
-    '      --sharder HOST:PORT  where nginx reaches the sharder (repeat for several instances;',
-    '                      default: listen from the configuration)',
-  ].join('\n'),
-  options: {
-    ...CONFIG_OPTION,
-    output: { type: 'string', short: 'o' },
-    kind: { type: 'string', short: 'k' },
-    sharder: { type: 'string', multiple: true },
-  },
+  synopsis: 'sharder nginx-config [--config FILE] [--output FILE] [--kind KIND] [--sharder HOST:PORT]...',
+  options: [
+    CONFIG_OPTION,
+    { flag: 'output', short: 'o', arg: 'FILE', type: 'path', doc: ['write here (atomically) instead of standard output,', 'e.g. /etc/nginx/sharder/sharder-upstreams.conf'] },
+    paramOption(KIND)!,
+    {
+      flag: 'sharder', arg: 'HOST:PORT', multiple: true, column: 27, type: 'HOST:PORT, repeatable',
+      doc: ['where nginx reaches the sharder (repeat for several instances;', 'default: listen from the configuration)'],
+    },
+  ],
   async run(args, io) {
     const config = configFrom(args, io);
     const { text, warnings } = renderNginxConfig(config, {

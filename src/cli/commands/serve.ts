@@ -2,18 +2,21 @@ import { createLogger } from '../../log.js';
 import { loadConfig } from '../../config/load.js';
 import { FLAG_ROWS } from '../../config/schema.js';
 import { serveProcess } from '../../process/serve.js';
-import { CONFIG_OPTION, CONFIG_USAGE, type Command, type Options } from '../command.js';
+import { CONFIG_OPTION, type Command } from '../command.js';
 
 export const serve: Command = {
   name: 'serve',
   summary: 'run the sharder (SIGHUP reloads the configuration, SIGTERM stops gracefully; workers: N for all cores)',
-  usage: [
-    `sharder serve [--config FILE] ${FLAG_ROWS.map(({ flag }) => `[--${flag.name} ${flag.metavar}]`).join(' ')}`,
-    CONFIG_USAGE,
-    ...FLAG_ROWS.map(({ flag, path }) => `  ${`${flag.short === undefined ? '    ' : `-${flag.short}, `}--${flag.name} ${flag.metavar}`.padEnd(26)}${flag.help} (key ${path})`),
-    'Each of these flags wins over its SHARDER_* variable, which wins over the file, on start and on every reload.',
-  ].join('\n'),
-  options: { ...CONFIG_OPTION, ...Object.fromEntries(FLAG_ROWS.map(({ flag }) => [flag.name, flag.short === undefined ? { type: 'string' } : { type: 'string', short: flag.short }])) as Options },
+  synopsis: `sharder serve [--config FILE] ${FLAG_ROWS.map(({ flag }) => `[--${flag.name} ${flag.metavar}]`).join(' ')}`,
+  options: [
+    CONFIG_OPTION,
+    ...FLAG_ROWS.map((row) => ({
+      flag: row.flag.name, short: row.flag.short, arg: row.flag.metavar, type: row.type, column: 28, doc: `${row.flag.help} (key ${row.path})`,
+      default: row.defaultDoc ?? (['string', 'number', 'boolean'].includes(typeof row.default) ? (row.default as string | number | boolean) : undefined),
+    })),
+  ],
+  notes: ['Each of these flags wins over its SHARDER_* variable, which wins over the file, on start and on every reload.'],
+  exitFailure: 'the server could not start, or stopped on an error',
   async run(args, io) {
     const flags = Object.fromEntries(FLAG_ROWS.map(({ flag }) => [flag.name, args.values[flag.name] as string | undefined]));
     const file = args.values.config as string | undefined;
