@@ -148,7 +148,7 @@ async function postgresRows(): Promise<BenchRow[]> {
     const burstRate = (instances.length * BURST_PER_INSTANCE) / ((performance.now() - t0) / 1000);
     const counts = [...(await large.counts('hub')).values()];
     const real = [...(await large.realCounts('hub')).values()];
-    if (JSON.stringify(counts.sort()) !== JSON.stringify(real.sort()) || Math.max(...counts) - Math.min(...counts) > 1) throw new Error(`counts wrong after the burst: ${counts} vs ${real}`);
+    if (JSON.stringify(counts.sort()) !== JSON.stringify(real.sort()) || Math.max(...counts) - Math.min(...counts) > 1) throw new Error(`counts wrong after the burst: ${counts.join(',')} vs ${real.join(',')}`);
     const sequentialRate = 1000 / l!;
     rows.push({
       row: `postgres: first assignments/s, burst of ${(instances.length * BURST_PER_INSTANCE).toLocaleString('en')} on 3 instances vs one at a time`,

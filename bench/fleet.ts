@@ -46,7 +46,7 @@ function rssOf(pid: number): number {
 
 async function childLoad(url: string): Promise<{ before: number; after: number; rows: number; ms: number }> {
   const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', '--import', 'tsx', join(ROOT, 'bench/fleet-child.ts'), url, String(MAX_ENTRIES)], { maxBuffer: 1 << 20 });
-  return JSON.parse(stdout.trim().split('\n').at(-1)!);
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as { before: number; after: number; rows: number; ms: number };
 }
 
 /** `sharder export` (compiled) to a discarding pipe: peak RSS in bytes, rows/s. */

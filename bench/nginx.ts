@@ -45,7 +45,7 @@ async function cleanup(): Promise<void> {
 async function nodeServer(script: string): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   scope.after(() => child.kill('SIGKILL'));
-  const [line] = (await once(child.stdout!.setEncoding('utf8'), 'data')) as [string];
+  const [line] = (await once(child.stdout.setEncoding('utf8'), 'data')) as [string];
   return { child, port: Number(line.trim()) };
 }
 

@@ -71,7 +71,7 @@ export async function startSharder(config: string, workers = 1): Promise<Proc & 
   const t0 = performance.now();
   const child = spawn(process.execPath, [join(ROOT, 'bin/sharder.js'), 'serve', '--config', config], { env: { ...process.env, SHARDER_WORKERS: String(workers) }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const logged = (re: RegExp): Promise<RegExpExecArray> => {
     const now = re.exec(out);
     return now ? Promise.resolve(now) : waitFor(child, new RegExp(`${re.source}`), 'sharder');

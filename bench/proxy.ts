@@ -62,8 +62,8 @@ function start(args: string[], ready: RegExp, env: NodeJS.ProcessEnv = {}): Prom
       const m = ready.exec(out);
       if (m) resolvePromise(m);
     };
-    child.stdout!.on('data', look);
-    child.stderr!.on('data', look);
+    child.stdout.on('data', look);
+    child.stderr.on('data', look);
     child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}:\n${out}`)));
   });
 }

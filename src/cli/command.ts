@@ -53,7 +53,7 @@ export function parse(cmd: Command, argv: string[]): ParsedArgs {
   try {
     const r = parseArgs({ args: argv, options: { ...cmd.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
     if (!cmd.positionals && r.positionals.length > 0) throw new UsageError(`unexpected argument "${r.positionals[0]}"`);
-    return r as ParsedArgs;
+    return r;
   } catch (err) {
     if (err instanceof UsageError) throw err;
     throw new UsageError((err as Error).message);

@@ -218,7 +218,7 @@ export function parsePostgresUrl(text: string): PostgresUrlParts | { problem: st
     // libpq: one port for every host, or exactly one per host.
     const hosts = parts.hosts ?? [{ host: parts.host ?? 'localhost' }];
     if (portList.length !== hosts.length) return { problem: `has ${portList.length} ports in ?port= for ${hosts.length} hosts: give one port, or one per host` };
-    parts.hosts = hosts.map((h, i) => ({ host: h.host, port: portList![i]! }));
+    parts.hosts = hosts.map((h, i) => ({ host: h.host, port: portList[i]! }));
     delete parts.port;
   }
   for (const h of parts.hosts ?? []) if (h.port !== undefined && (h.port < 1 || h.port > 65535)) return { problem: 'has a port outside 1-65535' };

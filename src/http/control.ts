@@ -95,7 +95,7 @@ export class ControlRouter {
 export interface ControlDeps {
   readonly router: ControlRouter;
   /** The credentials in force (they change on reload). */
-  credentials(): GateSettings;
+  readonly credentials: () => GateSettings;
   readonly log: Logger;
   /** Counts and times responses by endpoint; none by default. */
   readonly meter?: HttpMeter | undefined;

@@ -134,7 +134,7 @@ export class Gate {
     }
     // The event names the route family, as the log reference lists them.
     this.log().warn({ event: access === 'admin' ? 'api_unauthorized' : `${access}_unauthorized`, method: req.method, path: pathOnly(req.url), remote: peer, reason }, 'control request refused');
-    res.setHeader('WWW-Authenticate', need.realm as string[]);
+    res.setHeader('WWW-Authenticate', need.realm);
     sendError(res, 401, 'SHARD_ERR_UNAUTHORIZED', need.what === '' ? reason : need.tokens.length === 0 ? need.disabled : `${need.what}: ${reason}`);
     return undefined;
   }

@@ -40,7 +40,7 @@ export interface ListenerSpec {
   requestId(req: IncomingMessage): string;
   onRequest(req: IncomingMessage, res: ServerResponse): Outcome;
   /** Upgrade requests (websockets); without it they are ordinary requests. */
-  onUpgrade?(req: IncomingMessage, socket: Socket, head: Buffer): Outcome;
+  onUpgrade?: (req: IncomingMessage, socket: Socket, head: Buffer) => Outcome;
 }
 
 export function createListener(spec: ListenerSpec): Server {

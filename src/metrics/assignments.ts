@@ -41,7 +41,7 @@ export class AssignmentCounter {
 
   record(kind: string, bucket: string): void {
     let k = this.byKind.get(kind);
-    if (k === undefined) this.byKind.set(kind, (k = new Map()));
+    if (k === undefined) this.byKind.set(kind, (k = new Map<string, BucketCounts>()));
     let b = k.get(bucket);
     if (b === undefined) k.set(bucket, (b = new BucketCounts()));
     b.total++;

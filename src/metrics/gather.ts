@@ -31,7 +31,8 @@ interface Message {
 
 // ---- worker side --------------------------------------------------------------------------
 
-const providers = new Map<GatherKind, () => Promise<unknown> | unknown>();
+/** Each provider returns its part, or a promise of it. */
+const providers = new Map<GatherKind, () => unknown>();
 const asked = new Map<number, { resolve(v: unknown): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
 let nextId = 0;
 let listening = false;
@@ -61,7 +62,7 @@ function listenAsWorker(): void {
 }
 
 /** Offers this worker's part of `what` to the primary's gathers. */
-export function provide(what: GatherKind, fn: () => Promise<unknown> | unknown): void {
+export function provide(what: GatherKind, fn: () => unknown): void {
   providers.set(what, fn);
   listenAsWorker();
 }

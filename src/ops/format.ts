@@ -128,7 +128,7 @@ export function jsonlRow(line: string): RawRow | string {
   if (o.kind !== undefined && o.kind !== null && typeof o.kind !== 'string') return 'kind must be a string';
   const at = o.assigned_at === undefined || o.assigned_at === null ? undefined : parseTime(o.assigned_at);
   if (typeof at === 'string') return at;
-  return { kind: (o.kind as string | null | undefined) ?? undefined, name: o.name, bucket: o.bucket, assignedAt: at };
+  return { kind: o.kind ?? undefined, name: o.name, bucket: o.bucket, assignedAt: at };
 }
 
 /** Chooses the format from an explicit choice, the file name, or the first line. */

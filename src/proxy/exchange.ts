@@ -126,7 +126,7 @@ export function describeError(err: NodeJS.ErrnoException): string {
 export function upstreamError(x: Exchange, err: Error): ShardError {
   if (x.timeout !== undefined) return x.timeout;
   if (err instanceof ShardError) return err;
-  return new UpstreamDownError(x.bucket.name, describeError(err as NodeJS.ErrnoException), { cause: err });
+  return new UpstreamDownError(x.bucket.name, describeError(err), { cause: err });
 }
 
 /**

@@ -20,7 +20,7 @@ import { checkPresentedCookie } from '../http/cookie.js';
 import { createListener, pathOnly } from '../http/listener.js';
 import { errorRequestId, handle, place, type MainContext, type Placer } from '../http/main.js';
 import type { ProxyContext } from './context.js';
-import { RESERVED_PREFIX, exchangeOf, reserved, type ProxiedRequest } from './exchange.js';
+import { RESERVED_PREFIX, exchangeOf, reserved } from './exchange.js';
 import { TargetPool } from './pool.js';
 import { newProxyStats, type ProxyStats } from './stats.js';
 import { forward, onProxyReq, onProxyRes, onWebError, refuse } from './web.js';
@@ -46,7 +46,7 @@ export class ProxyMode {
     });
     const px: ProxyContext = {
       main: ctx, proxy, stats: newProxyStats(), pool: new TargetPool(config), upgraded: new Set(), config,
-      webError: (err, req, res) => onWebError(px, err, req as ProxiedRequest, res as ServerResponse),
+      webError: (err, req, res) => onWebError(px, err, req, res as ServerResponse),
       wsError: (err, req, socket) => onWsError(px, err, req, socket as Socket),
     };
     this.px = px;
@@ -74,7 +74,7 @@ export class ProxyMode {
     this.httpPlacer = {
       placed: (c, req, res, kind, name, bucket) => {
         if (bucket.signer !== null) checkPresentedCookie(c.log, req, name, bucket);
-        forward(px, req as ProxiedRequest, res, kind, bucket);
+        forward(px, req, res, kind, bucket);
       },
       refused: (_c, req, res, r) => refuse(px, req, res, r),
     };

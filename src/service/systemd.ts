@@ -48,7 +48,7 @@ export function systemdNotifier(env: NodeJS.ProcessEnv, log: Logger, command = '
         return;
       }
       let stderr = '';
-      child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
       child.once('error', (err) => fail(`${command}: ${err.message}`));
       child.once('close', (code, signal) => {
         if (code === 0 && !settled) {

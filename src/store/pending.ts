@@ -81,7 +81,7 @@ export class PendingStore<S extends Store = Store> implements Store {
     try {
       return fn(this.s);
     } catch (err) {
-      return Promise.reject(err as Error);
+      return Promise.reject(err);
     }
   }
 

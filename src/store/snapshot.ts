@@ -207,7 +207,7 @@ export class Snapshot {
       return undefined;
     }
     if (!Array.isArray(parsed) || !parsed.every((k) => typeof k === 'string')) return undefined;
-    return { location, systemId: meta(this.db, 'system_id') ?? null, kinds: parsed as string[] };
+    return { location, systemId: meta(this.db, 'system_id') ?? null, kinds: parsed };
   }
 
   private setMeta(identity: SnapshotIdentity): void {

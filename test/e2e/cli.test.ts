@@ -163,7 +163,7 @@ test('the server and the CLI use one SQLite file at once without errors or lost 
   const real = db.prepare('SELECT bucket, COUNT(*) AS count FROM assignments GROUP BY bucket ORDER BY bucket').all();
   assert.deepEqual(kept, real);
   const counts = (real as Array<{ count: number }>).map((r) => r.count);
-  assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `${counts}`);
+  assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `${counts.join(',')}`);
 });
 
 test('SIGHUP reloads the file; an invalid file is rejected and the old config kept', async (t) => {

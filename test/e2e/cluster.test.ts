@@ -28,7 +28,7 @@ test('workers: 2 share the listener and the store; a dead worker is replaced; SI
   const first = await Promise.all(names.flatMap((n) => [ask(n), ask(n)]));
   for (let i = 0; i < names.length; i++) assert.equal(first[2 * i], first[2 * i + 1], names[i]);
   const counts = ['hub-0', 'hub-1', 'hub-2'].map((b) => first.filter((x) => x === b).length / 2);
-  assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `${counts}`);
+  assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `${counts.join(',')}`);
 
   process.kill(pids[0]!, 'SIGKILL');
   await logged(/"event":"started"/, 3);

@@ -150,8 +150,8 @@ test('log.format: pretty prints readable lines, not JSON', async (t) => {
   await once(child, 'exit');
   assertNoSecret(out);
   const lines = out.split('\n').filter((l) => l !== '');
-  assert.match(lines[0]!, /^\d\d:\d\d:\d\d\.\d{3} INFO  sharder listening on http:\/\/127\.0\.0\.1:\d+  event=started config=\S+ /);
-  assert.ok(lines.some((l) => /^\d\d:\d\d:\d\d\.\d{3} INFO  new assignment  event=assigned kind=hub name=pat bucket=hub-0$/.test(l)), out);
+  assert.match(lines[0]!, /^\d\d:\d\d:\d\d\.\d{3} INFO {2}sharder listening on http:\/\/127\.0\.0\.1:\d+ {2}event=started config=\S+ /);
+  assert.ok(lines.some((l) => /^\d\d:\d\d:\d\d\.\d{3} INFO {2}new assignment {2}event=assigned kind=hub name=pat bucket=hub-0$/.test(l)), out);
   for (const l of lines) assert.throws(() => JSON.parse(l));
 });
 

@@ -52,7 +52,7 @@ async function liveHeap(inspector: string): Promise<number> {
   await new Promise<void>((resolve, reject) => ws.once('open', resolve).once('error', reject));
   const pending = new Map<number, (result: Record<string, unknown>) => void>();
   ws.on('message', (data) => {
-    const msg = JSON.parse(String(data)) as { id?: number; result?: Record<string, unknown> };
+    const msg = JSON.parse((data as Buffer).toString()) as { id?: number; result?: Record<string, unknown> };
     if (msg.id !== undefined) pending.get(msg.id)?.(msg.result ?? {});
   });
   let id = 0;

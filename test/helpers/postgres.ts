@@ -153,7 +153,7 @@ export async function startLocalPostgres(opts: LocalOptions = {}): Promise<Local
       started = true;
     } catch (err) {
       // Another process took the port between our probe and the server's bind: try another.
-      if (attempt === 4) throw new Error(`cannot start PostgreSQL: ${(err as Error).message}\n${safeRead(join(dir, 'server.log'))}`);
+      if (attempt === 4) throw new Error(`cannot start PostgreSQL: ${(err as Error).message}\n${safeRead(join(dir, 'server.log'))}`, { cause: err });
     }
   }
   return local(dir, port, password);

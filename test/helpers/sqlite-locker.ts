@@ -6,7 +6,7 @@
 import Database from 'better-sqlite3';
 
 const [file, ms] = process.argv.slice(2);
-const db = new Database(file!, { timeout: 10_000 });
+const db = new Database(file, { timeout: 10_000 });
 db.exec('BEGIN IMMEDIATE');
 db.prepare('INSERT INTO bucket_counts (kind, bucket, count) VALUES (?, ?, 0) ON CONFLICT DO NOTHING').run('locker', 'locker');
 process.stdout.write('locked\n');

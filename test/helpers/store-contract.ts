@@ -97,7 +97,7 @@ export function runStoreContract(backend: string, factory: StoreFactory, opts: {
       }
       const counts = [...(await s1.realCounts('hub')).values()];
       assert.equal(counts.reduce((a, b) => a + b), 300);
-      assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `counts ${counts}`);
+      assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `counts ${counts.join(',')}`);
       await assertCountsReal(s2, 'hub');
     });
 
@@ -130,7 +130,7 @@ function runAdminContract(factory: StoreFactory): void {
       assert.equal(got?.bucket, 'a');
       assert.equal(got?.kind, 'hub');
       assert.equal(got?.name, 'alice');
-      assert.ok(got!.assignedAt >= before - 1000 && got!.assignedAt <= Date.now() + 1000, `assignedAt ${got?.assignedAt}`);
+      assert.ok(got.assignedAt >= before - 1000 && got.assignedAt <= Date.now() + 1000, `assignedAt ${got?.assignedAt}`);
       assert.equal(await store.get('hub', 'bob'), undefined);
     });
 

@@ -202,7 +202,7 @@ test('migrations: the dry run returns the plan; the real one moves while /auth k
   assert.equal(real.status, 200, real.text);
   assert.equal(real.json.moved, 3000);
   assert.equal(real.json.batches, 6);
-  assert.ok(statuses.length > 0 && statuses.every((s) => s === 200), `statuses ${[...new Set(statuses)]}`);
+  assert.ok(statuses.length > 0 && statuses.every((s) => s === 200), `statuses ${[...new Set(statuses)].join(',')}`);
   assert.equal((await get(`${api.main}/auth`, { REMOTE_USER: 'u000000' })).headers['x-shard-bucket'], dry.json.plan[0].to, 'the cached user follows at once');
   const batch = await api.call('GET', `/api/audit?batch=${real.json.id}/6&limit=1000`);
   assert.equal(batch.json.items.length, 500);

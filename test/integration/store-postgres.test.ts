@@ -21,7 +21,7 @@ const three: BucketPolicyInput[] = ['a', 'b', 'c'].map((name) => ({ name, weight
 async function openOn(t: HasAfter, url: string, postgres: Record<string, unknown> = {}): Promise<PostgresStore> {
   const config = validateConfig({ database: url, postgres, kinds: { hub: { buckets: [{ name: 'a' }] } } }, 'test.yml');
   assert.equal(config.database.backend, 'postgres');
-  const store = await PostgresStore.open(resolvePostgres(config.database as Extract<typeof config.database, { backend: 'postgres' }>, { file: 'test.yml', env: {} }));
+  const store = await PostgresStore.open(resolvePostgres(config.database, { file: 'test.yml', env: {} }));
   t.after(() => store.close());
   return store;
 }

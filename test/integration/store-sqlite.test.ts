@@ -21,9 +21,9 @@ runStoreContract('sqlite', async (t) => {
   };
 });
 
-test('sqlite: schema is versioned and a newer schema is refused', (t) => {
+test('sqlite: schema is versioned and a newer schema is refused', async (t) => {
   const path = join(tempDir(t), 'v.db');
-  SqliteStore.open({ path, busyTimeoutMs: 1000 }).close();
+  await SqliteStore.open({ path, busyTimeoutMs: 1000 }).close();
   const db = new Database(path);
   assert.deepEqual(db.prepare('SELECT version FROM schema_migrations ORDER BY version').all(), [{ version: 1 }, { version: 2 }]);
   db.prepare('INSERT INTO schema_migrations VALUES (999, ?, 0)').run('future');

@@ -110,7 +110,7 @@ test('a change announced while a page is being read wins over that page', async 
       const v = Reflect.get(target, prop, target) as unknown;
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
-  }) as Store;
+  });
   const { sqlite, kind, table } = setup(t, 20, { wrap });
   let release!: () => void;
   const reached = new Promise<void>((resolve) => {

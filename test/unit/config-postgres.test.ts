@@ -26,7 +26,7 @@ function problems(raw: RawConfig, env: NodeJS.ProcessEnv = {}): string[] {
 function pgConfig(raw: RawConfig): Extract<Config['database'], { backend: 'postgres' }> {
   const c = validateConfig({ kinds, ...raw }, 'sharder.yml');
   assert.equal(c.database.backend, 'postgres');
-  return c.database as Extract<Config['database'], { backend: 'postgres' }>;
+  return c.database;
 }
 
 describe('postgres configuration: validation', () => {

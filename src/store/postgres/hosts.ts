@@ -52,6 +52,7 @@ export class PostgresHosts {
     private readonly base: pg.ClientConfig,
     private readonly log: Logger,
   ) {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the client class below has its own `this`
     const owner = this;
     this.Client = class FailoverClient extends pg.Client {
       /** Index of the host this connection went to. */

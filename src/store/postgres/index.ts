@@ -136,7 +136,7 @@ export class PostgresStore implements Store {
     } finally {
       await client?.end().catch(() => undefined);
     }
-    const pool = new pg.Pool(withSettings(conn.pool, { Client: hosts.Client } as pg.ClientConfig) as pg.PoolConfig);
+    const pool = new pg.Pool(withSettings(conn.pool, { Client: hosts.Client } as pg.ClientConfig));
     // An idle pooled connection can fail (server restart, network): pg-pool has already
     // dropped it; without this handler the 'error' event would crash the process.
     pool.on('error', (err) => log.warn({ event: 'postgres_idle_connection_error', err: err.message }, 'idle PostgreSQL connection failed; it was discarded'));
