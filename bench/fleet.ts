@@ -111,7 +111,7 @@ try {
     const loader = new pg.Client({ connectionString: url });
     await loader.connect();
     try {
-      await loader.query(`INSERT INTO assignments (kind, name, bucket) SELECT 'hub', 'user-' || g, 'hub-' || (g % 3) FROM generate_series(1, $1::int) g`, [n]);
+      await loader.query(`INSERT INTO assignments (kind, name, bucket) SELECT 'hub', 'user-' || g, 'hub-' || (g % 3) FROM ` + 'generate_series(1, $1::int) g', [n]);
       await loader.query('VACUUM ANALYZE assignments');
     } finally {
       await loader.end();
@@ -152,11 +152,11 @@ try {
   const n = N.toLocaleString('en');
   const rows: BenchRow[] = [
     { row: `new assignment, mean, ${n} vs ${SMALL.toLocaleString('en')} stored`, value: l! * 1000, baseline: s! * 1000, unit: 'us', ratio: l! / s!, target: '<= 1.5', met: l! / s! <= 1.5, note: `fsync on; bulk load of ${n} rows: ${large.loadSeconds.toFixed(0)} s (INSERT ... SELECT, one statement)` },
-    { row: `/auth known users, ${n} in memory vs ${SMALL.toLocaleString('en')}`, value: authLarge.rps, baseline: authSmall.rps, unit: 'req/s', ratio: authLarge.rps / authSmall.rps, target: '>= 0.90', met: authLarge.rps / authSmall.rps >= 0.9, note: `wrk, 32 connections, median of 3 x 5 s each, alternating; the same ${SMALL.toLocaleString('en')} names; p99 ${authLarge.p99.toFixed(2)} vs ${authSmall.p99.toFixed(2)} ms` },
-    { row: `memory per assignment in the table (${childLarge.rows.toLocaleString('en')} loaded)`, value: perEntry, baseline: 200, unit: 'bytes', ratio: perEntry / 200, target: '<= 200 bytes', met: perEntry <= 200, note: `RSS with GC forced, ${(childLarge.before / 2 ** 20).toFixed(0)} -> ${(childLarge.after / 2 ** 20).toFixed(0)} MiB` },
-    { row: `table load at start, ms per million rows (${n} rows, compiled instance)`, value: instLarge.loadMs / (N / 1e6), baseline: childLarge.ms / (childLarge.rows / 1e6), unit: 'ms', ratio: (instLarge.loadMs / (N / 1e6)) / (childLarge.ms / (childLarge.rows / 1e6)), target: 'report', met: true, note: `whole load ${(instLarge.loadMs / 1000).toFixed(1)} s in the instance; baseline: the same load in the GC-forced child` },
+    { row: `/auth known users, ${n} in memory vs ${SMALL.toLocaleString('en')}`, value: authLarge.rps, baseline: authSmall.rps, unit: 'req/s', ratio: authLarge.rps / authSmall.rps, target: '>= 0.90', met: authLarge.rps / authSmall.rps >= 0.9, note: `wrk, 32 connections, median of 3 x 5 s each, alternating; the same ${SMALL.toLocaleString('en')} names; ` + `p99 ${authLarge.p99.toFixed(2)} vs ${authSmall.p99.toFixed(2)} ms` },
+    { row: `memory per assignment in the table (${childLarge.rows.toLocaleString('en')} loaded)`, value: perEntry, baseline: 200, unit: 'bytes', ratio: perEntry / 200, target: '<= 200 bytes', met: perEntry <= 200, note: `RSS with GC forced, ${(childLarge.before / 2 ** 20).toFixed(0)} -> ` + `${(childLarge.after / 2 ** 20).toFixed(0)} MiB` },
+    { row: `table load at start, ms per million rows (${n} rows, compiled instance)`, value: instLarge.loadMs / (N / 1e6), baseline: childLarge.ms / (childLarge.rows / 1e6), unit: 'ms', ratio: (instLarge.loadMs / (N / 1e6)) / (childLarge.ms / (childLarge.rows / 1e6)), target: 'report', met: true, note: `whole load ${(instLarge.loadMs / 1000).toFixed(1)} s in the instance; baseline: the same load in the ` + 'GC-forced child' },
     { row: `RSS of one instance, ${n} vs ${SMALL.toLocaleString('en')} loaded`, value: instLarge.rss / 2 ** 20, baseline: instSmall.rss / 2 ** 20, unit: 'MiB', ratio: instLarge.rss / instSmall.rss, target: 'report', met: true, note: 'VmRSS right after the table_loaded line (no GC forced: includes garbage of the load)' },
-    { row: `sharder export, peak RSS, ${n} vs ${(N / 10).toLocaleString('en')} rows`, value: expLarge.rss / 2 ** 20, baseline: expTenth.rss / 2 ** 20, unit: 'MiB', ratio: expLarge.rss / expTenth.rss, target: '<= 1.5', met: expLarge.rss / expTenth.rss <= 1.5, note: `${expLarge.rowsPerSecond.toFixed(0)} vs ${expTenth.rowsPerSecond.toFixed(0)} rows/s (compiled CLI to a discarding pipe)` },
+    { row: `sharder export, peak RSS, ${n} vs ${(N / 10).toLocaleString('en')} rows`, value: expLarge.rss / 2 ** 20, baseline: expTenth.rss / 2 ** 20, unit: 'MiB', ratio: expLarge.rss / expTenth.rss, target: '<= 1.5', met: expLarge.rss / expTenth.rss <= 1.5, note: `${expLarge.rowsPerSecond.toFixed(0)} vs ${expTenth.rowsPerSecond.toFixed(0)} rows/s (compiled CLI to a ` + 'discarding pipe)' },
   ];
   report(`fleet-${N}`, rows);
   if (rows.some((r) => !r.met)) process.exitCode = 1;

@@ -50,12 +50,12 @@ try {
   const rows: BenchRow[] = [
     {
       row: `4. memory per cached assignment (${N.toLocaleString('en')} cached)`, value: perEntry, baseline: 200, unit: 'bytes', ratio: perEntry / 200, target: '<= 200 bytes', met: perEntry <= 200,
-      note: `RSS ${(unbounded.before / 2 ** 20).toFixed(0)} -> ${(unbounded.after / 2 ** 20).toFixed(0)} MiB; with cache.max_entries ${BOUND.toLocaleString('en')}: ${bounded.cached.toLocaleString('en')} cached, ${boundedPer.toFixed(1)} bytes per resolved name`,
+      note: `RSS ${(unbounded.before / 2 ** 20).toFixed(0)} -> ${(unbounded.after / 2 ** 20).toFixed(0)} MiB; with ` + `cache.max_entries ${BOUND.toLocaleString('en')}: ${bounded.cached.toLocaleString('en')} cached, ` + `${boundedPer.toFixed(1)} bytes per resolved name`,
     },
     { row: '4b. cache bound honoured (entries held / bound)', value: bounded.cached, baseline: BOUND, unit: 'entries', ratio: bounded.cached / BOUND, target: '<= 1.00', met: bounded.cached <= BOUND },
     {
       row: `5. start-up to ready, ${N.toLocaleString('en')} stored vs empty`, value: median(fullMs), baseline: median(emptyMs), unit: 'ms', ratio: median(fullMs) / median(emptyMs), target: '<= 2.0 and < 1000 ms', met: median(fullMs) / median(emptyMs) <= 2 && median(fullMs) < 1000,
-      note: `median of 5; spawn of the compiled sharder to /readyz 200 (the table is loaded after the listener is up; /readyz does not wait for it)`,
+      note: 'median of 5; spawn of the compiled sharder to /readyz 200 (the table is loaded after the listener is ' + 'up; /readyz does not wait for it)',
     },
   ];
   report('memory', rows);

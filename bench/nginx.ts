@@ -56,10 +56,10 @@ const LISTEN = `
 /** The floor: what the sharder answers for a known user, as constants. */
 function floorScript(hubUpstream: string): string {
   const headers = ['X-Shard-Bucket', 'hub-0', 'X-Shard-Kind', 'hub', 'X-Shard-Upstream', hubUpstream, 'Set-Cookie', 'hub=hub-0; Path=/; HttpOnly; SameSite=Lax', 'Content-Length', '0'];
-  return `const server = require('node:http').createServer((req, res) => { res.writeHead(200, ${JSON.stringify(headers)}); res.end(); });${LISTEN}`;
+  return `const server = require('node:http').createServer((req, res) => { res.writeHead(200, ` + `${JSON.stringify(headers)}); res.end(); });${LISTEN}`;
 }
 
-const HUB_SCRIPT = `const server = require('node:http').createServer((req, res) => { res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': '6' }); res.end('hub-0\\n'); });${LISTEN}`;
+const HUB_SCRIPT = `const server = require('node:http').createServer((req, res) => { res.writeHead(200, { 'Content-Type': ` + `'text/plain', 'Content-Length': '6' }); res.end('hub-0\\n'); });${LISTEN}`;
 
 /** One nginx whose `sharder` upstream is `backend`, with a static server and a proxied one. */
 async function nginxFor(backend: string, hubUpstream: string, sharderDir: string): Promise<RunningNginx> {
@@ -158,11 +158,11 @@ async function main(): Promise<void> {
       ratio: value / baseline,
       target: `>= ${TARGET}`,
       met: value / baseline >= TARGET && totals.sharder.errors === 0 && totals.floor.errors === 0,
-      note: `rounds (req/s): ${perRound.join(', ')}; p99 ms sharder ${totals.sharder.p99.toFixed(2)}, floor ${totals.floor.p99.toFixed(2)}; errors sharder ${totals.sharder.errors}, floor ${totals.floor.errors}`,
+      note: `rounds (req/s): ${perRound.join(', ')}; p99 ms sharder ${totals.sharder.p99.toFixed(2)}, floor ` + `${totals.floor.p99.toFixed(2)}; errors sharder ${totals.sharder.errors}, floor ${totals.floor.errors}`,
     });
   }
   report('nginx', rows);
-  console.log(`\n${ROUNDS} rounds x ${SECONDS}s per side, wrk -t1 -c${CONNECTIONS}, one known user, nginx worker_processes 1; machine: ${(await import('node:os')).cpus().length} CPUs`);
+  console.log(`\n${ROUNDS} rounds x ${SECONDS}s per side, wrk -t1 -c${CONNECTIONS}, one known user, nginx ` + `worker_processes 1; machine: ${(await import('node:os')).cpus().length} CPUs`);
 }
 
 main().then(cleanup, async (err: unknown) => {

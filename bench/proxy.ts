@@ -150,7 +150,7 @@ for (let round = 0; round < ROUNDS; round++) {
     const c0 = cpuSeconds(pids[name]);
     const r = await wrk(`${targets[name]}/bench`, { connections: CONNECTIONS, seconds: SECONDS, headers: IDENTITY });
     const us = ((cpuSeconds(pids[name]) - c0) * 1e6) / r.requests;
-    console.log(`round ${round + 1} ${name}: ${r.rps.toFixed(0)} requests/s, p50 ${r.p50} ms, p99 ${r.p99} ms, ${us.toFixed(1)} CPU µs/request, errors ${r.errors}`);
+    console.log(`round ${round + 1} ${name}: ${r.rps.toFixed(0)} requests/s, p50 ${r.p50} ms, p99 ${r.p99} ms, ` + `${us.toFixed(1)} CPU µs/request, errors ${r.errors}`);
     rps[name] = Math.max(rps[name], r.rps);
     cpu[name].push(us);
     errors[name] += r.errors;
@@ -170,7 +170,7 @@ for (const name of Object.keys(targets) as Name[]) {
   pingers[name].close();
   const sorted = times[name].sort((a, b) => a - b);
   lat[name] = { p50: sorted[Math.floor(sorted.length / 2)]!, p99: sorted[Math.floor(sorted.length * 0.99)]! };
-  console.log(`${name}: websocket round trip p50 ${lat[name].p50.toFixed(3)} ms, p99 ${lat[name].p99.toFixed(3)} ms (${sorted.length} round trips)`);
+  console.log(`${name}: websocket round trip p50 ${lat[name].p50.toFixed(3)} ms, p99 ${lat[name].p99.toFixed(3)} ms ` + `(${sorted.length} round trips)`);
 }
 
 const row = (r: string, value: number, baseline: number, unit: string, target: string, higherIsBetter: boolean | null, note?: string): BenchRow => {

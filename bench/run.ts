@@ -36,7 +36,7 @@ const machine = `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node
 printRows(`All benchmarks (${machine})`, all.map((r) => ({ ...r, row: `${r.suite}: ${r.row}` })));
 writeFileSync(join(BENCH_DIR, 'results', 'all.json'), `${JSON.stringify({ at: new Date().toISOString(), machine, rows: all, failed }, null, 2)}\n`);
 const missed = all.filter((r) => !r.met);
-console.log(`\n${all.length} rows, ${all.length - missed.length} targets met${missed.length ? `, missed: ${missed.map((r) => `${r.suite}: ${r.row}`).join('; ')}` : ''}`);
+console.log(`\n${all.length} rows, ${all.length - missed.length} targets ` + `met${missed.length ? `, missed: ${missed.map((r) => `${r.suite}: ${r.row}`).join('; ')}` : ''}`);
 if (failed.length > 0) {
   console.error(`suites that failed to run: ${failed.join(', ')}`);
   process.exit(1);

@@ -57,7 +57,7 @@ export class UnknownBucketError extends ShardError {
   override readonly code = 'SHARD_ERR_UNKNOWN_BUCKET';
   override readonly status = 503;
   constructor(kind: string, bucket: string) {
-    super(`an object of kind "${kind}" is assigned to bucket "${bucket}", which is not in the configuration: put the bucket back or migrate its objects`);
+    super(`an object of kind "${kind}" is assigned to bucket "${bucket}", which is not in the configuration: put ` + 'the bucket back or migrate its objects');
   }
 }
 
@@ -128,7 +128,7 @@ export class NoSuchBucketError extends ShardError {
   override readonly code = 'SHARD_ERR_NO_SUCH_BUCKET';
   override readonly status = 400;
   constructor(kind: string, bucket: string, known: readonly string[]) {
-    super(`bucket "${bucket}" is not in the configuration of kind "${kind}" (configured: ${known.join(', ') || 'none'}): add it to sharder.yml first`);
+    super(`bucket "${bucket}" is not in the configuration of kind "${kind}" (configured: ` + `${known.join(', ') || 'none'}): add it to sharder.yml first`);
   }
 }
 
@@ -178,7 +178,9 @@ export class ImportFormatError extends ShardError {
   readonly problems: readonly InputProblem[];
   constructor(source: string, problems: InputProblem[], more: number) {
     const n = problems.length + more;
-    super(`${source}: ${n} bad row${n === 1 ? '' : 's'}, nothing imported:\n${problems.map((p) => `  ${p.at}: ${p.message}`).join('\n')}${more > 0 ? `\n  … and ${more} more` : ''}`);
+    const list = problems.map((p) => `  ${p.at}: ${p.message}`).join('\n');
+    const rest = more > 0 ? `\n  … and ${more} more` : '';
+    super(`${source}: ${n} bad row${n === 1 ? '' : 's'}, nothing imported:\n${list}${rest}`);
     this.problems = problems;
   }
 }

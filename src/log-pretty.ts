@@ -45,7 +45,7 @@ export function prettyLine(line: string, color: boolean): string {
     fields.push(`${paint('2', `${k}=`)}${value(v)}`);
   }
   const msg = typeof o.msg === 'string' ? o.msg : '';
-  return `${paint('90', time)} ${paint(code, name)} ${msg}${fields.length > 0 ? `  ${fields.join(' ')}` : ''}${stack}\n`;
+  return `${paint('90', time)} ${paint(code, name)} ` + `${msg}${fields.length > 0 ? `  ${fields.join(' ')}` : ''}${stack}\n`;
 }
 
 /** A pino destination writing pretty lines to a file descriptor, synchronously. */

@@ -222,7 +222,7 @@ export class Sharder {
       kinds: Object.fromEntries([...config.kinds].map(([k, v]) => [k, v.buckets.map((b) => `${b.name}(${b.state}, weight ${b.weight})`)])),
     }, `sharder listening on ${sharder.url}`);
     if (sharder.control !== null && config.admin.tokens.length === 0) {
-      opts.log.warn({ event: 'admin_api_disabled' }, 'no admin token configured (admin.token, admin.tokens or SHARDER_ADMIN_TOKEN): the admin API answers 401 to everything');
+      opts.log.warn({ event: 'admin_api_disabled' }, 'no admin token configured (admin.token, admin.tokens or SHARDER_ADMIN_TOKEN): the admin API answers ' + '401 to everything');
     }
     return sharder;
   }

@@ -268,7 +268,7 @@ function violations(): { at: string; from: string; to: string; problem: string }
           at,
           from: file,
           to: dest,
-          problem: `${from.name} imports ${kind}${to.name} (${dest}); ${from.name} may import ${[...from.mayImport, 'shared'].join(', ')}`,
+          problem: `${from.name} imports ${kind}${to.name} (${dest}); ${from.name} may import ` + `${[...from.mayImport, 'shared'].join(', ')}`,
         });
       }
     }

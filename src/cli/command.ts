@@ -67,7 +67,9 @@ export function configFrom(args: ParsedArgs, io: Io): Config {
 /** Prints an error the way a shell user can act on, and returns the exit status. */
 export function report(io: Io, err: unknown): number {
   if (err instanceof ConfigError) {
-    io.err(`sharder: invalid configuration (${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}):\n${err.message.split('\n').map((l) => `  ${l}`).join('\n')}\n`);
+    const n = err.problems.length;
+    const problems = err.message.split('\n').map((l) => `  ${l}`).join('\n');
+    io.err(`sharder: invalid configuration (${n} problem${n === 1 ? '' : 's'}):\n${problems}\n`);
     return EXIT_USAGE;
   }
   if (err instanceof UsageError) {

@@ -179,7 +179,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     return validateConfig(raw, withoutFile ? null : file, sources, env);
   } catch (err) {
     if (!withoutFile || !(err instanceof ConfigError)) throw err;
-    const missing = { source: file, key: '(file)', message: 'does not exist, so the configuration came from SHARDER_* variables and flags alone: create it (see the shipped sharder.yml), pass --config FILE, or set what is missing' };
+    const missing = { source: file, key: '(file)', message: 'does not exist, so the configuration came from SHARDER_* variables and flags alone: create it (see ' + 'the shipped sharder.yml), pass --config FILE, or set what is missing' };
     throw new ConfigError([missing, ...err.problems], { cause: err });
   }
 }

@@ -84,7 +84,7 @@ export const POSTGRES_URL_PATTERN = /^postgres(ql)?:/;
 export function checkSslMode(v: string): string | undefined {
   if ((PG_SSL_MODES as readonly string[]).includes(v)) return undefined;
   if (v === 'prefer' || v === 'allow') {
-    return `sslmode "${v}" is not supported (the driver cannot fall back between TLS and plain): use ${PG_SSL_MODES.join(', ')}`;
+    return `sslmode "${v}" is not supported (the driver cannot fall back between TLS and plain): use ` + `${PG_SSL_MODES.join(', ')}`;
   }
   return `must be one of ${PG_SSL_MODES.join(', ')}`;
 }
@@ -162,7 +162,7 @@ export function parsePostgresUrl(text: string): PostgresUrlParts | { problem: st
   const seen = new Set<string>();
   for (const [key, rawValue] of url.searchParams) {
     if (!(URL_PARAMS as readonly string[]).includes(key)) {
-      return { problem: `has the unsupported parameter "${key.slice(0, 40)}" (supported: ${URL_PARAMS.join(', ')}; pool and timeouts go in the postgres: section)` };
+      return { problem: `has the unsupported parameter "${key.slice(0, 40)}" (supported: ${URL_PARAMS.join(', ')}; pool and ` + 'timeouts go in the postgres: section)' };
     }
     if (seen.has(key)) return { problem: `has the parameter "${key}" more than once` };
     seen.add(key);

@@ -19,7 +19,7 @@ function bindProblem(err: unknown, address: ListenAddress): string | undefined {
   const at = formatListen(address);
   switch ((err as NodeJS.ErrnoException | null)?.code) {
     case 'EADDRINUSE':
-      return `${at} is already in use (another sharder or another program listens there): stop it, or choose another port`;
+      return `${at} is already in use (another sharder or another program listens there): stop it, or choose another ` + 'port';
     case 'EACCES':
       return `${at}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE): choose a port from 1024`;
     case 'EADDRNOTAVAIL':

@@ -79,7 +79,7 @@ interface Requirement {
   readonly actor: (name: string) => Actor;
 }
 
-const ADMIN_DISABLED = 'the admin API is disabled: no admin token is configured (admin.token, admin.token_file, admin.tokens or SHARDER_ADMIN_TOKEN)';
+const ADMIN_DISABLED = 'the admin API is disabled: no admin token is configured (admin.token, admin.token_file, admin.tokens or ' + 'SHARDER_ADMIN_TOKEN)';
 
 /** What an access needs from this request, or null when it may pass without credentials. */
 function requirement(access: Access, s: GateSettings, peer: string | undefined): Requirement | null {

@@ -122,7 +122,7 @@ export function pathOnly(url: string | undefined): string {
 }
 
 function rawAnswer(status: string, id?: string): string {
-  return `HTTP/1.1 ${status}\r\n${id === undefined ? '' : `${REQUEST_ID_HEADER}: ${id}\r\n`}Connection: close\r\nContent-Length: 0\r\n\r\n`;
+  return `HTTP/1.1 ${status}\r\n${id === undefined ? '' : `${REQUEST_ID_HEADER}: ${id}\r\n`}Connection: ` + 'close\r\nContent-Length: 0\r\n\r\n';
 }
 
 /** CONNECT is no request the sharder serves; without this Node drops the socket unanswered. */

@@ -130,7 +130,7 @@ export class SharderMetrics implements StoreObserver {
       }
       return out;
     });
-    add('sharder_http_request_duration_seconds', 'Time from a request reaching its handler to its answer being written, by listener, handler, method and status code.', 'histogram', 'sum', () => {
+    add('sharder_http_request_duration_seconds', 'Time from a request reaching its handler to its answer being written, by listener, handler, method and ' + 'status code.', 'histogram', 'sum', () => {
       const out: Sample[] = [];
       for (const m of src.meter.all()) {
         for (const l of m.latencies()) out.push(...histogramSamples('sharder_http_request_duration_seconds', { listener: m.listener, handler: m.endpoint, method: l.method, code: l.code }, l.histogram));
@@ -141,7 +141,7 @@ export class SharderMetrics implements StoreObserver {
     add('sharder_assignments_total', 'First assignments made by this instance, by kind and bucket.', 'counter', 'sum', () =>
       [...src.assignments.totals()].map(([kind, bucket, value]) => ({ labels: { kind, bucket }, value })));
 
-    add('sharder_objects', 'Objects assigned to each bucket (the store\'s kept counts, read at scrape time): the configured buckets and any other bucket the store names.', 'gauge', 'first', async () => {
+    add('sharder_objects', 'Objects assigned to each bucket (the store\'s kept counts, read at scrape time): the configured buckets ' + 'and any other bucket the store names.', 'gauge', 'first', async () => {
       const { counts } = await this.readStore();
       const out: Sample[] = [];
       for (const k of src.config().kinds.values()) {
@@ -193,7 +193,7 @@ export class SharderMetrics implements StoreObserver {
     counter('sharder_proxy_login_redirects_total', 'Proxy mode: requests without identity redirected to proxy.login_url.', () => p.loginRedirects);
     counter('sharder_proxy_retries_total', 'Proxy mode: idempotent requests sent again after a kept-alive hub connection turned out closed.', () => p.retries);
     counter('sharder_proxy_client_aborts_total', 'Proxy mode: clients gone before their answer was complete.', () => p.clientAborts);
-    add('sharder_proxy_upstream_errors_total', 'Proxy mode: hub failures by kind, bucket (hub) and code (SHARD_ERR_UPSTREAM_DOWN, _TIMEOUT, SHARD_ERR_NO_UPSTREAM).', 'counter', () => {
+    add('sharder_proxy_upstream_errors_total', 'Proxy mode: hub failures by kind, bucket (hub) and code (SHARD_ERR_UPSTREAM_DOWN, _TIMEOUT, ' + 'SHARD_ERR_NO_UPSTREAM).', 'counter', () => {
       const out: Sample[] = [];
       for (const [hub, codes] of Object.entries(p.errorsByHub)) {
         const [kind, bucket] = hub.split('/') as [string, string];

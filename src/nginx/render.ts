@@ -54,7 +54,7 @@ export function upstreamTarget(url: string): Target | string {
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') return `must use http:// or https:// for nginx, got ${JSON.stringify(url)}`;
   if (!UPSTREAM_HOST.test(u.hostname) || (u.hostname.startsWith('[') && !isIPv6(u.hostname.slice(1, -1)))) {
-    return `host ${JSON.stringify(u.hostname)} cannot be written into nginx configuration: use a host name or IP address`;
+    return `host ${JSON.stringify(u.hostname)} cannot be written into nginx configuration: use a host name or IP ` + 'address';
   }
   if (u.username || u.password || u.search || u.hash) return 'must be scheme://host:port only (no credentials, query or fragment) for nginx';
   if (u.pathname !== '/') {
@@ -124,7 +124,7 @@ export function renderNginxConfig(config: Config, opts: RenderOptions = {}): Ren
     // nginx compares map source values and upstream names ignoring case.
     const first = seen.get(b.name.toLowerCase());
     if (first !== undefined) {
-      return add(`${key}.name`, `"${b.name}" differs from "${kind.buckets[first]!.name}" (buckets[${first}]) only in letter case: nginx matches bucket names ignoring case, so rename one`);
+      return add(`${key}.name`, `"${b.name}" differs from "${kind.buckets[first]!.name}" (buckets[${first}]) only in letter case: ` + 'nginx matches bucket names ignoring case, so rename one');
     }
     seen.set(b.name.toLowerCase(), i);
     if (b.upstream === null) return void skipped.push(b);

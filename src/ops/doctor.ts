@@ -38,7 +38,7 @@ export async function doctor(ctx: OpsContext, kind?: string): Promise<DoctorRepo
 
   const dups = (await ctx.store.duplicates(DUPLICATES_SHOWN)).filter((d) => only === undefined || d.kind === only);
   check('one_row_per_object', dups, 'error', 'every object has exactly one assignment',
-    `${dups.length}${dups.length === DUPLICATES_SHOWN ? '+' : ''} object(s) are stored more than once: the schema's uniqueness constraint is broken; restore from an export`);
+    `${dups.length}${dups.length === DUPLICATES_SHOWN ? '+' : ''} object(s) are stored more than once: the ` + `schema's uniqueness constraint is broken; restore from an export`);
 
   const drift: CountFix[] = [];
   const realByKind = new Map<string, Map<string, number>>();
@@ -57,7 +57,7 @@ export async function doctor(ctx: OpsContext, kind?: string): Promise<DoctorRepo
   if (only === undefined) {
     const unknownKinds = stored.filter((k) => !config.kinds.has(k)).map((k) => ({ kind: k, objects: [...(realByKind.get(k)?.values() ?? [])].reduce((a, b) => a + b, 0) }));
     check('kinds_in_config', unknownKinds, 'error', 'every stored kind is configured',
-      `objects of ${unknownKinds.length} kind(s) that the configuration no longer lists: put the kind back, or export and delete its objects`);
+      `objects of ${unknownKinds.length} kind(s) that the configuration no longer lists: put the kind back, or ` + 'export and delete its objects');
   }
 
   const orphans: { kind: string; bucket: string; objects: number }[] = [];
@@ -71,7 +71,7 @@ export async function doctor(ctx: OpsContext, kind?: string): Promise<DoctorRepo
     if (!kc.buckets.some((b) => b.state === 'active')) noActive.push({ kind: k });
   }
   check('buckets_in_config', orphans, 'error', 'every object is in a configured bucket',
-    `objects in ${orphans.length} bucket(s) that the configuration no longer lists (they get 503): put each bucket back as draining, then migrate its objects`);
+    `objects in ${orphans.length} bucket(s) that the configuration no longer lists (they get 503): put each ` + 'bucket back as draining, then migrate its objects');
   check('upstreams', noUpstream, 'warning', 'every configured bucket has an upstream',
     `${noUpstream.length} bucket(s) have no upstream: /auth sends no X-Shard-Upstream for their users`);
   check('active_buckets', noActive, 'warning', 'every kind has an active bucket',

@@ -78,7 +78,7 @@ export interface RawRow {
 export function parseTime(v: unknown): number | string {
   if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? v : `assigned_at must be an ISO 8601 time or unix milliseconds, got ${v}`;
   if (typeof v !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/.test(v)) {
-    return `assigned_at must be an ISO 8601 time with a zone, such as 2024-01-31T12:00:00.000Z, got ${JSON.stringify(v)}`;
+    return 'assigned_at must be an ISO 8601 time with a zone, such as 2024-01-31T12:00:00.000Z, got ' + `${JSON.stringify(v)}`;
   }
   const ms = Date.parse(v);
   return Number.isNaN(ms) ? `assigned_at is not a valid time: ${JSON.stringify(v)}` : ms;
@@ -95,7 +95,7 @@ export function csvHeader(line: string): Map<string, number> | string {
     if (cols.has(name)) return `the header names column "${name}" twice`;
     cols.set(name, i);
   }
-  if (!cols.has('name') || !cols.has('bucket')) return `the first line must be a header naming at least the columns name and bucket (e.g. ${CSV_COLUMNS.join(',')})`;
+  if (!cols.has('name') || !cols.has('bucket')) return 'the first line must be a header naming at least the columns name and bucket (e.g. ' + `${CSV_COLUMNS.join(',')})`;
   return cols;
 }
 

@@ -58,7 +58,7 @@ export class HubClient {
     }
     const body = await r.body.text().catch(() => '');
     if (r.statusCode === 401 || r.statusCode === 403) {
-      throw new HubApiError(`the JupyterHub API of bucket "${this.bucket}" refused the token (${r.statusCode}): it needs the read:users, read:servers and servers scopes`);
+      throw new HubApiError(`the JupyterHub API of bucket "${this.bucket}" refused the token (${r.statusCode}): it needs the ` + 'read:users, read:servers and servers scopes');
     }
     return { status: r.statusCode, body };
   }
@@ -116,7 +116,7 @@ export async function ensureNoServer(client: HubClient, name: string, opts: Safe
   if (active.length === 0) return 'none';
   const list = active.map((s) => (s === '' ? 'default' : `"${s}"`)).join(', ');
   if (!opts.stopServers) {
-    throw new ServerRunningError(`"${name}" has a running server on bucket "${client.bucket}" (${list}): not moved; stop it first or pass --stop-servers (API: "stop_servers": true)`);
+    throw new ServerRunningError(`"${name}" has a running server on bucket "${client.bucket}" (${list}): not moved; stop it first or pass ` + '--stop-servers (API: "stop_servers": true)');
   }
   for (const s of active) await client.stopServer(name, s);
   const deadline = Date.now() + (opts.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS);
@@ -124,7 +124,7 @@ export async function ensureNoServer(client: HubClient, name: string, opts: Safe
     active = await client.activeServers(name);
     if (active.length === 0) return 'stopped';
     if (Date.now() >= deadline) {
-      throw new ServerRunningError(`the server of "${name}" on bucket "${client.bucket}" did not stop within ${Math.round((opts.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS) / 1000)} s: not moved`);
+      throw new ServerRunningError(`the server of "${name}" on bucket "${client.bucket}" did not stop within ` + `${Math.round((opts.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS) / 1000)} s: not moved`);
     }
     await sleep(opts.pollMs ?? STOP_POLL_MS);
   }

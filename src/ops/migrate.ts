@@ -100,14 +100,14 @@ export async function migrate(ctx: OpsContext, req: MigrateRequest): Promise<Mig
   const pauseMs = req.pauseMs ?? DEFAULT_BATCH_PAUSE_MS;
   if (!Number.isInteger(pauseMs) || pauseMs < 0 || pauseMs > 60_000) throw new BadInputError(`the pause between batches must be 0 to 60000 milliseconds, got ${pauseMs}`);
   const fromConfig = k.buckets.find((b) => b.name === req.from);
-  if (req.to !== undefined && req.to === req.from) throw new BadInputError(`cannot migrate bucket "${req.from}" onto itself: name another bucket with --to, or omit it to spread over the other active buckets`);
+  if (req.to !== undefined && req.to === req.from) throw new BadInputError(`cannot migrate bucket "${req.from}" onto itself: name another bucket with --to, or omit it to spread ` + 'over the other active buckets');
   const to = req.to === undefined ? undefined : configuredBucket(k, req.to);
   if (!fromConfig) {
     // A bucket removed from the configuration is a normal source (that is how its objects get
     // routable again), but only if it holds objects: otherwise it is a typo.
     if (((await ctx.store.counts(k.name)).get(req.from) ?? 0) === 0) throw new NoSuchBucketError(k.name, req.from, k.buckets.map((b) => b.name));
   }
-  const activeMessage = `bucket "${req.from}" is active and would keep receiving new objects while it is emptied: set "state: draining" on it in sharder.yml and reload the running sharders (SIGHUP) first`;
+  const activeMessage = `bucket "${req.from}" is active and would keep receiving new objects while it is emptied: set "state: ` + 'draining" on it in sharder.yml and reload the running sharders (SIGHUP) first';
   if (fromConfig?.state === 'active' && !req.dryRun) throw new BucketActiveError(activeMessage);
   const targets = targetsFor(k.buckets, req.from, to);
   if (targets.length === 0) throw new BadInputError(`kind "${k.name}" has no other active bucket to spread the objects of "${req.from}" over: name one with --to`);

@@ -167,7 +167,7 @@ export async function moveObject(ctx: OpsContext, req: { kind?: string | undefin
   configuredBucket(k, req.to);
   const reason = checkReason(req.reason);
   const from = await ctx.store.lookup(k.name, name);
-  if (from === undefined) throw new NotFoundError(`"${name}" of kind "${k.name}" has no assignment: nothing to move (assign it with: sharder assign NAME --to BUCKET)`);
+  if (from === undefined) throw new NotFoundError(`"${name}" of kind "${k.name}" has no assignment: nothing to move (assign it with: sharder assign NAME ` + '--to BUCKET)');
   if (from === req.to) return { kind: k.name, name, from, to: from, changed: false, servers_stopped: false };
   const stopped = await checkNoServer(ctx, k.name, name, from, req);
   // expect: if someone moved or deleted it while the hub was asked, nothing is written.

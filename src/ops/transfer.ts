@@ -72,7 +72,7 @@ function rowProblem(ctx: OpsContext, r: RawRow, kind: string): string | undefine
     return (err as Error).message;
   }
   if (!k.buckets.some((b) => b.name === r.bucket)) {
-    return `bucket "${r.bucket}" is not in the configuration of kind "${kind}": add it first (with state: draining if it should get no new objects)`;
+    return `bucket "${r.bucket}" is not in the configuration of kind "${kind}": add it first (with state: draining if ` + 'it should get no new objects)';
   }
   return undefined;
 }

@@ -20,7 +20,8 @@ export function errorPage(status: number, bucket: string, message: string, code:
   const title = `${status} ${STATUS_TEXT[status] ?? 'Error'}`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${title}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;padding:0 1em;color:#222}code{color:#666}</style></head>
+<style>body{font-family:system-ui,sans-serif;max-width:40em;
+  margin:4em auto;padding:0 1em;color:#222}code{color:#666}</style></head>
 <body><h1>Your hub is not available</h1>
 <p>${escapeHtml(message)}</p>
 <p>Hub: <strong>${escapeHtml(bucket)}</strong> &middot; <code>${title} &middot; ${escapeHtml(code)}</code></p>
@@ -39,8 +40,8 @@ export interface SocketAnswer {
 /** A JSON HTTP answer as bytes, for a socket that has not been switched to a websocket. */
 export function socketAnswerText(httpVersion: string, a: SocketAnswer): string {
   const body = JSON.stringify(a.bucket === undefined ? { code: a.code, message: a.message } : { code: a.code, message: a.message, bucket: a.bucket });
-  return `HTTP/${httpVersion === '1.0' ? '1.0' : '1.1'} ${a.status} ${STATUS_TEXT[a.status] ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-    `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\n${REQUEST_ID_HEADER}: ${a.id}\r\nConnection: close\r\n\r\n${body}`;
+  return `HTTP/${httpVersion === '1.0' ? '1.0' : '1.1'} ${a.status} ` + `${STATUS_TEXT[a.status] ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\n${REQUEST_ID_HEADER}: ` + `${a.id}\r\nConnection: close\r\n\r\n${body}`;
 }
 
 /** Writes a JSON HTTP answer on a socket that has not been switched, then closes it. */

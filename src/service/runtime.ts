@@ -53,7 +53,7 @@ export class KindRuntime {
 }
 
 export function cookieValue(config: Config, bucket: string, signer: CookieSigner | null = null): string {
-  return `${config.cookie.name}=${signer === null ? bucket : signer.sign(bucket)}; Path=/; HttpOnly; SameSite=Lax${config.cookie.secure ? '; Secure' : ''}`;
+  return `${config.cookie.name}=${signer === null ? bucket : signer.sign(bucket)}; Path=/; HttpOnly; ` + `SameSite=Lax${config.cookie.secure ? '; Secure' : ''}`;
 }
 
 /** Builds or updates the runtime kinds from a (validated) configuration. */

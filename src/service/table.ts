@@ -231,7 +231,7 @@ export class AssignmentTable {
     if (load.cancelled) return;
     if (total > max) {
       this.o.log.warn({ event: 'table_exceeds_cache', kind: kind.name, assignments: total, max_entries: max },
-        `kind ${kind.name} has ${total} assignments but cache.max_entries is ${max}: ${max} are loaded, the rest are read from the store on first use and cannot be answered while it is away; raise cache.max_entries (about 120-140 bytes each)`);
+        `kind ${kind.name} has ${total} assignments but cache.max_entries is ${max}: ${max} are loaded, the ` + 'rest are read from the store on first use and cannot be answered while it is away; raise ' + 'cache.max_entries (about 120-140 bytes each)');
     }
     const target = fresh ? kind.cache : new BoundedCache<BucketRef>(max);
     const pageRows = this.o.pageRows ?? LOAD_PAGE_ROWS;

@@ -110,7 +110,7 @@ export class Snapshot {
     const recorded = this.identity();
     const why = recorded === undefined ? 'it holds no table yet'
       : recorded.location !== expected.location ? `it is a copy of ${recorded.location}, not of ${expected.location}`
-      : !sameKinds(recorded.kinds, expected.kinds) ? `it holds kinds ${recorded.kinds.join(', ') || '(none)'}, the configuration has ${expected.kinds.join(', ')}`
+      : !sameKinds(recorded.kinds, expected.kinds) ? `it holds kinds ${recorded.kinds.join(', ') || '(none)'}, the configuration has ` + `${expected.kinds.join(', ')}`
       : undefined;
     if (why !== undefined) {
       this.log.warn({ event: 'snapshot_ignored', file: this.path, reason: why }, `snapshot ${this.path} not used: ${why}`);
@@ -254,7 +254,7 @@ export class Snapshot {
 
   /** Applies up to SNAPSHOT_BATCH_ROWS rows from the head of the queue in one transaction. */
   private writeBatch(): void {
-    const upsert = this.db.prepare('INSERT INTO assignments (kind, name, bucket, gen) VALUES (?, ?, ?, ?) ON CONFLICT (kind, name) DO UPDATE SET bucket = excluded.bucket, gen = excluded.gen');
+    const upsert = this.db.prepare('INSERT INTO assignments (kind, name, bucket, gen) VALUES (?, ?, ?, ?) ON CONFLICT (kind, name) DO ' + 'UPDATE SET bucket = excluded.bucket, gen = excluded.gen');
     const del = this.db.prepare('DELETE FROM assignments WHERE kind = ? AND name = ?');
     // A failed transaction wrote nothing: its ops stay queued, as they were.
     const head = this.head;

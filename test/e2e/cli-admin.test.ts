@@ -101,7 +101,7 @@ test('migrate, export, import, doctor from the command line', async (t) => {
 
   const dry = await run('migrate', 'hub-2', '--dry-run');
   assert.equal(dry.code, 0);
-  assert.equal(dry.stdout, 'hub-0  a\nhub-1  b\nhub-0  c\nhub-1  d\nhub-0  e\ndry run: 5 objects of hub-2 would move (hub-0 3, hub-1 2); nothing was changed\n');
+  assert.equal(dry.stdout, 'hub-0  a\nhub-1  b\nhub-0  c\nhub-1  d\nhub-0  e\ndry run: 5 objects of hub-2 would move (hub-0 3, hub-1 ' + '2); nothing was changed\n');
   const real = await run('migrate', 'hub-2', '--batch-size', '2');
   assert.equal(real.code, 0, real.stderr);
   assert.match(real.stdout, /^migrated hub-2 \(kind hub\): 5 objects moved in 3 batches \(hub-0 3, hub-1 2\), 0 skipped, 0 left on hub-2; audit batches m-\S+\/1\.\.3\n$/);

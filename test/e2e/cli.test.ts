@@ -40,12 +40,12 @@ test('check-config: OK on the shipped file; every problem listed with exit 2 on 
   assert.match(ok.stdout, /sharder\.yml: OK \(hub: 3 buckets\)/);
   const dir = tempDir(t);
   const bad = join(dir, 'bad.yml');
-  writeFileSync(bad, 'kinds:\n  hub:\n    buckets:\n      - {name: hub-0}\n      - {name: hub-0}\n      - {name: hub-2, upstream: "ftp//x"}\n');
+  writeFileSync(bad, 'kinds:\n  hub:\n    buckets:\n      - {name: hub-0}\n      - {name: hub-0}\n      - {name: hub-2, ' + 'upstream: "ftp//x"}\n');
   const r = await runCli(['check-config', '--config', bad]);
   assert.equal(r.code, 2);
   assert.equal(r.stderr, [
     'sharder: invalid configuration (2 problems):',
-    `  ${bad}: kinds.hub.buckets[1].name: duplicate bucket name "hub-0" (also at buckets[0]): bucket names must be unique within a kind`,
+    `  ${bad}: kinds.hub.buckets[1].name: duplicate bucket name "hub-0" (also at buckets[0]): bucket names ` + 'must be unique within a kind',
     `  ${bad}: kinds.hub.buckets[2].upstream: must be an http:// or https:// URL, got the string "ftp//x"`,
     '',
   ].join('\n'));
@@ -58,7 +58,7 @@ test('the process entry: --help, and serve refusing a bad configuration, with th
   const [help, serve] = await Promise.all([runCliProcess(['--help']), runCliProcess(['serve', '--config', bad])]);
   assert.deepEqual(help, await runCli(['--help']));
   const check = await runCli(['check-config', '--config', bad]);
-  assert.deepEqual(check, { code: 2, stdout: '', stderr: `sharder: invalid configuration (1 problem):\n  ${bad}: kinds.hub.buckets: must be a non-empty list of buckets, got an empty list\n` });
+  assert.deepEqual(check, { code: 2, stdout: '', stderr: `sharder: invalid configuration (1 problem):\n  ${bad}: kinds.hub.buckets: must be a non-empty list of ` + 'buckets, got an empty list\n' });
   assert.deepEqual(serve, check, 'serve refuses a bad configuration as check-config does, and starts nothing');
 });
 
@@ -66,7 +66,7 @@ test('check-config and serve: __proto__, constructor and toString are unknown ke
   const dir = tempDir(t);
   const file = join(dir, 'proto.yml');
   writeFileSync(file, 'kinds:\n  hub:\n    buckets: [{name: hub-0}]\n__proto__: {listen: 1}\nconstructor: {a: 1}\ntoString: 1\n');
-  const known = 'unknown key (known: listen, workers, mode, proxy, control_listen, admin, database, identity, cookie, shard, default_kind, kind_header, cache, store, log, metrics, status, postgres, kinds)';
+  const known = 'unknown key (known: listen, workers, mode, proxy, control_listen, admin, database, identity, cookie, ' + 'shard, default_kind, kind_header, cache, store, log, metrics, status, postgres, kinds)';
   for (const cmd of ['check-config', 'serve']) {
     const r = await (cmd === 'serve' ? runCliProcess : runCli)([cmd, '--config', file]);
     assert.equal(r.code, 2, `${cmd}: ${r.stderr}`);
@@ -93,7 +93,7 @@ test('serve on an address already in use: exit 2 naming the key (listen or contr
     const file = writeConfig(dir, rawConfig(dir, { [key]: taken, workers }), `${key}-${workers}.yml`);
     const r = await runCliProcess(['serve', '--config', file], { env: { SHARDER_LOG_LEVEL: 'info' } });
     assert.equal(r.code, 2, `${key}, workers ${workers}: ${r.stderr}`);
-    assert.match(r.stderr, new RegExp(`^sharder: invalid configuration \\(1 problem\\):\n  ${file.replace(/[.]/g, '\\.')}: ${key}: ${taken.replace(/[.]/g, '\\.')} is already in use`), key);
+    assert.match(r.stderr, new RegExp(`^sharder: invalid configuration \\(1 problem\\):\n  ${file.replace(/[.]/g, '\\.')}: ${key}: ` + `${taken.replace(/[.]/g, '\\.')} is already in use`), key);
     assert.doesNotMatch(r.stderr, /unexpected error|\n\s+at /, `${key}: no stack trace`);
     assert.doesNotMatch(r.stdout, /"event":"started"/, `${key}: nothing was started`);
   }

@@ -76,7 +76,7 @@ async function crashScenario(t: Reporting, configFile: string, checks: Checks): 
   assert.deepEqual(kept, real, 'kept counts equal real counts');
   assert.equal(real.reduce((s, [, n]) => s + n, 0), rows.size);
   second.child.kill('SIGTERM');
-  t.diagnostic(`sent ${NAMES} first requests, ${told.size} answered 200 before SIGKILL, ${failed} cut off; ${rows.size} rows stored; ${told.size} names checked after restart (SQL and /auth): all kept their bucket`);
+  t.diagnostic(`sent ${NAMES} first requests, ${told.size} answered 200 before SIGKILL, ${failed} cut off; ${rows.size} ` + `rows stored; ${told.size} names checked after restart (SQL and /auth): all kept their bucket`);
 }
 
 test('SIGKILL during 2,000 concurrent first requests on SQLite: every answered name keeps its bucket, counts exact', async (t) => {

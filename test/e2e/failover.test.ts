@@ -148,7 +148,7 @@ for (const { mode, synchronous, lagging } of MODES) {
           return now.size === lostNames.length && answers.every((list) => list.every((a, i) => a.bucket === now.get(lostNames[i]!)));
         }, 20_000, 'every instance answers every lost user as the new primary stores it', 200);
         const answered = new Map(answeredBefore.map((a) => [a.name, a.bucket]));
-        t.diagnostic(`lost users: ${lostNames.length}, ${lostNames.filter((n) => now.get(n) !== answered.get(n)).length} of them assigned anew to another bucket`);
+        t.diagnostic(`lost users: ${lostNames.length}, ${lostNames.filter((n) => now.get(n) !== answered.get(n)).length} ` + 'of them assigned anew to another bucket');
       }
       // Everything answered after the promotion was written to the new primary.
       for (const a of log.filter((x) => !x.known && x.status === 200 && x.at > promotedAt + 1000)) assert.equal(stored.get(a.name), a.bucket, `${a.name} assigned after the promotion is stored`);

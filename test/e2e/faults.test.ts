@@ -54,7 +54,7 @@ function sqliteChecks(file: string): { rows: number; kept: number; duplicates: n
   }
 }
 
-test('SQLite on a full disk: new users get a clear 503, known users are served, /readyz is 503 until space is freed, then new users succeed', { skip: NO_MOUNT }, async (t) => {
+test('SQLite, full disk: new users get 503, known ones are served, /readyz is 503 until space is freed, then all succeed', { skip: NO_MOUNT }, async (t) => {
   const disk = smallDisk(t, '4m');
   const s = await startSharder(t, { database: `sqlite:${join(disk, 'sharder.db')}` });
   const told = new Map<string, string>();
@@ -107,7 +107,7 @@ test('SQLite on a full disk: new users get a clear 503, known users are served, 
   assert.equal(c.duplicates, 0);
   assert.equal(c.kept, c.rows, 'kept counts equal the rows: nothing half-written');
   assert.equal(c.rows, 50 + placed + 1);
-  t.diagnostic(`full disk: ${placed} placed before it filled, ${refused} refused with 503, ${told.size} known users served, 1 placed after space was freed`);
+  t.diagnostic(`full disk: ${placed} placed before it filled, ${refused} refused with 503, ${told.size} known users ` + 'served, 1 placed after space was freed');
 });
 
 test('SQLite on a read-only file system at start: a clear error naming the file, no stack trace; the CLI says the same', { skip: NO_MOUNT }, async (t) => {
@@ -212,7 +212,7 @@ describe('PostgreSQL read-only', { skip: PG_SKIP }, () => {
     const sql = await sqlClient(t, db.url);
     // Every new session of the database is read-only; end the current ones so the pool reconnects.
     const reconnect = async (): Promise<void> => {
-      await sql.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+      await sql.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> ' + 'pg_backend_pid()');
     };
     await sql.query(`ALTER DATABASE "${db.name}" SET default_transaction_read_only = on`);
     await reconnect();

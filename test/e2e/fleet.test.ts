@@ -40,7 +40,7 @@ describe('fleet: PostgreSQL stopped', { skip: PG_LOCAL_SKIP }, () => {
 
     const during = await pooled(users, 32, (name, i) => auth(agent, instances[(i + 1) % 3]!.url, name));
     const right = during.filter((a, i) => a.status === 200 && a.bucket === bucketOf.get(users[i]!)).length;
-    assert.equal(right, 1000, `1,000/1,000 answered 200 with their bucket by an instance that did not assign them (${JSON.stringify(during.find((a) => a.status !== 200))})`);
+    assert.equal(right, 1000, '1,000/1,000 answered 200 with their bucket by an instance that did not assign them ' + `(${JSON.stringify(during.find((a) => a.status !== 200))})`);
     const fromLate = await pooled(users, 32, (name) => auth(agent, late.url, name));
     assert.equal(fromLate.filter((a, i) => a.status === 200 && a.bucket === bucketOf.get(users[i]!)).length, 1000, 'the instance started after the assignments answers all of them too');
     const missesAfter = await Promise.all([...instances, late].map((i) => cacheMisses(i)));

@@ -110,7 +110,7 @@ test('SIGTERM under steady load: exit 0 within the bound, no 5xx', async (t) => 
   assert.ok((l.statuses.get(200) ?? 0) > 100, 'the load ran');
   // After the stop the port is closed: later requests are refused, never half-answered.
   for (const e of l.errors) assert.match(e, /ECONNREFUSED|other side closed|ECONNRESET|socket/i);
-  t.diagnostic(`SIGTERM under load: ${l.sent()} requests, ${l.statuses.get(200)} answered 200, ${l.errors.length} refused after close, exit 0 in ${took} ms`);
+  t.diagnostic(`SIGTERM under load: ${l.sent()} requests, ${l.statuses.get(200)} answered 200, ${l.errors.length} refused ` + `after close, exit 0 in ${took} ms`);
 });
 
 for (const workers of [1, 2]) {

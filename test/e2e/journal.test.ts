@@ -106,7 +106,8 @@ echo "JOURNALD=$!"
 # journald has no readiness signal without systemd: wait for its socket, at most 10 s.
 for _ in $(seq 200); do [ -S /run/systemd/journal/stdout ] && break; sleep 0.05; done
 [ -S /run/systemd/journal/stdout ] || { echo "JOURNALD_FAILED=1"; exit 1; }
-systemd-cat --level-prefix=true -t ${TAG} sh -c 'export JOURNAL_STREAM="$(stat -L -c %d:%i /proc/$$/fd/1)"; exec "$@"' sh "$@" </dev/null &
+systemd-cat --level-prefix=true -t ${TAG} \\
+  sh -c 'export JOURNAL_STREAM="$(stat -L -c %d:%i /proc/$$/fd/1)"; exec "$@"' sh "$@" </dev/null &
 echo "SHARDER=$!"
 wait $! && echo "SHARDER_EXIT=0" || echo "SHARDER_EXIT=$?"
 `;

@@ -62,7 +62,7 @@ test(`${CONNECTIONS} concurrent keep-alive connections for ${SECONDS} s against 
   stop = true;
   await Promise.all(loops);
   const endRss = rss(pid);
-  t.diagnostic(`${sent - sentBefore} requests in ${SECONDS} s over ${CONNECTIONS} connections (+${sentBefore} warm-up); errors ${JSON.stringify(Object.fromEntries(errors))}; statuses ${JSON.stringify(Object.fromEntries(statuses))}; RSS start ${mib(startRss)}, end ${mib(endRss)}, max ${mib(Math.max(...samples))}`);
+  t.diagnostic(`${sent - sentBefore} requests in ${SECONDS} s over ${CONNECTIONS} connections (+${sentBefore} warm-up); ` + `errors ${JSON.stringify(Object.fromEntries(errors))}; statuses ` + `${JSON.stringify(Object.fromEntries(statuses))}; RSS start ${mib(startRss)}, end ${mib(endRss)}, max ` + `${mib(Math.max(...samples))}`);
   assert.deepEqual(Object.fromEntries(errors), {}, 'no transport errors');
   assert.deepEqual([...statuses.keys()], [200]);
   assert.ok(endRss - startRss < RSS_SLACK_BYTES, `resident memory grew from ${mib(startRss)} to ${mib(endRss)}`);

@@ -125,7 +125,7 @@ map $sharder_bucket $sharder_upstream_host {
     ['an upstream with a path', kinds({ name: 'hub-0', upstream: 'http://10.0.0.1:8000/jupyter' }), {},
       ['kinds.hub.buckets[0].upstream: has the path "/jupyter": nginx passes each request\'s URI to the hub unchanged, so the upstream must be scheme://host:port (set the hub\'s base_url instead)']],
     ['names differing only in case', kinds({ name: 'Hub-A', upstream: 'http://10.0.0.1:80' }, { name: 'hub-a', upstream: 'http://10.0.0.2:80' }), {},
-      ['kinds.hub.buckets[1].name: "hub-a" differs from "Hub-A" (buckets[0]) only in letter case: nginx matches bucket names ignoring case, so rename one']],
+      ['kinds.hub.buckets[1].name: "hub-a" differs from "Hub-A" (buckets[0]) only in letter case: nginx ' + 'matches bucket names ignoring case, so rename one']],
     ['listen port 0 without --sharder', { ...kinds({ name: 'h', upstream: 'http://10.0.0.1:80' }), listen: '127.0.0.1:0' }, {},
       ['listen: has port 0, so nginx cannot know where the sharder listens: pass --sharder HOST:PORT']],
     ['a --sharder that is not HOST:PORT', kinds({ name: 'h', upstream: 'http://10.0.0.1:80' }), { sharders: ['10.0.0.1:8888;include /etc/passwd', '10.0.0.1'] },
@@ -145,10 +145,10 @@ map $sharder_bucket $sharder_upstream_host {
     const valid = config(kinds({ name: 'hub-0', upstream: 'http://10.0.0.1:80' }));
     const forged = (bucket: Record<string, unknown>): Config => ({ ...valid, kinds: new Map([['hub', { name: 'hub', buckets: [{ name: 'hub-0', upstream: null, weight: 1, state: 'active', ...bucket }] }]]) });
     assert.deepEqual(problems(() => renderNginxConfig(forged({ upstream: 'http://10.0.0.1;}upstream{evil:80' }))), [
-      'kinds.hub.buckets[0].upstream: host "10.0.0.1;}upstream{evil" cannot be written into nginx configuration: use a host name or IP address',
+      'kinds.hub.buckets[0].upstream: host "10.0.0.1;}upstream{evil" cannot be written into nginx ' + 'configuration: use a host name or IP address',
     ]);
     assert.deepEqual(problems(() => renderNginxConfig(forged({ upstream: 'http://$host:80' }))), [
-      'kinds.hub.buckets[0].upstream: host "$host" cannot be written into nginx configuration: use a host name or IP address',
+      'kinds.hub.buckets[0].upstream: host "$host" cannot be written into nginx configuration: use a host ' + 'name or IP address',
     ]);
     assert.deepEqual(problems(() => renderNginxConfig(forged({ name: 'a;include /etc/passwd;' , upstream: 'http://10.0.0.1' }))), [
       'kinds.hub.buckets[0].name: "a;include /etc/passwd;" cannot be written into nginx configuration',
@@ -215,7 +215,7 @@ describe('sharder nginx-config (CLI)', () => {
     const out = join(dir, 'out.conf');
     const r = await runCli(['nginx-config', '--config', file, '--output', out]);
     assert.equal(r.code, 2);
-    assert.equal(r.stderr, `sharder: invalid configuration (1 problem):\n  ${file}: kinds.hub.buckets[0].upstream: host "10.0.0.1;}upstream{evil" is not a host name or IP address (letters, digits, ".", "-", "_")\n`);
+    assert.equal(r.stderr, `sharder: invalid configuration (1 problem):\n  ${file}: kinds.hub.buckets[0].upstream: host ` + '"10.0.0.1;}upstream{evil" is not a host name or IP address (letters, digits, ".", "-", "_")\n');
     assert.equal(existsSync(out), false);
   });
 
@@ -249,7 +249,7 @@ describe('nginx -t accepts every shipped configuration and rendered ones', { ski
 
   test('sharder-server.conf in an existing server block, with and without the auth cache', (t) => {
     const dir = nginxPrefix(t);
-    const server = 'server { listen 127.0.0.1:8080; server_name hub.example.edu; set $sharder_identity $remote_user; include sharder/sharder-server.conf; }';
+    const server = 'server { listen 127.0.0.1:8080; server_name hub.example.edu; set $sharder_identity $remote_user; ' + 'include sharder/sharder-server.conf; }';
     assertOk(dir, 'plain.conf', harness(dir, server));
     enableAuthCache(dir);
     assertOk(dir, 'cached.conf', harness(dir, server));
@@ -290,6 +290,6 @@ describe('nginx -t accepts every shipped configuration and rendered ones', { ski
     assertOk(dir, 'hostile-path.conf', harness(dir, 'server { listen 127.0.0.1:8080; set $sharder_identity $remote_user; include sharder/sharder-server.conf; }'));
     // Had the path escaped its comment, nginx would already know an upstream "evil" and
     // refuse a second one ("duplicate upstream").
-    assertOk(dir, 'probe.conf', harness(dir, 'upstream evil { server 127.0.0.1:2; }\nserver { listen 127.0.0.1:8080; set $sharder_identity $remote_user; include sharder/sharder-server.conf; }'));
+    assertOk(dir, 'probe.conf', harness(dir, 'upstream evil { server 127.0.0.1:2; }\nserver { listen 127.0.0.1:8080; set $sharder_identity ' + '$remote_user; include sharder/sharder-server.conf; }'));
   });
 });

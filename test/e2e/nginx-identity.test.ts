@@ -88,7 +88,7 @@ const RECIPES: Recipe[] = [
   // Defence in depth: an operator's own server{} that turned underscores_in_headers on still
   // sends the hub only the authenticated identity (sharder-route.conf overwrites every spelling).
   basicRecipe('sharder-server.conf in a server with underscores_in_headers on', {
-    server: ' underscores_in_headers on;\n auth_basic "JupyterHub";\n auth_basic_user_file htpasswd;\n set $sharder_identity $remote_user;',
+    server: ' underscores_in_headers on;\n auth_basic "JupyterHub";\n auth_basic_user_file htpasswd;\n set ' + '$sharder_identity $remote_user;',
   }),
 ];
 

@@ -64,8 +64,8 @@ test('on an older Node.js the command says which version is needed and exits 2',
       assert.equal(r.stdout, '');
       assert.equal(
         r.stderr,
-        `sharder: Node.js 22.14.0 or newer is needed (supported: 22.14+, 24, 26); this is Node.js ${version} at ${node}.\n` +
-          'Install a supported Node.js (README.md, "Supported Node.js versions"), then reinstall the sharder with it.\n',
+        `sharder: Node.js 22.14.0 or newer is needed (supported: 22.14+, 24, 26); this is Node.js ${version} ` + `at ${node}.\n` +
+          'Install a supported Node.js (README.md, "Supported Node.js versions"), then reinstall the sharder ' + 'with it.\n',
       );
     }
   }

@@ -41,7 +41,8 @@ const POSTGRES_OPS: OpsBackend = {
         // As helpers/ops.ts seeds SQLite: zero-padded names, assigned_at 1.7e12 + i ms.
         await testHandle<PostgresTestHandle>(store).pool.query(
           `INSERT INTO assignments (kind, name, bucket, assigned_at)
-           SELECT $1, $2 || lpad(i::text, greatest(6, length(i::text)), '0'), $3, 'epoch'::timestamptz + (1700000000000 + i) * interval '1 millisecond'
+           SELECT $1, $2 || lpad(i::text, greatest(6, length(i::text)), '0'), $3,
+                  'epoch'::timestamptz + (1700000000000 + i) * interval '1 millisecond'
            FROM generate_series($4::int, $5::int) AS i`,
           [kind, prefix, bucket, start, start + n - 1],
         );
@@ -106,7 +107,7 @@ describe('admin CLI against PostgreSQL while two instances serve', { skip: PG_SK
     };
     const sql = await sqlClient(t, db.url);
     const instances = await Promise.all([spawnServe(t, file), spawnServe(t, file)]);
-    await sql.query("INSERT INTO assignments (kind, name, bucket) SELECT 'hub', 'u' || lpad(g::text, 4, '0'), 'hub-0' FROM generate_series(0, 599) g");
+    await sql.query("INSERT INTO assignments (kind, name, bucket) SELECT 'hub', 'u' || lpad(g::text, 4, '0'), 'hub-0' FROM " + "generate_series(0, 599) g");
     const agent = new Agent({ connections: 4 });
     t.after(() => agent.close());
     const bucketOn = async (url: string, user: string): Promise<string> => {

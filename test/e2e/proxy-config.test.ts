@@ -55,19 +55,19 @@ test('proxy config: every value set, from the file and from the environment', ()
 const cases: Array<{ name: string; raw: RawConfig; env?: NodeJS.ProcessEnv; want: string[] }> = [
   { name: 'unknown mode', raw: { kinds, mode: 'nginx' }, want: ['sharder.yml: mode: must be one of auth, proxy, got the string "nginx"'] },
   { name: 'unknown mode from the environment', raw: { kinds }, env: { SHARDER_MODE: 'Proxy' }, want: ['environment: SHARDER_MODE (mode): must be one of auth, proxy, got the string "Proxy"'] },
-  { name: 'unknown proxy key', raw: { kinds, proxy: { timeout: 5 } }, want: ['sharder.yml: proxy.timeout: unknown key (known: login_url, connect_timeout_ms, idle_timeout_ms, websocket_idle_timeout_ms, keep_alive_ms, max_free_sockets, forward_identity)'] },
+  { name: 'unknown proxy key', raw: { kinds, proxy: { timeout: 5 } }, want: ['sharder.yml: proxy.timeout: unknown key (known: login_url, connect_timeout_ms, idle_timeout_ms, ' + 'websocket_idle_timeout_ms, keep_alive_ms, max_free_sockets, forward_identity)'] },
   { name: 'proxy not a mapping', raw: { kinds, proxy: 'on' }, want: ['sharder.yml: proxy: must be a mapping, got the string "on"'] },
   {
     name: 'login_url neither URL nor path', raw: { kinds, proxy: { login_url: 'login.example.org' } },
-    want: ['sharder.yml: proxy.login_url: must be an http:// or https:// URL or a path starting with "/" (optionally with {next}, the requested URL), got the string "login.example.org"'],
+    want: ['sharder.yml: proxy.login_url: must be an http:// or https:// URL or a path starting with "/" ' + '(optionally with {next}, the requested URL), got the string "login.example.org"'],
   },
   {
     name: 'login_url protocol-relative', raw: { kinds, proxy: { login_url: '//evil.example/' } },
-    want: ['sharder.yml: proxy.login_url: must be an http:// or https:// URL or a path starting with "/" (optionally with {next}, the requested URL), got the string "//evil.example/"'],
+    want: ['sharder.yml: proxy.login_url: must be an http:// or https:// URL or a path starting with "/" ' + '(optionally with {next}, the requested URL), got the string "//evil.example/"'],
   },
   {
     name: 'login_url javascript:', raw: { kinds, proxy: { login_url: 'javascript:alert(1)' } },
-    want: ['sharder.yml: proxy.login_url: must be an http:// or https:// URL or a path starting with "/" (optionally with {next}, the requested URL), got the string "javascript:alert(1)"'],
+    want: ['sharder.yml: proxy.login_url: must be an http:// or https:// URL or a path starting with "/" ' + '(optionally with {next}, the requested URL), got the string "javascript:alert(1)"'],
   },
   {
     name: 'timeouts out of range', raw: { kinds, proxy: { connect_timeout_ms: 0, idle_timeout_ms: -1, websocket_idle_timeout_ms: 1.5, keep_alive_ms: '4s', max_free_sockets: 0 } },
@@ -79,7 +79,7 @@ const cases: Array<{ name: string; raw: RawConfig; env?: NodeJS.ProcessEnv; want
       'sharder.yml: proxy.max_free_sockets: must be a whole number from 1 to 65536, got number 0',
     ],
   },
-  { name: 'forward_identity not a boolean', raw: { kinds }, env: { SHARDER_PROXY_FORWARD_IDENTITY: 'maybe' }, want: ['environment: SHARDER_PROXY_FORWARD_IDENTITY (proxy.forward_identity): must be true or false, got the string "maybe"'] },
+  { name: 'forward_identity not a boolean', raw: { kinds }, env: { SHARDER_PROXY_FORWARD_IDENTITY: 'maybe' }, want: ['environment: SHARDER_PROXY_FORWARD_IDENTITY (proxy.forward_identity): must be true or false, got the ' + 'string "maybe"'] },
 ];
 
 for (const c of cases) {

@@ -224,6 +224,6 @@ test('proxy leaks: 5,000 websockets and 5,000 requests, with aborts and a hub st
   assert.ok(hubs[2]!.counts.websockets > 0 && hubs[1]!.aborted.length + hubs[0]!.aborted.length > 0);
   // Memory settles: the rounds keep nothing of what they used.
   const mib = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
-  assert.ok(heapAfter.at(-1)! - heapAfter[0]! < HEAP_SLACK_BYTES, `live heap after GC grew from ${mib(heapAfter[0]!)} to ${mib(heapAfter.at(-1)!)} (${heapAfter.map(mib).join(', ')})`);
-  t.diagnostic(`descriptors ${baseline} (sockets ${baseSockets}); live heap after GC ${heapAfter.map(mib).join(', ')}; rss after rounds ${rssAfter.map(mib).join(', ')}; outcomes ${JSON.stringify(outcomes)}`);
+  assert.ok(heapAfter.at(-1)! - heapAfter[0]! < HEAP_SLACK_BYTES, `live heap after GC grew from ${mib(heapAfter[0]!)} to ${mib(heapAfter.at(-1)!)} ` + `(${heapAfter.map(mib).join(', ')})`);
+  t.diagnostic(`descriptors ${baseline} (sockets ${baseSockets}); live heap after GC ${heapAfter.map(mib).join(', ')}; ` + `rss after rounds ${rssAfter.map(mib).join(', ')}; outcomes ${JSON.stringify(outcomes)}`);
 });

@@ -54,12 +54,12 @@ test('flag values go through the file\'s validators, and every problem names its
     return [];
   };
   assert.deepEqual(problems({ 'listen': 'nope', 'control-listen': '99999', 'metrics-listen': ':x', 'log-level': 'loud', 'mode': 'both', 'database': 'mysql://h/db' }), [
-    'command line: --log-level (log.level): must be one of trace, debug, info, warn, error, fatal, silent, got the string "loud"',
-    'command line: --listen (listen): must be HOST:PORT (e.g. 127.0.0.1:8888 or [::1]:8888) or a port number, got the string "nope"',
+    'command line: --log-level (log.level): must be one of trace, debug, info, warn, error, fatal, silent, ' + 'got the string "loud"',
+    'command line: --listen (listen): must be HOST:PORT (e.g. 127.0.0.1:8888 or [::1]:8888) or a port ' + 'number, got the string "nope"',
     'command line: --mode (mode): must be one of auth, proxy, got the string "both"',
     'command line: --control-listen (control_listen): port 99999 is out of range 0-65535, got the string "99999"',
     'command line: --database (database): must be sqlite:PATH (e.g. sqlite:./data/sharder.db) or postgres://USER@HOST:PORT/DB (or postgres: to take everything from PG* variables)',
-    'command line: --metrics-listen (metrics.listen): must be HOST:PORT (e.g. 127.0.0.1:8888 or [::1]:8888) or a port number, got the string ":x"',
+    'command line: --metrics-listen (metrics.listen): must be HOST:PORT (e.g. 127.0.0.1:8888 or [::1]:8888) ' + 'or a port number, got the string ":x"',
   ]);
   // The same value from the environment is the environment's problem, and is named so.
   assert.throws(() => loadConfig({ file, env: { SHARDER_LISTEN: 'nope' } }), (err: ConfigError) => err.problems[0]!.source === 'environment' && err.problems[0]!.key === 'SHARDER_LISTEN (listen)');
@@ -71,7 +71,7 @@ test('--database refuses a password, which a command line shows to every user; t
   const password = 'pw-0123456789-secret';
   assert.throws(() => loadConfig({ file, env: {}, flags: { database: `postgres://sharder:${password}@db.internal/sharder` } }), (err: ConfigError) => {
     assert.deepEqual(err.problems.map((p) => `${p.source}: ${p.key}: ${p.message}`), [
-      'command line: --database (database): holds a password, which every user of this machine can read on a command line (ps): give it in SHARDER_DATABASE, PGPASSWORD or postgres.password_file instead',
+      'command line: --database (database): holds a password, which every user of this machine can read on ' + 'a command line (ps): give it in SHARDER_DATABASE, PGPASSWORD or postgres.password_file instead',
     ]);
     assert.ok(!err.message.includes(password));
     return true;

@@ -135,7 +135,10 @@ test('the status page in headless Chromium shows the buckets and counts, on a de
         s.getAttribute('data-kind'),
         Object.fromEntries([...s.querySelectorAll('li.bucket')].map((li) => [
           li.querySelector('.name').innerText,
-          { count: Number(li.querySelector('.n').innerText.replaceAll(',', '')), state: li.querySelector('.badge').innerText },
+          {
+            count: Number(li.querySelector('.n').innerText.replaceAll(',', '')),
+            state: li.querySelector('.badge').innerText,
+          },
         ])),
       ]))`);
     assert.deepEqual(Object.keys(shown), ['hub', 'home']);

@@ -37,7 +37,7 @@ const BIN = findBinDir();
 const AS_ROOT = process.getuid?.() === 0;
 
 function localMissing(): string | undefined {
-  if (BIN === undefined) return 'no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (install postgresql, or set SHARDER_TEST_DATABASE_URL)';
+  if (BIN === undefined) return 'no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (install postgresql, or set ' + 'SHARDER_TEST_DATABASE_URL)';
   if (AS_ROOT && spawnSync('id', ['-u', 'postgres']).status !== 0) return 'tests run as root and there is no "postgres" user to run the server as';
   return undefined;
 }

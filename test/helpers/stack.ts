@@ -111,10 +111,10 @@ export async function startStack(t: HasAfter, opts: StackOptions = {}): Promise<
       let server = edit(readFileSync(file, 'utf8'), /^\s*listen 80;$/m, `    listen 127.0.0.1:${port};`, 'listen 80');
       server = edit(server, /^\s*listen \[::\]:80;\n/m, '', 'listen [::]:80');
       writeFileSync(join(dir, 'sharder', 'oauth2-proxy.test.conf'), server);
-      return `${mainPreamble(dir)}\nhttp {\n${httpPreamble(dir)}\ninclude sharder/sharder-http.conf;\ninclude sharder/oauth2-proxy.test.conf;\n}\n`;
+      return `${mainPreamble(dir)}\nhttp {\n${httpPreamble(dir)}\ninclude sharder/sharder-http.conf;\ninclude ` + 'sharder/oauth2-proxy.test.conf;\n}\n';
     };
   } else {
-    makeConf = ([port]) => `${mainPreamble(dir)}\nhttp {\n${httpPreamble(dir)}\ninclude sharder/sharder-http.conf;\nserver {\n listen 127.0.0.1:${port};\n${front.server}\n include sharder/sharder-server.conf;\n}\n}\n`;
+    makeConf = ([port]) => `${mainPreamble(dir)}\nhttp {\n${httpPreamble(dir)}\ninclude sharder/sharder-http.conf;\nserver {\n ` + `listen 127.0.0.1:${port};\n${front.server}\n include sharder/sharder-server.conf;\n}\n}\n`;
   }
   const nginx = await startNginx(t, dir, makeConf);
 

@@ -100,7 +100,7 @@ test(`HTTP fuzz: ${RUNS} hostile requests, never a 5xx or an unanswered request,
 test('smuggling: TE with CL, TE obfuscations, duplicate CL, and identity headers folded or doubled are refused', async (t) => {
   const s = await startSharder(t);
   const attempts = [
-    'POST /auth HTTP/1.1\r\nHost: x\r\nREMOTE_USER: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 30\r\n\r\n0\r\n\r\nGET /auth HTTP/1.1\r\nREMOTE_USER: b\r\n\r\n',
+    'POST /auth HTTP/1.1\r\nHost: x\r\nREMOTE_USER: a\r\nTransfer-Encoding: chunked\r\nContent-Length: ' + '30\r\n\r\n0\r\n\r\nGET /auth HTTP/1.1\r\nREMOTE_USER: b\r\n\r\n',
     'POST /auth HTTP/1.1\r\nHost: x\r\nREMOTE_USER: a\r\nContent-Length: 1\r\nContent-Length: 40\r\n\r\nx',
     'POST /auth HTTP/1.1\r\nHost: x\r\nREMOTE_USER: a\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n',
     'POST /auth HTTP/1.1\r\nHost: x\r\nREMOTE_USER: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n',

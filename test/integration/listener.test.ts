@@ -32,7 +32,10 @@ async function listeners(t: HasAfter): Promise<Listener[]> {
   ];
 }
 
-/** Opens a connection, sends the start of a request and never finishes it; resolves with the answer and when it came. */
+/**
+ * Opens a connection, sends the start of a request and never finishes it; resolves with the
+ * answer and when it came.
+ */
 function slowClient(port: number): Promise<{ answer: string; ms: number }> {
   return new Promise((resolve, reject) => {
     const started = Date.now();

@@ -153,7 +153,7 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     const { url } = await freshDatabase(t);
     const store = await openOn(t, url);
     const sql = await sqlClient(t, url);
-    await sql.query("INSERT INTO assignments (kind, name, bucket) SELECT 'hub', 'bulk-' || g, (ARRAY['a','b','c'])[g % 3 + 1] FROM generate_series(1, 3000) g");
+    await sql.query("INSERT INTO assignments (kind, name, bucket) SELECT 'hub', 'bulk-' || g, (ARRAY['a','b','c'])[g % 3 + " + "1] FROM generate_series(1, 3000) g");
     assert.deepEqual(Object.fromEntries(await store.counts('hub')), { a: 1000, b: 1000, c: 1000 });
     await sql.query("UPDATE assignments SET bucket = 'c' WHERE bucket = 'a' AND name LIKE 'bulk-1%'");
     await sql.query("DELETE FROM assignments WHERE bucket = 'b' AND name LIKE 'bulk-2%'");
@@ -208,7 +208,7 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     await until(() => w.isListening && seen.includes('null/null/undefined'), 5000);
     seen.length = 0;
     const sql = await sqlClient(t, url);
-    await sql.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN sharder_changes' AND datname = current_database()");
+    await sql.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN sharder_changes' AND " + "datname = current_database()");
     await until(() => seen.includes('null/null/undefined'), 5000);
     await until(() => w.isListening, 5000);
     seen.length = 0;

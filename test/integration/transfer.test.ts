@@ -30,7 +30,7 @@ test('import-original: refuses what is not an original database, and unknown buc
   const odd = join(dir, 'odd.db');
   const db = new Database(odd);
   db.exec('CREATE TABLE shard (id INTEGER PRIMARY KEY, kind VARCHAR, bucket VARCHAR, name VARCHAR)');
-  db.prepare("INSERT INTO shard (kind, bucket, name) VALUES ('hub', 'hub-0', 'fine'), ('hub', 'retired-hub', 'stuck'), ('hub', 'hub-1', NULL)").run();
+  db.prepare("INSERT INTO shard (kind, bucket, name) VALUES ('hub', 'hub-0', 'fine'), ('hub', 'retired-hub', 'stuck'), " + "('hub', 'hub-1', NULL)").run();
   db.close();
   await assert.rejects(f.ops.importOriginal(parseOriginalUrl(`sqlite:${odd}`), who), (err: Error & { problems: { at: string; message: string }[] }) => {
     assert.deepEqual(err.problems.map((p) => p.at), ['row id 2', 'row id 3']);
@@ -52,7 +52,7 @@ test('import-original of a file that is not a database: SHARD_ERR_NOT_ORIGINAL n
   // A real database cut short: the header is right, the pages are missing.
   const real = join(dir, 'real.db');
   const db = new Database(real);
-  db.exec("CREATE TABLE shard (id INTEGER PRIMARY KEY, kind VARCHAR, bucket VARCHAR, name VARCHAR); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) INSERT INTO shard (kind, bucket, name) SELECT 'hub', 'hub-0', 'u' || i FROM n");
+  db.exec("CREATE TABLE shard (id INTEGER PRIMARY KEY, kind VARCHAR, bucket VARCHAR, name VARCHAR); WITH RECURSIVE " + "n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) INSERT INTO shard (kind, bucket, name) " + "SELECT 'hub', 'hub-0', 'u' || i FROM n");
   db.close();
   const cut = join(dir, 'cut.db');
   writeFileSync(cut, readFileSync(real).subarray(0, 6000));

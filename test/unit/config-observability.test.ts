@@ -56,7 +56,7 @@ test('metrics.gc and metrics.listen, from the file or the environment', (t) => {
 test('observability problems are reported with exact messages and never show the token', (t) => {
   const dir = tempDir(t);
   const cases: [string, Record<string, unknown>, string[]][] = [
-    ['format', { log: { format: 'xml' } }, ['log.format: must be one of auto, json, journal, pretty (auto: pretty on a terminal, journal under systemd, JSON otherwise), got the string "xml"']],
+    ['format', { log: { format: 'xml' } }, ['log.format: must be one of auto, json, journal, pretty (auto: pretty on a terminal, journal under ' + 'systemd, JSON otherwise), got the string "xml"']],
     ['unknown log key', { log: { colour: true } }, ['log.colour: unknown key (known: level, format)']],
     ['enabled not boolean', { metrics: { enabled: 'yes' } }, ['metrics.enabled: must be true or false, got the string "yes"']],
     ['short token', { metrics: { token: 'short' } }, ['metrics.token: is shorter than 16 characters: use a long random value, e.g. from `openssl rand -hex 32`']],
@@ -65,7 +65,7 @@ test('observability problems are reported with exact messages and never show the
     ['missing token file', { metrics: { token_file: join(dir, 'nope') } }, [`metrics.token_file: "${join(dir, 'nope')}" cannot be read (it does not exist)`]],
     ['unknown metrics key', { metrics: { path: '/m' } }, ['metrics.path: unknown key (known: enabled, token, token_file, gc, listen)']],
     ['gc not boolean', { metrics: { gc: 'on' } }, ['metrics.gc: must be true or false, got the string "on"']],
-    ['listen not an address', { metrics: { listen: 'localhost' } }, ['metrics.listen: must be HOST:PORT (e.g. 127.0.0.1:8888 or [::1]:8888) or a port number, got the string "localhost"']],
+    ['listen not an address', { metrics: { listen: 'localhost' } }, ['metrics.listen: must be HOST:PORT (e.g. 127.0.0.1:8888 or [::1]:8888) or a port number, got the ' + 'string "localhost"']],
     ['listen with metrics off', { metrics: { enabled: false, listen: '127.0.0.1:9090' } }, ['metrics.listen: needs metrics.enabled: true (it serves only /metrics)']],
     ['metrics not a mapping', { metrics: true }, ['metrics: must be a mapping, got boolean true']],
     ['refresh too long', { status: { refresh_seconds: 7200 } }, ['status.refresh_seconds: must be a whole number from 0 (no refresh) to 3600, got number 7200']],

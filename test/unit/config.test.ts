@@ -30,18 +30,18 @@ test('the shipped sharder.yml is valid', () => {
 
 /** Each row: a raw config and the exact problem lines expected (file "f.yml"). */
 const invalid: Array<[string, unknown, string[]]> = [
-  ['unknown top-level key', { ...minimal, lissen: 1 }, ['f.yml: lissen: unknown key (known: listen, workers, mode, proxy, control_listen, admin, database, identity, cookie, shard, default_kind, kind_header, cache, store, log, metrics, status, postgres, kinds)']],
+  ['unknown top-level key', { ...minimal, lissen: 1 }, ['f.yml: lissen: unknown key (known: listen, workers, mode, proxy, control_listen, admin, database, ' + 'identity, cookie, shard, default_kind, kind_header, cache, store, log, metrics, status, postgres, kinds)']],
   ['unknown section key', { ...minimal, cookie: { nam: 'x' } }, ['f.yml: cookie.nam: unknown key (known: name, secure, secret, secret_file)']],
-  ['empty kinds', { kinds: {} }, ['f.yml: kinds: must map each kind to its buckets (e.g. kinds: { hub: { buckets: [ { name: hub-0 } ] } }), got a mapping']],
-  ['no kinds', {}, ['f.yml: kinds: must map each kind to its buckets (e.g. kinds: { hub: { buckets: [ { name: hub-0 } ] } }), got nothing']],
+  ['empty kinds', { kinds: {} }, ['f.yml: kinds: must map each kind to its buckets (e.g. kinds: { hub: { buckets: [ { name: hub-0 } ] } ' + '}), got a mapping']],
+  ['no kinds', {}, ['f.yml: kinds: must map each kind to its buckets (e.g. kinds: { hub: { buckets: [ { name: hub-0 } ] } ' + '}), got nothing']],
   ['empty bucket list', { kinds: { hub: { buckets: [] } } }, ['f.yml: kinds.hub.buckets: must be a non-empty list of buckets, got an empty list']],
-  ['duplicate bucket', { kinds: { hub: { buckets: [{ name: 'a' }, { name: 'a' }] } } }, ['f.yml: kinds.hub.buckets[1].name: duplicate bucket name "a" (also at buckets[0]): bucket names must be unique within a kind']],
-  ['bad bucket name', { kinds: { hub: { buckets: [{ name: 'a b;' }] } } }, ['f.yml: kinds.hub.buckets[0].name: use 1 to 63 letters, digits, ".", "_" or "-", starting with a letter or digit, got the string "a b;"']],
+  ['duplicate bucket', { kinds: { hub: { buckets: [{ name: 'a' }, { name: 'a' }] } } }, ['f.yml: kinds.hub.buckets[1].name: duplicate bucket name "a" (also at buckets[0]): bucket names must be ' + 'unique within a kind']],
+  ['bad bucket name', { kinds: { hub: { buckets: [{ name: 'a b;' }] } } }, ['f.yml: kinds.hub.buckets[0].name: use 1 to 63 letters, digits, ".", "_" or "-", starting with a letter ' + 'or digit, got the string "a b;"']],
   ['bad upstream', { kinds: { hub: { buckets: [{ name: 'a', upstream: 'ftp//x' }] } } }, ['f.yml: kinds.hub.buckets[0].upstream: must be an http:// or https:// URL, got the string "ftp//x"']],
   ['upstream scheme', { kinds: { hub: { buckets: [{ name: 'a', upstream: 'ftp://x' }] } } }, ['f.yml: kinds.hub.buckets[0].upstream: must use http:// or https://, got the string "ftp://x"']],
   ['bad weight', { kinds: { hub: { buckets: [{ name: 'a', weight: 0 }] } } }, ['f.yml: kinds.hub.buckets[0].weight: must be a number greater than 0 (at most 1000000), got number 0']],
   ['bad state', { kinds: { hub: { buckets: [{ name: 'a', state: 'off' }] } } }, ['f.yml: kinds.hub.buckets[0].state: must be one of active, draining, got the string "off"']],
-  ['bad listen', { ...minimal, listen: 'localhost' }, ['f.yml: listen: must be HOST:PORT (e.g. 127.0.0.1:8888 or [::1]:8888) or a port number, got the string "localhost"']],
+  ['bad listen', { ...minimal, listen: 'localhost' }, ['f.yml: listen: must be HOST:PORT (e.g. 127.0.0.1:8888 or [::1]:8888) or a port number, got the string ' + '"localhost"']],
   ['port range', { ...minimal, listen: '127.0.0.1:70000' }, ['f.yml: listen: port 70000 is out of range 0-65535, got the string "127.0.0.1:70000"']],
   ['bad database', { ...minimal, database: 'mysql://x' }, ['f.yml: database: must be sqlite:PATH (e.g. sqlite:./data/sharder.db) or postgres://USER@HOST:PORT/DB (or postgres: to take everything from PG* variables)']],
   ['bad cidr', { ...minimal, identity: { trusted_proxies: ['10.0.0.0/33', 'nope'] } }, ['f.yml: identity.trusted_proxies[0]: "10.0.0.0/33" has an invalid prefix length', 'f.yml: identity.trusted_proxies[1]: "nope" is not an IP address or CIDR range']],
@@ -108,7 +108,7 @@ test('environment overrides every scalar key and names the variable in problems'
   assert.throws(() => validateConfig(bad, 'f.yml', s2), (err: ConfigError) => {
     assert.deepEqual(err.message.split('\n'), [
       'environment: SHARDER_COOKIE_SECURE (cookie.secure): must be true or false, got the string "maybe"',
-      'environment: SHARDER_STORE_POLL_MS (store.poll_ms): must be a whole number from 50 to 60000, got the string "fast"',
+      'environment: SHARDER_STORE_POLL_MS (store.poll_ms): must be a whole number from 50 to 60000, got the ' + 'string "fast"',
     ]);
     return true;
   });
@@ -126,7 +126,7 @@ test('files: missing, not UTF-8, not YAML, too large, alias bomb, duplicate keys
     [f('latin1.yml', Buffer.from([0x6b, 0x3a, 0x20, 0xe9, 0x0a])), /latin1\.yml: \(file\): is not valid UTF-8 text/],
     [f('broken.yml', 'kinds: [\n'), /broken\.yml: line \d+, column \d+: not valid YAML/],
     [f('huge.yml', `# ${'x'.repeat(1024 * 1024 + 10)}\n`), /huge\.yml: \(file\): is \d+ bytes; a config file may be at most 1048576/],
-    [f('bomb.yml', `a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\n`), /bomb\.yml: \(document\): cannot be expanded/],
+    [f('bomb.yml', 'a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c ' + '[*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: ' + '[*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\n'), /bomb\.yml: \(document\): cannot be expanded/],
     [f('dup.yml', 'listen: 1\nlisten: 2\n'), /dup\.yml: line 2, column 1: not valid YAML: Map keys must be unique/],
     [f('scalar.yml', 'just text\n'), /scalar\.yml: \(top level\): must be a mapping/],
   ];
@@ -153,7 +153,7 @@ test('SHARDER_CONFIG names the file when --config is not given', (t) => {
  */
 test('prototype-named keys (__proto__, constructor, toString, …) are unknown keys at every level, naming the file and key', (t) => {
   const dir = tempDir(t);
-  const TOP = 'unknown key (known: listen, workers, mode, proxy, control_listen, admin, database, identity, cookie, shard, default_kind, kind_header, cache, store, log, metrics, status, postgres, kinds)';
+  const TOP = 'unknown key (known: listen, workers, mode, proxy, control_listen, admin, database, identity, cookie, ' + 'shard, default_kind, kind_header, cache, store, log, metrics, status, postgres, kinds)';
   const kinds = (hub: string, bucket = '') => `kinds:\n  hub:\n${hub}    buckets:\n      - name: hub-0\n${bucket}`;
   const plain = kinds('');
   const cases: Array<[string, string, string]> = [

@@ -91,7 +91,11 @@ test(`config fuzz: ${RUNS} arbitrary texts and bytes as the file`, (t) => {
 
 /** Hostile files, each with the key the error must name. */
 function hostile(dir: string): Array<[string, string | Buffer, RegExp]> {
-  const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]', ...Array.from({ length: 9 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)}]`)].join('\n');
+  const alias = (i: number): string => String.fromCharCode(97 + i);
+  const bomb = [
+    'a: &a ["x","x","x","x","x","x","x","x","x","x"]',
+    ...Array.from({ length: 9 }, (_, i) => `${alias(i + 1)}: &${alias(i + 1)} [${Array(10).fill(`*${alias(i)}`).join(',')}]`),
+  ].join('\n');
   const valid = stringify(rawConfig(dir));
   return [
     ['alias bomb', bomb, /\(document\)|alias/i],

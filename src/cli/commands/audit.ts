@@ -6,7 +6,7 @@ export const audit: Command = {
   name: 'audit',
   summary: 'list the audit log (explicit assignments, moves, deletes, migrations, imports), newest first',
   usage: [
-    'sharder audit [--name NAME] [--action A] [--batch ID] [--since TIME] [--limit N] [--cursor C] [--kind KIND] [--json]',
+    'sharder audit [--name NAME] [--action A] [--batch ID] [--since TIME] [--limit N] [--cursor C] [--kind ' + 'KIND] [--json]',
     CONFIG_USAGE,
     '  -k, --kind KIND     only entries of this kind (default: every kind)',
     '      --name NAME     only entries about this object',

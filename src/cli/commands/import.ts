@@ -9,19 +9,19 @@ import { CONFIG_OPTION, CONFIG_USAGE, EXIT_FAILURE, EXIT_OK, UsageError, configF
 import { JSON_USAGE } from '../store.js';
 import { JSON_OPTION, KIND_OPTION, REASON_OPTION, REASON_USAGE, cliActor, flag, json, onePositional, plural, str, withOps } from '../ops.js';
 
-export const IMPORT_KIND_USAGE = '  -k, --kind KIND     import only rows of this kind (rows without a kind count as it); default: all rows, rows without a kind as default_kind';
+export const IMPORT_KIND_USAGE = '  -k, --kind KIND     import only rows of this kind (rows without a kind count as it); default: all rows, ' + 'rows without a kind as default_kind';
 
 /** Prints an import report; exit status 1 when conflicts were left as they were. */
 export function printImport(io: Io, r: ImportReport, asJson: boolean): number {
   if (asJson) json(io, r);
   else {
-    for (const c of r.conflicts) io.out(`conflict: ${c.kind}/${c.name} is on ${c.existing}, the input says ${c.wanted} (left as it is; --overwrite replaces it)\n`);
+    for (const c of r.conflicts) io.out(`conflict: ${c.kind}/${c.name} is on ${c.existing}, the input says ${c.wanted} (left as it is; ` + '--overwrite replaces it)\n');
     if (r.conflict_count > r.conflicts.length) io.out(`… and ${r.conflict_count - r.conflicts.length} more conflicts\n`);
     const extra = [
       r.other_kind > 0 ? `${r.other_kind} of other kinds skipped` : '',
       r.placeholders > 0 ? `${plural(r.placeholders, 'placeholder row')} (dummy-<bucket>) skipped` : '',
     ].filter(Boolean).join(', ');
-    io.out(`imported ${r.source}: ${plural(r.rows, 'row')}, ${r.inserted} inserted, ${r.unchanged} unchanged, ${r.overwritten} overwritten, ${plural(r.conflict_count, 'conflict')}${extra ? `, ${extra}` : ''}\n`);
+    io.out(`imported ${r.source}: ${plural(r.rows, 'row')}, ${r.inserted} inserted, ${r.unchanged} unchanged, ` + `${r.overwritten} overwritten, ${plural(r.conflict_count, 'conflict')}${extra ? `, ${extra}` : ''}\n`);
   }
   return r.conflict_count > 0 ? EXIT_FAILURE : EXIT_OK;
 }

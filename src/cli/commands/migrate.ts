@@ -16,13 +16,13 @@ export const migrate: Command = {
   name: 'migrate',
   summary: 'move every object of bucket FROM to bucket --to B, or spread them over the other active buckets',
   usage: [
-    'sharder migrate FROM [--to B] [--dry-run] [--batch-size N] [--stop-servers | --skip-hub-check] [--reason TEXT] [--kind KIND] [--json]',
+    'sharder migrate FROM [--to B] [--dry-run] [--batch-size N] [--stop-servers | --skip-hub-check] [--reason ' + 'TEXT] [--kind KIND] [--json]',
     CONFIG_USAGE,
     KIND_USAGE,
     '  -t, --to B          move everything to bucket B (default: spread by the policy over the other active buckets)',
     '  -n, --dry-run       print the plan (BUCKET NAME per object, then totals) and change nothing',
     '      --batch-size N  objects per transaction (default 1000); an interrupted migration resumes when run again',
-    '      --pause MS      milliseconds between batches, so running servers get the write lock for new users (default 20)',
+    '      --pause MS      milliseconds between batches, so running servers get the write lock for new users ' + '(default 20)',
     SAFETY_USAGE,
     REASON_USAGE,
     JSON_USAGE,
@@ -45,7 +45,7 @@ export const migrate: Command = {
       onBatch: async (b) => {
         if (asJson) return;
         if (dryRun) await emit(io, b.planned.map((p) => `${p.to}  ${p.name}\n`).join(''));
-        else io.err(`batch ${b.batch} (${b.id}): moved ${b.moved}${b.skipped.length > 0 ? `, skipped ${b.skipped.length}` : ''}\n`);
+        else io.err(`batch ${b.batch} (${b.id}): moved ` + `${b.moved}${b.skipped.length > 0 ? `, skipped ${b.skipped.length}` : ''}\n`);
       },
     }));
     if (asJson) {
@@ -58,7 +58,7 @@ export const migrate: Command = {
       } else {
         for (const s of r.skipped) io.out(`skipped ${s.name}: ${s.reason}\n`);
         if (r.skipped_count > r.skipped.length) io.out(`… and ${r.skipped_count - r.skipped.length} more skipped\n`);
-        io.out(`migrated ${r.from} (kind ${r.kind}): ${plural(r.moved, 'object')} moved in ${plural(r.batches, 'batch')} (${targets}), ${r.skipped_count} skipped, ${r.remaining} left on ${r.from}${r.batches > 0 ? `; audit batches ${r.id}/1..${r.batches}` : ''}\n`);
+        io.out(`migrated ${r.from} (kind ${r.kind}): ${plural(r.moved, 'object')} moved in ` + `${plural(r.batches, 'batch')} (${targets}), ${r.skipped_count} skipped, ${r.remaining} left on ` + `${r.from}${r.batches > 0 ? `; audit batches ${r.id}/1..${r.batches}` : ''}\n`);
       }
     }
     return r.skipped_count > 0 ? EXIT_FAILURE : EXIT_OK;

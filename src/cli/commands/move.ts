@@ -24,7 +24,7 @@ export const move: Command = {
     const r = await withOps(config, (ops) => ops.move({ kind: str(args, 'kind'), name, to, actor: cliActor(io.env), reason: str(args, 'reason'), ...safety(args) }));
     if (args.values.json) json(io, r);
     else if (!r.changed) io.out(`${r.name} is already on ${r.to}: nothing to do\n`);
-    else io.out(`moved ${r.name}: ${r.from} -> ${r.to}${r.servers_stopped ? ` (its server on ${r.from} was stopped first)` : ''}\n`);
+    else io.out(`moved ${r.name}: ${r.from} -> ` + `${r.to}${r.servers_stopped ? ` (its server on ${r.from} was stopped first)` : ''}\n`);
     return EXIT_OK;
   },
 };

