@@ -81,7 +81,7 @@ export function loginUrl(p: Problems, v: unknown): string | null {
   const text = str(p, v, 'proxy.login_url', '');
   if (text === '' || !headerSafeUrl(p, 'proxy.login_url', text)) return null;
   const filled = text.replaceAll('{next}', 'x');
-  let ok = false;
+  let ok: boolean;
   if (filled.startsWith('/') && !filled.startsWith('//')) ok = !/[\s\\]/.test(filled);
   else {
     try {

@@ -12,7 +12,8 @@ function defaultText(r: KeyRow): string {
   if (r.defaultDoc !== undefined) return r.defaultDoc;
   if (r.default === null) return 'none';
   if (Array.isArray(r.default)) return code(`[${r.default.join(', ')}]`);
-  return code(String(r.default));
+  const d = r.default;
+  return code(typeof d === 'string' || typeof d === 'number' || typeof d === 'boolean' ? String(d) : JSON.stringify(d));
 }
 
 function typeText(r: KeyRow): string {
