@@ -38,7 +38,7 @@ export function adminSection(p: Problems, raw: RawConfig): { tokens: AdminToken[
       v.tokens.forEach((entry: unknown, i: number) => {
         const key = `admin.tokens[${i}]`;
         if (!isObject(entry)) {
-          p.add(key, `must be a mapping { name, token } or { name, token_file }, got ${Array.isArray(entry) ? 'a list' : typeof entry}`);
+          p.add(key, 'must be a mapping { name, token } or { name, token_file }, got ' + `${Array.isArray(entry) ? 'a list' : typeof entry}`);
           return;
         }
         unknownKeys(p, entry, key, 'admin.tokens[]');
@@ -92,7 +92,7 @@ export function hubApi(p: Problems, v: unknown, key: string): HubApiConfig | und
   const sources = ['token', 'token_file', 'token_env'].filter((k) => v[k] !== undefined);
   let token: string | undefined;
   if (sources.length !== 1) {
-    p.add(key, `must have exactly one of token, token_file or token_env (a JupyterHub API token with the read:servers and servers scopes)${sources.length > 1 ? `, got ${sources.join(' and ')}` : ''}`);
+    p.add(key, 'must have exactly one of token, token_file or token_env (a JupyterHub API token with the read:servers ' + `and servers scopes)${sources.length > 1 ? `, got ${sources.join(' and ')}` : ''}`);
   } else if (sources[0] === 'token') {
     token = inlineSecret(p, v.token, `${key}.token`);
   } else if (sources[0] === 'token_file') {

@@ -91,7 +91,7 @@ export function loginUrl(p: Problems, v: unknown): string | null {
       ok = false;
     }
   }
-  if (!ok) p.add('proxy.login_url', `must be an http:// or https:// URL or a path starting with "/" (optionally with {next}, the requested URL), got ${describe(v)}`);
+  if (!ok) p.add('proxy.login_url', 'must be an http:// or https:// URL or a path starting with "/" (optionally with {next}, the requested ' + `URL), got ${describe(v)}`);
   return ok ? text : null;
 }
 

@@ -16,7 +16,7 @@ export function database(p: Problems, raw: RawConfig, busyTimeoutMs: number, pg:
     const parts = parsePostgresUrl(v);
     if ('problem' in parts) p.add('database', parts.problem);
     else if (parts.password !== undefined && p.fromFlag('database')) {
-      p.add('database', 'holds a password, which every user of this machine can read on a command line (ps): give it in SHARDER_DATABASE, PGPASSWORD or postgres.password_file instead');
+      p.add('database', 'holds a password, which every user of this machine can read on a command line (ps): give it in ' + 'SHARDER_DATABASE, PGPASSWORD or postgres.password_file instead');
     } else {
       for (const x of failoverConflicts(pg, parts)) p.add(x.key, x.message);
       if (parts.password !== undefined && pg.passwordFile !== null) p.add('postgres.password_file', 'is set, but the database URL holds a password too: keep one of them');
@@ -67,9 +67,9 @@ export function postgresOptions(p: Problems, raw: RawConfig): PostgresOptions {
 /** `store.snapshot_file`: a PostgreSQL instance's local copy, written by one process. */
 export function snapshotRules(p: Problems, config: Config): void {
   if (config.store.snapshotFile !== null && config.database.backend !== 'postgres') {
-    p.add('store.snapshot_file', 'is for PostgreSQL (a local copy of its table for starting while it is away); with SQLite the database is a local file already');
+    p.add('store.snapshot_file', 'is for PostgreSQL (a local copy of its table for starting while it is away); with SQLite the database ' + 'is a local file already');
   }
   if (config.store.snapshotFile !== null && config.workers > 1) {
-    p.add('store.snapshot_file', `is written by one process; with workers: ${config.workers} each worker would write it: run one worker per instance with a snapshot`);
+    p.add('store.snapshot_file', `is written by one process; with workers: ${config.workers} each worker would write it: run one worker ` + 'per instance with a snapshot');
   }
 }

@@ -33,7 +33,10 @@ function envKind(type: KeyType): EnvKind {
   }
 }
 
-/** SHARDER_ + the dotted path in upper case with `_` between parts (identity.trusted_proxies → SHARDER_IDENTITY_TRUSTED_PROXIES). */
+/**
+ * SHARDER_ + the dotted path in upper case with `_` between parts (identity.trusted_proxies →
+ * SHARDER_IDENTITY_TRUSTED_PROXIES).
+ */
 export const envName = (path: string): string => `SHARDER_${path.replaceAll('.', '_').toUpperCase()}`;
 
 /** The variable that overrides a key, or null when none does (keys inside lists and named mappings). */

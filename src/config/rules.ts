@@ -157,7 +157,7 @@ export function enumKey<T extends string>(p: Problems, v: unknown, key: string, 
   const r = p.keys.row(row);
   if (v === undefined) return r.default as T;
   if (!r.values!.includes(v as string)) {
-    p.add(key, `must be one of ${r.values!.join(', ')}${r.valuesHint === undefined ? '' : ` ${r.valuesHint}`}, got ${describe(v)}`);
+    p.add(key, `must be one of ${r.values!.join(', ')}${r.valuesHint === undefined ? '' : ` ${r.valuesHint}`}, got ` + `${describe(v)}`);
     return r.default as T;
   }
   return v as T;
@@ -263,7 +263,7 @@ export function secretFile(p: Problems, path: unknown, key: string): string | un
 /** A token given inline: checked for type and control characters without echoing it. */
 export function inlineSecret(p: Problems, v: unknown, key: string): string | undefined {
   if (typeof v !== 'string' || v === '') {
-    p.add(key, `must be a non-empty string${typeof v === 'string' ? '' : `, got ${v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v}`}`);
+    p.add(key, 'must be a non-empty ' + `string${typeof v === 'string' ? '' : `, got ${v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v}`}`);
     return undefined;
   }
   return v;

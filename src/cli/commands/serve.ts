@@ -13,7 +13,10 @@ export const serve: Command = {
   usage: [
     `sharder serve [--config FILE] ${FLAG_ROWS.map(({ flag }) => `[--${flag.name} ${flag.metavar}]`).join(' ')}`,
     CONFIG_USAGE,
-    ...FLAG_ROWS.map(({ flag, path }) => `  ${`${flag.short === undefined ? '    ' : `-${flag.short}, `}--${flag.name} ${flag.metavar}`.padEnd(26)}${flag.help} (key ${path})`),
+    ...FLAG_ROWS.map(({ flag, path }) => {
+      const names = `${flag.short === undefined ? '    ' : `-${flag.short}, `}--${flag.name} ${flag.metavar}`;
+      return `  ${names.padEnd(26)}${flag.help} (key ${path})`;
+    }),
     'Each of these flags wins over its SHARDER_* variable, which wins over the file, on start and on every reload.',
   ].join('\n'),
   options: { ...CONFIG_OPTION, ...Object.fromEntries(FLAG_ROWS.map(({ flag }) => [flag.name, flag.short === undefined ? { type: 'string' } : { type: 'string', short: flag.short }])) as Options },
