@@ -7,12 +7,17 @@
  * look like imports count for nothing.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, posix, relative } from 'node:path';
 import { test } from 'node:test';
 import ts from 'typescript';
 
-const ROOT = join(import.meta.dirname, '..');
+/** The repository: the nearest folder above this file with a package.json (test/ or a tier below it). */
+function repoRoot(dir: string): string {
+  return existsSync(join(dir, 'package.json')) ? dir : repoRoot(dirname(dir));
+}
+const ROOT = repoRoot(import.meta.dirname);
+const SELF = relative(ROOT, import.meta.filename).split('\\').join('/');
 
 interface Part {
   readonly name: string;
@@ -264,11 +269,12 @@ function violations(): { at: string; from: string; to: string; problem: string }
         out.push({ at, from: file, to: dest, problem: `imports ${dest}, which belongs to no part` });
       } else if (!allowed(from, to, imp.typeOnly)) {
         const kind = imp.typeOnly ? 'a type from ' : '';
+        const may = [...from.mayImport, 'shared'].join(', ');
         out.push({
           at,
           from: file,
           to: dest,
-          problem: `${from.name} imports ${kind}${to.name} (${dest}); ${from.name} may import ` + `${[...from.mayImport, 'shared'].join(', ')}`,
+          problem: `${from.name} imports ${kind}${to.name} (${dest}); ${from.name} may import ${may}`,
         });
       }
     }
@@ -290,7 +296,7 @@ test('every import in src/ obeys the table of parts in ARCHITECTURE.md', () => {
 
 test('the checker sees every kind of import and tells type-only ones apart', () => {
   // This file itself: a static import, a default import and a type-only import of a package.
-  const mine = importsOf('test/architecture.test.ts');
+  const mine = importsOf(SELF);
   assert.deepEqual(
     mine.map((i) => [i.specifier, i.typeOnly]),
     [
