@@ -52,7 +52,7 @@ const BACKENDS: { readonly [N in DatabaseConfig['backend']]: Backend<N> } = {
 };
 
 function backendOf<N extends DatabaseConfig['backend']>(db: DatabaseOf<N>): Backend<N> {
-  return BACKENDS[db.backend as N];
+  return BACKENDS[db.backend];
 }
 
 const sourceOf = (config: Config): ConfigSource => ({ file: config.file ?? 'configuration', env: process.env });

@@ -200,7 +200,7 @@ export interface AuditDialect {
   /** The placeholder of the n-th value (1-based): `?` or `$n`. */
   param(n: number): string;
   /** `at >= <p>` in the backend's time type. */
-  since(p: string): string;
+  readonly since: (p: string) => string;
   /** The select list and table: `SELECT … FROM audit`. */
   readonly select: string;
 }

@@ -17,7 +17,7 @@
  *   - pings its LISTEN connection, so that a half-open one is replaced quickly;
  *   - prunes feed rows older than the retention (every instance does; it is idempotent).
  */
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from '../../log.js';
 import { SQL } from './schema.js';
 import type { ChangeListener } from '../types.js';

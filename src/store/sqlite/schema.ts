@@ -3,7 +3,7 @@
  * prepared statements the store and its admin transactions (admin.ts) run.
  */
 import type Database from 'better-sqlite3';
-import { pendingMigrations, type AssignmentRow, type AuditRow, type Migration } from '../rules.js';
+import { pendingMigrations, type AssignmentRow, type Migration } from '../rules.js';
 import type { DuplicateObject } from '../types.js';
 
 /** Versioned schema migrations; each runs once, in order, in its own transaction. */
