@@ -44,7 +44,7 @@ const alternate = (stores: Store[], tag: string): Promise<number[]> => meanNewAs
 function sizeRow(backend: string, small: number, large: number, note: string): BenchRow {
   const ratio = large / small;
   return {
-    row: `${backend}: new assignment, mean, ${LARGE.toLocaleString('en')} vs ${SMALL.toLocaleString('en')} stored objects`,
+    row: `${backend}: new assignment, mean, ${LARGE.toLocaleString('en')} vs ` + `${SMALL.toLocaleString('en')} stored objects`,
     value: large * 1000,
     baseline: small * 1000,
     unit: 'us',
@@ -62,7 +62,8 @@ async function sqliteRows(dir: string): Promise<BenchRow[]> {
     // One statement: the count triggers run per row, still in one transaction.
     testHandle<SqliteTestHandle>(store).prepare(`
       WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < ?)
-      INSERT INTO assignments (kind, name, bucket, assigned_at) SELECT 'hub', 'bulk-' || n, 'hub-' || (n % 3), 0 FROM g`).run(n);
+      INSERT INTO assignments (kind, name, bucket, assigned_at)
+      SELECT 'hub', 'bulk-' || n, 'hub-' || (n % 3), 0 FROM g`).run(n);
     testHandle<SqliteTestHandle>(store).exec('ANALYZE');
     log(`sqlite: loaded ${n} rows in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     return store;
@@ -127,7 +128,7 @@ async function postgresRows(): Promise<BenchRow[]> {
       await loader.connect();
       try {
         // One statement: the statement-level trigger updates the counts once for all rows.
-        await loader.query(`INSERT INTO assignments (kind, name, bucket) SELECT 'hub', 'bulk-' || g, 'hub-' || (g % 3) FROM generate_series(1, $1::int) g`, [n]);
+        await loader.query(`INSERT INTO assignments (kind, name, bucket) SELECT 'hub', 'bulk-' || g, 'hub-' || (g % 3) FROM ` + 'generate_series(1, $1::int) g', [n]);
         await loader.query('VACUUM ANALYZE assignments');
       } finally {
         await loader.end();
@@ -138,7 +139,7 @@ async function postgresRows(): Promise<BenchRow[]> {
     const small = await make(SMALL);
     const large = await make(LARGE);
     const [s, l] = await alternate([small, large], 'pg');
-    const rows = [sizeRow('postgres', s!, l!, `fsync on; each assignment: lookup, then BEGIN, kind lock, re-read + counts, INSERT, COMMIT${external ? '' : ' (local throwaway server)'}`)];
+    const rows = [sizeRow('postgres', s!, l!, 'fsync on; each assignment: lookup, then BEGIN, kind lock, re-read + counts, INSERT, ' + `COMMIT${external ? '' : ' (local throwaway server)'}`)];
 
     // Throughput: three "instances" (stores with their own pools) on the large database, each
     // receiving a burst of distinct first requests at once.
@@ -151,7 +152,7 @@ async function postgresRows(): Promise<BenchRow[]> {
     if (JSON.stringify(counts.sort()) !== JSON.stringify(real.sort()) || Math.max(...counts) - Math.min(...counts) > 1) throw new Error(`counts wrong after the burst: ${counts.join(',')} vs ${real.join(',')}`);
     const sequentialRate = 1000 / l!;
     rows.push({
-      row: `postgres: first assignments/s, burst of ${(instances.length * BURST_PER_INSTANCE).toLocaleString('en')} on 3 instances vs one at a time`,
+      row: `postgres: first assignments/s, burst of ${(instances.length * BURST_PER_INSTANCE).toLocaleString('en')} ` + 'on 3 instances vs one at a time',
       value: burstRate,
       baseline: sequentialRate,
       unit: 'assign/s',

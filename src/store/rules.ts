@@ -16,12 +16,12 @@ import type {
 
 /** Thrown by put() when the object's bucket is not `expect` (null: "has no assignment"). */
 export function putConflict(kind: string, name: string, from: string | null, expect: string | null): ConflictError {
-  return new ConflictError(`"${name}" of kind "${kind}" is ${from === null ? 'not assigned' : `on "${from}"`}, not ${expect === null ? 'unassigned' : `on "${expect}"`} as expected: it changed meanwhile; nothing was written`);
+  return new ConflictError(`"${name}" of kind "${kind}" is ${from === null ? 'not assigned' : `on "${from}"`}, not ` + `${expect === null ? 'unassigned' : `on "${expect}"`} as expected: it changed meanwhile; nothing was ` + 'written');
 }
 
 /** Thrown by delete() when the object is not on `expect`. */
 export function deleteConflict(kind: string, name: string, from: string | undefined, expect: string): ConflictError {
-  return new ConflictError(`"${name}" of kind "${kind}" is ${from === undefined ? 'not assigned' : `on "${from}"`}, not on "${expect}" as expected: it changed meanwhile; nothing was deleted`);
+  return new ConflictError(`"${name}" of kind "${kind}" is ${from === undefined ? 'not assigned' : `on "${from}"`}, not on ` + `"${expect}" as expected: it changed meanwhile; nothing was deleted`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -224,6 +224,7 @@ export function auditQuery(q: AuditQuery, d: AuditDialect): { text: string; valu
   filter(d.since, q.since);
   filter((p) => `id < ${p}`, q.before);
   values.push(q.limit);
-  const text = `${d.select}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ${d.param(values.length)}`;
+  const clause = where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '';
+  const text = `${d.select}${clause} ORDER BY id DESC LIMIT ${d.param(values.length)}`;
   return { text, values };
 }

@@ -38,7 +38,10 @@ export function opsFixture(t: HasAfter, over: RawConfig = {}, dir = tempDir(t)):
   };
 }
 
-/** Puts `n` objects `${prefix}${i}` on `bucket` in one transaction (fast fixture data), through the store or straight into its file. */
+/**
+ * Puts `n` objects `${prefix}${i}` on `bucket` in one transaction (fast fixture data), through
+ * the store or straight into its file.
+ */
 export function seed(target: SqliteStore | SqliteTestHandle, kind: string, bucket: string, n: number, prefix = 'u', start = 0): void {
   const db = target instanceof SqliteStore ? testHandle<SqliteTestHandle>(target) : target;
   const insert = db.prepare('INSERT INTO assignments (kind, name, bucket, assigned_at) VALUES (?, ?, ?, ?)');

@@ -25,7 +25,7 @@ export const backup: Command = {
       io.out(`${JSON.stringify({ ...report, ms: Math.round(report.ms) })}\n`);
     } else {
       const mib = (report.bytes / 1024 / 1024).toFixed(1);
-      io.out(`backed up ${report.source} to ${report.target}: ${report.assignments} assignment${report.assignments === 1 ? '' : 's'}, schema version ${report.schemaVersion}, ${mib} MiB, ${(report.ms / 1000).toFixed(2)} s, quick_check ok\n`);
+      io.out(`backed up ${report.source} to ${report.target}: ${report.assignments} ` + `assignment${report.assignments === 1 ? '' : 's'}, schema version ${report.schemaVersion}, ${mib} MiB, ` + `${(report.ms / 1000).toFixed(2)} s, quick_check ok\n`);
     }
     return EXIT_OK;
   },

@@ -130,9 +130,9 @@ export class SqliteStore implements Store {
       // Name the file and the likely cause: WAL needs to write the file and create -wal and
       // -shm beside it, so a read-only file or directory fails here, at start.
       const hint = typeof code === 'string' && /^(SQLITE_(READONLY|CANTOPEN|PERM)|EACCES|EPERM|EROFS)/.test(code)
-        ? ` (is the file or its directory read-only, or on a read-only file system? The sharder needs to write ${location} and create ${location}-wal and -shm)`
+        ? ' (is the file or its directory read-only, or on a read-only file system? The sharder needs to write ' + `${location} and create ${location}-wal and -shm)`
         : '';
-      throw new StoreUnavailableError(`cannot open SQLite database ${location}${typeof code === 'string' ? ` (${code})` : ''}: ${(err as Error).message}${hint}`, { cause: err });
+      throw new StoreUnavailableError(`cannot open SQLite database ${location}${typeof code === 'string' ? ` (${code})` : ''}: ` + `${(err as Error).message}${hint}`, { cause: err });
     }
     return new SqliteStore(db, location, opts.now ?? Date.now, Math.trunc(opts.busyTimeoutMs));
   }
@@ -163,7 +163,7 @@ export class SqliteStore implements Store {
       } catch (err) {
         if (!isBusy(err)) throw convert(err);
         if (Date.now() >= deadline) {
-          throw new StoreUnavailableError(`SQLite store unavailable: the database ${this.location} stayed locked by another connection for ${this.busyTimeoutMs} ms (store.busy_timeout_ms)`, { cause: err });
+          throw new StoreUnavailableError(`SQLite store unavailable: the database ${this.location} stayed locked by another connection for ` + `${this.busyTimeoutMs} ms (store.busy_timeout_ms)`, { cause: err });
         }
         delay = Math.min(delay * 2, BUSY_RETRY_MAX_DELAY_MS);
       }
@@ -311,7 +311,7 @@ export class SqliteStore implements Store {
     if (this.fileId === null) return;
     const now = fileIdentity(this.location);
     if (now !== this.fileId) {
-      throw new StoreUnavailableError(`the SQLite database ${this.location} was ${now === null ? 'deleted' : 'replaced by another file'} while the sharder had it open: new assignments are refused so that none is lost; restore the file (sharder backup) and restart`);
+      throw new StoreUnavailableError(`the SQLite database ${this.location} was ${now === null ? 'deleted' : 'replaced by another file'} ` + 'while the sharder had it open: new assignments are refused so that none is lost; restore the file ' + '(sharder backup) and restart');
     }
   }
 

@@ -94,7 +94,7 @@ export function prepareStatements(db: Database.Database) {
     move: db.prepare<[string, number, string, string, string]>('UPDATE assignments SET bucket = ?, assigned_at = ? WHERE kind = ? AND name = ? AND bucket = ?'),
     remove: db.prepare<[string, string, string]>('DELETE FROM assignments WHERE kind = ? AND name = ? AND bucket = ?'),
     audit: db.prepare<[number, string, string, string, string | null, string | null, string | null, string | null, string | null]>(
-      'INSERT INTO audit (at, actor, action, kind, name, from_bucket, to_bucket, reason, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      'INSERT INTO audit (at, actor, action, kind, name, from_bucket, to_bucket, reason, batch) VALUES (?, ?, ' + '?, ?, ?, ?, ?, ?, ?)'),
     listFirst: db.prepare<[string, number], AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM assignments WHERE kind = ? ORDER BY name LIMIT ?`),
     listAfter: db.prepare<[string, string, number], AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM assignments WHERE kind = ? AND name > ? ORDER BY name LIMIT ?`),
     listBucketFirst: db.prepare<[string, string, number], AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM assignments WHERE kind = ? AND bucket = ? ORDER BY name LIMIT ?`),
@@ -104,7 +104,7 @@ export function prepareStatements(db: Database.Database) {
     nextKind: db.prepare<[string], { kind: string }>('SELECT kind FROM assignments WHERE kind > ? ORDER BY kind LIMIT 1'),
     allCounts: db.prepare<[], { kind: string; bucket: string; count: number }>('SELECT kind, bucket, count FROM bucket_counts'),
     allRealCounts: db.prepare<[], { kind: string; bucket: string; count: number }>('SELECT kind, bucket, COUNT(*) AS count FROM assignments GROUP BY kind, bucket'),
-    setCount: db.prepare<[string, string, number]>('INSERT INTO bucket_counts (kind, bucket, count) VALUES (?, ?, ?) ON CONFLICT (kind, bucket) DO UPDATE SET count = excluded.count'),
+    setCount: db.prepare<[string, string, number]>('INSERT INTO bucket_counts (kind, bucket, count) VALUES (?, ?, ?) ON CONFLICT (kind, bucket) DO UPDATE ' + 'SET count = excluded.count'),
     select1: db.prepare('SELECT 1'),
     duplicates: db.prepare<[number], DuplicateObject>('SELECT kind, name, COUNT(*) AS rows FROM assignments GROUP BY kind, name HAVING COUNT(*) > 1 LIMIT ?'),
   };
@@ -112,9 +112,12 @@ export function prepareStatements(db: Database.Database) {
 
 export type Statements = ReturnType<typeof prepareStatements>;
 
-/** Applies pending migrations in one IMMEDIATE transaction: the write lock serialises processes that start at the same moment. */
+/**
+ * Applies pending migrations in one IMMEDIATE transaction: the write lock serialises processes
+ * that start at the same moment.
+ */
 export function migrate(db: Database.Database): void {
-  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at ' + 'INTEGER NOT NULL)');
   db.transaction(() => {
     const current = (db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0;
     for (const m of pendingMigrations(SQLITE_MIGRATIONS, current)) {
