@@ -13,7 +13,7 @@ import { tempDir } from '../helpers/tmp.js';
 test('workers: 2 — every scrape reports both workers, added up', async (t) => {
   const dir = tempDir(t);
   const file = writeConfig(dir, rawConfig(dir, { workers: 2 }));
-  const { url, control, output, logged } = await spawnServe(t, file);
+  const { url, control, logged } = await spawnServe(t, file);
   await logged(/"event":"cluster_started"/);
   assert.ok(control);
 

@@ -63,7 +63,7 @@ const isIdentityHeader = (name: string): boolean => name.toLowerCase().replaceAl
 interface Recipe {
   name: string;
   /** Starts the stack; returns it with the credential header line of each user. */
-  start(t: HasAfter): Promise<{ stack: Stack; credential(user: string): string; unauthenticated: number }>;
+  start: (t: HasAfter) => Promise<{ stack: Stack; credential: (user: string) => string; unauthenticated: number }>;
 }
 
 const basicRecipe = (name: string, front: Front): Recipe => ({

@@ -199,7 +199,7 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
     const hub3 = await startHub(t, 'hub-3');
     const raw = structuredClone(stack.rawConfig) as { kinds: { hub: { buckets: unknown[] } } };
     raw.kinds.hub.buckets.push({ name: 'hub-3', upstream: hub3.url });
-    const file = writeConfig(stack.sharder.dir, baseRawConfig(stack.sharder.dir, raw as never));
+    const file = writeConfig(stack.sharder.dir, baseRawConfig(stack.sharder.dir, raw));
     // What the operator runs: render with the CLI, check, reload nginx, then reload the sharder.
     const out = join(stack.nginx.dir, 'sharder', 'sharder-upstreams.conf');
     const r = await runCli(['nginx-config', '--config', file, '--sharder', stack.sharderAddress, '--output', out]);

@@ -158,7 +158,7 @@ export async function startHub(t: HasAfter | null, name: string, opts: HubOption
     counts.websockets++;
     ws.on('error', () => {});
     ws.on('message', (data, isBinary) => {
-      if (!isBinary && data.toString() === 'whoami') ws.send(JSON.stringify({ hub: name, headers: req.headers }));
+      if (!isBinary && (data as Buffer).toString() === 'whoami') ws.send(JSON.stringify({ hub: name, headers: req.headers }));
       else ws.send(data, { binary: isBinary });
     });
   });

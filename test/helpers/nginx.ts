@@ -320,7 +320,7 @@ export function wsMessages(url: string, headers: Record<string, string>, send: s
       for (const m of send) ws.send(m);
     });
     ws.on('message', (d) => {
-      got.push(String(d));
+      got.push((d as Buffer).toString());
       if (got.length === send.length) {
         clearTimeout(timer);
         ws.close();

@@ -180,7 +180,7 @@ export interface SpawnedServe {
   control: string | null;
   output: () => string;
   /** Resolves once the output holds `count` matches of `re`; fails naming the output if the child exits first or `ms` pass. */
-  logged(re: RegExp, count?: number, ms?: number): Promise<void>;
+  logged: (re: RegExp, count?: number, ms?: number) => Promise<void>;
 }
 
 /**
@@ -201,8 +201,8 @@ export async function spawnServe(t: HasAfter, configFile: string | null, env: No
     out += d;
     for (const r of readers) r();
   };
-  child.stderr!.setEncoding('utf8').on('data', append);
-  child.stdout!.setEncoding('utf8').on('data', append);
+  child.stderr.setEncoding('utf8').on('data', append);
+  child.stdout.setEncoding('utf8').on('data', append);
   const logged = (re: RegExp, count = 1, ms = 15_000): Promise<void> =>
     new Promise((resolvePromise, reject) => {
       const all = new RegExp(re.source, re.flags.includes('g') ? re.flags : `${re.flags}g`);
