@@ -66,7 +66,7 @@ describe('systemd unit', () => {
 
 /** A unix datagram socket standing in for systemd's notify socket (Node.js cannot bind one). */
 async function notifySocket(t: HasAfter, path: string): Promise<{ messages: string[]; waitFor(re: RegExp): Promise<string> }> {
-  const script = 'use Socket; socket(my $s, PF_UNIX, SOCK_DGRAM, 0) or die "socket: $!"; bind($s, pack_sockaddr_un($ARGV[0])) or die "bind: $!"; $| = 1; print "bound\\n"; while (1) { my $b; defined(recv($s, $b, 65536, 0)) or die "recv: $!"; $b =~ s/\\n/|/g; print "$b\\n"; }';
+  const script = 'use Socket; socket(my $s, PF_UNIX, SOCK_DGRAM, 0) or die "socket: $!"; bind($s, ' + 'pack_sockaddr_un($ARGV[0])) or die "bind: $!"; $| = 1; print "bound\\n"; while (1) { my $b; ' + 'defined(recv($s, $b, 65536, 0)) or die "recv: $!"; $b =~ s/\\n/|/g; print "$b\\n"; }';
   const child: ChildProcess = spawn('perl', ['-e', script, path], { stdio: ['ignore', 'pipe', 'inherit'] });
   t.after(() => child.kill('SIGKILL'));
   const messages: string[] = [];

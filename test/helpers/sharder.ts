@@ -179,7 +179,10 @@ export interface SpawnedServe {
   url: string;
   control: string | null;
   output: () => string;
-  /** Resolves once the output holds `count` matches of `re`; fails naming the output if the child exits first or `ms` pass. */
+  /**
+   * Resolves once the output holds `count` matches of `re`; fails naming the output if the child
+   * exits first or `ms` pass.
+   */
   logged: (re: RegExp, count?: number, ms?: number) => Promise<void>;
 }
 
