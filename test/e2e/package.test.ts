@@ -57,7 +57,7 @@ async function startServer(t: HasAfter, argv: string[], opts: { cwd: string; env
   };
 }
 
-test('the packed tarball holds only what runs, and the install guide (docs/deploying.md) gives a sharder that serves /auth', { timeout: 600_000 }, async (t) => {
+test('the packed tarball holds only what runs, and the install guide (docs/deploying.md) gives a sharder serving /auth', { timeout: 600_000 }, async (t) => {
   const tmp = tempDir(t, 'sharder-pack-');
 
   // npm pack runs `prepack` (a clean build of dist/); the tarball lands in tmp.

@@ -234,7 +234,7 @@ export const ORIGINAL_ROWS: [string, string, string][] = [
 /** An original-format SQLite database (its SQLAlchemy model's table and index) holding `rows` (kind, bucket, name). */
 export function writeOriginalSqlite(path: string, rows: readonly (readonly [string, string, string])[] = ORIGINAL_ROWS): void {
   const db = new Database(path);
-  db.exec('CREATE TABLE shard (id INTEGER NOT NULL, kind VARCHAR(256), bucket VARCHAR(256), name VARCHAR(256), PRIMARY KEY (id))');
+  db.exec('CREATE TABLE shard (id INTEGER NOT NULL, kind VARCHAR(256), bucket VARCHAR(256), name VARCHAR(256), ' + 'PRIMARY KEY (id))');
   db.exec('CREATE INDEX shard_kind_name_index ON shard (kind, name)');
   const ins = db.prepare('INSERT INTO shard (kind, bucket, name) VALUES (?, ?, ?)');
   for (const r of rows) ins.run(...r);
@@ -361,7 +361,12 @@ export function runTransferSuite(backend: OpsBackend): void {
       const dir = tempDir(t);
       const f = await backendOpsFixture(t, backend, twoKinds, dir);
       const file = join(dir, 'mixed.jsonl');
-      writeFileSync(file, '{"kind":"hub","name":"a","bucket":"hub-0"}\n{"kind":"home","name":"a","bucket":"nfs-a"}\n{"name":"b","bucket":"nfs-b","assigned_at":"2024-01-01T00:00:00Z"}\n');
+      const rows = [
+        { kind: 'hub', name: 'a', bucket: 'hub-0' },
+        { kind: 'home', name: 'a', bucket: 'nfs-a' },
+        { name: 'b', bucket: 'nfs-b', assigned_at: '2024-01-01T00:00:00Z' },
+      ];
+      writeFileSync(file, rows.map((r) => `${JSON.stringify(r)}\n`).join(''));
       const r = await f.ops.importFile(file, { ...who, kind: 'home' });
       assert.deepEqual([r.inserted, r.other_kind], [2, 1]);
       assert.equal(await f.store.lookup('hub', 'a'), undefined);

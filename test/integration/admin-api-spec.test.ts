@@ -28,7 +28,7 @@ const ADMIN = 'spec-test-admin-token-0123456789';
 const METRICS = 'spec-test-metrics-token-0123456789';
 const HUB_TOKEN = 'spec-test-hub-token-0123456789';
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;  
 
 const loadSpec = (): Json => parse(readFileSync(SPEC_FILE, 'utf8')) as Json;
 
@@ -39,7 +39,7 @@ const pointer = (...parts: string[]): string => parts.map((p) => p.replaceAll('~
 
 function deref(spec: Json, node: Json): Json {
   while (typeof node.$ref === 'string') {
-    node = (node.$ref as string).slice(2).split('/').map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~')).reduce((o: Json, k) => o[k], spec);
+    node = node.$ref.slice(2).split('/').map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~')).reduce((o: Json, k) => o[k], spec);
   }
   return node;
 }
