@@ -37,19 +37,26 @@ const LARGE = 1_000_000;
 const ROUNDS = 12;
 const PER_ROUND = 100;
 const BURST_PER_INSTANCE = 1_000;
-const buckets: BucketPolicyInput[] = ['hub-0', 'hub-1', 'hub-2'].map((name) => ({ name, weight: 1, state: 'active' as const }));
+const buckets: BucketPolicyInput[] = ['hub-0', 'hub-1', 'hub-2'].map((name) => ({
+  name,
+  weight: 1,
+  state: 'active' as const,
+}));
 
 function log(msg: string): void {
   console.error(`[bench:assign] ${msg}`);
 }
 
 /** Mean milliseconds of a new assignment on each store (bench/lib.ts). */
-const alternate = (stores: Store[], tag: string): Promise<number[]> => meanNewAssignment(stores, tag, buckets, ROUNDS, PER_ROUND);
+const alternate = (stores: Store[], tag: string): Promise<number[]> =>
+  meanNewAssignment(stores, tag, buckets, ROUNDS, PER_ROUND);
 
 function sizeRow(backend: string, small: number, large: number, note: string): BenchRow {
   const ratio = large / small;
   return {
-    row: `${backend}: new assignment, mean, ${LARGE.toLocaleString('en')} vs ${SMALL.toLocaleString('en')} stored objects`,
+    row:
+      `${backend}: new assignment, mean, ${LARGE.toLocaleString('en')} vs ` +
+      `${SMALL.toLocaleString('en')} stored objects`,
     value: large * 1000,
     baseline: small * 1000,
     unit: 'us',
@@ -65,9 +72,14 @@ async function sqliteRows(dir: string): Promise<BenchRow[]> {
     const store = SqliteStore.open({ path: join(dir, `assign-${n}.db`), busyTimeoutMs: 5000 });
     const t0 = performance.now();
     // One statement: the count triggers run per row, still in one transaction.
-    testHandle<SqliteTestHandle>(store).prepare(`
+    testHandle<SqliteTestHandle>(store)
+      .prepare(
+        `
       WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < ?)
-      INSERT INTO assignments (kind, name, bucket, assigned_at) SELECT 'hub', 'bulk-' || n, 'hub-' || (n % 3), 0 FROM g`).run(n);
+      INSERT INTO assignments (kind, name, bucket, assigned_at)
+      SELECT 'hub', 'bulk-' || n, 'hub-' || (n % 3), 0 FROM g`,
+      )
+      .run(n);
     testHandle<SqliteTestHandle>(store).exec('ANALYZE');
     log(`sqlite: loaded ${n} rows in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     return store;
@@ -132,7 +144,11 @@ async function postgresRows(): Promise<BenchRow[]> {
       await loader.connect();
       try {
         // One statement: the statement-level trigger updates the counts once for all rows.
-        await loader.query(`INSERT INTO assignments (kind, name, bucket) SELECT 'hub', 'bulk-' || g, 'hub-' || (g % 3) FROM generate_series(1, $1::int) g`, [n]);
+        await loader.query(
+          `INSERT INTO assignments (kind, name, bucket) SELECT 'hub', 'bulk-' || g, 'hub-' || (g % 3) FROM ` +
+            'generate_series(1, $1::int) g',
+          [n],
+        );
         await loader.query('VACUUM ANALYZE assignments');
       } finally {
         await loader.end();
@@ -143,20 +159,35 @@ async function postgresRows(): Promise<BenchRow[]> {
     const small = await make(SMALL);
     const large = await make(LARGE);
     const [s, l] = await alternate([small, large], 'pg');
-    const rows = [sizeRow('postgres', s!, l!, `fsync on; each assignment: lookup, then BEGIN, kind lock, re-read + counts, INSERT, COMMIT${external ? '' : ' (local throwaway server)'}`)];
+    const rows = [
+      sizeRow(
+        'postgres',
+        s!,
+        l!,
+        'fsync on; each assignment: lookup, then BEGIN, kind lock, re-read + counts, INSERT, ' +
+          `COMMIT${external ? '' : ' (local throwaway server)'}`,
+      ),
+    ];
 
     // Throughput: three "instances" (stores with their own pools) on the large database, each
     // receiving a burst of distinct first requests at once.
     const instances = [large, await open(dbs[1]!), await open(dbs[1]!)];
     const t0 = performance.now();
-    await Promise.all(instances.flatMap((inst, k) => Array.from({ length: BURST_PER_INSTANCE }, (_, i) => inst.assign('hub', `burst-${k}-${i}`, buckets))));
+    await Promise.all(
+      instances.flatMap((inst, k) =>
+        Array.from({ length: BURST_PER_INSTANCE }, (_, i) => inst.assign('hub', `burst-${k}-${i}`, buckets)),
+      ),
+    );
     const burstRate = (instances.length * BURST_PER_INSTANCE) / ((performance.now() - t0) / 1000);
     const counts = [...(await large.counts('hub')).values()];
     const real = [...(await large.realCounts('hub')).values()];
-    if (JSON.stringify(counts.sort()) !== JSON.stringify(real.sort()) || Math.max(...counts) - Math.min(...counts) > 1) throw new Error(`counts wrong after the burst: ${counts} vs ${real}`);
+    if (JSON.stringify(counts.sort()) !== JSON.stringify(real.sort()) || Math.max(...counts) - Math.min(...counts) > 1)
+      throw new Error(`counts wrong after the burst: ${counts.join(',')} vs ${real.join(',')}`);
     const sequentialRate = 1000 / l!;
     rows.push({
-      row: `postgres: first assignments/s, burst of ${(instances.length * BURST_PER_INSTANCE).toLocaleString('en')} on 3 instances vs one at a time`,
+      row:
+        `postgres: first assignments/s, burst of ${(instances.length * BURST_PER_INSTANCE).toLocaleString('en')} ` +
+        'on 3 instances vs one at a time',
       value: burstRate,
       baseline: sequentialRate,
       unit: 'assign/s',
@@ -186,14 +217,19 @@ async function mariadbRows(): Promise<BenchRow[]> {
     const make = async (n: number): Promise<Store> => {
       const db = `bench_assign_${n}`;
       await server.admin(`CREATE DATABASE ${db}`);
-      const store = await openStore(validateConfig({ database: server.url(db), kinds: { hub: { buckets: [{ name: 'hub-0' }] } } }, 'bench'));
+      const store = await openStore(
+        validateConfig({ database: server.url(db), kinds: { hub: { buckets: [{ name: 'hub-0' }] } } }, 'bench'),
+      );
       stores.push(store);
       const t0 = performance.now();
       // A connection of its own: the load takes longer than the store's statement timeout. The
       // row triggers update the counts and the feed per row, in the one statement's transaction.
       const loader = await mysql.createConnection(server.url(db));
       try {
-        await loader.query(`INSERT INTO assignments (kind, name, bucket, assigned_at) SELECT 'hub', CONCAT('bulk-', seq), CONCAT('hub-', seq % 3), 0 FROM seq_1_to_${n}`);
+        await loader.query(
+          `INSERT INTO assignments (kind, name, bucket, assigned_at) SELECT 'hub', CONCAT('bulk-', seq), ` +
+            `CONCAT('hub-', seq % 3), 0 FROM seq_1_to_${n}`,
+        );
         await loader.query('ANALYZE TABLE assignments, bucket_counts');
       } finally {
         await loader.end();
@@ -204,7 +240,15 @@ async function mariadbRows(): Promise<BenchRow[]> {
     const small = await make(SMALL);
     const large = await make(LARGE);
     const [s, l] = await alternate([small, large], 'mariadb');
-    return [sizeRow('mariadb', s!, l!, 'innodb_flush_log_at_trx_commit=1; each assignment: lookup, then BEGIN, kind row FOR UPDATE, re-read + counts, INSERT, COMMIT (local throwaway server)')];
+    return [
+      sizeRow(
+        'mariadb',
+        s!,
+        l!,
+        'innodb_flush_log_at_trx_commit=1; each assignment: lookup, then BEGIN, kind row FOR UPDATE, re-read + ' +
+          'counts, INSERT, COMMIT (local throwaway server)',
+      ),
+    ];
   } finally {
     for (const s of stores) await s.close();
     await server.destroy();

@@ -49,12 +49,37 @@ try {
   const floorScale = rps(floor2) / rps(floor1);
   const sharderScale = rps(sharder2) / rps(sharder1);
   const rows: BenchRow[] = [
-    { row: '1. /auth known objects vs bare node:http (1 process)', value: rps(sharder1), baseline: rps(floor1), unit: 'req/s', ratio: ratio1, target: '>= 0.80', met: ratio1 >= 0.8 },
     {
-      row: '2. workers: 2 scaling vs the floor\'s 2-worker scaling', value: sharderScale, baseline: floorScale, unit: 'x', ratio: sharderScale / floorScale, target: '>= 0.90', met: sharderScale / floorScale >= 0.9,
-      note: `sharder ${rps(sharder1).toFixed(0)} -> ${rps(sharder2).toFixed(0)} req/s, floor ${rps(floor1).toFixed(0)} -> ${rps(floor2).toFixed(0)} req/s; wrk shares the 2 cores`,
+      row: '1. /auth known objects vs bare node:http (1 process)',
+      value: rps(sharder1),
+      baseline: rps(floor1),
+      unit: 'req/s',
+      ratio: ratio1,
+      target: '>= 0.80',
+      met: ratio1 >= 0.8,
     },
-    { row: '6. /auth p99 latency, 64 connections', value: p99(sharderP), baseline: p99(floorP), unit: 'ms', ratio: p99(sharderP) / p99(floorP), target: '< 2 ms', met: p99(sharderP) < 2, note: `median of ${RUNS} runs; baseline is the floor's p99` },
+    {
+      row: "2. workers: 2 scaling vs the floor's 2-worker scaling",
+      value: sharderScale,
+      baseline: floorScale,
+      unit: 'x',
+      ratio: sharderScale / floorScale,
+      target: '>= 0.90',
+      met: sharderScale / floorScale >= 0.9,
+      note:
+        `sharder ${rps(sharder1).toFixed(0)} -> ${rps(sharder2).toFixed(0)} req/s, floor ` +
+        `${rps(floor1).toFixed(0)} -> ${rps(floor2).toFixed(0)} req/s; wrk shares the 2 cores`,
+    },
+    {
+      row: '6. /auth p99 latency, 64 connections',
+      value: p99(sharderP),
+      baseline: p99(floorP),
+      unit: 'ms',
+      ratio: p99(sharderP) / p99(floorP),
+      target: '< 2 ms',
+      met: p99(sharderP) < 2,
+      note: `median of ${RUNS} runs; baseline is the floor's p99`,
+    },
   ];
   report('auth', rows);
 } finally {

@@ -16,8 +16,17 @@ import { PostgresStore } from '../src/store/postgres/index.js';
 import { resolvePostgres } from '../src/store/postgres/connect.js';
 
 const [url, maxText] = process.argv.slice(2) as [string, string];
-const config = validateConfig({ database: url, cache: { max_entries: Number(maxText) }, kinds: { hub: { buckets: [0, 1, 2].map((i) => ({ name: `hub-${i}` })) } } }, 'bench');
-const store = await PostgresStore.open(resolvePostgres(config.database as Extract<Config['database'], { backend: 'postgres' }>, { file: 'bench', env: {} }));
+const config = validateConfig(
+  {
+    database: url,
+    cache: { max_entries: Number(maxText) },
+    kinds: { hub: { buckets: [0, 1, 2].map((i) => ({ name: `hub-${i}` })) } },
+  },
+  'bench',
+);
+const store = await PostgresStore.open(
+  resolvePostgres(config.database as Extract<Config['database'], { backend: 'postgres' }>, { file: 'bench', env: {} }),
+);
 const kinds = new Map<string, KindRuntime>();
 applyKinds(kinds, config.kinds, config.cache.maxEntries);
 const assigner = new Assigner(store, silentLogger(), () => 5000);

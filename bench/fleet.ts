@@ -29,14 +29,19 @@ import { ROOT, ensureBuilt, sharderDir, startSharder } from './procs.js';
 const N = Number(process.env.BENCH_OBJECTS ?? 10_000_000);
 const SMALL = 1_000;
 const MAX_ENTRIES = N + 1_000_000;
-const buckets: BucketPolicyInput[] = ['hub-0', 'hub-1', 'hub-2'].map((name) => ({ name, weight: 1, state: 'active' as const }));
+const buckets: BucketPolicyInput[] = ['hub-0', 'hub-1', 'hub-2'].map((name) => ({
+  name,
+  weight: 1,
+  state: 'active' as const,
+}));
 
 function log(msg: string): void {
   console.error(`[bench:fleet] ${new Date().toISOString().slice(11, 19)} ${msg}`);
 }
 
 function pgConfig(url: string): Extract<Config['database'], { backend: 'postgres' }> {
-  return validateConfig({ database: url, kinds: { hub: { buckets: [{ name: 'hub-0' }] } } }, 'bench').database as Extract<Config['database'], { backend: 'postgres' }>;
+  return validateConfig({ database: url, kinds: { hub: { buckets: [{ name: 'hub-0' }] } } }, 'bench')
+    .database as Extract<Config['database'], { backend: 'postgres' }>;
 }
 
 function rssOf(pid: number): number {
@@ -45,15 +50,23 @@ function rssOf(pid: number): number {
 }
 
 async function childLoad(url: string): Promise<{ before: number; after: number; rows: number; ms: number }> {
-  const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', '--import', 'tsx', join(ROOT, 'bench/fleet-child.ts'), url, String(MAX_ENTRIES)], { maxBuffer: 1 << 20 });
-  return JSON.parse(stdout.trim().split('\n').at(-1)!);
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ['--expose-gc', '--import', 'tsx', join(ROOT, 'bench/fleet-child.ts'), url, String(MAX_ENTRIES)],
+    { maxBuffer: 1 << 20 },
+  );
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as { before: number; after: number; rows: number; ms: number };
 }
 
 /** `sharder export` (compiled) to a discarding pipe: peak RSS in bytes, rows/s. */
 function runExport(config: string, rows: number): Promise<{ rss: number; rowsPerSecond: number }> {
   return new Promise((resolvePromise, reject) => {
     const t0 = performance.now();
-    const child = spawn('/usr/bin/time', ['-f', '%M', process.execPath, join(ROOT, 'bin/sharder.js'), 'export', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      '/usr/bin/time',
+      ['-f', '%M', process.execPath, join(ROOT, 'bin/sharder.js'), 'export', '--config', config],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let lines = 0;
     let err = '';
     child.stdout.on('data', (d: Buffer) => {
@@ -63,7 +76,10 @@ function runExport(config: string, rows: number): Promise<{ rss: number; rowsPer
     child.on('close', (code) => {
       if (code !== 0) return reject(new Error(`export failed (${code}): ${err}`));
       if (lines < rows) return reject(new Error(`export wrote ${lines} lines for ${rows} rows`));
-      resolvePromise({ rss: Number(err.trim().split('\n').at(-1)) * 1024, rowsPerSecond: rows / ((performance.now() - t0) / 1000) });
+      resolvePromise({
+        rss: Number(err.trim().split('\n').at(-1)) * 1024,
+        rowsPerSecond: rows / ((performance.now() - t0) / 1000),
+      });
     });
   });
 }
@@ -111,7 +127,11 @@ try {
     const loader = new pg.Client({ connectionString: url });
     await loader.connect();
     try {
-      await loader.query(`INSERT INTO assignments (kind, name, bucket) SELECT 'hub', 'user-' || g, 'hub-' || (g % 3) FROM generate_series(1, $1::int) g`, [n]);
+      await loader.query(
+        `INSERT INTO assignments (kind, name, bucket) SELECT 'hub', 'user-' || g, 'hub-' || (g % 3) FROM ` +
+          'generate_series(1, $1::int) g',
+        [n],
+      );
       await loader.query('VACUUM ANALYZE assignments');
     } finally {
       await loader.end();
@@ -130,7 +150,9 @@ try {
   log('table load in a child (GC forced)');
   const childLarge = await childLoad(large.url);
   const childSmall = await childLoad(small.url);
-  const perEntry = (childLarge.after - childLarge.before - (childSmall.after - childSmall.before)) / (childLarge.rows - childSmall.rows);
+  const perEntry =
+    (childLarge.after - childLarge.before - (childSmall.after - childSmall.before)) /
+    (childLarge.rows - childSmall.rows);
 
   log('one instance each: start-up, RSS, /auth');
   const instSmall = await instance(small.url);
@@ -138,7 +160,10 @@ try {
   let authSmall: { rps: number; p99: number };
   let authLarge: { rps: number; p99: number };
   try {
-    [authSmall, authLarge] = (await authRates([instSmall.target, instLarge.target], SMALL)) as [typeof authSmall, typeof authLarge];
+    [authSmall, authLarge] = (await authRates([instSmall.target, instLarge.target], SMALL)) as [
+      typeof authSmall,
+      typeof authLarge,
+    ];
   } finally {
     await instSmall.stop();
     await instLarge.stop();
@@ -151,12 +176,74 @@ try {
 
   const n = N.toLocaleString('en');
   const rows: BenchRow[] = [
-    { row: `new assignment, mean, ${n} vs ${SMALL.toLocaleString('en')} stored`, value: l! * 1000, baseline: s! * 1000, unit: 'us', ratio: l! / s!, target: '<= 1.5', met: l! / s! <= 1.5, note: `fsync on; bulk load of ${n} rows: ${large.loadSeconds.toFixed(0)} s (INSERT ... SELECT, one statement)` },
-    { row: `/auth known users, ${n} in memory vs ${SMALL.toLocaleString('en')}`, value: authLarge.rps, baseline: authSmall.rps, unit: 'req/s', ratio: authLarge.rps / authSmall.rps, target: '>= 0.90', met: authLarge.rps / authSmall.rps >= 0.9, note: `wrk, 32 connections, median of 3 x 5 s each, alternating; the same ${SMALL.toLocaleString('en')} names; p99 ${authLarge.p99.toFixed(2)} vs ${authSmall.p99.toFixed(2)} ms` },
-    { row: `memory per assignment in the table (${childLarge.rows.toLocaleString('en')} loaded)`, value: perEntry, baseline: 200, unit: 'bytes', ratio: perEntry / 200, target: '<= 200 bytes', met: perEntry <= 200, note: `RSS with GC forced, ${(childLarge.before / 2 ** 20).toFixed(0)} -> ${(childLarge.after / 2 ** 20).toFixed(0)} MiB` },
-    { row: `table load at start, ms per million rows (${n} rows, compiled instance)`, value: instLarge.loadMs / (N / 1e6), baseline: childLarge.ms / (childLarge.rows / 1e6), unit: 'ms', ratio: (instLarge.loadMs / (N / 1e6)) / (childLarge.ms / (childLarge.rows / 1e6)), target: 'report', met: true, note: `whole load ${(instLarge.loadMs / 1000).toFixed(1)} s in the instance; baseline: the same load in the GC-forced child` },
-    { row: `RSS of one instance, ${n} vs ${SMALL.toLocaleString('en')} loaded`, value: instLarge.rss / 2 ** 20, baseline: instSmall.rss / 2 ** 20, unit: 'MiB', ratio: instLarge.rss / instSmall.rss, target: 'report', met: true, note: 'VmRSS right after the table_loaded line (no GC forced: includes garbage of the load)' },
-    { row: `sharder export, peak RSS, ${n} vs ${(N / 10).toLocaleString('en')} rows`, value: expLarge.rss / 2 ** 20, baseline: expTenth.rss / 2 ** 20, unit: 'MiB', ratio: expLarge.rss / expTenth.rss, target: '<= 1.5', met: expLarge.rss / expTenth.rss <= 1.5, note: `${expLarge.rowsPerSecond.toFixed(0)} vs ${expTenth.rowsPerSecond.toFixed(0)} rows/s (compiled CLI to a discarding pipe)` },
+    {
+      row: `new assignment, mean, ${n} vs ${SMALL.toLocaleString('en')} stored`,
+      value: l! * 1000,
+      baseline: s! * 1000,
+      unit: 'us',
+      ratio: l! / s!,
+      target: '<= 1.5',
+      met: l! / s! <= 1.5,
+      note: `fsync on; bulk load of ${n} rows: ${large.loadSeconds.toFixed(0)} s (INSERT ... SELECT, one statement)`,
+    },
+    {
+      row: `/auth known users, ${n} in memory vs ${SMALL.toLocaleString('en')}`,
+      value: authLarge.rps,
+      baseline: authSmall.rps,
+      unit: 'req/s',
+      ratio: authLarge.rps / authSmall.rps,
+      target: '>= 0.90',
+      met: authLarge.rps / authSmall.rps >= 0.9,
+      note:
+        `wrk, 32 connections, median of 3 x 5 s each, alternating; the same ${SMALL.toLocaleString('en')} names; ` +
+        `p99 ${authLarge.p99.toFixed(2)} vs ${authSmall.p99.toFixed(2)} ms`,
+    },
+    {
+      row: `memory per assignment in the table (${childLarge.rows.toLocaleString('en')} loaded)`,
+      value: perEntry,
+      baseline: 200,
+      unit: 'bytes',
+      ratio: perEntry / 200,
+      target: '<= 200 bytes',
+      met: perEntry <= 200,
+      note:
+        `RSS with GC forced, ${(childLarge.before / 2 ** 20).toFixed(0)} -> ` +
+        `${(childLarge.after / 2 ** 20).toFixed(0)} MiB`,
+    },
+    {
+      row: `table load at start, ms per million rows (${n} rows, compiled instance)`,
+      value: instLarge.loadMs / (N / 1e6),
+      baseline: childLarge.ms / (childLarge.rows / 1e6),
+      unit: 'ms',
+      ratio: instLarge.loadMs / (N / 1e6) / (childLarge.ms / (childLarge.rows / 1e6)),
+      target: 'report',
+      met: true,
+      note:
+        `whole load ${(instLarge.loadMs / 1000).toFixed(1)} s in the instance; baseline: the same load in the ` +
+        'GC-forced child',
+    },
+    {
+      row: `RSS of one instance, ${n} vs ${SMALL.toLocaleString('en')} loaded`,
+      value: instLarge.rss / 2 ** 20,
+      baseline: instSmall.rss / 2 ** 20,
+      unit: 'MiB',
+      ratio: instLarge.rss / instSmall.rss,
+      target: 'report',
+      met: true,
+      note: 'VmRSS right after the table_loaded line (no GC forced: includes garbage of the load)',
+    },
+    {
+      row: `sharder export, peak RSS, ${n} vs ${(N / 10).toLocaleString('en')} rows`,
+      value: expLarge.rss / 2 ** 20,
+      baseline: expTenth.rss / 2 ** 20,
+      unit: 'MiB',
+      ratio: expLarge.rss / expTenth.rss,
+      target: '<= 1.5',
+      met: expLarge.rss / expTenth.rss <= 1.5,
+      note:
+        `${expLarge.rowsPerSecond.toFixed(0)} vs ${expTenth.rowsPerSecond.toFixed(0)} rows/s (compiled CLI to a ` +
+        'discarding pipe)',
+    },
   ];
   report(`fleet-${N}`, rows);
   if (rows.some((r) => !r.met)) process.exitCode = 1;

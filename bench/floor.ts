@@ -7,7 +7,18 @@ import cluster from 'node:cluster';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-const headers = ['X-Shard-Bucket', 'hub-0', 'X-Shard-Kind', 'hub', 'X-Shard-Upstream', 'http://127.0.0.1:9000', 'Set-Cookie', 'hub=hub-0; Path=/; HttpOnly; SameSite=Lax', 'Content-Length', '0'];
+const headers = [
+  'X-Shard-Bucket',
+  'hub-0',
+  'X-Shard-Kind',
+  'hub',
+  'X-Shard-Upstream',
+  'http://127.0.0.1:9000',
+  'Set-Cookie',
+  'hub=hub-0; Path=/; HttpOnly; SameSite=Lax',
+  'Content-Length',
+  '0',
+];
 const workers = Number(process.env.FLOOR_WORKERS ?? 1);
 const port = Number(process.env.FLOOR_PORT ?? 0);
 

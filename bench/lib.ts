@@ -26,10 +26,22 @@ export interface BenchRow {
   note?: string;
 }
 
-const fmt = (n: number): string => (Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 1 ? n.toFixed(2) : n.toPrecision(3));
+const fmt = (n: number): string =>
+  Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 1 ? n.toFixed(2) : n.toPrecision(3);
 
 export function printRows(title: string, rows: readonly BenchRow[]): void {
-  const table = [['row', 'value', 'baseline', 'unit', 'ratio', 'target', 'met'], ...rows.map((r) => [r.row, fmt(r.value), fmt(r.baseline), r.unit, r.ratio.toFixed(3), r.target, r.met ? 'yes' : 'NO'])];
+  const table = [
+    ['row', 'value', 'baseline', 'unit', 'ratio', 'target', 'met'],
+    ...rows.map((r) => [
+      r.row,
+      fmt(r.value),
+      fmt(r.baseline),
+      r.unit,
+      r.ratio.toFixed(3),
+      r.target,
+      r.met ? 'yes' : 'NO',
+    ]),
+  ];
   const widths = table[0]!.map((_, i) => Math.max(...table.map((t) => t[i]!.length)));
   console.log(`\n${title}`);
   for (const t of table) console.log(t.map((c, i) => c.padEnd(widths[i]!)).join('  '));
@@ -41,7 +53,10 @@ export function report(name: string, rows: readonly BenchRow[]): void {
   printRows(name, rows);
   const dir = join(BENCH_DIR, 'results');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, `${name}.json`), `${JSON.stringify({ name, at: new Date().toISOString(), rows }, null, 2)}\n`);
+  writeFileSync(
+    join(dir, `${name}.json`),
+    `${JSON.stringify({ name, at: new Date().toISOString(), rows }, null, 2)}\n`,
+  );
 }
 
 export interface WrkResult {
@@ -62,12 +77,33 @@ function ms(text: string): number {
 }
 
 /** Runs wrk (a separate process) against a URL and parses its report. */
-export async function wrk(url: string, opts: { connections?: number; threads?: number; seconds?: number; headers?: Record<string, string>; script?: string; env?: NodeJS.ProcessEnv } = {}): Promise<WrkResult> {
-  const args = ['--latency', '-t', String(opts.threads ?? 1), '-c', String(opts.connections ?? 32), '-d', `${opts.seconds ?? 5}s`];
+export async function wrk(
+  url: string,
+  opts: {
+    connections?: number;
+    threads?: number;
+    seconds?: number;
+    headers?: Record<string, string>;
+    script?: string;
+    env?: NodeJS.ProcessEnv;
+  } = {},
+): Promise<WrkResult> {
+  const args = [
+    '--latency',
+    '-t',
+    String(opts.threads ?? 1),
+    '-c',
+    String(opts.connections ?? 32),
+    '-d',
+    `${opts.seconds ?? 5}s`,
+  ];
   for (const [k, v] of Object.entries(opts.headers ?? {})) args.push('-H', `${k}: ${v}`);
   if (opts.script) args.push('-s', opts.script);
   args.push(url);
-  const { stdout } = await promisify(execFile)('wrk', args, { maxBuffer: 1 << 20, env: { ...process.env, ...opts.env } });
+  const { stdout } = await promisify(execFile)('wrk', args, {
+    maxBuffer: 1 << 20,
+    env: { ...process.env, ...opts.env },
+  });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]);
   const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? 0);
@@ -90,7 +126,13 @@ export function median(xs: readonly number[]): number {
  * Mean milliseconds of a new (first-time) assignment on each store, alternating rounds
  * between them (and their order) so that machine noise hits all alike; round -1 warms up.
  */
-export async function meanNewAssignment(stores: readonly Store[], tag: string, buckets: readonly BucketPolicyInput[], rounds: number, perRound: number): Promise<number[]> {
+export async function meanNewAssignment(
+  stores: readonly Store[],
+  tag: string,
+  buckets: readonly BucketPolicyInput[],
+  rounds: number,
+  perRound: number,
+): Promise<number[]> {
   const total = stores.map(() => 0);
   for (let round = -1; round < rounds; round++) {
     // Alternate the order too, so that neither store always runs right after the other.

@@ -12,7 +12,13 @@ import { validateConfig } from '../src/config/validate.js';
 
 const [db, nText, maxText] = process.argv.slice(2) as [string, string, string];
 const n = Number(nText);
-const config = validateConfig({ cache: { max_entries: Number(maxText) }, kinds: { hub: { buckets: [0, 1, 2].map((i) => ({ name: `hub-${i}`, upstream: `http://127.0.0.1:${9000 + i}` })) } } }, 'bench');
+const config = validateConfig(
+  {
+    cache: { max_entries: Number(maxText) },
+    kinds: { hub: { buckets: [0, 1, 2].map((i) => ({ name: `hub-${i}`, upstream: `http://127.0.0.1:${9000 + i}` })) } },
+  },
+  'bench',
+);
 const kinds = new Map<string, KindRuntime>();
 applyKinds(kinds, config.kinds, config.cache.maxEntries);
 const kind = kinds.get('hub')!;

@@ -74,15 +74,38 @@ try {
   const ratio = rps(withMetrics) / rps(without);
   const rows: BenchRow[] = [
     {
-      row: '1. /auth known objects, metrics on vs off', value: rps(withMetrics), baseline: rps(without), unit: 'req/s', ratio, target: '>= 0.95', met: ratio >= 0.95,
-      note: `median of ${RUNS} alternating runs of ${SECONDS} s; on: ${withMetrics.map((r) => r.rps.toFixed(0)).join(', ')}; off: ${without.map((r) => r.rps.toFixed(0)).join(', ')}`,
+      row: '1. /auth known objects, metrics on vs off',
+      value: rps(withMetrics),
+      baseline: rps(without),
+      unit: 'req/s',
+      ratio,
+      target: '>= 0.95',
+      met: ratio >= 0.95,
+      note:
+        `median of ${RUNS} alternating runs of ${SECONDS} s; on: ` +
+        `${withMetrics.map((r) => r.rps.toFixed(0)).join(', ')}; off: ` +
+        `${without.map((r) => r.rps.toFixed(0)).join(', ')}`,
     },
     {
-      row: '2. server CPU per /auth request, off / on', value: cpu(withMetrics), baseline: cpu(without), unit: 'ticks/1k req', ratio: cpuRatio, target: '>= 0.95', met: cpuRatio >= 0.95,
-      note: `the throughput ratio implied by CPU cost (1 tick = 10 ms); on: ${withMetrics.map((r) => r.cpuPerK.toFixed(3)).join(', ')}; off: ${without.map((r) => r.cpuPerK.toFixed(3)).join(', ')}`,
+      row: '2. server CPU per /auth request, off / on',
+      value: cpu(withMetrics),
+      baseline: cpu(without),
+      unit: 'ticks/1k req',
+      ratio: cpuRatio,
+      target: '>= 0.95',
+      met: cpuRatio >= 0.95,
+      note:
+        'the throughput ratio implied by CPU cost (1 tick = 10 ms); on: ' +
+        `${withMetrics.map((r) => r.cpuPerK.toFixed(3)).join(', ')}; off: ` +
+        `${without.map((r) => r.cpuPerK.toFixed(3)).join(', ')}`,
     },
     {
-      row: '3. /auth p99 latency, metrics on vs off', value: p99(withMetrics), baseline: p99(without), unit: 'ms', ratio: p99(withMetrics) / p99(without), target: '<= 1.10',
+      row: '3. /auth p99 latency, metrics on vs off',
+      value: p99(withMetrics),
+      baseline: p99(without),
+      unit: 'ms',
+      ratio: p99(withMetrics) / p99(without),
+      target: '<= 1.10',
       met: p99(withMetrics) / p99(without) <= 1.1,
     },
   ];

@@ -17,7 +17,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { renderNginxConfig } from '../src/nginx/render.js';
-import { httpPreamble, mainPreamble, nginxBinary, nginxPrefix, startNginx, type RunningNginx } from '../test/helpers/nginx.js';
+import {
+  httpPreamble,
+  mainPreamble,
+  nginxBinary,
+  nginxPrefix,
+  startNginx,
+  type RunningNginx,
+} from '../test/helpers/nginx.js';
 import { rawConfig, spawnServe, testConfig, writeConfig } from '../test/helpers/sharder.js';
 import { tempDir } from '../test/helpers/tmp.js';
 import { report, wrk, type BenchRow } from './lib.js';
@@ -45,7 +52,7 @@ async function cleanup(): Promise<void> {
 async function nodeServer(script: string): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   scope.after(() => child.kill('SIGKILL'));
-  const [line] = (await once(child.stdout!.setEncoding('utf8'), 'data')) as [string];
+  const [line] = (await once(child.stdout.setEncoding('utf8'), 'data')) as [string];
   return { child, port: Number(line.trim()) };
 }
 
@@ -55,20 +62,42 @@ const LISTEN = `
 
 /** The floor: what the sharder answers for a known user, as constants. */
 function floorScript(hubUpstream: string): string {
-  const headers = ['X-Shard-Bucket', 'hub-0', 'X-Shard-Kind', 'hub', 'X-Shard-Upstream', hubUpstream, 'Set-Cookie', 'hub=hub-0; Path=/; HttpOnly; SameSite=Lax', 'Content-Length', '0'];
-  return `const server = require('node:http').createServer((req, res) => { res.writeHead(200, ${JSON.stringify(headers)}); res.end(); });${LISTEN}`;
+  const headers = [
+    'X-Shard-Bucket',
+    'hub-0',
+    'X-Shard-Kind',
+    'hub',
+    'X-Shard-Upstream',
+    hubUpstream,
+    'Set-Cookie',
+    'hub=hub-0; Path=/; HttpOnly; SameSite=Lax',
+    'Content-Length',
+    '0',
+  ];
+  return (
+    `const server = require('node:http').createServer((req, res) => { res.writeHead(200, ` +
+    `${JSON.stringify(headers)}); res.end(); });${LISTEN}`
+  );
 }
 
-const HUB_SCRIPT = `const server = require('node:http').createServer((req, res) => { res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': '6' }); res.end('hub-0\\n'); });${LISTEN}`;
+const HUB_SCRIPT =
+  `const server = require('node:http').createServer((req, res) => { res.writeHead(200, { 'Content-Type': ` +
+  `'text/plain', 'Content-Length': '6' }); res.end('hub-0\\n'); });${LISTEN}`;
 
 /** One nginx whose `sharder` upstream is `backend`, with a static server and a proxied one. */
 async function nginxFor(backend: string, hubUpstream: string, sharderDir: string): Promise<RunningNginx> {
   const dir = nginxPrefix(scope);
   const config = testConfig(sharderDir, { kinds: { hub: { buckets: [{ name: 'hub-0', upstream: hubUpstream }] } } });
-  writeFileSync(join(dir, 'sharder', 'sharder-upstreams.conf'), renderNginxConfig(config, { sharders: [backend] }).text);
+  writeFileSync(
+    join(dir, 'sharder', 'sharder-upstreams.conf'),
+    renderNginxConfig(config, { sharders: [backend] }).text,
+  );
   mkdirSync(join(dir, 'static'), { mode: 0o755 });
   writeFileSync(join(dir, 'static', 'index.html'), 'static page\n', { mode: 0o644 });
-  return startNginx(scope, dir, ([staticPort, proxiedPort]) => `${mainPreamble(dir)}
+  return startNginx(
+    scope,
+    dir,
+    ([staticPort, proxiedPort]) => `${mainPreamble(dir)}
 http {
 ${httpPreamble(dir)}
 access_log off;
@@ -92,20 +121,27 @@ server {
     include sharder/sharder-server.conf;
 }
 }
-`, 2);
+`,
+    2,
+  );
 }
 
 /** One request, checked: the subrequest happened (cookie set) and the main request was served. */
 async function check(url: string, expectBody: string, isSharder: boolean): Promise<void> {
   const r = await request(url, { headers: { 'x-user': USER } });
   const body = await r.body.text();
-  if (r.statusCode !== 200 || r.headers['set-cookie'] !== 'hub=hub-0; Path=/; HttpOnly; SameSite=Lax' || body !== expectBody) {
+  if (
+    r.statusCode !== 200 ||
+    r.headers['set-cookie'] !== 'hub=hub-0; Path=/; HttpOnly; SameSite=Lax' ||
+    body !== expectBody
+  ) {
     throw new Error(`setup check failed for ${url}: ${r.statusCode} ${JSON.stringify(r.headers)} ${body}`);
   }
   if (!isSharder) return; // the floor answers 200 to anyone
   const none = await request(url);
   await none.body.text();
-  if (none.statusCode !== 401) throw new Error(`setup check: no identity should be 401 at ${url}, got ${none.statusCode}`);
+  if (none.statusCode !== 401)
+    throw new Error(`setup check: no identity should be 401 at ${url}, got ${none.statusCode}`);
 }
 
 async function main(): Promise<void> {
@@ -114,7 +150,10 @@ async function main(): Promise<void> {
   const hub = await nodeServer(HUB_SCRIPT);
   const hubUpstream = `http://127.0.0.1:${hub.port}`;
   const floor = await nodeServer(floorScript(hubUpstream));
-  const sharderFile = writeConfig(dir, rawConfig(dir, { log: { level: 'info' }, kinds: { hub: { buckets: [{ name: 'hub-0', upstream: hubUpstream }] } } }));
+  const sharderFile = writeConfig(
+    dir,
+    rawConfig(dir, { log: { level: 'info' }, kinds: { hub: { buckets: [{ name: 'hub-0', upstream: hubUpstream }] } } }),
+  );
   const sharder = await spawnServe(scope, sharderFile);
   // Stop it gracefully and wait, so that its database is closed before its folder is removed.
   scope.after(async () => {
@@ -133,11 +172,20 @@ async function main(): Promise<void> {
   }
 
   const rows: BenchRow[] = [];
-  for (const [name, portIndex] of [['static', 0], ['proxied', 1]] as const) {
-    const totals = { sharder: { requests: 0, seconds: 0, errors: 0, p99: 0 }, floor: { requests: 0, seconds: 0, errors: 0, p99: 0 } };
+  for (const [name, portIndex] of [
+    ['static', 0],
+    ['proxied', 1],
+  ] as const) {
+    const totals = {
+      sharder: { requests: 0, seconds: 0, errors: 0, p99: 0 },
+      floor: { requests: 0, seconds: 0, errors: 0, p99: 0 },
+    };
     const perRound: string[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [who, n] of [['sharder', viaSharder], ['floor', viaFloor]] as const) {
+      for (const [who, n] of [
+        ['sharder', viaSharder],
+        ['floor', viaFloor],
+      ] as const) {
         const url = n.url('/', n.ports[portIndex]);
         await wrk(url, { seconds: 1, connections: CONNECTIONS, headers: { 'X-User': USER } }); // warm-up
         const r = await wrk(url, { seconds: SECONDS, connections: CONNECTIONS, headers: { 'X-User': USER } });
@@ -158,11 +206,16 @@ async function main(): Promise<void> {
       ratio: value / baseline,
       target: `>= ${TARGET}`,
       met: value / baseline >= TARGET && totals.sharder.errors === 0 && totals.floor.errors === 0,
-      note: `rounds (req/s): ${perRound.join(', ')}; p99 ms sharder ${totals.sharder.p99.toFixed(2)}, floor ${totals.floor.p99.toFixed(2)}; errors sharder ${totals.sharder.errors}, floor ${totals.floor.errors}`,
+      note:
+        `rounds (req/s): ${perRound.join(', ')}; p99 ms sharder ${totals.sharder.p99.toFixed(2)}, floor ` +
+        `${totals.floor.p99.toFixed(2)}; errors sharder ${totals.sharder.errors}, floor ${totals.floor.errors}`,
     });
   }
   report('nginx', rows);
-  console.log(`\n${ROUNDS} rounds x ${SECONDS}s per side, wrk -t1 -c${CONNECTIONS}, one known user, nginx worker_processes 1; machine: ${(await import('node:os')).cpus().length} CPUs`);
+  console.log(
+    `\n${ROUNDS} rounds x ${SECONDS}s per side, wrk -t1 -c${CONNECTIONS}, one known user, nginx ` +
+      `worker_processes 1; machine: ${(await import('node:os')).cpus().length} CPUs`,
+  );
 }
 
 main().then(cleanup, async (err: unknown) => {

@@ -31,47 +31,68 @@ function waitFor(child: ChildProcess, re: RegExp, what: string): Promise<RegExpE
 }
 
 function stopper(child: ChildProcess): () => Promise<void> {
-  return () => new Promise((r) => {
-    if (child.exitCode !== null || child.signalCode !== null) return r();
-    child.once('exit', () => r());
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), 15_000).unref();
-  });
+  return () =>
+    new Promise((r) => {
+      if (child.exitCode !== null || child.signalCode !== null) return r();
+      child.once('exit', () => r());
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 15_000).unref();
+    });
 }
 
 export async function startFloor(workers: number): Promise<Proc> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/floor.ts')], { env: { ...process.env, FLOOR_WORKERS: String(workers) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/floor.ts')], {
+    env: { ...process.env, FLOOR_WORKERS: String(workers) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const m = await waitFor(child, /listening (\d+)/, 'floor');
   return { child, port: Number(m[1]), stop: stopper(child) };
 }
 
 export function ensureBuilt(): void {
-  if (!existsSync(join(ROOT, 'dist/cli/run.js'))) throw new Error('run "npm run build" first: benchmarks measure the compiled sharder');
+  if (!existsSync(join(ROOT, 'dist/cli/run.js')))
+    throw new Error('run "npm run build" first: benchmarks measure the compiled sharder');
 }
 
 /** A temp dir with a config for the compiled sharder; `extra` overrides keys. */
-export function sharderDir(extra: Record<string, unknown> = {}): { dir: string; config: string; db: string; cleanup(): void } {
+export function sharderDir(extra: Record<string, unknown> = {}): {
+  dir: string;
+  config: string;
+  db: string;
+  cleanup(): void;
+} {
   const dir = mkdtempSync(join(tmpdir(), 'sharder-bench-'));
   const db = join(dir, 'sharder.db');
   const config = join(dir, 'sharder.yml');
-  writeFileSync(config, stringify({
-    listen: '127.0.0.1:0',
-    control_listen: '127.0.0.1:0',
-    database: `sqlite:${db}`,
-    log: { level: 'info' },
-    kinds: { hub: { buckets: [0, 1, 2].map((i) => ({ name: `hub-${i}`, upstream: `http://127.0.0.1:${9000 + i}` })) } },
-    ...extra,
-  }));
+  writeFileSync(
+    config,
+    stringify({
+      listen: '127.0.0.1:0',
+      control_listen: '127.0.0.1:0',
+      database: `sqlite:${db}`,
+      log: { level: 'info' },
+      kinds: {
+        hub: { buckets: [0, 1, 2].map((i) => ({ name: `hub-${i}`, upstream: `http://127.0.0.1:${9000 + i}` })) },
+      },
+      ...extra,
+    }),
+  );
   return { dir, config, db, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** Starts `node bin/sharder.js serve`; resolves when it (every worker) listens. `logged(re)`
  * resolves with the first match of `re` in everything it wrote since it started. */
-export async function startSharder(config: string, workers = 1): Promise<Proc & { readyAfterMs: number; logged(re: RegExp): Promise<RegExpExecArray> }> {
+export async function startSharder(
+  config: string,
+  workers = 1,
+): Promise<Proc & { readyAfterMs: number; logged(re: RegExp): Promise<RegExpExecArray> }> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [join(ROOT, 'bin/sharder.js'), 'serve', '--config', config], { env: { ...process.env, SHARDER_WORKERS: String(workers) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(ROOT, 'bin/sharder.js'), 'serve', '--config', config], {
+    env: { ...process.env, SHARDER_WORKERS: String(workers) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const logged = (re: RegExp): Promise<RegExpExecArray> => {
     const now = re.exec(out);
     return now ? Promise.resolve(now) : waitFor(child, new RegExp(`${re.source}`), 'sharder');

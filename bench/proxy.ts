@@ -53,7 +53,11 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 
 /** Starts a child process and resolves with the first stdout line matching `ready`. */
 function start(args: string[], ready: RegExp, env: NodeJS.ProcessEnv = {}): Promise<RegExpExecArray> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   let out = '';
   return new Promise((resolvePromise, reject) => {
@@ -62,8 +66,8 @@ function start(args: string[], ready: RegExp, env: NodeJS.ProcessEnv = {}): Prom
       const m = ready.exec(out);
       if (m) resolvePromise(m);
     };
-    child.stdout!.on('data', look);
-    child.stderr!.on('data', look);
+    child.stdout.on('data', look);
+    child.stderr.on('data', look);
     child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}:\n${out}`)));
   });
 }
@@ -96,11 +100,12 @@ async function pinger(url: string): Promise<{ slice(n: number): Promise<number[]
   const ws = new WebSocket(url, { headers: IDENTITY, perMessageDeflate: false });
   await once(ws, 'open');
   const payload = Buffer.alloc(64, 1);
-  const one = (): Promise<number> => new Promise((resolvePromise) => {
-    const t0 = process.hrtime.bigint();
-    ws.once('message', () => resolvePromise(Number(process.hrtime.bigint() - t0) / 1e6));
-    ws.send(payload);
-  });
+  const one = (): Promise<number> =>
+    new Promise((resolvePromise) => {
+      const t0 = process.hrtime.bigint();
+      ws.once('message', () => resolvePromise(Number(process.hrtime.bigint() - t0) / 1e6));
+      ws.send(payload);
+    });
   return {
     async slice(n) {
       const times: number[] = [];
@@ -117,22 +122,49 @@ const hubPid = children.at(-1)!.pid!;
 const hub = `http://127.0.0.1:${hubPort}`;
 
 const config = join(dir, 'sharder.yml');
-writeFileSync(config, stringify({
-  listen: '127.0.0.1:0',
-  database: `sqlite:${join(dir, 'sharder.db')}`,
-  log: { level: 'info' },
-  kinds: { hub: { buckets: [{ name: 'hub-0', upstream: hub }] } },
-}));
-const sharder = (await start(['--import', 'tsx', 'src/cli/run.ts', 'serve', '--config', config, '--mode', 'proxy'], /"listen":"(http:\/\/[^"]+)"/))[1]!;
+writeFileSync(
+  config,
+  stringify({
+    listen: '127.0.0.1:0',
+    database: `sqlite:${join(dir, 'sharder.db')}`,
+    log: { level: 'info' },
+    kinds: { hub: { buckets: [{ name: 'hub-0', upstream: hub }] } },
+  }),
+);
+const sharder = (
+  await start(
+    ['--import', 'tsx', 'src/cli/run.ts', 'serve', '--config', config, '--mode', 'proxy'],
+    /"listen":"(http:\/\/[^"]+)"/,
+  )
+)[1]!;
 const sharderPid = children.at(-1)!.pid!;
 
 const chpPort = await freePort();
 const chpApiPort = await freePort();
 // It logs nothing at warn level when it starts: readiness is found by asking it (below).
-const chpChild = spawn(process.execPath, [
-  join(ROOT, 'node_modules/configurable-http-proxy/bin/configurable-http-proxy'), '--ip', '127.0.0.1', '--port', String(chpPort),
-  '--api-ip', '127.0.0.1', '--api-port', String(chpApiPort), '--default-target', hub, '--log-level', 'warn',
-], { cwd: ROOT, env: { ...process.env, CONFIGPROXY_AUTH_TOKEN: randomBytes(16).toString('hex') }, stdio: ['ignore', 'ignore', 'inherit'] });
+const chpChild = spawn(
+  process.execPath,
+  [
+    join(ROOT, 'node_modules/configurable-http-proxy/bin/configurable-http-proxy'),
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(chpPort),
+    '--api-ip',
+    '127.0.0.1',
+    '--api-port',
+    String(chpApiPort),
+    '--default-target',
+    hub,
+    '--log-level',
+    'warn',
+  ],
+  {
+    cwd: ROOT,
+    env: { ...process.env, CONFIGPROXY_AUTH_TOKEN: randomBytes(16).toString('hex') },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  },
+);
 children.push(chpChild);
 const chp = `http://127.0.0.1:${chpPort}`;
 
@@ -150,7 +182,10 @@ for (let round = 0; round < ROUNDS; round++) {
     const c0 = cpuSeconds(pids[name]);
     const r = await wrk(`${targets[name]}/bench`, { connections: CONNECTIONS, seconds: SECONDS, headers: IDENTITY });
     const us = ((cpuSeconds(pids[name]) - c0) * 1e6) / r.requests;
-    console.log(`round ${round + 1} ${name}: ${r.rps.toFixed(0)} requests/s, p50 ${r.p50} ms, p99 ${r.p99} ms, ${us.toFixed(1)} CPU µs/request, errors ${r.errors}`);
+    console.log(
+      `round ${round + 1} ${name}: ${r.rps.toFixed(0)} requests/s, p50 ${r.p50} ms, p99 ${r.p99} ms, ` +
+        `${us.toFixed(1)} CPU µs/request, errors ${r.errors}`,
+    );
     rps[name] = Math.max(rps[name], r.rps);
     cpu[name].push(us);
     errors[name] += r.errors;
@@ -163,19 +198,36 @@ for (const name of Object.keys(targets) as Name[]) {
   await pingers[name].slice(200); // warm-up
 }
 for (let s = 0; s < RTT_SLICES; s++) {
-  for (const name of Object.keys(targets) as Name[]) times[name].push(...(await pingers[name].slice(Math.ceil(RTT_COUNT / RTT_SLICES))));
+  for (const name of Object.keys(targets) as Name[])
+    times[name].push(...(await pingers[name].slice(Math.ceil(RTT_COUNT / RTT_SLICES))));
 }
 const lat = {} as Record<Name, { p50: number; p99: number }>;
 for (const name of Object.keys(targets) as Name[]) {
   pingers[name].close();
   const sorted = times[name].sort((a, b) => a - b);
   lat[name] = { p50: sorted[Math.floor(sorted.length / 2)]!, p99: sorted[Math.floor(sorted.length * 0.99)]! };
-  console.log(`${name}: websocket round trip p50 ${lat[name].p50.toFixed(3)} ms, p99 ${lat[name].p99.toFixed(3)} ms (${sorted.length} round trips)`);
+  console.log(
+    `${name}: websocket round trip p50 ${lat[name].p50.toFixed(3)} ms, p99 ${lat[name].p99.toFixed(3)} ms ` +
+      `(${sorted.length} round trips)`,
+  );
 }
 
-const row = (r: string, value: number, baseline: number, unit: string, target: string, higherIsBetter: boolean | null, note?: string): BenchRow => {
+const row = (
+  r: string,
+  value: number,
+  baseline: number,
+  unit: string,
+  target: string,
+  higherIsBetter: boolean | null,
+  note?: string,
+): BenchRow => {
   const ratio = value / baseline;
-  const met = higherIsBetter === null ? true : higherIsBetter ? ratio >= Number(target.slice(3)) : ratio <= Number(target.slice(3));
+  const met =
+    higherIsBetter === null
+      ? true
+      : higherIsBetter
+        ? ratio >= Number(target.slice(3))
+        : ratio <= Number(target.slice(3));
   return { row: r, value, baseline, unit, ratio, target, met, ...(note ? { note } : {}) };
 };
 const e = (n: Name): string | undefined => (errors[n] > 0 ? `${errors[n]} failed requests` : undefined);
@@ -183,11 +235,32 @@ report('proxy', [
   row('requests/s: sharder proxy vs direct to the hub', rps.sharder, rps.direct, 'req/s', '-', null, e('sharder')),
   row('requests/s: configurable-http-proxy vs direct to the hub', rps.chp, rps.direct, 'req/s', '-', null, e('chp')),
   row('requests/s: sharder proxy vs configurable-http-proxy', rps.sharder, rps.chp, 'req/s', '>= 1.00', true),
-  row('CPU per request: sharder proxy vs configurable-http-proxy', median(cpu.sharder), median(cpu.chp), 'µs', '<= 1.00', false),
+  row(
+    'CPU per request: sharder proxy vs configurable-http-proxy',
+    median(cpu.sharder),
+    median(cpu.chp),
+    'µs',
+    '<= 1.00',
+    false,
+  ),
   row('CPU per request: hub alone (direct), for scale', median(cpu.direct), median(cpu.direct), 'µs', '-', null),
   row('websocket RTT p50: sharder proxy vs direct', lat.sharder.p50, lat.direct.p50, 'ms', '-', null),
   row('websocket RTT p50: configurable-http-proxy vs direct', lat.chp.p50, lat.direct.p50, 'ms', '-', null),
-  row('websocket RTT p50: sharder proxy vs configurable-http-proxy', lat.sharder.p50, lat.chp.p50, 'ms', '<= 1.00', false),
-  row('websocket RTT p99: sharder proxy vs configurable-http-proxy', lat.sharder.p99, lat.chp.p99, 'ms', '<= 1.00', false),
+  row(
+    'websocket RTT p50: sharder proxy vs configurable-http-proxy',
+    lat.sharder.p50,
+    lat.chp.p50,
+    'ms',
+    '<= 1.00',
+    false,
+  ),
+  row(
+    'websocket RTT p99: sharder proxy vs configurable-http-proxy',
+    lat.sharder.p99,
+    lat.chp.p99,
+    'ms',
+    '<= 1.00',
+    false,
+  ),
 ]);
 process.exit(0);

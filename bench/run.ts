@@ -33,10 +33,19 @@ for (const suite of suites) {
   all.push(...rows.map((row) => ({ ...row, suite })));
 }
 const machine = `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}`;
-printRows(`All benchmarks (${machine})`, all.map((r) => ({ ...r, row: `${r.suite}: ${r.row}` })));
-writeFileSync(join(BENCH_DIR, 'results', 'all.json'), `${JSON.stringify({ at: new Date().toISOString(), machine, rows: all, failed }, null, 2)}\n`);
+printRows(
+  `All benchmarks (${machine})`,
+  all.map((r) => ({ ...r, row: `${r.suite}: ${r.row}` })),
+);
+writeFileSync(
+  join(BENCH_DIR, 'results', 'all.json'),
+  `${JSON.stringify({ at: new Date().toISOString(), machine, rows: all, failed }, null, 2)}\n`,
+);
 const missed = all.filter((r) => !r.met);
-console.log(`\n${all.length} rows, ${all.length - missed.length} targets met${missed.length ? `, missed: ${missed.map((r) => `${r.suite}: ${r.row}`).join('; ')}` : ''}`);
+console.log(
+  `\n${all.length} rows, ${all.length - missed.length} targets ` +
+    `met${missed.length ? `, missed: ${missed.map((r) => `${r.suite}: ${r.row}`).join('; ')}` : ''}`,
+);
 if (failed.length > 0) {
   console.error(`suites that failed to run: ${failed.join(', ')}`);
   process.exit(1);

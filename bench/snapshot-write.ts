@@ -27,7 +27,16 @@ try {
   const got = r.read(identity, n);
   const readMs = performance.now() - t0;
   r.close();
-  console.log(JSON.stringify({ rows: n, read: got?.count, write_ms: Math.round(writeMs), batch_rows: SNAPSHOT_BATCH_ROWS, ms_per_batch: +(writeMs / Math.ceil(n / SNAPSHOT_BATCH_ROWS)).toFixed(2), read_ms: Math.round(readMs) }));
+  console.log(
+    JSON.stringify({
+      rows: n,
+      read: got?.count,
+      write_ms: Math.round(writeMs),
+      batch_rows: SNAPSHOT_BATCH_ROWS,
+      ms_per_batch: +(writeMs / Math.ceil(n / SNAPSHOT_BATCH_ROWS)).toFixed(2),
+      read_ms: Math.round(readMs),
+    }),
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -7,15 +7,25 @@
 // strings or static imports: a static import would load the whole program before this line
 // runs), and it must agree with "engines" in package.json (test/node-version.test.ts).
 var NEED = [22, 14, 0];
-var have = process.versions.node.split('.').map(function (n) { return parseInt(n, 10); });
+var have = process.versions.node.split('.').map(function (n) {
+  return parseInt(n, 10);
+});
 var old = false;
 for (var i = 0; i < NEED.length; i++) {
-  if (have[i] !== NEED[i]) { old = have[i] < NEED[i]; break; }
+  if (have[i] !== NEED[i]) {
+    old = have[i] < NEED[i];
+    break;
+  }
 }
 if (old) {
   process.stderr.write(
-    'sharder: Node.js ' + NEED.join('.') + ' or newer is needed (supported: 22.14+, 24, 26); this is Node.js ' + process.version +
-      ' at ' + process.execPath + '.\n' +
+    'sharder: Node.js ' +
+      NEED.join('.') +
+      ' or newer is needed (supported: 22.14+, 24, 26); this is Node.js ' +
+      process.version +
+      ' at ' +
+      process.execPath +
+      '.\n' +
       'Install a supported Node.js (README.md, "Supported Node.js versions"), then reinstall the sharder with it.\n'
   );
   process.exit(2);

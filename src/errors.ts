@@ -57,7 +57,10 @@ export class UnknownBucketError extends ShardError {
   override readonly code = 'SHARD_ERR_UNKNOWN_BUCKET';
   override readonly status = 503;
   constructor(kind: string, bucket: string) {
-    super(`an object of kind "${kind}" is assigned to bucket "${bucket}", which is not in the configuration: put the bucket back or migrate its objects`);
+    super(
+      `an object of kind "${kind}" is assigned to bucket "${bucket}", which is not in the configuration: put ` +
+        'the bucket back or migrate its objects',
+    );
   }
 }
 
@@ -85,7 +88,9 @@ export class UsageError extends ShardError {
 export class SchemaTooNewError extends ShardError {
   override readonly code = 'SHARD_ERR_SCHEMA_TOO_NEW';
   constructor(found: number, known: number) {
-    super(`the database schema is at version ${found}, but this sharder knows only up to ${known}: upgrade the sharder`);
+    super(
+      `the database schema is at version ${found}, but this sharder knows only up to ${known}: upgrade the sharder`,
+    );
   }
 }
 
@@ -98,7 +103,11 @@ export class OutputError extends ShardError {
 export class UpstreamDownError extends ShardError {
   override readonly code = 'SHARD_ERR_UPSTREAM_DOWN';
   override readonly status = 502;
-  constructor(readonly bucket: string, reason: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly bucket: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
     super(`hub "${bucket}" is not answering (${reason}); try again in a few minutes`, options);
   }
 }
@@ -107,10 +116,16 @@ export class UpstreamDownError extends ShardError {
 export class UpstreamTimeoutError extends ShardError {
   override readonly code = 'SHARD_ERR_UPSTREAM_TIMEOUT';
   override readonly status = 504;
-  constructor(readonly bucket: string, readonly phase: 'connect' | 'idle', ms: number) {
-    super(phase === 'connect'
-      ? `hub "${bucket}" did not accept a connection within ${ms / 1000} s; try again in a few minutes`
-      : `hub "${bucket}" sent nothing for ${ms / 1000} s; try again in a few minutes`);
+  constructor(
+    readonly bucket: string,
+    readonly phase: 'connect' | 'idle',
+    ms: number,
+  ) {
+    super(
+      phase === 'connect'
+        ? `hub "${bucket}" did not accept a connection within ${ms / 1000} s; try again in a few minutes`
+        : `hub "${bucket}" sent nothing for ${ms / 1000} s; try again in a few minutes`,
+    );
   }
 }
 
@@ -118,7 +133,10 @@ export class UpstreamTimeoutError extends ShardError {
 export class NoUpstreamError extends ShardError {
   override readonly code = 'SHARD_ERR_NO_UPSTREAM';
   override readonly status = 503;
-  constructor(readonly kind: string, readonly bucket: string) {
+  constructor(
+    readonly kind: string,
+    readonly bucket: string,
+  ) {
     super(`hub "${bucket}" has no upstream address configured: set its upstream under kinds.${kind}.buckets`);
   }
 }
@@ -134,7 +152,10 @@ export class NoSuchBucketError extends ShardError {
   override readonly code = 'SHARD_ERR_NO_SUCH_BUCKET';
   override readonly status = 400;
   constructor(kind: string, bucket: string, known: readonly string[]) {
-    super(`bucket "${bucket}" is not in the configuration of kind "${kind}" (configured: ${known.join(', ') || 'none'}): add it to sharder.yml first`);
+    super(
+      `bucket "${bucket}" is not in the configuration of kind "${kind}" (configured: ` +
+        `${known.join(', ') || 'none'}): add it to sharder.yml first`,
+    );
   }
 }
 
@@ -184,7 +205,9 @@ export class ImportFormatError extends ShardError {
   readonly problems: readonly InputProblem[];
   constructor(source: string, problems: InputProblem[], more: number) {
     const n = problems.length + more;
-    super(`${source}: ${n} bad row${n === 1 ? '' : 's'}, nothing imported:\n${problems.map((p) => `  ${p.at}: ${p.message}`).join('\n')}${more > 0 ? `\n  … and ${more} more` : ''}`);
+    const list = problems.map((p) => `  ${p.at}: ${p.message}`).join('\n');
+    const rest = more > 0 ? `\n  … and ${more} more` : '';
+    super(`${source}: ${n} bad row${n === 1 ? '' : 's'}, nothing imported:\n${list}${rest}`);
     this.problems = problems;
   }
 }

@@ -31,7 +31,12 @@ export function prettyLine(line: string, color: boolean): string {
     return line.endsWith('\n') ? line : `${line}\n`;
   }
   const [name, code] = LEVELS[o.level as number] ?? [String(o.level).padEnd(5), '0'];
-  const time = typeof o.time === 'string' ? o.time.slice(11, 23) : typeof o.time === 'number' ? new Date(o.time).toISOString().slice(11, 23) : '';
+  const time =
+    typeof o.time === 'string'
+      ? o.time.slice(11, 23)
+      : typeof o.time === 'number'
+        ? new Date(o.time).toISOString().slice(11, 23)
+        : '';
   const paint = (c: string, t: string): string => (color ? `\x1b[${c}m${t}\x1b[0m` : t);
   const fields: string[] = [];
   let stack = '';
@@ -45,7 +50,9 @@ export function prettyLine(line: string, color: boolean): string {
     fields.push(`${paint('2', `${k}=`)}${value(v)}`);
   }
   const msg = typeof o.msg === 'string' ? o.msg : '';
-  return `${paint('90', time)} ${paint(code, name)} ${msg}${fields.length > 0 ? `  ${fields.join(' ')}` : ''}${stack}\n`;
+  return (
+    `${paint('90', time)} ${paint(code, name)} ` + `${msg}${fields.length > 0 ? `  ${fields.join(' ')}` : ''}${stack}\n`
+  );
 }
 
 /** A pino destination writing pretty lines to a file descriptor, synchronously. */

@@ -19,15 +19,28 @@ import { prettyDestination } from './log-pretty.js';
 export type Logger = pino.Logger;
 
 export const REDACT_PATHS = [
-  'password', 'token', 'authorization', 'cookie', 'headers.authorization', 'headers.cookie', 'headers["set-cookie"]',
-  '*.password', '*.token', '*.authorization', '*.cookie',
+  'password',
+  'token',
+  'authorization',
+  'cookie',
+  'headers.authorization',
+  'headers.cookie',
+  'headers["set-cookie"]',
+  '*.password',
+  '*.token',
+  '*.authorization',
+  '*.cookie',
 ];
 
 /**
  * `auto` is pretty when the destination is a terminal, journal when it is the stream systemd
  * connected to the journal: JOURNAL_STREAM holds that stream's `device:inode`.
  */
-export function resolveLogFormat(format: LogFormat, fd: number, env: NodeJS.ProcessEnv = process.env): Exclude<LogFormat, 'auto'> {
+export function resolveLogFormat(
+  format: LogFormat,
+  fd: number,
+  env: NodeJS.ProcessEnv = process.env,
+): Exclude<LogFormat, 'auto'> {
   if (format !== 'auto') return format;
   try {
     if (isatty(fd)) return 'pretty';
@@ -51,7 +64,9 @@ export function journalPrefix(line: string): string {
 }
 
 /** pino's asynchronous destination, each line written with its syslog priority prefix. */
-function journalDestination(fd: number): pino.DestinationStream & { flush(cb?: (err?: Error) => void): void; flushSync(): void } {
+function journalDestination(
+  fd: number,
+): pino.DestinationStream & { flush(cb?: (err?: Error) => void): void; flushSync(): void } {
   const out = pino.destination({ dest: fd, sync: false });
   return {
     write(chunk: string) {
@@ -68,7 +83,11 @@ function journalDestination(fd: number): pino.DestinationStream & { flush(cb?: (
   };
 }
 
-export function createLogger(level: LogLevel, destination: pino.DestinationStream | number = 1, format: LogFormat = 'json'): Logger {
+export function createLogger(
+  level: LogLevel,
+  destination: pino.DestinationStream | number = 1,
+  format: LogFormat = 'json',
+): Logger {
   const options: pino.LoggerOptions = {
     level,
     base: { service: 'sharder', pid: process.pid },

@@ -12,7 +12,11 @@ export const EXIT_FAILURE = 1;
 /** Bad usage or bad configuration: nothing was done. */
 export const EXIT_USAGE = 2;
 /** What each exit status means, for `sharder --help` and the reference. */
-export const EXIT_MEANINGS: readonly (readonly [number, string])[] = [[EXIT_OK, 'success'], [EXIT_FAILURE, 'the operation failed'], [EXIT_USAGE, 'bad usage or configuration']];
+export const EXIT_MEANINGS: readonly (readonly [number, string])[] = [
+  [EXIT_OK, 'success'],
+  [EXIT_FAILURE, 'the operation failed'],
+  [EXIT_USAGE, 'bad usage or configuration'],
+];
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -67,7 +71,11 @@ export interface ParsedArgs {
 }
 
 export const CONFIG_OPTION: CliOption = {
-  flag: 'config', short: 'c', arg: 'FILE', type: 'path', doc: 'configuration file (default: $SHARDER_CONFIG, else ./sharder.yml)',
+  flag: 'config',
+  short: 'c',
+  arg: 'FILE',
+  type: 'path',
+  doc: 'configuration file (default: $SHARDER_CONFIG, else ./sharder.yml)',
 };
 export const JSON_OPTION: CliOption = { flag: 'json', type: 'boolean', default: false, doc: 'print JSON for scripts' };
 export const HELP_OPTION: CliOption = { flag: 'help', short: 'h', type: 'boolean', doc: 'show this help' };
@@ -80,21 +88,40 @@ export function optionLines(o: CliOption): string[] {
   const column = o.column ?? USAGE_COLUMN;
   const head = `  ${o.short ? `-${o.short}, ` : '    '}--${o.flag}${o.arg ? ` ${o.arg}` : ''}`;
   const [first, ...more] = typeof o.doc === 'string' ? [o.doc] : o.doc;
-  return [`${head.padEnd(Math.max(column, head.length + 1))}${first}`, ...more.map((l) => `${' '.repeat(USAGE_COLUMN)}${l}`)];
+  return [
+    `${head.padEnd(Math.max(column, head.length + 1))}${first}`,
+    ...more.map((l) => `${' '.repeat(USAGE_COLUMN)}${l}`),
+  ];
 }
 
 /** The text `sharder NAME --help` prints after "Usage: " (the help option last, after the notes). */
 export function usage(cmd: Command): string {
-  return [cmd.synopsis, ...cmd.options.flatMap(optionLines), ...(cmd.notes ?? []), ...optionLines(HELP_OPTION)].join('\n');
+  return [cmd.synopsis, ...cmd.options.flatMap(optionLines), ...(cmd.notes ?? []), ...optionLines(HELP_OPTION)].join(
+    '\n',
+  );
 }
 
 function parseConfig(options: readonly CliOption[]): Options {
-  return Object.fromEntries(options.map((o) => [o.flag, { type: o.arg ? 'string' : 'boolean', ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) }]));
+  return Object.fromEntries(
+    options.map((o) => [
+      o.flag,
+      {
+        type: o.arg ? 'string' : 'boolean',
+        ...(o.short ? { short: o.short } : {}),
+        ...(o.multiple ? { multiple: true } : {}),
+      },
+    ]),
+  );
 }
 
 export function parse(cmd: Command, argv: string[]): ParsedArgs {
   try {
-    const r = parseArgs({ args: argv, options: parseConfig([...cmd.options, HELP_OPTION]), allowPositionals: true, strict: true });
+    const r = parseArgs({
+      args: argv,
+      options: parseConfig([...cmd.options, HELP_OPTION]),
+      allowPositionals: true,
+      strict: true,
+    });
     if (!cmd.positionals && r.positionals.length > 0) throw new UsageError(`unexpected argument "${r.positionals[0]}"`);
     return r as ParsedArgs;
   } catch (err) {
@@ -110,7 +137,12 @@ export function configFrom(args: ParsedArgs, io: Io): Config {
 /** Prints an error the way a shell user can act on, and returns the exit status. */
 export function report(io: Io, err: unknown): number {
   if (err instanceof ConfigError) {
-    io.err(`sharder: invalid configuration (${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}):\n${err.message.split('\n').map((l) => `  ${l}`).join('\n')}\n`);
+    const n = err.problems.length;
+    const problems = err.message
+      .split('\n')
+      .map((l) => `  ${l}`)
+      .join('\n');
+    io.err(`sharder: invalid configuration (${n} problem${n === 1 ? '' : 's'}):\n${problems}\n`);
     return EXIT_USAGE;
   }
   if (err instanceof UsageError) {

@@ -7,7 +7,17 @@ import { userInfo } from 'node:os';
 import type { Config } from '../config/types.js';
 import { Operations } from '../ops/index.js';
 import { type AnyOperation, type Param, type RequestOf, buildRequest, cliFlag, isPositional } from '../ops/spec.js';
-import { CONFIG_OPTION, EXIT_OK, JSON_OPTION, UsageError, configFrom, type CliOption, type Command, type Io, type ParsedArgs } from './command.js';
+import {
+  CONFIG_OPTION,
+  EXIT_OK,
+  JSON_OPTION,
+  UsageError,
+  configFrom,
+  type CliOption,
+  type Command,
+  type Io,
+  type ParsedArgs,
+} from './command.js';
 import { withStore } from './store.js';
 
 /** The audit actor: the user running the command (through sudo: the one who ran sudo). */
@@ -41,7 +51,15 @@ export function flag(args: ParsedArgs, key: string): boolean {
 export function paramOption(p: Param): CliOption | undefined {
   const f = cliFlag(p);
   if (f === undefined) return undefined;
-  return { flag: f.name, short: f.short, arg: p.type.isSwitch ? undefined : f.arg, doc: p.doc, column: f.column, type: p.type.doc, default: p.default };
+  return {
+    flag: f.name,
+    short: f.short,
+    arg: p.type.isSwitch ? undefined : f.arg,
+    doc: p.doc,
+    column: f.column,
+    type: p.type.doc,
+    default: p.default,
+  };
 }
 
 /** Where the safety flags and --reason go in the usage of the commands that have them. */
@@ -77,12 +95,23 @@ export interface RunContext<O extends AnyOperation> {
 }
 
 /** The operation's request from the command line: its argument, its flags, and the user. */
-function cliRequest<O extends AnyOperation>(op: O, command: string, args: ParsedArgs, env: NodeJS.ProcessEnv): RequestOf<O> {
+function cliRequest<O extends AnyOperation>(
+  op: O,
+  command: string,
+  args: ParsedArgs,
+  env: NodeJS.ProcessEnv,
+): RequestOf<O> {
   const positional = op.params.find(isPositional);
-  if (positional && args.positionals.length !== 1) throw new UsageError(`${command} takes exactly one ${positional.cli.positional}`);
-  const req = buildRequest(op.params.filter((p) => p.cli !== false), 'flag', (p) => (p === positional ? args.positionals[0] : args.values[cliFlag(p)!.name]), (p, where) => {
-    throw new UsageError(`${command} needs ${where} ${p.name.toUpperCase()}`);
-  });
+  if (positional && args.positionals.length !== 1)
+    throw new UsageError(`${command} takes exactly one ${positional.cli.positional}`);
+  const req = buildRequest(
+    op.params.filter((p) => p.cli !== false),
+    'flag',
+    (p) => (p === positional ? args.positionals[0] : args.values[cliFlag(p)!.name]),
+    (p, where) => {
+      throw new UsageError(`${command} needs ${where} ${p.name.toUpperCase()}`);
+    },
+  );
   for (const [a, b] of op.exclusive ?? []) {
     if (req[a] === true && req[b] === true) {
       const name = (k: string) => cliFlag(op.params.find((p) => p.key === k)!)!.name;
@@ -95,10 +124,12 @@ function cliRequest<O extends AnyOperation>(op: O, command: string, args: Parsed
 /** A command that runs one operation: options, parsing and usage come from its description. */
 export function opCommand<O extends AnyOperation>(op: O, def: OpCommandDef<O>): Command {
   const name = def.name ?? op.name;
-  const byKey = new Map(op.params.flatMap((p) => {
-    const o = paramOption(p);
-    return o ? [[p.key, o] as const] : [];
-  }));
+  const byKey = new Map(
+    op.params.flatMap((p) => {
+      const o = paramOption(p);
+      return o ? [[p.key, o] as const] : [];
+    }),
+  );
   const order = def.options ?? [CONFIG_OPTION, ...byKey.keys(), JSON_OPTION];
   const options = order.map((o) => {
     if (typeof o !== 'string') return o;
@@ -107,22 +138,34 @@ export function opCommand<O extends AnyOperation>(op: O, def: OpCommandDef<O>): 
     return found;
   });
   const missing = [...byKey.keys()].filter((k) => order.filter((o) => o === k).length !== 1);
-  if (missing.length > 0) throw new Error(`internal: command ${name} must list each flag of operation ${op.name} once: ${missing.join(', ')}`);
+  if (missing.length > 0)
+    throw new Error(
+      `internal: command ${name} must list each flag of operation ${op.name} once: ${missing.join(', ')}`,
+    );
   return {
-    name, summary: def.summary, synopsis: def.synopsis, options, notes: def.notes, exitFailure: def.exitFailure,
+    name,
+    summary: def.summary,
+    synopsis: def.synopsis,
+    options,
+    notes: def.notes,
+    exitFailure: def.exitFailure,
     positionals: op.params.some(isPositional),
     async run(args, io) {
       def.check?.(args);
       const req = cliRequest(op, name, args, io.env);
       const config = configFrom(args, io);
-      return withOps(config, async (ops) => {
-        const c: RunContext<O> = { req, args, io, config, ops };
-        if (def.run) return def.run(c);
-        const result = (await op.run(ops, req)) as Awaited<ReturnType<O['run']>>;
-        if (def.print) return def.print(c, result);
-        json(io, result);
-        return EXIT_OK;
-      }, op.store !== false);
+      return withOps(
+        config,
+        async (ops) => {
+          const c: RunContext<O> = { req, args, io, config, ops };
+          if (def.run) return def.run(c);
+          const result = (await op.run(ops, req)) as Awaited<ReturnType<O['run']>>;
+          if (def.print) return def.print(c, result);
+          json(io, result);
+          return EXIT_OK;
+        },
+        op.store !== false,
+      );
     },
   };
 }
@@ -134,7 +177,20 @@ export function json(io: Io, value: unknown): void {
 /** Aligned columns; columns listed in `right` are right-aligned. The last column is not padded. */
 export function table(rows: string[][], right: readonly number[] = []): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return `${rows.map((r) => r.map((c, i) => (i === r.length - 1 && !right.includes(i) ? c : right.includes(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n')}\n`;
+  return `${rows
+    .map((r) =>
+      r
+        .map((c, i) =>
+          i === r.length - 1 && !right.includes(i)
+            ? c
+            : right.includes(i)
+              ? c.padStart(widths[i]!)
+              : c.padEnd(widths[i]!),
+        )
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n')}\n`;
 }
 
 /**
@@ -147,4 +203,5 @@ export async function emit(io: Io, text: string): Promise<void> {
   if (!s.write(text)) await new Promise<void>((resolve) => s.once('drain', resolve));
 }
 
-export const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : /(s|sh|ch|x)$/.test(word) ? 'es' : 's'}`;
+export const plural = (n: number, word: string): string =>
+  `${n} ${word}${n === 1 ? '' : /(s|sh|ch|x)$/.test(word) ? 'es' : 's'}`;

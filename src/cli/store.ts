@@ -11,4 +11,3 @@ export async function withStore<T>(config: Config, fn: (store: Store) => Promise
     await store.close();
   }
 }
-

@@ -9,12 +9,18 @@ export function cookieSecret(p: Problems, v: Record<string, unknown>): string | 
     return null;
   }
   const key = v.secret_file !== undefined && v.secret_file !== null ? 'cookie.secret_file' : 'cookie.secret';
-  const secret = key === 'cookie.secret'
-    ? v.secret === undefined || v.secret === null ? undefined : inlineSecret(p, v.secret, key)
-    : secretFile(p, v.secret_file, key);
+  const secret =
+    key === 'cookie.secret'
+      ? v.secret === undefined || v.secret === null
+        ? undefined
+        : inlineSecret(p, v.secret, key)
+      : secretFile(p, v.secret_file, key);
   if (secret === undefined) return null;
   if (Buffer.byteLength(secret, 'utf8') < MIN_COOKIE_SECRET_BYTES) {
-    p.add(key, `is too short: use at least ${MIN_COOKIE_SECRET_BYTES} bytes of random text, e.g. from \`openssl rand -hex 32\``);
+    p.add(
+      key,
+      `is too short: use at least ${MIN_COOKIE_SECRET_BYTES} bytes of random text, e.g. from \`openssl rand -hex 32\``,
+    );
     return null;
   }
   return secret;

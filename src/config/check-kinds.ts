@@ -5,7 +5,16 @@
 import type { BucketState } from '../core/policy.js';
 import { hubApi } from './check-ops.js';
 import {
-  NAME_PATTERN, NAME_RULE, type Problems, UPSTREAM_HOST, describe, enumKey, headerSafeUrl, isObject, strKey, unknownKeys,
+  NAME_PATTERN,
+  NAME_RULE,
+  type Problems,
+  UPSTREAM_HOST,
+  describe,
+  enumKey,
+  headerSafeUrl,
+  isObject,
+  strKey,
+  unknownKeys,
 } from './rules.js';
 import type { BucketConfig, KindConfig, RawConfig } from './types.js';
 
@@ -23,12 +32,17 @@ export function upstream(p: Problems, v: unknown, key: string): string | null {
     p.add(key, `must be an http:// or https:// URL, got ${describe(v)}`);
     return null;
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') p.add(key, `must use http:// or https://, got ${describe(v)}`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    p.add(key, `must use http:// or https://, got ${describe(v)}`);
   if (url.username || url.password) p.add(key, 'must not contain credentials');
   if (url.search || url.hash) p.add(key, 'must not have a query or fragment');
   // WHATWG URLs accept hosts such as "a;b" or "a{b}$c"; no real host has them, and this URL
   // is rendered into nginx configuration (sharder nginx-config), so refuse them here.
-  if (!UPSTREAM_HOST.test(url.hostname)) p.add(key, `host ${JSON.stringify(url.hostname)} is not a host name or IP address (letters, digits, ".", "-", "_")`);
+  if (!UPSTREAM_HOST.test(url.hostname))
+    p.add(
+      key,
+      `host ${JSON.stringify(url.hostname)} is not a host name or IP address (letters, digits, ".", "-", "_")`,
+    );
   return v.replace(/\/+$/, '');
 }
 
@@ -39,7 +53,8 @@ export function bucket(p: Problems, v: unknown, key: string): BucketConfig | und
   }
   unknownKeys(p, v, key, 'kinds.*.buckets[]');
   let name = '';
-  if (typeof v.name !== 'string' || !NAME_PATTERN.test(v.name)) p.add(`${key}.name`, `${NAME_RULE}, got ${describe(v.name)}`);
+  if (typeof v.name !== 'string' || !NAME_PATTERN.test(v.name))
+    p.add(`${key}.name`, `${NAME_RULE}, got ${describe(v.name)}`);
   else name = v.name;
   const weightRow = p.keys.row('kinds.*.buckets[].weight');
   const maxWeight = weightRow.range![1];
@@ -50,14 +65,23 @@ export function bucket(p: Problems, v: unknown, key: string): BucketConfig | und
     } else weight = v.weight;
   }
   const state = enumKey<BucketState>(p, v.state, `${key}.state`, 'kinds.*.buckets[].state');
-  return { name, upstream: upstream(p, v.upstream, `${key}.upstream`), weight, state, hubApi: hubApi(p, v.hub_api, `${key}.hub_api`) };
+  return {
+    name,
+    upstream: upstream(p, v.upstream, `${key}.upstream`),
+    weight,
+    state,
+    hubApi: hubApi(p, v.hub_api, `${key}.hub_api`),
+  };
 }
 
 export function kinds(p: Problems, raw: RawConfig): Map<string, KindConfig> {
   const out = new Map<string, KindConfig>();
   const v = raw.kinds;
   if (!isObject(v) || Object.keys(v).length === 0) {
-    p.add('kinds', `must map each kind to its buckets (e.g. kinds: { hub: { buckets: [ { name: hub-0 } ] } }), got ${describe(v)}`);
+    p.add(
+      'kinds',
+      `must map each kind to its buckets (e.g. kinds: { hub: { buckets: [ { name: hub-0 } ] } }), got ${describe(v)}`,
+    );
     return out;
   }
   for (const [kindName, kindRaw] of Object.entries(v)) {
@@ -80,7 +104,11 @@ export function kinds(p: Problems, raw: RawConfig): Map<string, KindConfig> {
       if (!bc) return;
       if (bc.name !== '') {
         const first = seen.get(bc.name);
-        if (first !== undefined) p.add(`${key}.buckets[${i}].name`, `duplicate bucket name "${bc.name}" (also at buckets[${first}]): bucket names must be unique within a kind`);
+        if (first !== undefined)
+          p.add(
+            `${key}.buckets[${i}].name`,
+            `duplicate bucket name "${bc.name}" (also at buckets[${first}]): bucket names must be unique within a kind`,
+          );
         else seen.set(bc.name, i);
       }
       buckets.push(bc);

@@ -4,10 +4,22 @@
  * environment, is kept only as its SHA-256 digest, and is never echoed in a message.
  */
 import { createHash } from 'node:crypto';
-import { type Problems, boolKey, checkTokenText, describe, inlineSecret, listen, section, secretFile } from './rules.js';
+import {
+  type Problems,
+  boolKey,
+  checkTokenText,
+  describe,
+  inlineSecret,
+  listen,
+  section,
+  secretFile,
+} from './rules.js';
 import { type ListenAddress, type RawConfig, MIN_METRICS_TOKEN_LENGTH } from './types.js';
 
-export function metricsSection(p: Problems, raw: RawConfig): { enabled: boolean; tokenHash: Buffer | null; gc: boolean; listen: ListenAddress | null } {
+export function metricsSection(
+  p: Problems,
+  raw: RawConfig,
+): { enabled: boolean; tokenHash: Buffer | null; gc: boolean; listen: ListenAddress | null } {
   const m = section(p, raw, 'metrics');
   const enabled = boolKey(p, m.enabled, 'metrics.enabled');
   let token: string | undefined;
@@ -22,7 +34,12 @@ export function metricsSection(p: Problems, raw: RawConfig): { enabled: boolean;
   const where = m.listen ?? p.keys.row('metrics.listen').default;
   const address = where === 'off' ? null : listen(p, where, 'metrics.listen', '127.0.0.1:0');
   if (address !== null && !enabled) p.add('metrics.listen', 'needs metrics.enabled: true (it serves only /metrics)');
-  return { enabled, tokenHash: token === undefined ? null : createHash('sha256').update(token, 'utf8').digest(), gc, listen: address };
+  return {
+    enabled,
+    tokenHash: token === undefined ? null : createHash('sha256').update(token, 'utf8').digest(),
+    gc,
+    listen: address,
+  };
 }
 
 export function statusSection(p: Problems, raw: RawConfig): { loopbackWithoutToken: boolean; refreshSeconds: number } {

@@ -5,7 +5,16 @@
  */
 import { availableParallelism } from 'node:os';
 import {
-  type Problems, TOKEN_PATTERN, boolKey, checkCidr, describe, headerSafeUrl, intKey, str, strKey, stringList,
+  type Problems,
+  TOKEN_PATTERN,
+  boolKey,
+  checkCidr,
+  describe,
+  headerSafeUrl,
+  intKey,
+  str,
+  strKey,
+  stringList,
 } from './rules.js';
 import type { ProxyConfig, RawConfig } from './types.js';
 
@@ -67,9 +76,18 @@ export function shardRedirect(p: Problems, v: unknown): string | null {
  * of default_kind. It must differ from identity.header in either spelling: nginx folds them.
  */
 export function kindHeader(p: Problems, v: unknown, identityHeader: string): string | null {
-  const kindHeader = v === null || v === 'off' ? null : str(p, v, 'kind_header', (p.keys.row('kind_header').default as string | null) ?? '') || null;
-  if (kindHeader !== null && !TOKEN_PATTERN.test(kindHeader)) p.add('kind_header', `is not a valid header name: ${describe(kindHeader)}`);
-  if (kindHeader !== null && [identityHeader, identityHeader.replace(/[-_]/g, (c) => (c === '-' ? '_' : '-'))].some((h) => h.toLowerCase() === kindHeader.toLowerCase())) {
+  const kindHeader =
+    v === null || v === 'off'
+      ? null
+      : str(p, v, 'kind_header', (p.keys.row('kind_header').default as string | null) ?? '') || null;
+  if (kindHeader !== null && !TOKEN_PATTERN.test(kindHeader))
+    p.add('kind_header', `is not a valid header name: ${describe(kindHeader)}`);
+  if (
+    kindHeader !== null &&
+    [identityHeader, identityHeader.replace(/[-_]/g, (c) => (c === '-' ? '_' : '-'))].some(
+      (h) => h.toLowerCase() === kindHeader.toLowerCase(),
+    )
+  ) {
     p.add('kind_header', 'must differ from identity.header (in either "_" or "-" spelling)');
   }
   return kindHeader;
@@ -81,7 +99,7 @@ export function loginUrl(p: Problems, v: unknown): string | null {
   const text = str(p, v, 'proxy.login_url', '');
   if (text === '' || !headerSafeUrl(p, 'proxy.login_url', text)) return null;
   const filled = text.replaceAll('{next}', 'x');
-  let ok = false;
+  let ok: boolean;
   if (filled.startsWith('/') && !filled.startsWith('//')) ok = !/[\s\\]/.test(filled);
   else {
     try {
@@ -91,7 +109,12 @@ export function loginUrl(p: Problems, v: unknown): string | null {
       ok = false;
     }
   }
-  if (!ok) p.add('proxy.login_url', `must be an http:// or https:// URL or a path starting with "/" (optionally with {next}, the requested URL), got ${describe(v)}`);
+  if (!ok)
+    p.add(
+      'proxy.login_url',
+      'must be an http:// or https:// URL or a path starting with "/" (optionally with {next}, the requested ' +
+        `URL), got ${describe(v)}`,
+    );
   return ok ? text : null;
 }
 

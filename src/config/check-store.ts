@@ -3,10 +3,24 @@
  * never echoed: it may hold a password), the `postgres:` and `mariadb:` sections, and the rules between them
  * and the `store:` section.
  */
-import { POSTGRES_URL_PATTERN, type PgSslMode, checkSslMode, failoverConflicts, failoverOptions, parsePostgresUrl } from './postgres.js';
+import {
+  POSTGRES_URL_PATTERN,
+  type PgSslMode,
+  checkSslMode,
+  failoverConflicts,
+  failoverOptions,
+  parsePostgresUrl,
+} from './postgres.js';
 import { type Problems, describe, intKey, isObject, optionalPath, section, strKey, unknownKeys } from './rules.js';
 import { MARIADB_URL_PATTERN, parseMariadbUrl } from './mariadb.js';
-import type { Config, DatabaseConfig, MariadbOptions, PostgresOptions, RawConfig, ServerDatabaseOptions } from './types.js';
+import type {
+  Config,
+  DatabaseConfig,
+  MariadbOptions,
+  PostgresOptions,
+  RawConfig,
+  ServerDatabaseOptions,
+} from './types.js';
 
 const sqlitePath = (url: string): string | undefined => /^sqlite:(?:\/\/)?(.+)$/.exec(url)?.[1];
 
@@ -35,16 +49,29 @@ function serverUrl(
     return;
   }
   if (parts.password !== undefined && p.fromFlag('database')) {
-    p.add('database', `holds a password, which every user of this machine can read on a command line (ps): give it in SHARDER_DATABASE, ${passwordVariable} or ${name}.password_file instead`);
+    p.add(
+      'database',
+      'holds a password, which every user of this machine can read on a command line (ps): give it in ' +
+        `SHARDER_DATABASE, ${passwordVariable} or ${name}.password_file instead`,
+    );
     return;
   }
   for (const x of more) p.add(x.key, x.message);
-  if (parts.password !== undefined && o.passwordFile !== null) p.add(`${name}.password_file`, 'is set, but the database URL holds a password too: keep one of them');
-  if (parts.sslMode !== undefined && o.ssl.mode !== null && parts.sslMode !== o.ssl.mode) p.add(`${name}.ssl.mode`, 'differs from the database URL\'s ?sslmode=: set it in one place');
-  if (parts.sslRootCert !== undefined && o.ssl.caFile !== null) p.add(`${name}.ssl.ca_file`, 'is set, but the database URL has ?sslrootcert= too: set it in one place');
+  if (parts.password !== undefined && o.passwordFile !== null)
+    p.add(`${name}.password_file`, 'is set, but the database URL holds a password too: keep one of them');
+  if (parts.sslMode !== undefined && o.ssl.mode !== null && parts.sslMode !== o.ssl.mode)
+    p.add(`${name}.ssl.mode`, "differs from the database URL's ?sslmode=: set it in one place");
+  if (parts.sslRootCert !== undefined && o.ssl.caFile !== null)
+    p.add(`${name}.ssl.ca_file`, 'is set, but the database URL has ?sslrootcert= too: set it in one place');
 }
 
-export function database(p: Problems, raw: RawConfig, busyTimeoutMs: number, pg: PostgresOptions, my: MariadbOptions): DatabaseConfig {
+export function database(
+  p: Problems,
+  raw: RawConfig,
+  busyTimeoutMs: number,
+  pg: PostgresOptions,
+  my: MariadbOptions,
+): DatabaseConfig {
   const v = strKey(p, raw.database, 'database');
   if (MARIADB_URL_PATTERN.test(v)) {
     serverUrl(p, parseMariadbUrl(v), 'mariadb', my, 'MYSQL_PWD');
@@ -57,7 +84,10 @@ export function database(p: Problems, raw: RawConfig, busyTimeoutMs: number, pg:
   }
   let path = sqlitePath(v);
   if (path === undefined) {
-    p.add('database', 'must be sqlite:PATH (e.g. sqlite:./data/sharder.db), postgres://USER@HOST:PORT/DB (or postgres: to take everything from PG* variables) or mysql://USER@HOST:PORT/DB (MariaDB or MySQL; mariadb:// too)');
+    p.add(
+      'database',
+      'must be sqlite:PATH (e.g. sqlite:./data/sharder.db), postgres://USER@HOST:PORT/DB (or postgres: to take everything from PG* variables) or mysql://USER@HOST:PORT/DB (MariaDB or MySQL; mariadb:// too)',
+    );
     path = sqlitePath(p.keys.row('database').default as string)!;
   }
   return { backend: 'sqlite', path, busyTimeoutMs };
@@ -67,7 +97,11 @@ export function database(p: Problems, raw: RawConfig, busyTimeoutMs: number, pg:
  * What the postgres: and mariadb: sections share (pool, timeouts, password file, TLS);
  * validated whatever the backend, so that a typo is never silent.
  */
-function serverOptions(p: Problems, raw: RawConfig, name: 'postgres' | 'mariadb'): { s: Record<string, unknown>; o: ServerDatabaseOptions } {
+function serverOptions(
+  p: Problems,
+  raw: RawConfig,
+  name: 'postgres' | 'mariadb',
+): { s: Record<string, unknown>; o: ServerDatabaseOptions } {
   const s = section(p, raw, name);
   let sslRaw: Record<string, unknown> = {};
   if (s.ssl !== undefined && s.ssl !== null) {
@@ -82,7 +116,8 @@ function serverOptions(p: Problems, raw: RawConfig, name: 'postgres' | 'mariadb'
     else mode = sslRaw.mode as PgSslMode;
   }
   const caFile = optionalPath(p, sslRaw.ca_file, `${name}.ssl.ca_file`);
-  if (mode === 'disable' && caFile !== null) p.add(`${name}.ssl.ca_file`, `is set, but ${name}.ssl.mode is disable: remove it or choose verify-full`);
+  if (mode === 'disable' && caFile !== null)
+    p.add(`${name}.ssl.ca_file`, `is set, but ${name}.ssl.mode is disable: remove it or choose verify-full`);
   const o = {
     poolMax: intKey(p, s.pool_max, `${name}.pool_max`),
     idleTimeoutMs: intKey(p, s.idle_timeout_ms, `${name}.idle_timeout_ms`),
@@ -110,9 +145,17 @@ export function mariadbOptions(p: Problems, raw: RawConfig): MariadbOptions {
 /** `store.snapshot_file`: a PostgreSQL instance's local copy, written by one process. */
 export function snapshotRules(p: Problems, config: Config): void {
   if (config.store.snapshotFile !== null && config.database.backend !== 'postgres') {
-    p.add('store.snapshot_file', 'is for PostgreSQL (a local copy of its table for starting while it is away); with SQLite the database is a local file already');
+    p.add(
+      'store.snapshot_file',
+      'is for PostgreSQL (a local copy of its table for starting while it is away); with SQLite the database ' +
+        'is a local file already',
+    );
   }
   if (config.store.snapshotFile !== null && config.workers > 1) {
-    p.add('store.snapshot_file', `is written by one process; with workers: ${config.workers} each worker would write it: run one worker per instance with a snapshot`);
+    p.add(
+      'store.snapshot_file',
+      `is written by one process; with workers: ${config.workers} each worker would write it: run one worker ` +
+        'per instance with a snapshot',
+    );
   }
 }

@@ -9,11 +9,30 @@ import { cookieSecret } from './check-cookie.js';
 import { defaultKind, kinds } from './check-kinds.js';
 import { metricsSection, statusSection } from './check-observability.js';
 import { adminSection, controlListen } from './check-ops.js';
-import { cookieName, headerName, kindHeader, proxySection, shardRedirect, trustedProxies, workers } from './check-serve.js';
+import {
+  cookieName,
+  headerName,
+  kindHeader,
+  proxySection,
+  shardRedirect,
+  trustedProxies,
+  workers,
+} from './check-serve.js';
 import { database, mariadbOptions, postgresOptions, snapshotRules } from './check-store.js';
 import { KEY_TABLE } from './schema.js';
 import {
-  type EnvSources, Problems, type SecretFileRead, boolKey, describe, enumKey, intKey, isObject, listen, optionalPath, section, unknownKeys,
+  type EnvSources,
+  Problems,
+  type SecretFileRead,
+  boolKey,
+  describe,
+  enumKey,
+  intKey,
+  isObject,
+  listen,
+  optionalPath,
+  section,
+  unknownKeys,
 } from './rules.js';
 import type { Config, LogFormat, LogLevel, Mode } from './types.js';
 
@@ -91,4 +110,3 @@ export function checkConfig(raw: unknown, file: string | null, opts: CheckOption
   if (p.list.length > 0) throw new ConfigError(p.list);
   return config;
 }
-

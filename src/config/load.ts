@@ -33,7 +33,10 @@ function envKind(type: KeyType): EnvKind {
   }
 }
 
-/** SHARDER_ + the dotted path in upper case with `_` between parts (identity.trusted_proxies → SHARDER_IDENTITY_TRUSTED_PROXIES). */
+/**
+ * SHARDER_ + the dotted path in upper case with `_` between parts (identity.trusted_proxies →
+ * SHARDER_IDENTITY_TRUSTED_PROXIES).
+ */
 export const envName = (path: string): string => `SHARDER_${path.replaceAll('.', '_').toUpperCase()}`;
 
 /** The variable that overrides a key, or null when none does (keys inside lists and named mappings). */
@@ -54,7 +57,9 @@ export const ENV_KEYS: ReadonlyArray<readonly [path: string, variable: string, k
  * flag over its SHARDER_* variable over the file. Their values are validated as the file's, and
  * a problem names the flag.
  */
-export const FLAG_KEYS: ReadonlyArray<readonly [flag: string, path: string]> = FLAG_ROWS.map((r) => [r.flag.name, r.path] as const);
+export const FLAG_KEYS: ReadonlyArray<readonly [flag: string, path: string]> = FLAG_ROWS.map(
+  (r) => [r.flag.name, r.path] as const,
+);
 
 function convert(kind: EnvKind, text: string): unknown {
   switch (kind) {
@@ -67,7 +72,10 @@ function convert(kind: EnvKind, text: string): unknown {
       if (/^(false|0|no|off)$/i.test(text.trim())) return false;
       return text;
     case 'list':
-      return text.split(',').map((s) => s.trim()).filter((s) => s !== '');
+      return text
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '');
     case 'yaml':
       return parseYaml(text, 'environment');
   }
@@ -76,11 +84,13 @@ function convert(kind: EnvKind, text: string): unknown {
 function parseYaml(text: string, source: string): unknown {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((e) => ({
-      source,
-      key: e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '(document)',
-      message: `not valid YAML: ${e.message.split('\n')[0]}`,
-    })));
+    throw new ConfigError(
+      doc.errors.map((e) => ({
+        source,
+        key: e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '(document)',
+        message: `not valid YAML: ${e.message.split('\n')[0]}`,
+      })),
+    );
   }
   try {
     // maxAliasCount bounds "billion laughs" alias expansion.
@@ -96,12 +106,31 @@ export function readConfigFile(file: string): RawConfig {
   try {
     const st = statSync(file);
     if (!st.isFile()) throw new ConfigError([{ source: file, key: '(file)', message: 'is not a regular file' }]);
-    if (st.size > MAX_CONFIG_BYTES) throw new ConfigError([{ source: file, key: '(file)', message: `is ${st.size} bytes; a config file may be at most ${MAX_CONFIG_BYTES}` }]);
+    if (st.size > MAX_CONFIG_BYTES)
+      throw new ConfigError([
+        {
+          source: file,
+          key: '(file)',
+          message: `is ${st.size} bytes; a config file may be at most ${MAX_CONFIG_BYTES}`,
+        },
+      ]);
     bytes = readFileSync(file);
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
-    throw new ConfigError([{ source: file, key: '(file)', message: code === 'ENOENT' ? 'does not exist: create it (see the shipped sharder.yml) or pass --config FILE' : `cannot be read (${code ?? String(err)})` }], { cause: err });
+    throw new ConfigError(
+      [
+        {
+          source: file,
+          key: '(file)',
+          message:
+            code === 'ENOENT'
+              ? 'does not exist: create it (see the shipped sharder.yml) or pass --config FILE'
+              : `cannot be read (${code ?? String(err)})`,
+        },
+      ],
+      { cause: err },
+    );
   }
   let text: string;
   try {
@@ -141,7 +170,11 @@ export function applyEnv(raw: RawConfig, env: NodeJS.ProcessEnv): Map<string, st
 }
 
 /** Applies command-line flags (FLAG_KEYS) in place, after the environment; records them in `sources`. */
-export function applyFlags(raw: RawConfig, flags: Readonly<Record<string, string | undefined>>, sources: Map<string, string>): void {
+export function applyFlags(
+  raw: RawConfig,
+  flags: Readonly<Record<string, string | undefined>>,
+  sources: Map<string, string>,
+): void {
   for (const [flag, path] of FLAG_KEYS) {
     const value = flags[flag];
     if (value === undefined) continue;
@@ -179,7 +212,13 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     return validateConfig(raw, withoutFile ? null : file, sources, env);
   } catch (err) {
     if (!withoutFile || !(err instanceof ConfigError)) throw err;
-    const missing = { source: file, key: '(file)', message: 'does not exist, so the configuration came from SHARDER_* variables and flags alone: create it (see the shipped sharder.yml), pass --config FILE, or set what is missing' };
+    const missing = {
+      source: file,
+      key: '(file)',
+      message:
+        'does not exist, so the configuration came from SHARDER_* variables and flags alone: create it (see ' +
+        'the shipped sharder.yml), pass --config FILE, or set what is missing',
+    };
     throw new ConfigError([missing, ...err.problems], { cause: err });
   }
 }

@@ -37,13 +37,19 @@ export function parseMariadbUrl(url: string): MariadbUrl | { problem: string } {
   if (database === '' || database.includes('/')) return { problem: 'names no database: mysql://USER@HOST:3306/DB' };
   const port = u.port === '' ? DEFAULT_MARIADB_PORT : Number(u.port);
   if (!Number.isInteger(port) || port < 1 || port > 65535) return { problem: 'has a port outside 1-65535' };
-  const out: { -readonly [K in keyof MariadbUrl]: MariadbUrl[K] } = { host: u.hostname.replace(/^\[|\]$/g, '') || 'localhost', port, database };
+  const out: { -readonly [K in keyof MariadbUrl]: MariadbUrl[K] } = {
+    host: u.hostname.replace(/^\[|\]$/g, '') || 'localhost',
+    port,
+    database,
+  };
   if (u.username !== '') out.user = decodeURIComponent(u.username);
   if (u.password !== '') out.password = decodeURIComponent(u.password);
   for (const [key, value] of u.searchParams) {
-    if (!PARAMS.includes(key)) return { problem: `has an unknown parameter ?${key}=: use ${PARAMS.map((p) => `?${p}=`).join(', ')}` };
+    if (!PARAMS.includes(key))
+      return { problem: `has an unknown parameter ?${key}=: use ${PARAMS.map((p) => `?${p}=`).join(', ')}` };
     if (key === 'sslmode') {
-      if (!(PG_SSL_MODES as readonly string[]).includes(value)) return { problem: `?sslmode= must be one of ${PG_SSL_MODES.join(', ')}` };
+      if (!(PG_SSL_MODES as readonly string[]).includes(value))
+        return { problem: `?sslmode= must be one of ${PG_SSL_MODES.join(', ')}` };
       out.sslMode = value as PgSslMode;
     } else if (key === 'sslrootcert') out.sslRootCert = value;
     else out.socket = value;

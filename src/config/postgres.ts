@@ -50,7 +50,8 @@ export type PgTargetSessionAttrs = (typeof PG_TARGET_SESSION_ATTRS)[number];
 /** Checks a target_session_attrs value; returns an error text or undefined. */
 export function checkTargetSessionAttrs(v: string): string | undefined {
   if ((PG_TARGET_SESSION_ATTRS as readonly string[]).includes(v)) return undefined;
-  if (v === 'read-only' || v === 'standby' || v === 'prefer-standby') return `"${v}" is not supported: the sharder writes (use ${PG_TARGET_SESSION_ATTRS.join(', ')})`;
+  if (v === 'read-only' || v === 'standby' || v === 'prefer-standby')
+    return `"${v}" is not supported: the sharder writes (use ${PG_TARGET_SESSION_ATTRS.join(', ')})`;
   return `must be one of ${PG_TARGET_SESSION_ATTRS.join(', ')}`;
 }
 
@@ -66,7 +67,14 @@ export function parsePgHost(text: string): PgHost | { problem: string } {
   } catch {
     return { problem: 'has an invalid host in its host list (write HOST:PORT, or [IPv6]:PORT)' };
   }
-  if (u.hostname === '' || u.username !== '' || u.password !== '' || u.pathname !== '' || u.search !== '' || u.hash !== '') {
+  if (
+    u.hostname === '' ||
+    u.username !== '' ||
+    u.password !== '' ||
+    u.pathname !== '' ||
+    u.search !== '' ||
+    u.hash !== ''
+  ) {
     return { problem: 'has an invalid host in its host list (write HOST:PORT, or [IPv6]:PORT)' };
   }
   const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
@@ -76,7 +84,16 @@ export function parsePgHost(text: string): PgHost | { problem: string } {
 }
 
 /** Query parameters understood, with libpq's names. */
-const URL_PARAMS = ['host', 'port', 'user', 'dbname', 'sslmode', 'sslrootcert', 'application_name', 'target_session_attrs'] as const;
+const URL_PARAMS = [
+  'host',
+  'port',
+  'user',
+  'dbname',
+  'sslmode',
+  'sslrootcert',
+  'application_name',
+  'target_session_attrs',
+] as const;
 
 export const POSTGRES_URL_PATTERN = /^postgres(ql)?:/;
 
@@ -84,7 +101,10 @@ export const POSTGRES_URL_PATTERN = /^postgres(ql)?:/;
 export function checkSslMode(v: string): string | undefined {
   if ((PG_SSL_MODES as readonly string[]).includes(v)) return undefined;
   if (v === 'prefer' || v === 'allow') {
-    return `sslmode "${v}" is not supported (the driver cannot fall back between TLS and plain): use ${PG_SSL_MODES.join(', ')}`;
+    return (
+      `sslmode "${v}" is not supported (the driver cannot fall back between TLS and plain): use ` +
+      `${PG_SSL_MODES.join(', ')}`
+    );
   }
   return `must be one of ${PG_SSL_MODES.join(', ')}`;
 }
@@ -126,12 +146,18 @@ export function parsePostgresUrl(text: string): PostgresUrlParts | { problem: st
   try {
     url = new URL(text);
   } catch {
-    return { problem: 'is not a valid postgres:// URL (write postgres://USER@HOST:PORT/DATABASE; percent-encode special characters in the password, or use postgres.password_file)' };
+    return {
+      problem:
+        'is not a valid postgres:// URL (write postgres://USER@HOST:PORT/DATABASE; percent-encode special characters in the password, or use postgres.password_file)',
+    };
   }
-  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') return { problem: 'must start with postgres:// or postgresql://' };
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:')
+    return { problem: 'must start with postgres:// or postgresql://' };
   if (url.hash) return { problem: 'must not have a #fragment' };
   const parts: { -readonly [K in keyof PostgresUrlParts]: PostgresUrlParts[K] } = {};
-  const bad = (what: string): { problem: string } => ({ problem: `has an invalid ${what} (check its percent-encoding)` });
+  const bad = (what: string): { problem: string } => ({
+    problem: `has an invalid ${what} (check its percent-encoding)`,
+  });
 
   if (url.hostname !== '') parts.host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   if (url.port !== '') parts.port = Number(url.port);
@@ -162,7 +188,11 @@ export function parsePostgresUrl(text: string): PostgresUrlParts | { problem: st
   const seen = new Set<string>();
   for (const [key, rawValue] of url.searchParams) {
     if (!(URL_PARAMS as readonly string[]).includes(key)) {
-      return { problem: `has the unsupported parameter "${key.slice(0, 40)}" (supported: ${URL_PARAMS.join(', ')}; pool and timeouts go in the postgres: section)` };
+      return {
+        problem:
+          `has the unsupported parameter "${key.slice(0, 40)}" (supported: ${URL_PARAMS.join(', ')}; pool and ` +
+          'timeouts go in the postgres: section)',
+      };
     }
     if (seen.has(key)) return { problem: `has the parameter "${key}" more than once` };
     seen.add(key);
@@ -179,7 +209,8 @@ export function parsePostgresUrl(text: string): PostgresUrlParts | { problem: st
         break;
       }
       case 'port': {
-        if (parts.port !== undefined || parts.hosts?.some((h) => h.port !== undefined)) return { problem: 'names the port twice (after the host and in ?port=)' };
+        if (parts.port !== undefined || parts.hosts?.some((h) => h.port !== undefined))
+          return { problem: 'names the port twice (after the host and in ?port=)' };
         const ports = value.split(',').map(checkPort);
         if (ports.some((n) => n === undefined)) return { problem: 'has a ?port= that is not a port number 1-65535' };
         parts.port = ports[0]!;
@@ -217,30 +248,46 @@ export function parsePostgresUrl(text: string): PostgresUrlParts | { problem: st
   if (portList !== undefined) {
     // libpq: one port for every host, or exactly one per host.
     const hosts = parts.hosts ?? [{ host: parts.host ?? 'localhost' }];
-    if (portList.length !== hosts.length) return { problem: `has ${portList.length} ports in ?port= for ${hosts.length} hosts: give one port, or one per host` };
-    parts.hosts = hosts.map((h, i) => ({ host: h.host, port: portList![i]! }));
+    if (portList.length !== hosts.length)
+      return {
+        problem: `has ${portList.length} ports in ?port= for ${hosts.length} hosts: give one port, or one per host`,
+      };
+    parts.hosts = hosts.map((h, i) => ({ host: h.host, port: portList[i]! }));
     delete parts.port;
   }
-  for (const h of parts.hosts ?? []) if (h.port !== undefined && (h.port < 1 || h.port > 65535)) return { problem: 'has a port outside 1-65535' };
-  if (parts.port !== undefined && (parts.port < 1 || parts.port > 65535)) return { problem: 'has a port outside 1-65535' };
+  for (const h of parts.hosts ?? [])
+    if (h.port !== undefined && (h.port < 1 || h.port > 65535)) return { problem: 'has a port outside 1-65535' };
+  if (parts.port !== undefined && (parts.port < 1 || parts.port > 65535))
+    return { problem: 'has a port outside 1-65535' };
   return parts;
 }
 
 /** The failover keys of the postgres: section (`hosts`, `target_session_attrs`). */
-export function failoverOptions(raw: { hosts?: unknown; target_session_attrs?: unknown }): { hosts: readonly PgHost[] | null; targetSessionAttrs: PgTargetSessionAttrs | null; problems: { key: string; message: string }[] } {
+export function failoverOptions(raw: { hosts?: unknown; target_session_attrs?: unknown }): {
+  hosts: readonly PgHost[] | null;
+  targetSessionAttrs: PgTargetSessionAttrs | null;
+  problems: { key: string; message: string }[];
+} {
   const problems: { key: string; message: string }[] = [];
   let hosts: PgHost[] | null = null;
   if (raw.hosts !== undefined && raw.hosts !== null) {
     const list = typeof raw.hosts === 'string' ? raw.hosts.split(',').map((h) => h.trim()) : raw.hosts;
     if (!Array.isArray(list) || list.length === 0 || !list.every((h) => typeof h === 'string')) {
-      problems.push({ key: 'postgres.hosts', message: 'must be a list of HOST:PORT strings (e.g. [db1:5432, db2:5432])' });
+      problems.push({
+        key: 'postgres.hosts',
+        message: 'must be a list of HOST:PORT strings (e.g. [db1:5432, db2:5432])',
+      });
     } else if (list.length > MAX_PG_HOSTS) {
       problems.push({ key: 'postgres.hosts', message: `must name at most ${MAX_PG_HOSTS} hosts` });
     } else {
       hosts = [];
       list.forEach((h: string, i) => {
         const r = parsePgHost(h);
-        if ('problem' in r) problems.push({ key: 'postgres.hosts', message: `entry ${i + 1} is not HOST, HOST:PORT or [IPv6]:PORT (port 1-65535)` });
+        if ('problem' in r)
+          problems.push({
+            key: 'postgres.hosts',
+            message: `entry ${i + 1} is not HOST, HOST:PORT or [IPv6]:PORT (port 1-65535)`,
+          });
         else hosts!.push(r);
       });
     }
@@ -256,9 +303,20 @@ export function failoverOptions(raw: { hosts?: unknown; target_session_attrs?: u
 }
 
 /** Failover settings given both in the URL and in the postgres: section: each belongs in one place. */
-export function failoverConflicts(o: { hosts: readonly PgHost[] | null; targetSessionAttrs: PgTargetSessionAttrs | null }, url: PostgresUrlParts): { key: string; message: string }[] {
+export function failoverConflicts(
+  o: { hosts: readonly PgHost[] | null; targetSessionAttrs: PgTargetSessionAttrs | null },
+  url: PostgresUrlParts,
+): { key: string; message: string }[] {
   const out: { key: string; message: string }[] = [];
-  if (o.hosts !== null && url.host !== undefined) out.push({ key: 'postgres.hosts', message: 'is set, but the database URL names a host too: name the hosts in one place' });
-  if (o.targetSessionAttrs !== null && url.targetSessionAttrs !== undefined) out.push({ key: 'postgres.target_session_attrs', message: 'is set, but the database URL has ?target_session_attrs= too: set it in one place' });
+  if (o.hosts !== null && url.host !== undefined)
+    out.push({
+      key: 'postgres.hosts',
+      message: 'is set, but the database URL names a host too: name the hosts in one place',
+    });
+  if (o.targetSessionAttrs !== null && url.targetSessionAttrs !== undefined)
+    out.push({
+      key: 'postgres.target_session_attrs',
+      message: 'is set, but the database URL has ?target_session_attrs= too: set it in one place',
+    });
   return out;
 }

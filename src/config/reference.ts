@@ -12,7 +12,8 @@ function defaultText(r: KeyRow): string {
   if (r.defaultDoc !== undefined) return r.defaultDoc;
   if (r.default === null) return 'none';
   if (Array.isArray(r.default)) return code(`[${r.default.join(', ')}]`);
-  return code(String(r.default));
+  const d = r.default;
+  return code(typeof d === 'string' || typeof d === 'number' || typeof d === 'boolean' ? String(d) : JSON.stringify(d));
 }
 
 function typeText(r: KeyRow): string {
@@ -59,14 +60,18 @@ export function renderConfigurationReference(): string {
   const lines = [
     '# Configuration reference',
     '',
-    'Every key of `sharder.yml`, with its type, default, environment variable and whether a reload (`SIGHUP`) applies a change;',
+    'Every key of `sharder.yml`, with its type, default, environment variable and whether a reload (`SIGHUP`) ' +
+      'applies a change;',
     'this page is generated from `src/config/schema.ts` by `npm run docs`: edit the schema, not this page.',
     '',
-    'Every key outside a list can be set from the environment: `SHARDER_` followed by the key path in capitals with `_`',
+    'Every key outside a list can be set from the environment: `SHARDER_` followed by the key path in capitals ' +
+      'with `_`',
     'between the parts. Lists are comma-separated, booleans `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`), and',
     'mappings are YAML or JSON. `sharder serve` flags win over their variable, which wins over the file. Secrets',
-    '(`secret` and `secret file` keys) are never logged or echoed in a message; give them in a file or the environment.',
-    '"live": a reload (`SIGHUP`) applies a change at once; "restart": a reload leaves the running value in force and logs `reload_ignored` naming the key.',
+    '(`secret` and `secret file` keys) are never logged or echoed in a message; give them in a file or the ' +
+      'environment.',
+    '"live": a reload (`SIGHUP`) applies a change at once; "restart": a reload leaves the running value in ' +
+      'force and logs `reload_ignored` naming the key.',
     'In paths, `*` stands for any kind name and `[]` for every entry of a list.',
   ];
   for (const [group, rows] of groups()) {
@@ -74,7 +79,8 @@ export function renderConfigurationReference(): string {
     lines.push('| key | type | default | environment | on change | description |', '|---|---|---|---|---|---|');
     for (const r of rows) {
       const flag = r.flag === undefined ? '' : ` (also \`sharder serve --${r.flag.name}\`)`;
-      lines.push(`| ${[code(r.path), typeText(r), defaultText(r), envText(r), reloadText(r), `${r.doc}${flag}`].map(cell).join(' | ')} |`);
+      const cells = [code(r.path), typeText(r), defaultText(r), envText(r), reloadText(r), `${r.doc}${flag}`];
+      lines.push(`| ${cells.map(cell).join(' | ')} |`);
     }
   }
   return `${lines.join('\n')}\n`;

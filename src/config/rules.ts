@@ -53,7 +53,10 @@ export class Problems {
   readonly processEnv: NodeJS.ProcessEnv;
   private readonly sources: EnvSources;
 
-  constructor(private readonly file: string, inputs: CheckInputs) {
+  constructor(
+    private readonly file: string,
+    inputs: CheckInputs,
+  ) {
     this.keys = inputs.keys;
     this.sources = inputs.sources;
     this.secretFiles = inputs.secretFiles;
@@ -62,7 +65,12 @@ export class Problems {
 
   add(key: string, message: string): void {
     const from = this.sources.get(key) ?? this.sources.get(key.replace(/[.[].*$/, ''));
-    if (from !== undefined) this.list.push({ source: from.startsWith('--') ? 'command line' : 'environment', key: `${from} (${key})`, message });
+    if (from !== undefined)
+      this.list.push({
+        source: from.startsWith('--') ? 'command line' : 'environment',
+        key: `${from} (${key})`,
+        message,
+      });
     else this.list.push({ source: this.file, key, message });
   }
 
@@ -90,7 +98,8 @@ export function describe(v: unknown): string {
   if (Array.isArray(v)) return v.length === 0 ? 'an empty list' : 'a list';
   if (typeof v === 'object') return 'a mapping';
   if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}…` : v)}`;
-  return `${typeof v} ${String(v)}`;
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return `${typeof v} ${String(v)}`;
+  return typeof v;
 }
 
 /**
@@ -127,7 +136,8 @@ export function str(p: Problems, v: unknown, key: string, dflt: string): string 
 }
 
 /** A string key with its schema default. */
-export const strKey = (p: Problems, v: unknown, key: string): string => str(p, v, key, p.keys.row(key).default as string);
+export const strKey = (p: Problems, v: unknown, key: string): string =>
+  str(p, v, key, p.keys.row(key).default as string);
 
 /** A whole number within the schema row's range (`row` when `key` is one entry of a list or map). */
 export function intKey(p: Problems, v: unknown, key: string, row = key): number {
@@ -156,7 +166,11 @@ export function enumKey<T extends string>(p: Problems, v: unknown, key: string, 
   const r = p.keys.row(row);
   if (v === undefined) return r.default as T;
   if (!r.values!.includes(v as string)) {
-    p.add(key, `must be one of ${r.values!.join(', ')}${r.valuesHint === undefined ? '' : ` ${r.valuesHint}`}, got ${describe(v)}`);
+    p.add(
+      key,
+      `must be one of ${r.values!.join(', ')}${r.valuesHint === undefined ? '' : ` ${r.valuesHint}`}, got ` +
+        `${describe(v)}`,
+    );
     return r.default as T;
   }
   return v as T;
@@ -227,7 +241,10 @@ export function checkCidr(text: string): string | undefined {
 export function headerSafeUrl(p: Problems, key: string, text: string): boolean {
   if (/^[\x21-\x7e]+$/.test(text)) return true;
   if (/[\x00-\x20\x7f]/.test(text)) {
-    p.add(key, `must not contain white space or control characters (it is sent in a response header), got ${describe(text)}`);
+    p.add(
+      key,
+      `must not contain white space or control characters (it is sent in a response header), got ${describe(text)}`,
+    );
     return false;
   }
   let hint = '';
@@ -235,7 +252,9 @@ export function headerSafeUrl(p: Problems, key: string, text: string): boolean {
     try {
       const host = new URL(text.replaceAll(/\{\w+\}/g, 'x')).host;
       if (/^[\x21-\x7e]+$/.test(host)) hint = `: write the host in its ASCII form, ${host}`;
-    } catch { /* no hint */ }
+    } catch {
+      /* no hint */
+    }
   }
   p.add(key, `must be ASCII (it is sent in a response header)${hint}, got ${describe(text)}`);
   return false;
@@ -251,7 +270,8 @@ export function secretFile(p: Problems, path: unknown, key: string): string | un
     return undefined;
   }
   const read = p.secretFiles.get(key);
-  if (read === undefined) throw new Error(`${key}: the loader did not read this secret file (schema row type 'secret file' missing?)`);
+  if (read === undefined)
+    throw new Error(`${key}: the loader did not read this secret file (schema row type 'secret file' missing?)`);
   if ('problem' in read) {
     p.add(key, read.problem);
     return undefined;
@@ -262,7 +282,11 @@ export function secretFile(p: Problems, path: unknown, key: string): string | un
 /** A token given inline: checked for type and control characters without echoing it. */
 export function inlineSecret(p: Problems, v: unknown, key: string): string | undefined {
   if (typeof v !== 'string' || v === '') {
-    p.add(key, `must be a non-empty string${typeof v === 'string' ? '' : `, got ${v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v}`}`);
+    p.add(
+      key,
+      'must be a non-empty ' +
+        `string${typeof v === 'string' ? '' : `, got ${v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v}`}`,
+    );
     return undefined;
   }
   return v;

@@ -17,12 +17,13 @@ function readSecretFile(path: string): SecretFileRead {
   try {
     const st = statSync(path);
     if (!st.isFile()) return { problem: `"${path}" is not a regular file` };
-    if (st.size > MAX_SECRET_FILE_BYTES) return { problem: `"${path}" is ${st.size} bytes: a token file holds only the token` };
+    if (st.size > MAX_SECRET_FILE_BYTES)
+      return { problem: `"${path}" is ${st.size} bytes: a token file holds only the token` };
     const text = readFileSync(path, 'utf8').trimEnd();
     return text === '' ? { problem: `"${path}" is empty` } : { text };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    return { problem: `"${path}" cannot be read (${code === 'ENOENT' ? 'it does not exist' : code ?? 'error'})` };
+    return { problem: `"${path}" cannot be read (${code === 'ENOENT' ? 'it does not exist' : (code ?? 'error')})` };
   }
 }
 

@@ -139,7 +139,10 @@ export interface Config {
   readonly store: {
     readonly pollMs: number;
     readonly timeoutMs: number;
-    /** PostgreSQL: a local SQLite copy of the assignment table, to start from while the database is away (store/snapshot.ts); null: none. */
+    /**
+     * PostgreSQL: a local SQLite copy of the assignment table, to start from while the database
+     * is away (store/snapshot.ts); null: none.
+     */
     readonly snapshotFile: string | null;
   };
   readonly log: { readonly level: LogLevel; readonly format: LogFormat };

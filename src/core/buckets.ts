@@ -15,7 +15,10 @@ export class BucketRef implements BucketPolicyInput {
   /** False when the configuration no longer lists this bucket (its objects cannot be routed). */
   inConfig = false;
 
-  constructor(readonly kind: string, readonly name: string) {}
+  constructor(
+    readonly kind: string,
+    readonly name: string,
+  ) {}
 }
 
 export class KindRuntime {
@@ -24,7 +27,10 @@ export class KindRuntime {
   private readonly refs = new Map<string, BucketRef>();
   readonly cache: BoundedCache<BucketRef>;
 
-  constructor(readonly name: string, cacheMax: number) {
+  constructor(
+    readonly name: string,
+    cacheMax: number,
+  ) {
     this.cache = new BoundedCache(cacheMax);
   }
 
@@ -58,7 +64,11 @@ export interface KindSpec {
 }
 
 /** Builds or updates the runtime kinds from the configured ones; `cacheMax` bounds a new kind's cache. */
-export function applyKinds(kinds: Map<string, KindRuntime>, specs: ReadonlyMap<string, KindSpec>, cacheMax: number): void {
+export function applyKinds(
+  kinds: Map<string, KindRuntime>,
+  specs: ReadonlyMap<string, KindSpec>,
+  cacheMax: number,
+): void {
   for (const [name, kc] of specs) {
     let kind = kinds.get(name);
     if (kind === undefined) {

@@ -16,12 +16,25 @@ export interface IdentityFailure {
   readonly message: string;
 }
 
-export const identityFailure = (status: 400 | 401 | 403, code: string, message: string): IdentityFailure => Object.freeze({ status, code, message });
+export const identityFailure = (status: 400 | 401 | 403, code: string, message: string): IdentityFailure =>
+  Object.freeze({ status, code, message });
 
-export const NO_IDENTITY = identityFailure(401, 'SHARD_ERR_NO_IDENTITY', 'no identity: the request has no identity header');
-export const TOO_LONG = identityFailure(400, 'SHARD_ERR_IDENTITY_TOO_LONG', 'the identity is longer than identity.max_length bytes');
+export const NO_IDENTITY = identityFailure(
+  401,
+  'SHARD_ERR_NO_IDENTITY',
+  'no identity: the request has no identity header',
+);
+export const TOO_LONG = identityFailure(
+  400,
+  'SHARD_ERR_IDENTITY_TOO_LONG',
+  'the identity is longer than identity.max_length bytes',
+);
 export const NOT_UTF8 = identityFailure(400, 'SHARD_ERR_IDENTITY_ENCODING', 'the identity is not valid UTF-8');
-export const CONTROL = identityFailure(400, 'SHARD_ERR_IDENTITY_CHARACTERS', 'the identity contains control characters or surrounding white space');
+export const CONTROL = identityFailure(
+  400,
+  'SHARD_ERR_IDENTITY_CHARACTERS',
+  'the identity contains control characters or surrounding white space',
+);
 
 /** Printable ASCII with no white space at either end: the common case, checked by one regex. */
 const PLAIN = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;

@@ -19,7 +19,10 @@ export interface AssignmentSource {
   /** Objects per bucket of a kind. */
   counts(kind: string): Promise<ReadonlyMap<string, number>>;
   /** One page of a kind's assignments, ordered by name, after `after`. */
-  list(kind: string, opts: { after?: string | undefined; limit: number }): Promise<ReadonlyArray<{ readonly name: string; readonly bucket: string }>>;
+  list(
+    kind: string,
+    opts: { after?: string | undefined; limit: number },
+  ): Promise<ReadonlyArray<{ readonly name: string; readonly bucket: string }>>;
 }
 
 /** One JSON log line per event: the fields, then the message. */

@@ -57,7 +57,10 @@ export interface TableOptions {
   snapshot?: TableSink | undefined;
 }
 
-/** A kind's table as the sink reads it when rewriting the kind: names now, and each name's bucket when written (a BoundedCache is one). */
+/**
+ * A kind's table as the sink reads it when rewriting the kind: names now, and each name's bucket
+ * when written (a BoundedCache is one).
+ */
 export interface TableView {
   keys(): Iterable<string>;
   peek(name: string): { readonly name: string } | undefined;
@@ -204,7 +207,10 @@ export class AssignmentTable {
         if (load.cancelled || this.stopped) return;
         const next = Math.min(Math.max(delayMs * 2, RETRY_MIN_MS), RETRY_MAX_MS);
         if (delayMs === 0) {
-          this.o.log.warn({ event: 'table_load_failed', kind: kind.name, err: (err as Error).message, retry_ms: next }, 'cannot read the assignment table; names are read from the store on first use until it can');
+          this.o.log.warn(
+            { event: 'table_load_failed', kind: kind.name, err: (err as Error).message, retry_ms: next },
+            'cannot read the assignment table; names are read from the store on first use until it can',
+          );
         }
         this.schedule(kind, fresh, next);
       });
@@ -234,8 +240,12 @@ export class AssignmentTable {
     for (const n of counts.values()) total += n;
     if (load.cancelled) return;
     if (total > max) {
-      this.o.log.warn({ event: 'table_exceeds_cache', kind: kind.name, assignments: total, max_entries: max },
-        `kind ${kind.name} has ${total} assignments but cache.max_entries is ${max}: ${max} are loaded, the rest are read from the store on first use and cannot be answered while it is away; raise cache.max_entries (about 120-140 bytes each)`);
+      this.o.log.warn(
+        { event: 'table_exceeds_cache', kind: kind.name, assignments: total, max_entries: max },
+        `kind ${kind.name} has ${total} assignments but cache.max_entries is ${max}: ${max} are loaded, the ` +
+          'rest are read from the store on first use and cannot be answered while it is away; raise ' +
+          'cache.max_entries (about 120-140 bytes each)',
+      );
     }
     const target = fresh ? kind.cache : new BoundedCache<BucketRef>(max);
     const pageRows = this.o.pageRows ?? LOAD_PAGE_ROWS;
@@ -262,7 +272,10 @@ export class AssignmentTable {
     this.loads.delete(kind.name);
     const ms = Math.round(performance.now() - started);
     this.states.set(kind.name, { loaded: true, rows, ms });
-    this.o.log.info({ event: 'table_loaded', kind: kind.name, rows, ms, fresh }, `assignment table of ${kind.name} loaded: ${rows} rows in ${ms} ms`);
+    this.o.log.info(
+      { event: 'table_loaded', kind: kind.name, rows, ms, fresh },
+      `assignment table of ${kind.name} loaded: ${rows} rows in ${ms} ms`,
+    );
     if (this.allLoaded()) for (const w of this.waiters.splice(0)) w();
   }
 }

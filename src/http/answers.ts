@@ -20,7 +20,10 @@ export interface BucketAnswer {
 }
 
 export function cookieValue(cookie: Config['cookie'], bucket: string, signer: CookieSigner | null = null): string {
-  return `${cookie.name}=${signer === null ? bucket : signer.sign(bucket)}; Path=/; HttpOnly; SameSite=Lax${cookie.secure ? '; Secure' : ''}`;
+  return (
+    `${cookie.name}=${signer === null ? bucket : signer.sign(bucket)}; Path=/; HttpOnly; ` +
+    `SameSite=Lax${cookie.secure ? '; Secure' : ''}`
+  );
 }
 
 export class Answers {
@@ -38,11 +41,15 @@ export class Answers {
         const value = cookieValue(cookie, b.name, signer);
         this.byBucket.set(b, {
           authHeaders: [
-            'X-Shard-Bucket', b.name,
-            'X-Shard-Kind', name,
+            'X-Shard-Bucket',
+            b.name,
+            'X-Shard-Kind',
+            name,
             ...(b.upstream ? ['X-Shard-Upstream', b.upstream] : []),
-            'Set-Cookie', value,
-            'Content-Length', '0',
+            'Set-Cookie',
+            value,
+            'Content-Length',
+            '0',
           ],
           cookie: value,
           cookieToken: signer === null ? b.name : signer.sign(b.name),

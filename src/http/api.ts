@@ -26,7 +26,8 @@ type Body = Record<string, unknown>;
 async function rawInput(op: AnyOperation, c: RouteContext, known: readonly string[]): Promise<Body> {
   if (op.api!.from === 'body') {
     const body = await readJson(c.req);
-    for (const k of Object.keys(body)) if (!known.includes(k)) throw new BadInputError(`unknown field "${k}" (known: ${known.join(', ')})`);
+    for (const k of Object.keys(body))
+      if (!known.includes(k)) throw new BadInputError(`unknown field "${k}" (known: ${known.join(', ')})`);
     return body;
   }
   const out: Body = {};
@@ -42,10 +43,19 @@ async function rawInput(op: AnyOperation, c: RouteContext, known: readonly strin
 async function apiRequest<Req>(op: AnyOperation, c: RouteContext): Promise<Req> {
   const inPath = op.params.filter((p) => p.api === 'path');
   const inRequest = op.params.filter((p) => p.api === undefined);
-  const raw = await rawInput(op, c, inRequest.map((p) => p.name));
-  const req = buildRequest(inRequest, op.api!.from, (p: Param) => raw[p.name], (_p, where) => {
-    throw new BadInputError(`${where} is required`);
-  });
+  const raw = await rawInput(
+    op,
+    c,
+    inRequest.map((p) => p.name),
+  );
+  const req = buildRequest(
+    inRequest,
+    op.api!.from,
+    (p: Param) => raw[p.name],
+    (_p, where) => {
+      throw new BadInputError(`${where} is required`);
+    },
+  );
   for (const p of inPath) req[p.key] = c.params[p.name];
   return { ...req, actor: c.actor } as Req;
 }
@@ -71,7 +81,7 @@ async function write(res: ServerResponse, chunk: string): Promise<boolean> {
 type Answer<Req> = (c: RouteContext, req: Req, ops: Operations) => Promise<void>;
 
 function answer<O extends AnyOperation>(op: O, fn: Answer<RequestOf<O>>): [AnyOperation, Answer<never>] {
-  return [op, fn as Answer<never>];
+  return [op, fn];
 }
 
 const ANSWERS = new Map<AnyOperation, Answer<never>>([
@@ -114,12 +124,20 @@ const ANSWERS = new Map<AnyOperation, Answer<never>>([
   // The body is the input; without ?format= its content type names the format.
   answer(importOp, async (c, req, ops) => {
     const type = c.req.headers['content-type'] ?? '';
-    const format = req.format ?? (/^text\/csv/i.test(type) ? 'csv' : /^application\/(jsonl|x-ndjson|ndjson)/i.test(type) ? 'jsonl' : undefined);
+    const format =
+      req.format ??
+      (/^text\/csv/i.test(type) ? 'csv' : /^application\/(jsonl|x-ndjson|ndjson)/i.test(type) ? 'jsonl' : undefined);
     if (Number(c.req.headers['content-length'] ?? 0) > MAX_IMPORT_BYTES) {
       c.req.resume();
-      throw new PayloadTooLargeError(`an import body may be at most ${MAX_IMPORT_BYTES} bytes: import larger files with the CLI`);
+      throw new PayloadTooLargeError(
+        `an import body may be at most ${MAX_IMPORT_BYTES} bytes: import larger files with the CLI`,
+      );
     }
-    sendJson(c.res, 200, await importOp.run(ops, { ...req, format, input: c.req, source: 'request body', maxBytes: MAX_IMPORT_BYTES }));
+    sendJson(
+      c.res,
+      200,
+      await importOp.run(ops, { ...req, format, input: c.req, source: 'request body', maxBytes: MAX_IMPORT_BYTES }),
+    );
   }),
 ]);
 

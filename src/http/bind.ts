@@ -19,7 +19,10 @@ function bindProblem(err: unknown, address: ListenAddress): string | undefined {
   const at = formatListen(address);
   switch ((err as NodeJS.ErrnoException | null)?.code) {
     case 'EADDRINUSE':
-      return `${at} is already in use (another sharder or another program listens there): stop it, or choose another port`;
+      return (
+        `${at} is already in use (another sharder or another program listens there): stop it, or choose another ` +
+        'port'
+      );
     case 'EACCES':
       return `${at}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE): choose a port from 1024`;
     case 'EADDRNOTAVAIL':
@@ -37,7 +40,12 @@ function bindProblem(err: unknown, address: ListenAddress): string | undefined {
  * Starts `server` listening on `address`; resolves once it listens. Rejects with a ConfigError
  * (source `file`, key `key`) when the address is at fault, else with the original error.
  */
-export async function listenOn(server: Server, address: ListenAddress, key: ListenKey, file: string | null): Promise<void> {
+export async function listenOn(
+  server: Server,
+  address: ListenAddress,
+  key: ListenKey,
+  file: string | null,
+): Promise<void> {
   server.listen(address.port, address.host);
   try {
     await once(server, 'listening');

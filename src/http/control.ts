@@ -49,9 +49,15 @@ export class ControlRouter {
   add(method: string, path: string, handler: Handler, opts: { access?: Access } = {}): this {
     if (!path.startsWith('/')) throw new Error(`route path must start with "/": ${path}`);
     const api = path.startsWith(API_PREFIX);
-    if (api && opts.access !== undefined && opts.access !== 'admin') throw new Error(`routes under ${API_PREFIX} need an admin token: ${path}`);
+    if (api && opts.access !== undefined && opts.access !== 'admin')
+      throw new Error(`routes under ${API_PREFIX} need an admin token: ${path}`);
     if (!api && opts.access === undefined) throw new Error(`route ${path} must declare its access`);
-    this.routes.push({ method: method.toUpperCase(), segments: path.split('/').slice(1), handler, access: api ? 'admin' : opts.access! });
+    this.routes.push({
+      method: method.toUpperCase(),
+      segments: path.split('/').slice(1),
+      handler,
+      access: api ? 'admin' : opts.access!,
+    });
     return this;
   }
 
@@ -61,7 +67,10 @@ export class ControlRouter {
   }
 
   /** The route for a request, the methods the path allows (for 405), or undefined (404). */
-  match(method: string, rawSegments: readonly string[]): { route: Route; params: Record<string, string> } | { allow: string[] } | undefined {
+  match(
+    method: string,
+    rawSegments: readonly string[],
+  ): { route: Route; params: Record<string, string> } | { allow: string[] } | undefined {
     const allow: string[] = [];
     for (const r of this.routes) {
       if (r.segments.length !== rawSegments.length) continue;
@@ -95,7 +104,7 @@ export class ControlRouter {
 export interface ControlDeps {
   readonly router: ControlRouter;
   /** The credentials in force (they change on reload). */
-  credentials(): GateSettings;
+  readonly credentials: () => GateSettings;
   readonly log: Logger;
   /** Counts and times responses by endpoint; none by default. */
   readonly meter?: HttpMeter | undefined;
@@ -113,12 +122,25 @@ const REQUEST_TIMEOUT_MS = 15 * 60_000;
 
 function fail(deps: ControlDeps, req: IncomingMessage, res: ServerResponse, err: unknown): void {
   if (err instanceof ShardError) {
-    if (err.status >= 500) deps.log.error({ event: 'api_failed', code: err.code, method: req.method, path: pathOnly(req.url), err: err.message }, 'admin request failed');
+    if (err.status >= 500)
+      deps.log.error(
+        { event: 'api_failed', code: err.code, method: req.method, path: pathOnly(req.url), err: err.message },
+        'admin request failed',
+      );
     const problems = (err as { problems?: unknown }).problems;
     if (res.headersSent) return void res.destroy();
-    sendJson(res, err.status, problems === undefined ? { code: err.code, message: err.message } : { code: err.code, message: err.message, problems });
+    sendJson(
+      res,
+      err.status,
+      problems === undefined
+        ? { code: err.code, message: err.message }
+        : { code: err.code, message: err.message, problems },
+    );
   } else {
-    deps.log.error({ event: 'api_failed', method: req.method, path: pathOnly(req.url), err }, 'unexpected error in admin request');
+    deps.log.error(
+      { event: 'api_failed', method: req.method, path: pathOnly(req.url), err },
+      'unexpected error in admin request',
+    );
     sendError(res, 500, 'SHARD_ERR_INTERNAL', 'internal error');
   }
 }
@@ -137,16 +159,30 @@ async function handle(deps: RequestDeps, req: IncomingMessage, res: ServerRespon
   let actor = api ? deps.gate.admit(req, res, 'admin') : 'anonymous';
   if (actor === undefined) return;
   const m = deps.router.match(method, path.split('/').slice(1));
-  if (m === undefined) return sendError(res, 404, 'SHARD_ERR_NOT_FOUND', `no route for ${path.length > 100 ? `${path.slice(0, 100)}…` : path}`);
+  if (m === undefined)
+    return sendError(
+      res,
+      404,
+      'SHARD_ERR_NOT_FOUND',
+      `no route for ${path.length > 100 ? `${path.slice(0, 100)}…` : path}`,
+    );
   if ('allow' in m) {
     res.setHeader('Allow', m.allow.join(', '));
-    return sendError(res, 405, 'SHARD_ERR_METHOD_NOT_ALLOWED', `${method} is not allowed on ${path.slice(0, 100)} (allowed: ${m.allow.join(', ')})`);
+    return sendError(
+      res,
+      405,
+      'SHARD_ERR_METHOD_NOT_ALLOWED',
+      `${method} is not allowed on ${path.slice(0, 100)} (allowed: ${m.allow.join(', ')})`,
+    );
   }
   if (!api) actor = deps.gate.admit(req, res, m.route.access);
   if (actor === undefined) return;
   await m.route.handler({ req, res, params: m.params, query, actor });
   if (actor.startsWith('api:') && method !== 'GET') {
-    deps.log.info({ event: 'api_request', method, path: path.slice(0, 200), actor, status: res.statusCode }, 'admin request');
+    deps.log.info(
+      { event: 'api_request', method, path: path.slice(0, 200), actor, status: res.statusCode },
+      'admin request',
+    );
   }
 }
 
@@ -204,6 +240,7 @@ export async function readJson(req: IncomingMessage, maxBytes = MAX_JSON_BYTES):
   } catch (err) {
     throw new BadInputError(`the body is not valid JSON: ${(err as Error).message}`);
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new BadInputError('the body must be a JSON object');
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new BadInputError('the body must be a JSON object');
   return v as Record<string, unknown>;
 }

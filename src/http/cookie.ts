@@ -15,7 +15,10 @@ const SIGNATURE_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
 export class CookieSigner {
   private readonly key: Buffer;
-  constructor(secret: string, readonly name: string) {
+  constructor(
+    secret: string,
+    readonly name: string,
+  ) {
     this.key = Buffer.from(secret, 'utf8');
   }
 
@@ -66,16 +69,36 @@ export function readCookie(header: string, name: string): string | undefined {
  * when the request has no Cookie header (nginx's auth_request subrequest
  * passes the browser's headers, so /auth sees it too).
  */
-export function checkPresentedCookie(log: Logger, req: IncomingMessage, name: string, bucket: BucketRef, signer: CookieSigner, token: string): void {
+export function checkPresentedCookie(
+  log: Logger,
+  req: IncomingMessage,
+  name: string,
+  bucket: BucketRef,
+  signer: CookieSigner,
+  token: string,
+): void {
   const header = req.headers.cookie;
   if (header === undefined) return;
   const value = readCookie(header, signer.name);
   if (value === undefined || value === token) return;
   const named = signer.verify(value);
   if (named === undefined) {
-    log.warn({ event: 'cookie_forged', kind: bucket.kind, name, bucket: bucket.name, remote: req.socket.remoteAddress, presented: value.slice(0, 80) }, 'a client presented a hub cookie with no valid signature: ignored');
+    log.warn(
+      {
+        event: 'cookie_forged',
+        kind: bucket.kind,
+        name,
+        bucket: bucket.name,
+        remote: req.socket.remoteAddress,
+        presented: value.slice(0, 80),
+      },
+      'a client presented a hub cookie with no valid signature: ignored',
+    );
   } else {
     // Signed by us, for another bucket: the object was moved since; the answer replaces it.
-    log.info({ event: 'cookie_stale', kind: bucket.kind, name, bucket: bucket.name, presented: named }, 'the hub cookie names another bucket: replaced');
+    log.info(
+      { event: 'cookie_stale', kind: bucket.kind, name, bucket: bucket.name, presented: named },
+      'the hub cookie names another bucket: replaced',
+    );
   }
 }

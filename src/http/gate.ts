@@ -48,7 +48,10 @@ const sha256 = (text: string): Buffer => createHash('sha256').update(text, 'utf8
  * of `Basic <base64 user:password>`. A string explains why there is none.
  */
 function presentedToken(header: string | undefined, basic: boolean): { token: string } | string {
-  if (header === undefined) return basic ? 'missing "Authorization: Bearer <token>" (or Basic) header' : 'missing "Authorization: Bearer <token>" header';
+  if (header === undefined)
+    return basic
+      ? 'missing "Authorization: Bearer <token>" (or Basic) header'
+      : 'missing "Authorization: Bearer <token>" header';
   const bearer = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
   if (bearer) return { token: bearer[1]! };
   const b = basic ? /^Basic[ ]+([A-Za-z0-9+/]+={0,2})\s*$/i.exec(header) : null;
@@ -57,7 +60,9 @@ function presentedToken(header: string | undefined, basic: boolean): { token: st
     const colon = decoded.indexOf(':');
     return { token: colon === -1 ? decoded : decoded.slice(colon + 1) };
   }
-  return basic ? 'the Authorization header must be "Bearer <token>" or Basic with the token as password' : 'the Authorization header must be "Bearer <token>"';
+  return basic
+    ? 'the Authorization header must be "Bearer <token>" or Basic with the token as password'
+    : 'the Authorization header must be "Bearer <token>"';
 }
 
 /** The name of the token whose digest matches, comparing against every candidate. */
@@ -79,7 +84,9 @@ interface Requirement {
   readonly actor: (name: string) => Actor;
 }
 
-const ADMIN_DISABLED = 'the admin API is disabled: no admin token is configured (admin.token, admin.token_file, admin.tokens or SHARDER_ADMIN_TOKEN)';
+const ADMIN_DISABLED =
+  'the admin API is disabled: no admin token is configured (admin.token, admin.token_file, admin.tokens or ' +
+  'SHARDER_ADMIN_TOKEN)';
 
 /** What an access needs from this request, or null when it may pass without credentials. */
 function requirement(access: Access, s: GateSettings, peer: string | undefined): Requirement | null {
@@ -89,17 +96,32 @@ function requirement(access: Access, s: GateSettings, peer: string | undefined):
     case 'metrics':
       if (s.metricsTokenHash === null) return null;
       return {
-        tokens: [{ name: 'metrics', hash: s.metricsTokenHash }], basic: false, realm: ['Bearer realm="sharder metrics"'],
-        disabled: '', what: 'this /metrics needs "Authorization: Bearer <metrics.token>"', actor: () => 'metrics',
+        tokens: [{ name: 'metrics', hash: s.metricsTokenHash }],
+        basic: false,
+        realm: ['Bearer realm="sharder metrics"'],
+        disabled: '',
+        what: 'this /metrics needs "Authorization: Bearer <metrics.token>"',
+        actor: () => 'metrics',
       };
     case 'status':
       if (s.statusLoopbackWithoutToken && isLoopback(peer)) return null;
       return {
-        tokens: s.adminTokens, basic: true, realm: ['Basic realm="sharder status", charset="UTF-8"', 'Bearer realm="sharder"'],
-        disabled: ADMIN_DISABLED, what: 'the status page needs an admin token from this address (Bearer, or as the Basic password)', actor: (n) => `api:${n}`,
+        tokens: s.adminTokens,
+        basic: true,
+        realm: ['Basic realm="sharder status", charset="UTF-8"', 'Bearer realm="sharder"'],
+        disabled: ADMIN_DISABLED,
+        what: 'the status page needs an admin token from this address (Bearer, or as the Basic password)',
+        actor: (n) => `api:${n}`,
       };
     case 'admin':
-      return { tokens: s.adminTokens, basic: false, realm: ['Bearer realm="sharder"'], disabled: ADMIN_DISABLED, what: '', actor: (n) => `api:${n}` };
+      return {
+        tokens: s.adminTokens,
+        basic: false,
+        realm: ['Bearer realm="sharder"'],
+        disabled: ADMIN_DISABLED,
+        what: '',
+        actor: (n) => `api:${n}`,
+      };
   }
 }
 
@@ -122,20 +144,49 @@ export class Gate {
     const wait = this.limiter.retryAfter(source);
     if (wait > 0) {
       res.setHeader('Retry-After', String(wait));
-      sendError(res, 429, 'SHARD_ERR_RATE_LIMITED', `too many failed authentications from this address: try again in ${wait} s`);
+      sendError(
+        res,
+        429,
+        'SHARD_ERR_RATE_LIMITED',
+        `too many failed authentications from this address: try again in ${wait} s`,
+      );
       return undefined;
     }
     const given = presentedToken(req.headers.authorization, need.basic);
-    const name = typeof given === 'string' || need.tokens.length === 0 ? undefined : matchToken(given.token, need.tokens);
+    const name =
+      typeof given === 'string' || need.tokens.length === 0 ? undefined : matchToken(given.token, need.tokens);
     if (name !== undefined) return need.actor(name);
     const reason = need.tokens.length === 0 ? need.disabled : typeof given === 'string' ? given : 'invalid token';
     if (this.limiter.fail(source)) {
-      this.log().warn({ event: 'api_rate_limited', source, remote: peer, failures: this.limiter.allowed, window_ms: this.limiter.windowMs }, 'authentication failures from one source reached the limit: refusing it for the rest of the window');
+      this.log().warn(
+        {
+          event: 'api_rate_limited',
+          source,
+          remote: peer,
+          failures: this.limiter.allowed,
+          window_ms: this.limiter.windowMs,
+        },
+        'authentication failures from one source reached the limit: refusing it for the rest of the window',
+      );
     }
     // The event names the route family, as the log reference lists them.
-    this.log().warn({ event: access === 'admin' ? 'api_unauthorized' : `${access}_unauthorized`, method: req.method, path: pathOnly(req.url), remote: peer, reason }, 'control request refused');
-    res.setHeader('WWW-Authenticate', need.realm as string[]);
-    sendError(res, 401, 'SHARD_ERR_UNAUTHORIZED', need.what === '' ? reason : need.tokens.length === 0 ? need.disabled : `${need.what}: ${reason}`);
+    this.log().warn(
+      {
+        event: access === 'admin' ? 'api_unauthorized' : `${access}_unauthorized`,
+        method: req.method,
+        path: pathOnly(req.url),
+        remote: peer,
+        reason,
+      },
+      'control request refused',
+    );
+    res.setHeader('WWW-Authenticate', need.realm);
+    sendError(
+      res,
+      401,
+      'SHARD_ERR_UNAUTHORIZED',
+      need.what === '' ? reason : need.tokens.length === 0 ? need.disabled : `${need.what}: ${reason}`,
+    );
     return undefined;
   }
 }

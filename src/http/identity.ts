@@ -8,12 +8,28 @@ import type { BlockList } from 'node:net';
 import { checkName, identityFailure as fail, NO_IDENTITY, type IdentityFailure } from '../core/names.js';
 import { trustedProxies } from './trust.js';
 
-export const UNTRUSTED = fail(403, 'SHARD_ERR_UNTRUSTED_PROXY', 'the identity header is accepted only from trusted proxies');
+export const UNTRUSTED = fail(
+  403,
+  'SHARD_ERR_UNTRUSTED_PROXY',
+  'the identity header is accepted only from trusted proxies',
+);
 export const DUPLICATE = fail(400, 'SHARD_ERR_DUPLICATE_IDENTITY', 'the identity header appears more than once');
-export const MISSPELLED = fail(400, 'SHARD_ERR_AMBIGUOUS_IDENTITY', 'the identity header is present with "_" and "-" spelled differently');
-export const KIND_UNTRUSTED = fail(403, 'SHARD_ERR_UNTRUSTED_PROXY', 'the kind header is accepted only from trusted proxies');
+export const MISSPELLED = fail(
+  400,
+  'SHARD_ERR_AMBIGUOUS_IDENTITY',
+  'the identity header is present with "_" and "-" spelled differently',
+);
+export const KIND_UNTRUSTED = fail(
+  403,
+  'SHARD_ERR_UNTRUSTED_PROXY',
+  'the kind header is accepted only from trusted proxies',
+);
 export const KIND_DUPLICATE = fail(400, 'SHARD_ERR_DUPLICATE_KIND', 'the kind header appears more than once');
-export const KIND_MISSPELLED = fail(400, 'SHARD_ERR_AMBIGUOUS_KIND', 'the kind header is present with "_" and "-" spelled differently');
+export const KIND_MISSPELLED = fail(
+  400,
+  'SHARD_ERR_AMBIGUOUS_KIND',
+  'the kind header is present with "_" and "-" spelled differently',
+);
 
 export interface IdentitySettings {
   /** Lower-case header name as Node keys it. */
@@ -34,19 +50,29 @@ function otherSpelling(lower: string): string | null {
   return alt === lower ? null : alt;
 }
 
-export function identitySettings(header: string, trusted: readonly string[], maxLength: number, kindHeader: string | null = null): IdentitySettings {
+export function identitySettings(
+  header: string,
+  trusted: readonly string[],
+  maxLength: number,
+  kindHeader: string | null = null,
+): IdentitySettings {
   const lower = header.toLowerCase();
   const kind = kindHeader === null ? null : kindHeader.toLowerCase();
   return {
-    header: lower, altHeader: otherSpelling(lower), maxLength, trusted: trustedProxies(trusted),
-    kindHeader: kind, altKindHeader: kind === null ? null : otherSpelling(kind),
+    header: lower,
+    altHeader: otherSpelling(lower),
+    maxLength,
+    trusted: trustedProxies(trusted),
+    kindHeader: kind,
+    altKindHeader: kind === null ? null : otherSpelling(kind),
   };
 }
 
 /** Counts how often a header (lower-case name) appears in the raw header list. */
 function occurrences(rawHeaders: readonly string[], lower: string): number {
   let n = 0;
-  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.length === lower.length && rawHeaders[i]!.toLowerCase() === lower) n++;
+  for (let i = 0; i < rawHeaders.length; i += 2)
+    if (rawHeaders[i]!.length === lower.length && rawHeaders[i]!.toLowerCase() === lower) n++;
   return n;
 }
 
@@ -58,7 +84,11 @@ interface TrustedHeaderFailures {
 }
 
 const IDENTITY_FAILURES: TrustedHeaderFailures = { untrusted: UNTRUSTED, duplicate: DUPLICATE, misspelled: MISSPELLED };
-const KIND_FAILURES: TrustedHeaderFailures = { untrusted: KIND_UNTRUSTED, duplicate: KIND_DUPLICATE, misspelled: KIND_MISSPELLED };
+const KIND_FAILURES: TrustedHeaderFailures = {
+  untrusted: KIND_UNTRUSTED,
+  duplicate: KIND_DUPLICATE,
+  misspelled: KIND_MISSPELLED,
+};
 
 /**
  * The one rule for the headers a trusted proxy sets (the identity, the kind): the raw value,

@@ -40,7 +40,7 @@ export interface ListenerSpec {
   requestId(req: IncomingMessage): string;
   onRequest(req: IncomingMessage, res: ServerResponse): Outcome;
   /** Upgrade requests (websockets); without it they are ordinary requests. */
-  onUpgrade?(req: IncomingMessage, socket: Socket, head: Buffer): Outcome;
+  onUpgrade?: (req: IncomingMessage, socket: Socket, head: Buffer) => Outcome;
 }
 
 export function createListener(spec: ListenerSpec): Server {
@@ -80,7 +80,10 @@ function originForm(req: IncomingMessage): boolean {
 
 function badTarget(spec: ListenerSpec, req: IncomingMessage, res: ServerResponse): void {
   if (!req.complete) res.shouldKeepAlive = false;
-  sendError(res, 400, 'SHARD_ERR_BAD_TARGET', 'the request target must be a path (origin-form)', [REQUEST_ID_HEADER, spec.requestId(req)]);
+  sendError(res, 400, 'SHARD_ERR_BAD_TARGET', 'the request target must be a path (origin-form)', [
+    REQUEST_ID_HEADER,
+    spec.requestId(req),
+  ]);
 }
 
 /** Runs a handler; a throw or a rejection is a bug: log it, answer 500, keep serving. */
@@ -99,7 +102,17 @@ function internalError(spec: ListenerSpec, req: IncomingMessage, res: ServerResp
   try {
     const given = 'getHeader' in res ? res.getHeader(REQUEST_ID_HEADER) : undefined;
     id = typeof given === 'string' ? given : spec.requestId(req);
-    spec.log().error({ event: 'internal_error', listener: spec.name, request_id: id, method: req.method, path: pathOnly(req.url), err }, 'unexpected error while handling a request: answered 500');
+    spec.log().error(
+      {
+        event: 'internal_error',
+        listener: spec.name,
+        request_id: id,
+        method: req.method,
+        path: pathOnly(req.url),
+        err,
+      },
+      'unexpected error while handling a request: answered 500',
+    );
   } catch {
     id = 'unknown';
   }
@@ -122,7 +135,10 @@ export function pathOnly(url: string | undefined): string {
 }
 
 function rawAnswer(status: string, id?: string): string {
-  return `HTTP/1.1 ${status}\r\n${id === undefined ? '' : `${REQUEST_ID_HEADER}: ${id}\r\n`}Connection: close\r\nContent-Length: 0\r\n\r\n`;
+  return (
+    `HTTP/1.1 ${status}\r\n${id === undefined ? '' : `${REQUEST_ID_HEADER}: ${id}\r\n`}Connection: ` +
+    'close\r\nContent-Length: 0\r\n\r\n'
+  );
 }
 
 /** CONNECT is no request the sharder serves; without this Node drops the socket unanswered. */
@@ -137,6 +153,11 @@ function refuseConnect(_req: IncomingMessage, socket: Socket): void {
  */
 function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   if (!socket.writable) return void socket.destroy();
-  const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+  const status =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? '431 Request Header Fields Too Large'
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? '408 Request Timeout'
+        : '400 Bad Request';
   socket.end(rawAnswer(status));
 }

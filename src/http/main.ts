@@ -72,7 +72,17 @@ function refusal(ctx: MainContext, req: IncomingMessage, err: unknown): Refusal 
   if (err instanceof ShardError) {
     if (err.status < 500) return err;
     const id = errorRequestId(ctx, req);
-    ctx.log.error({ event: 'request_failed', request_id: id, code: err.code, status: err.status, path: pathOf(req), err: err.message }, 'request failed');
+    ctx.log.error(
+      {
+        event: 'request_failed',
+        request_id: id,
+        code: err.code,
+        status: err.status,
+        path: pathOf(req),
+        err: err.message,
+      },
+      'request failed',
+    );
     return { status: err.status, code: err.code, message: err.message, requestId: id };
   }
   const id = errorRequestId(ctx, req);
@@ -93,7 +103,15 @@ function kindOf(s: MainSettings, req: IncomingMessage, trusted: boolean): KindRu
  * start time from `ctx.meter.now()`, for the placer's endpoint meter.
  */
 export interface Placer<R> {
-  placed(ctx: MainContext, req: IncomingMessage, res: R, kind: KindRuntime, name: string, bucket: BucketRef, start: number): void;
+  placed(
+    ctx: MainContext,
+    req: IncomingMessage,
+    res: R,
+    kind: KindRuntime,
+    name: string,
+    bucket: BucketRef,
+    start: number,
+  ): void;
   refused(ctx: MainContext, req: IncomingMessage, res: R, r: Refusal, start: number): void;
 }
 
@@ -102,7 +120,13 @@ export interface Placer<R> {
  * exactly one of `to.placed` and `to.refused`, synchronously when the assignment is in memory;
  * otherwise returns the promise of that call, so that the listener's guard sees its failures.
  */
-export function place<R>(ctx: MainContext, req: IncomingMessage, res: R, to: Placer<R>, start = 0): void | Promise<void> {
+export function place<R>(
+  ctx: MainContext,
+  req: IncomingMessage,
+  res: R,
+  to: Placer<R>,
+  start = 0,
+): void | Promise<void> {
   const s = ctx.settings;
   const trusted = peerTrusted(ctx, req);
   const name = readIdentity(s.identity, req.headers, req.rawHeaders, trusted);
@@ -115,7 +139,11 @@ export function place<R>(ctx: MainContext, req: IncomingMessage, res: R, to: Pla
   } catch (err) {
     return to.refused(ctx, req, res, refusal(ctx, req, err), start);
   }
-  if (r instanceof Promise) return r.then((b) => to.placed(ctx, req, res, kind, name, b, start), (err: unknown) => to.refused(ctx, req, res, refusal(ctx, req, err), start));
+  if (r instanceof Promise)
+    return r.then(
+      (b) => to.placed(ctx, req, res, kind, name, b, start),
+      (err: unknown) => to.refused(ctx, req, res, refusal(ctx, req, err), start),
+    );
   to.placed(ctx, req, res, kind, name, r, start);
 }
 
@@ -126,7 +154,10 @@ export function place<R>(ctx: MainContext, req: IncomingMessage, res: R, to: Pla
 function refuseHttp(ctx: MainContext, req: IncomingMessage, res: ServerResponse, r: Refusal): void {
   const id = r.requestId ?? errorRequestId(ctx, req);
   if (r.requestId === undefined && ctx.log.isLevelEnabled('debug')) {
-    ctx.log.debug({ event: 'request_refused', request_id: id, status: r.status, code: r.code, path: pathOf(req) }, r.message);
+    ctx.log.debug(
+      { event: 'request_refused', request_id: id, status: r.status, code: r.code, path: pathOf(req) },
+      r.message,
+    );
   }
   sendError(res, r.status, r.code, r.message, [REQUEST_ID_HEADER, id]);
 }
@@ -189,13 +220,22 @@ export function handle(ctx: MainContext, req: IncomingMessage, res: ServerRespon
         (err: unknown) => {
           const id = errorRequestId(ctx, req);
           const code = (err as ShardError).code ?? 'SHARD_ERR';
-          ctx.log.warn({ event: 'not_ready', request_id: id, code, err: (err as Error).message }, 'readiness check failed');
+          ctx.log.warn(
+            { event: 'not_ready', request_id: id, code, err: (err as Error).message },
+            'readiness check failed',
+          );
           sendJson(res, 503, { status: 'unavailable', code, message: (err as Error).message }, [REQUEST_ID_HEADER, id]);
           ctx.meter.readyz.done(req.method, 503, start);
         },
       );
     default:
-      sendError(res, 404, 'SHARD_ERR_NOT_FOUND', `no route for ${path.length > 100 ? `${path.slice(0, 100)}…` : path}`, [REQUEST_ID_HEADER, errorRequestId(ctx, req)]);
+      sendError(
+        res,
+        404,
+        'SHARD_ERR_NOT_FOUND',
+        `no route for ${path.length > 100 ? `${path.slice(0, 100)}…` : path}`,
+        [REQUEST_ID_HEADER, errorRequestId(ctx, req)],
+      );
       return ctx.meter.unmatched.done(req.method, 404, start);
   }
 }

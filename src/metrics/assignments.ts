@@ -41,7 +41,7 @@ export class AssignmentCounter {
 
   record(kind: string, bucket: string): void {
     let k = this.byKind.get(kind);
-    if (k === undefined) this.byKind.set(kind, (k = new Map()));
+    if (k === undefined) this.byKind.set(kind, (k = new Map<string, BucketCounts>()));
     let b = k.get(bucket);
     if (b === undefined) k.set(bucket, (b = new BucketCounts()));
     b.total++;
@@ -84,7 +84,8 @@ export function mergeRecent(views: readonly RecentView[]): RecentView {
     // Own keys only: a kind or bucket may be called "constructor" or "toString".
     for (const [kind, buckets] of Object.entries(v.counts)) {
       const out = Object.hasOwn(counts, kind) ? counts[kind]! : (counts[kind] = {});
-      for (const [bucket, n] of Object.entries(buckets)) out[bucket] = (Object.hasOwn(out, bucket) ? out[bucket]! : 0) + n;
+      for (const [bucket, n] of Object.entries(buckets))
+        out[bucket] = (Object.hasOwn(out, bucket) ? out[bucket]! : 0) + n;
     }
   }
   return { since, counts };

@@ -31,7 +31,8 @@ interface Message {
 
 // ---- worker side --------------------------------------------------------------------------
 
-const providers = new Map<GatherKind, () => Promise<unknown> | unknown>();
+/** Each provider returns its part, or a promise of it. */
+const providers = new Map<GatherKind, () => unknown>();
 const asked = new Map<number, { resolve(v: unknown): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
 let nextId = 0;
 let listening = false;
@@ -47,7 +48,8 @@ function listenAsWorker(): void {
         .then(() => (fn === undefined ? Promise.reject(new Error(`nothing provides ${m.what}`)) : fn()))
         .then(
           (data) => process.send?.({ sharder: 'collected', id: m.id, data }),
-          (err: unknown) => process.send?.({ sharder: 'collected', id: m.id, error: String((err as Error).message ?? err) }),
+          (err: unknown) =>
+            process.send?.({ sharder: 'collected', id: m.id, error: String((err as Error).message ?? err) }),
         );
     } else if (m.sharder === 'gathered') {
       const a = asked.get(m.id);
@@ -61,7 +63,7 @@ function listenAsWorker(): void {
 }
 
 /** Offers this worker's part of `what` to the primary's gathers. */
-export function provide(what: GatherKind, fn: () => Promise<unknown> | unknown): void {
+export function provide(what: GatherKind, fn: () => unknown): void {
   providers.set(what, fn);
   listenAsWorker();
 }
@@ -96,10 +98,29 @@ export interface PrimaryStats {
 /** The primary's own metrics, added to every gathered scrape. */
 function primaryRegistry(stats: PrimaryStats, answered: () => number): Registry {
   const r = new Registry();
-  new Gauge({ name: 'sharder_workers', help: 'Processes whose metrics are in this scrape (workers: N: the workers that answered within 4 s).', registers: [r], aggregator: 'first', collect() { this.set(answered()); } });
-  new Gauge({ name: 'sharder_workers_configured', help: 'Workers the configuration asks for (workers: N).', registers: [r], aggregator: 'first', collect() { this.set(stats.configured); } });
+  new Gauge({
+    name: 'sharder_workers',
+    help: 'Processes whose metrics are in this scrape (workers: N: the workers that answered within 4 s).',
+    registers: [r],
+    aggregator: 'first',
+    collect() {
+      this.set(answered());
+    },
+  });
+  new Gauge({
+    name: 'sharder_workers_configured',
+    help: 'Workers the configuration asks for (workers: N).',
+    registers: [r],
+    aggregator: 'first',
+    collect() {
+      this.set(stats.configured);
+    },
+  });
   new Counter({
-    name: 'sharder_worker_restarts_total', help: 'Workers restarted by the cluster primary after they died.', registers: [r], aggregator: 'first',
+    name: 'sharder_worker_restarts_total',
+    help: 'Workers restarted by the cluster primary after they died.',
+    registers: [r],
+    aggregator: 'first',
     collect() {
       this.reset();
       this.inc(stats.restarts());
@@ -142,7 +163,10 @@ export function serveGathers(stats: PrimaryStats): void {
     if (m.sharder === 'collected') return collecting.get(m.id)?.(m);
     if (m.sharder !== 'gather') return;
     const reply = (data: unknown, error?: string): void => {
-      if (worker.isConnected()) worker.send(error === undefined ? { sharder: 'gathered', id: m.id, data } : { sharder: 'gathered', id: m.id, error });
+      if (worker.isConnected())
+        worker.send(
+          error === undefined ? { sharder: 'gathered', id: m.id, data } : { sharder: 'gathered', id: m.id, error },
+        );
     };
     (async () => {
       const parts = await collectAll(m.what === 'recent' ? 'recent' : 'metrics');

@@ -26,14 +26,22 @@ export const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTION
 
 function methodIndex(method: string | undefined): number {
   switch (method) {
-    case 'GET': return 0;
-    case 'HEAD': return 1;
-    case 'POST': return 2;
-    case 'PUT': return 3;
-    case 'DELETE': return 4;
-    case 'PATCH': return 5;
-    case 'OPTIONS': return 6;
-    default: return 7;
+    case 'GET':
+      return 0;
+    case 'HEAD':
+      return 1;
+    case 'POST':
+      return 2;
+    case 'PUT':
+      return 3;
+    case 'DELETE':
+      return 4;
+    case 'PATCH':
+      return 5;
+    case 'OPTIONS':
+      return 6;
+    default:
+      return 7;
   }
 }
 
@@ -68,7 +76,11 @@ export class EndpointMeter {
   /** Latency by the same index, made on the first response of each method and status. */
   private readonly latency: Map<number, LatencyHistogram> | null;
 
-  constructor(readonly listener: string, readonly endpoint: string, timed: boolean) {
+  constructor(
+    readonly listener: string,
+    readonly endpoint: string,
+    timed: boolean,
+  ) {
     this.latency = timed ? new Map() : null;
   }
 
@@ -90,14 +102,16 @@ export class EndpointMeter {
   /** Every method and status code answered so far, with its count. */
   *responses(): Generator<{ method: string; code: number; value: number }> {
     for (let i = 0; i < this.counts.length; i++) {
-      if (this.counts[i]! > 0) yield { method: METHODS[Math.floor(i / STATUSES)]!, code: i % STATUSES, value: this.counts[i]! };
+      if (this.counts[i]! > 0)
+        yield { method: METHODS[Math.floor(i / STATUSES)]!, code: i % STATUSES, value: this.counts[i]! };
     }
   }
 
   /** The latency histograms, by method and status code. */
   *latencies(): Generator<{ method: string; code: number; histogram: LatencyHistogram }> {
     if (this.latency === null) return;
-    for (const [i, histogram] of [...this.latency].sort((x, y) => x[0] - y[0])) yield { method: METHODS[Math.floor(i / STATUSES)]!, code: i % STATUSES, histogram };
+    for (const [i, histogram] of [...this.latency].sort((x, y) => x[0] - y[0]))
+      yield { method: METHODS[Math.floor(i / STATUSES)]!, code: i % STATUSES, histogram };
   }
 }
 
@@ -132,7 +146,10 @@ export class RecordingMeter implements HttpMeter {
   readonly readyz = new EndpointMeter(MAIN_LISTENER, '/readyz', true);
   readonly unmatched = new EndpointMeter(MAIN_LISTENER, 'unmatched', false);
   private readonly controls = new Map<string, EndpointMeter>(
-    ['/metrics', '/status', '/api', 'unmatched'].map((e) => [e, new EndpointMeter(CONTROL_LISTENER, e, e !== 'unmatched')]),
+    ['/metrics', '/status', '/api', 'unmatched'].map((e) => [
+      e,
+      new EndpointMeter(CONTROL_LISTENER, e, e !== 'unmatched'),
+    ]),
   );
 
   now(): number {

@@ -26,8 +26,18 @@ const require = createRequire(import.meta.url);
  * processResources needs process.getActiveResourcesInfo, which every supported Node.js has.
  */
 const COLLECTORS = [
-  'processCpuTotal', 'processStartTime', 'osMemoryHeap', 'processOpenFileDescriptors', 'processMaxFileDescriptors',
-  'eventLoopLag', 'processResources', 'processHandles', 'processRequests', 'heapSizeAndUsed', 'heapSpacesSizeAndUsed', 'version',
+  'processCpuTotal',
+  'processStartTime',
+  'osMemoryHeap',
+  'processOpenFileDescriptors',
+  'processMaxFileDescriptors',
+  'eventLoopLag',
+  'processResources',
+  'processHandles',
+  'processRequests',
+  'heapSizeAndUsed',
+  'heapSpacesSizeAndUsed',
+  'version',
 ] as const;
 
 /** prom-client's default (milliseconds): event loop delay sampling interval of the libuv timer. */

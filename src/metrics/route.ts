@@ -14,10 +14,22 @@ export interface MetricsRouteDeps {
 }
 
 export function registerMetricsRoute(router: ControlRouter, deps: MetricsRouteDeps): void {
-  router.add('GET', '/metrics', async ({ res }) => {
-    if (!deps.enabled) return sendError(res, 404, 'SHARD_ERR_NOT_FOUND', 'metrics are off (metrics.enabled: false)');
-    const text = await deps.text();
-    res.writeHead(200, ['Content-Type', CONTENT_TYPE, 'Content-Length', String(Buffer.byteLength(text)), 'Cache-Control', 'no-store']);
-    res.end(text);
-  }, { access: 'metrics' });
+  router.add(
+    'GET',
+    '/metrics',
+    async ({ res }) => {
+      if (!deps.enabled) return sendError(res, 404, 'SHARD_ERR_NOT_FOUND', 'metrics are off (metrics.enabled: false)');
+      const text = await deps.text();
+      res.writeHead(200, [
+        'Content-Type',
+        CONTENT_TYPE,
+        'Content-Length',
+        String(Buffer.byteLength(text)),
+        'Cache-Control',
+        'no-store',
+      ]);
+      res.end(text);
+    },
+    { access: 'metrics' },
+  );
 }

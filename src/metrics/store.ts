@@ -28,7 +28,8 @@ export function instrumentStore(store: Store, observer: StoreObserver): Store {
   return new Proxy(store, {
     get(target, prop) {
       const v = Reflect.get(target, prop, target) as unknown;
-      if (typeof v !== 'function' || UNTIMED.has(prop)) return typeof v === 'function' ? v.bind(target) : v;
+      if (typeof v !== 'function' || UNTIMED.has(prop))
+        return typeof v === 'function' ? (v.bind(target) as unknown) : v;
       let w = wrapped.get(prop);
       if (w === undefined) {
         const fn = v as (...args: unknown[]) => unknown;

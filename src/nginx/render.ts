@@ -52,11 +52,16 @@ export function upstreamTarget(url: string): Target | string {
   } catch {
     return `must be an http:// or https:// URL, got ${JSON.stringify(url)}`;
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') return `must use http:// or https:// for nginx, got ${JSON.stringify(url)}`;
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    return `must use http:// or https:// for nginx, got ${JSON.stringify(url)}`;
   if (!UPSTREAM_HOST.test(u.hostname) || (u.hostname.startsWith('[') && !isIPv6(u.hostname.slice(1, -1)))) {
-    return `host ${JSON.stringify(u.hostname)} cannot be written into nginx configuration: use a host name or IP address`;
+    return (
+      `host ${JSON.stringify(u.hostname)} cannot be written into nginx configuration: use a host name or IP ` +
+      'address'
+    );
   }
-  if (u.username || u.password || u.search || u.hash) return 'must be scheme://host:port only (no credentials, query or fragment) for nginx';
+  if (u.username || u.password || u.search || u.hash)
+    return 'must be scheme://host:port only (no credentials, query or fragment) for nginx';
   if (u.pathname !== '/') {
     return `has the path ${JSON.stringify(u.pathname)}: nginx passes each request's URI to the hub unchanged, so the upstream must be scheme://host:port (set the hub's base_url instead)`;
   }
@@ -82,7 +87,10 @@ export function commentText(text: string): string {
   if (!/[\x00-\x1f\x7f-\x9f\\\u2028\u2029]/.test(text)) return text;
   // JSON escapes C0 controls, quotes and backslashes; DEL, C1 controls and the Unicode line
   // separators it leaves as they are.
-  return JSON.stringify(text).replace(/[\x7f-\x9f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(text).replace(
+    /[\x7f-\x9f\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 const mapKey = (name: string): string => (MAP_RESERVED.has(name.toLowerCase()) ? `\\${name}` : name);
@@ -98,7 +106,10 @@ export function renderNginxConfig(config: Config, opts: RenderOptions = {}): Ren
 
   const kindName = opts.kind ?? config.defaultKind;
   const kind = config.kinds.get(kindName);
-  if (!kind) throw new ConfigError([{ source, key: 'kinds', message: `has no kind "${kindName}" (have: ${[...config.kinds.keys()].join(', ')})` }]);
+  if (!kind)
+    throw new ConfigError([
+      { source, key: 'kinds', message: `has no kind "${kindName}" (have: ${[...config.kinds.keys()].join(', ')})` },
+    ]);
   if (!NAME_PATTERN.test(kind.name)) add(`kinds.${kind.name}`, 'is not a valid kind name');
 
   const sharders: string[] = [];
@@ -106,12 +117,14 @@ export function renderNginxConfig(config: Config, opts: RenderOptions = {}): Ren
     for (const s of opts.sharders) {
       const a = parseListen(s);
       const addr = typeof a === 'string' ? undefined : sharderAddress(a);
-      if (addr === undefined || !UPSTREAM_HOST.test(addr.replace(/:\d+$/, ''))) add('--sharder', `${JSON.stringify(s)} is not HOST:PORT with a port other than 0`);
+      if (addr === undefined || !UPSTREAM_HOST.test(addr.replace(/:\d+$/, '')))
+        add('--sharder', `${JSON.stringify(s)} is not HOST:PORT with a port other than 0`);
       else sharders.push(addr);
     }
   } else {
     const addr = sharderAddress(config.listen);
-    if (addr === undefined) add('listen', 'has port 0, so nginx cannot know where the sharder listens: pass --sharder HOST:PORT');
+    if (addr === undefined)
+      add('listen', 'has port 0, so nginx cannot know where the sharder listens: pass --sharder HOST:PORT');
     else sharders.push(addr);
   }
 
@@ -120,11 +133,16 @@ export function renderNginxConfig(config: Config, opts: RenderOptions = {}): Ren
   const seen = new Map<string, number>();
   kind.buckets.forEach((b, i) => {
     const key = `kinds.${kind.name}.buckets[${i}]`;
-    if (!NAME_PATTERN.test(b.name)) return add(`${key}.name`, `${JSON.stringify(b.name)} cannot be written into nginx configuration`);
+    if (!NAME_PATTERN.test(b.name))
+      return add(`${key}.name`, `${JSON.stringify(b.name)} cannot be written into nginx configuration`);
     // nginx compares map source values and upstream names ignoring case.
     const first = seen.get(b.name.toLowerCase());
     if (first !== undefined) {
-      return add(`${key}.name`, `"${b.name}" differs from "${kind.buckets[first]!.name}" (buckets[${first}]) only in letter case: nginx matches bucket names ignoring case, so rename one`);
+      return add(
+        `${key}.name`,
+        `"${b.name}" differs from "${kind.buckets[first]!.name}" (buckets[${first}]) only in letter case: ` +
+          'nginx matches bucket names ignoring case, so rename one',
+      );
     }
     seen.set(b.name.toLowerCase(), i);
     if (b.upstream === null) return void skipped.push(b);
@@ -138,7 +156,9 @@ export function renderNginxConfig(config: Config, opts: RenderOptions = {}): Ren
   const line = (s = ''): number => out.push(s);
   line(`# Rendered by \`sharder nginx-config\` from ${sourceComment} (kind "${kind.name}"). Do not edit:`);
   line('# change sharder.yml, render again, then `nginx -t && nginx -s reload`.');
-  line(`# The sharder reads the identity from the ${config.identity.header} header: sharder-auth.conf must send it there.`);
+  line(
+    `# The sharder reads the identity from the ${config.identity.header} header: sharder-auth.conf must send it there.`,
+  );
   line();
   line('# The sharder itself: the auth_request target.');
   line('upstream sharder {');
@@ -153,7 +173,8 @@ export function renderNginxConfig(config: Config, opts: RenderOptions = {}): Ren
     line(`    keepalive ${BUCKET_KEEPALIVE};`);
     line('}');
   }
-  for (const b of skipped) line(`# bucket ${b.name}: no upstream in ${sourceComment}; nginx cannot route its users (they get 502)`);
+  for (const b of skipped)
+    line(`# bucket ${b.name}: no upstream in ${sourceComment}; nginx cannot route its users (they get 502)`);
   line();
   const width = Math.max(8, ...routed.map((r) => mapKey(r.bucket.name).length));
   const pad = (s: string): string => s.padEnd(width);
@@ -171,6 +192,8 @@ export function renderNginxConfig(config: Config, opts: RenderOptions = {}): Ren
   for (const r of routed) if (r.target.scheme === 'https') line(`    ${pad(mapKey(r.bucket.name))} ${r.target.host};`);
   line('}');
 
-  const warnings = skipped.map((b) => `bucket ${b.name} of kind ${kind.name} has no upstream: nginx cannot route its users`);
+  const warnings = skipped.map(
+    (b) => `bucket ${b.name} of kind ${kind.name} has no upstream: nginx cannot route its users`,
+  );
   return { text: `${out.join('\n')}\n`, warnings };
 }

@@ -33,8 +33,10 @@ export const MAX_REASON_LENGTH = 1000;
 
 export function checkReason(reason: string | null | undefined): string | null {
   if (reason === undefined || reason === null || reason === '') return null;
-  if (reason.length > MAX_REASON_LENGTH) throw new BadInputError(`the reason is longer than ${MAX_REASON_LENGTH} characters`);
-  if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(reason)) throw new BadInputError('the reason contains control characters');
+  if (reason.length > MAX_REASON_LENGTH)
+    throw new BadInputError(`the reason is longer than ${MAX_REASON_LENGTH} characters`);
+  if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(reason))
+    throw new BadInputError('the reason contains control characters');
   return reason;
 }
 
@@ -65,20 +67,31 @@ export async function knownKind(ctx: OpsContext, kind: string | undefined): Prom
 /** The configured bucket, or NoSuchBucketError naming the configured ones. */
 export function configuredBucket(kind: KindConfig, bucket: string): BucketConfig {
   const b = kind.buckets.find((x) => x.name === bucket);
-  if (!b) throw new NoSuchBucketError(kind.name, bucket, kind.buckets.map((x) => x.name));
+  if (!b)
+    throw new NoSuchBucketError(
+      kind.name,
+      bucket,
+      kind.buckets.map((x) => x.name),
+    );
   return b;
 }
 
 /** Object names follow the identity rules: what /auth would accept is what may be stored. */
 export function checkObjectName(ctx: OpsContext, name: string): string {
   const checked = checkName(Buffer.from(name, 'utf8').toString('latin1'), ctx.config().identity.maxLength);
-  if (typeof checked !== 'string') throw new BadInputError(`invalid name ${JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name)}: ${checked.message}`);
+  if (typeof checked !== 'string')
+    throw new BadInputError(
+      `invalid name ${JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name)}: ${checked.message}`,
+    );
   return checked;
 }
 
 /** The JupyterHub client of a bucket, or undefined when it has no hub_api. */
 export function hubClient(ctx: OpsContext, kind: string, bucket: string): HubClient | undefined {
-  const b = ctx.config().kinds.get(kind)?.buckets.find((x) => x.name === bucket);
+  const b = ctx
+    .config()
+    .kinds.get(kind)
+    ?.buckets.find((x) => x.name === bucket);
   return b?.hubApi ? new HubClient(bucket, b.hubApi, ctx.hub) : undefined;
 }
 
@@ -99,7 +112,8 @@ export function decodeCursor(cursor: string): Record<string, unknown> {
 
 export function checkLimit(limit: number | undefined, dflt: number, max: number): number {
   if (limit === undefined) return dflt;
-  if (!Number.isInteger(limit) || limit < 1 || limit > max) throw new BadInputError(`limit must be a whole number from 1 to ${max}, got ${limit}`);
+  if (!Number.isInteger(limit) || limit < 1 || limit > max)
+    throw new BadInputError(`limit must be a whole number from 1 to ${max}, got ${limit}`);
   return limit;
 }
 

@@ -27,7 +27,8 @@ export function isoTime(ms: number): string {
 
 /** One exported line, with its newline. */
 export function formatRow(format: Format, a: Assignment): string {
-  if (format === 'jsonl') return `${JSON.stringify({ kind: a.kind, name: a.name, bucket: a.bucket, assigned_at: isoTime(a.assignedAt) })}\n`;
+  if (format === 'jsonl')
+    return `${JSON.stringify({ kind: a.kind, name: a.name, bucket: a.bucket, assigned_at: isoTime(a.assignedAt) })}\n`;
   return `${csvField(a.kind)},${csvField(a.name)},${csvField(a.bucket)},${isoTime(a.assignedAt)}\n`;
 }
 
@@ -76,9 +77,15 @@ export interface RawRow {
 }
 
 export function parseTime(v: unknown): number | string {
-  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? v : `assigned_at must be an ISO 8601 time or unix milliseconds, got ${v}`;
+  if (typeof v === 'number')
+    return Number.isSafeInteger(v) && v >= 0
+      ? v
+      : `assigned_at must be an ISO 8601 time or unix milliseconds, got ${v}`;
   if (typeof v !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/.test(v)) {
-    return `assigned_at must be an ISO 8601 time with a zone, such as 2024-01-31T12:00:00.000Z, got ${JSON.stringify(v)}`;
+    return (
+      'assigned_at must be an ISO 8601 time with a zone, such as 2024-01-31T12:00:00.000Z, got ' +
+      `${JSON.stringify(v)}`
+    );
   }
   const ms = Date.parse(v);
   return Number.isNaN(ms) ? `assigned_at is not a valid time: ${JSON.stringify(v)}` : ms;
@@ -91,18 +98,23 @@ export function csvHeader(line: string): Map<string, number> | string {
   const cols = new Map<string, number>();
   for (const [i, f] of fields.entries()) {
     const name = f.trim().toLowerCase();
-    if (!(CSV_COLUMNS as readonly string[]).includes(name)) return `the header names an unknown column "${f}" (known: ${CSV_COLUMNS.join(', ')})`;
+    if (!(CSV_COLUMNS as readonly string[]).includes(name))
+      return `the header names an unknown column "${f}" (known: ${CSV_COLUMNS.join(', ')})`;
     if (cols.has(name)) return `the header names column "${name}" twice`;
     cols.set(name, i);
   }
-  if (!cols.has('name') || !cols.has('bucket')) return `the first line must be a header naming at least the columns name and bucket (e.g. ${CSV_COLUMNS.join(',')})`;
+  if (!cols.has('name') || !cols.has('bucket'))
+    return (
+      'the first line must be a header naming at least the columns name and bucket (e.g. ' + `${CSV_COLUMNS.join(',')})`
+    );
   return cols;
 }
 
 export function csvRow(line: string, cols: ReadonlyMap<string, number>): RawRow | string {
   const fields = parseCsvLine(line);
   if (typeof fields === 'string') return fields;
-  if (fields.length !== cols.size) return `has ${fields.length} field${fields.length === 1 ? '' : 's'}, the header ${cols.size}`;
+  if (fields.length !== cols.size)
+    return `has ${fields.length} field${fields.length === 1 ? '' : 's'}, the header ${cols.size}`;
   const get = (c: string): string | undefined => (cols.has(c) ? fields[cols.get(c)!] : undefined);
   const t = get('assigned_at');
   const at = t === undefined || t === '' ? undefined : parseTime(t);
@@ -120,19 +132,25 @@ export function jsonlRow(line: string): RawRow | string {
   } catch (err) {
     return `not valid JSON (${(err as Error).message})`;
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'must be a JSON object {"kind","name","bucket","assigned_at"}';
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    return 'must be a JSON object {"kind","name","bucket","assigned_at"}';
   const o = v as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (!JSONL_KEYS.has(k)) return `unknown key "${k}" (known: ${[...JSONL_KEYS].join(', ')})`;
+  for (const k of Object.keys(o))
+    if (!JSONL_KEYS.has(k)) return `unknown key "${k}" (known: ${[...JSONL_KEYS].join(', ')})`;
   if (typeof o.name !== 'string') return 'name must be a string';
   if (typeof o.bucket !== 'string') return 'bucket must be a string';
   if (o.kind !== undefined && o.kind !== null && typeof o.kind !== 'string') return 'kind must be a string';
   const at = o.assigned_at === undefined || o.assigned_at === null ? undefined : parseTime(o.assigned_at);
   if (typeof at === 'string') return at;
-  return { kind: (o.kind as string | null | undefined) ?? undefined, name: o.name, bucket: o.bucket, assignedAt: at };
+  return { kind: o.kind ?? undefined, name: o.name, bucket: o.bucket, assignedAt: at };
 }
 
 /** Chooses the format from an explicit choice, the file name, or the first line. */
-export function detectFormat(explicit: Format | undefined, fileName: string | undefined, firstLine: string | undefined): Format {
+export function detectFormat(
+  explicit: Format | undefined,
+  fileName: string | undefined,
+  firstLine: string | undefined,
+): Format {
   if (explicit) return explicit;
   if (fileName && /\.csv$/i.test(fileName)) return 'csv';
   if (fileName && /\.(jsonl|ndjson|json)$/i.test(fileName)) return 'jsonl';

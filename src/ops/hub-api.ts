@@ -54,11 +54,17 @@ export class HubClient {
       });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      throw new HubApiError(`the JupyterHub API of bucket "${this.bucket}" (${this.api.url}) did not answer: ${e.code ?? e.message}`, { cause: err });
+      throw new HubApiError(
+        `the JupyterHub API of bucket "${this.bucket}" (${this.api.url}) did not answer: ${e.code ?? e.message}`,
+        { cause: err },
+      );
     }
     const body = await r.body.text().catch(() => '');
     if (r.statusCode === 401 || r.statusCode === 403) {
-      throw new HubApiError(`the JupyterHub API of bucket "${this.bucket}" refused the token (${r.statusCode}): it needs the read:users, read:servers and servers scopes`);
+      throw new HubApiError(
+        `the JupyterHub API of bucket "${this.bucket}" refused the token (${r.statusCode}): it needs the ` +
+          'read:users, read:servers and servers scopes',
+      );
     }
     return { status: r.statusCode, body };
   }
@@ -70,16 +76,21 @@ export class HubClient {
   async activeServers(name: string): Promise<string[]> {
     const r = await this.call('GET', `/users/${encodeURIComponent(name)}`);
     if (r.status === 404) return [];
-    if (r.status !== 200) throw new HubApiError(`the JupyterHub API of bucket "${this.bucket}" answered ${r.status} for user "${name}"`);
+    if (r.status !== 200)
+      throw new HubApiError(`the JupyterHub API of bucket "${this.bucket}" answered ${r.status} for user "${name}"`);
     let model: UserModel;
     try {
       model = JSON.parse(r.body) as UserModel;
       if (typeof model !== 'object' || model === null) throw new Error('not an object');
     } catch {
-      throw new HubApiError(`the JupyterHub API of bucket "${this.bucket}" answered something other than a user model for "${name}"`);
+      throw new HubApiError(
+        `the JupyterHub API of bucket "${this.bucket}" answered something other than a user model for "${name}"`,
+      );
     }
     if (model.servers && typeof model.servers === 'object') {
-      const names = Object.entries(model.servers).filter(([, s]) => s !== null && s?.stopped !== true).map(([n]) => n);
+      const names = Object.entries(model.servers)
+        .filter(([, s]) => s !== null && s?.stopped !== true)
+        .map(([n]) => n);
       // A pending default server can precede its entry in `servers`.
       if (model.pending && !names.includes('')) names.unshift('');
       return names;
@@ -89,11 +100,16 @@ export class HubClient {
   }
 
   async stopServer(name: string, server: string): Promise<void> {
-    const path = server === '' ? `/users/${encodeURIComponent(name)}/server` : `/users/${encodeURIComponent(name)}/servers/${encodeURIComponent(server)}`;
+    const path =
+      server === ''
+        ? `/users/${encodeURIComponent(name)}/server`
+        : `/users/${encodeURIComponent(name)}/servers/${encodeURIComponent(server)}`;
     const r = await this.call('DELETE', path);
     // 202: stopping; 204: stopped; 400/404: not running (any more). Then we look again.
     if (![202, 204, 400, 404].includes(r.status)) {
-      throw new HubApiError(`the JupyterHub API of bucket "${this.bucket}" answered ${r.status} when asked to stop the server of "${name}"`);
+      throw new HubApiError(
+        `the JupyterHub API of bucket "${this.bucket}" answered ${r.status} when asked to stop the server of "${name}"`,
+      );
     }
   }
 }
@@ -111,12 +127,19 @@ export interface SafetyOptions {
  * a server runs and may not (or could not in time) be stopped; HubApiError when the hub
  * cannot tell, because moving without knowing is exactly the risk this check exists for.
  */
-export async function ensureNoServer(client: HubClient, name: string, opts: SafetyOptions): Promise<'none' | 'stopped'> {
+export async function ensureNoServer(
+  client: HubClient,
+  name: string,
+  opts: SafetyOptions,
+): Promise<'none' | 'stopped'> {
   let active = await client.activeServers(name);
   if (active.length === 0) return 'none';
   const list = active.map((s) => (s === '' ? 'default' : `"${s}"`)).join(', ');
   if (!opts.stopServers) {
-    throw new ServerRunningError(`"${name}" has a running server on bucket "${client.bucket}" (${list}): not moved; stop it first or pass --stop-servers (API: "stop_servers": true)`);
+    throw new ServerRunningError(
+      `"${name}" has a running server on bucket "${client.bucket}" (${list}): not moved; stop it first or pass ` +
+        '--stop-servers (API: "stop_servers": true)',
+    );
   }
   for (const s of active) await client.stopServer(name, s);
   const deadline = Date.now() + (opts.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS);
@@ -124,7 +147,10 @@ export async function ensureNoServer(client: HubClient, name: string, opts: Safe
     active = await client.activeServers(name);
     if (active.length === 0) return 'stopped';
     if (Date.now() >= deadline) {
-      throw new ServerRunningError(`the server of "${name}" on bucket "${client.bucket}" did not stop within ${Math.round((opts.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS) / 1000)} s: not moved`);
+      throw new ServerRunningError(
+        `the server of "${name}" on bucket "${client.bucket}" did not stop within ` +
+          `${Math.round((opts.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS) / 1000)} s: not moved`,
+      );
     }
     await sleep(opts.pollMs ?? STOP_POLL_MS);
   }

@@ -13,15 +13,42 @@ import type { OpsContext, Who } from './context.js';
 import { doctor, repair } from './doctor.js';
 import { migrate, type MigrateRequest } from './migrate.js';
 import {
-  type AuditRequest, type ListQuery, type SafetyRequest, assignByPolicy, assignObject, deleteObject, findObject, iterateObjects, listAudit,
-  listBuckets, listObjects, moveObject, putObject,
+  type AuditRequest,
+  type ListQuery,
+  type SafetyRequest,
+  assignByPolicy,
+  assignObject,
+  deleteObject,
+  findObject,
+  iterateObjects,
+  listAudit,
+  listBuckets,
+  listObjects,
+  moveObject,
+  putObject,
 } from './objects.js';
-import { type ImportOptions, type StreamImportOptions, exportLines, importFile, importOriginal, importStream } from './transfer.js';
+import {
+  type ImportOptions,
+  type StreamImportOptions,
+  exportLines,
+  importFile,
+  importOriginal,
+  importStream,
+} from './transfer.js';
 
 export type { OpsContext, Who } from './context.js';
 export type { DoctorReport } from './doctor.js';
 export type { MigrateRequest, MigrateResult, BatchReport } from './migrate.js';
-export type { AssignedView, AuditView, BucketsView, ChangeView, ObjectPage, ObjectView, PutView, SafetyRequest } from './objects.js';
+export type {
+  AssignedView,
+  AuditView,
+  BucketsView,
+  ChangeView,
+  ObjectPage,
+  ObjectView,
+  PutView,
+  SafetyRequest,
+} from './objects.js';
 export type { ImportReport } from './transfer.js';
 export type { BackupReport } from '../store/registry.js';
 export { FORMATS, type Format } from './format.js';

@@ -14,7 +14,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { chooseBucket } from '../core/policy.js';
 import { BadInputError, BucketActiveError, NoSuchBucketError, ShardError } from '../errors.js';
 import type { BucketConfig } from '../config/types.js';
-import { type OpsContext, type Who, checkReason, configuredBucket, configuredKind, hubClient, mapLimit } from './context.js';
+import {
+  type OpsContext,
+  type Who,
+  checkReason,
+  configuredBucket,
+  configuredKind,
+  hubClient,
+  mapLimit,
+} from './context.js';
 import { ensureNoServer } from './hub-api.js';
 import type { SafetyRequest } from './objects.js';
 
@@ -98,34 +106,74 @@ export async function migrate(ctx: OpsContext, req: MigrateRequest): Promise<Mig
   const k = configuredKind(ctx, req.kind);
   const reason = checkReason(req.reason);
   const batchSize = req.batchSize ?? DEFAULT_BATCH_SIZE;
-  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH_SIZE) throw new BadInputError(`batch size must be a whole number from 1 to ${MAX_BATCH_SIZE}, got ${batchSize}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH_SIZE)
+    throw new BadInputError(`batch size must be a whole number from 1 to ${MAX_BATCH_SIZE}, got ${batchSize}`);
   const pauseMs = req.pauseMs ?? DEFAULT_BATCH_PAUSE_MS;
-  if (!Number.isInteger(pauseMs) || pauseMs < 0 || pauseMs > MAX_BATCH_PAUSE_MS) throw new BadInputError(`the pause between batches must be 0 to ${MAX_BATCH_PAUSE_MS} milliseconds, got ${pauseMs}`);
+  if (!Number.isInteger(pauseMs) || pauseMs < 0 || pauseMs > MAX_BATCH_PAUSE_MS)
+    throw new BadInputError(
+      `the pause between batches must be 0 to ${MAX_BATCH_PAUSE_MS} milliseconds, got ${pauseMs}`,
+    );
   const fromConfig = k.buckets.find((b) => b.name === req.from);
-  if (req.to !== undefined && req.to === req.from) throw new BadInputError(`cannot migrate bucket "${req.from}" onto itself: name another bucket with --to, or omit it to spread over the other active buckets`);
+  if (req.to !== undefined && req.to === req.from)
+    throw new BadInputError(
+      `cannot migrate bucket "${req.from}" onto itself: name another bucket with --to, or omit it to spread ` +
+        'over the other active buckets',
+    );
   const to = req.to === undefined ? undefined : configuredBucket(k, req.to);
   if (!fromConfig) {
     // A bucket removed from the configuration is a normal source (that is how its objects get
     // routable again), but only if it holds objects: otherwise it is a typo.
-    if (((await ctx.store.counts(k.name)).get(req.from) ?? 0) === 0) throw new NoSuchBucketError(k.name, req.from, k.buckets.map((b) => b.name));
+    if (((await ctx.store.counts(k.name)).get(req.from) ?? 0) === 0)
+      throw new NoSuchBucketError(
+        k.name,
+        req.from,
+        k.buckets.map((b) => b.name),
+      );
   }
-  const activeMessage = `bucket "${req.from}" is active and would keep receiving new objects while it is emptied: set "state: draining" on it in sharder.yml and reload the running sharders (SIGHUP) first`;
+  const activeMessage =
+    `bucket "${req.from}" is active and would keep receiving new objects while it is emptied: set "state: ` +
+    'draining" on it in sharder.yml and reload the running sharders (SIGHUP) first';
   if (fromConfig?.state === 'active' && !req.dryRun) throw new BucketActiveError(activeMessage);
   const targets = targetsFor(k.buckets, req.from, to);
-  if (targets.length === 0) throw new BadInputError(`kind "${k.name}" has no other active bucket to spread the objects of "${req.from}" over: name one with --to`);
+  if (targets.length === 0)
+    throw new BadInputError(
+      `kind "${k.name}" has no other active bucket to spread the objects of "${req.from}" over: name one with --to`,
+    );
 
   const id = `m-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
   const hub = req.skipHubCheck || req.dryRun ? undefined : hubClient(ctx, k.name, req.from);
   const result: MigrateResult = {
-    id, kind: k.name, from: req.from, to: to?.name ?? null, dry_run: req.dryRun ?? false,
-    batches: 0, planned: 0, moved: 0, targets: {}, skipped: [], skipped_count: 0, remaining: 0, servers_stopped: 0,
+    id,
+    kind: k.name,
+    from: req.from,
+    to: to?.name ?? null,
+    dry_run: req.dryRun ?? false,
+    batches: 0,
+    planned: 0,
+    moved: 0,
+    targets: {},
+    skipped: [],
+    skipped_count: 0,
+    remaining: 0,
+    servers_stopped: 0,
     warnings: fromConfig?.state === 'active' ? [activeMessage] : [],
   };
   const skip = (s: Skip): void => {
     result.skipped_count++;
     if (result.skipped.length < MAX_LISTED_SKIPS) result.skipped.push(s);
   };
-  ctx.log?.info({ event: 'migration_started', id, kind: k.name, from: req.from, to: to?.name ?? null, dry_run: result.dry_run, actor: req.actor }, `migrating ${req.from}`);
+  ctx.log?.info(
+    {
+      event: 'migration_started',
+      id,
+      kind: k.name,
+      from: req.from,
+      to: to?.name ?? null,
+      dry_run: result.dry_run,
+      actor: req.actor,
+    },
+    `migrating ${req.from}`,
+  );
 
   // A dry run writes nothing, so it simulates the counts its own plan would produce.
   let counts = await ctx.store.counts(k.name);
@@ -150,7 +198,11 @@ export async function migrate(ctx: OpsContext, req: MigrateRequest): Promise<Mig
       if (hub) {
         const checks = await mapLimit(planned, HUB_CHECK_CONCURRENCY, async (p) => {
           try {
-            return await ensureNoServer(hub, p.name, { stopServers: req.stopServers ?? false, stopTimeoutMs: req.stopTimeoutMs, pollMs: ctx.hub?.stopPollMs });
+            return await ensureNoServer(hub, p.name, {
+              stopServers: req.stopServers ?? false,
+              stopTimeoutMs: req.stopTimeoutMs,
+              pollMs: ctx.hub?.stopPollMs,
+            });
           } catch (err) {
             if (err instanceof ShardError) return { reason: err.message };
             throw err;
@@ -167,7 +219,11 @@ export async function migrate(ctx: OpsContext, req: MigrateRequest): Promise<Mig
         });
       }
       if (ready.length > 0) {
-        const r = await ctx.store.moveBatch(k.name, ready.map((p) => ({ name: p.name, from: req.from, to: p.to })), { actor: req.actor, reason: reason ?? `migrate ${req.from}`, batch: report.id });
+        const r = await ctx.store.moveBatch(
+          k.name,
+          ready.map((p) => ({ name: p.name, from: req.from, to: p.to })),
+          { actor: req.actor, reason: reason ?? `migrate ${req.from}`, batch: report.id },
+        );
         const moved = new Set(r.moved);
         for (const p of ready) {
           if (moved.has(p.name)) countTarget(result.targets, p.to);
@@ -178,7 +234,10 @@ export async function migrate(ctx: OpsContext, req: MigrateRequest): Promise<Mig
         for (const name of r.moved) ctx.changed?.(k.name, name);
       }
       for (const s of report.skipped) skip(s);
-      ctx.log?.info({ event: 'migration_batch', id: report.id, moved: report.moved, skipped: report.skipped.length }, `migration batch ${n}`);
+      ctx.log?.info(
+        { event: 'migration_batch', id: report.id, moved: report.moved, skipped: report.skipped.length },
+        `migration batch ${n}`,
+      );
     }
     await req.onBatch?.(report);
     if (page.length < batchSize) break;
@@ -186,6 +245,15 @@ export async function migrate(ctx: OpsContext, req: MigrateRequest): Promise<Mig
     await sleep(result.dry_run ? 0 : pauseMs);
   }
   result.remaining = (await ctx.store.counts(k.name)).get(req.from) ?? 0;
-  ctx.log?.info({ event: 'migration_finished', id, moved: result.moved, skipped: result.skipped_count, remaining: result.remaining }, `migration of ${req.from} finished`);
+  ctx.log?.info(
+    {
+      event: 'migration_finished',
+      id,
+      moved: result.moved,
+      skipped: result.skipped_count,
+      remaining: result.remaining,
+    },
+    `migration of ${req.from} finished`,
+  );
   return result;
 }

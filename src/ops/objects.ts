@@ -6,8 +6,17 @@
 import { BadInputError, ConflictError, NotFoundError } from '../errors.js';
 import { AUDIT_ACTIONS, type Assignment, type AuditAction, type AuditEntry } from '../store/types.js';
 import {
-  type OpsContext, type Who, checkLimit, checkObjectName, checkReason, configuredBucket, configuredKind, decodeCursor,
-  encodeCursor, hubClient, knownKind,
+  type OpsContext,
+  type Who,
+  checkLimit,
+  checkObjectName,
+  checkReason,
+  configuredBucket,
+  configuredKind,
+  decodeCursor,
+  encodeCursor,
+  hubClient,
+  knownKind,
 } from './context.js';
 import { isoTime } from './format.js';
 import { ensureNoServer } from './hub-api.js';
@@ -29,7 +38,13 @@ export interface ObjectView {
 
 function view(ctx: OpsContext, a: Assignment): ObjectView {
   const kind = ctx.config().kinds.get(a.kind);
-  return { kind: a.kind, name: a.name, bucket: a.bucket, assigned_at: isoTime(a.assignedAt), in_config: kind?.buckets.some((b) => b.name === a.bucket) ?? false };
+  return {
+    kind: a.kind,
+    name: a.name,
+    bucket: a.bucket,
+    assigned_at: isoTime(a.assignedAt),
+    in_config: kind?.buckets.some((b) => b.name === a.bucket) ?? false,
+  };
 }
 
 export async function findObject(ctx: OpsContext, kind: string | undefined, name: string): Promise<ObjectView> {
@@ -62,19 +77,25 @@ export async function listObjects(ctx: OpsContext, q: ListQuery): Promise<Object
   if (q.cursor !== undefined) {
     const c = decodeCursor(q.cursor);
     if (c.t !== 'objects' || c.k !== kind || (c.b ?? null) !== (q.bucket ?? null) || typeof c.a !== 'string') {
-      throw new BadInputError('the cursor belongs to another listing: pass the same kind and bucket as the query that returned it');
+      throw new BadInputError(
+        'the cursor belongs to another listing: pass the same kind and bucket as the query that returned it',
+      );
     }
     after = c.a;
   }
   // One row more than asked tells whether there is a next page.
   const rows = await ctx.store.list(kind, { bucket: q.bucket, after, limit: limit + 1 });
   const items = rows.slice(0, limit).map((a) => view(ctx, a));
-  const next = rows.length > limit ? encodeCursor({ t: 'objects', k: kind, b: q.bucket ?? null, a: items.at(-1)!.name }) : null;
+  const next =
+    rows.length > limit ? encodeCursor({ t: 'objects', k: kind, b: q.bucket ?? null, a: items.at(-1)!.name }) : null;
   return { kind, bucket: q.bucket ?? null, items, next_cursor: next };
 }
 
 /** Every object of a kind (or of one bucket), page by page, in bounded memory. */
-export async function* iterateObjects(ctx: OpsContext, q: { kind?: string | undefined; bucket?: string | undefined }): AsyncGenerator<ObjectView> {
+export async function* iterateObjects(
+  ctx: OpsContext,
+  q: { kind?: string | undefined; bucket?: string | undefined },
+): AsyncGenerator<ObjectView> {
   const kind = await knownKind(ctx, q.kind);
   let after: string | undefined;
   for (;;) {
@@ -109,9 +130,18 @@ export async function listBuckets(ctx: OpsContext, kind: string | undefined): Pr
   const k = configuredKind(ctx, kind);
   const counts = await ctx.store.counts(k.name);
   const total = [...counts.values()].reduce((a, b) => a + b, 0);
-  const rows: Omit<BucketView, 'share'>[] = k.buckets.map((b) => ({ name: b.name, state: b.state, weight: b.weight, upstream: b.upstream, hub_api: b.hubApi !== undefined, count: counts.get(b.name) ?? 0, in_config: true }));
+  const rows: Omit<BucketView, 'share'>[] = k.buckets.map((b) => ({
+    name: b.name,
+    state: b.state,
+    weight: b.weight,
+    upstream: b.upstream,
+    hub_api: b.hubApi !== undefined,
+    count: counts.get(b.name) ?? 0,
+    in_config: true,
+  }));
   for (const [name, count] of counts) {
-    if (!k.buckets.some((b) => b.name === name)) rows.push({ name, state: 'unknown', weight: 0, upstream: null, hub_api: false, count, in_config: false });
+    if (!k.buckets.some((b) => b.name === name))
+      rows.push({ name, state: 'unknown', weight: 0, upstream: null, hub_api: false, count, in_config: false });
   }
   return { kind: k.name, total, buckets: rows.map((r) => ({ ...r, share: total === 0 ? 0 : r.count / total })) };
 }
@@ -138,23 +168,38 @@ export interface SafetyRequest {
 }
 
 /** Asks the bucket's hub (if it has a hub_api) that the user runs nothing there. */
-export async function checkNoServer(ctx: OpsContext, kind: string, name: string, bucket: string, s: SafetyRequest): Promise<boolean> {
+export async function checkNoServer(
+  ctx: OpsContext,
+  kind: string,
+  name: string,
+  bucket: string,
+  s: SafetyRequest,
+): Promise<boolean> {
   if (s.skipHubCheck) return false;
   const client = hubClient(ctx, kind, bucket);
   if (!client) return false;
-  const r = await ensureNoServer(client, name, { stopServers: s.stopServers ?? false, stopTimeoutMs: s.stopTimeoutMs, pollMs: ctx.hub?.stopPollMs });
+  const r = await ensureNoServer(client, name, {
+    stopServers: s.stopServers ?? false,
+    stopTimeoutMs: s.stopTimeoutMs,
+    pollMs: ctx.hub?.stopPollMs,
+  });
   return r === 'stopped';
 }
 
 /** Assigns an object that has no bucket yet to a named one (instead of by the policy). */
-export async function assignObject(ctx: OpsContext, req: { kind?: string | undefined; name: string; bucket: string } & Who): Promise<ChangeView> {
+export async function assignObject(
+  ctx: OpsContext,
+  req: { kind?: string | undefined; name: string; bucket: string } & Who,
+): Promise<ChangeView> {
   const k = configuredKind(ctx, req.kind);
   const name = checkObjectName(ctx, req.name);
   configuredBucket(k, req.bucket);
   const reason = checkReason(req.reason);
   const current = await ctx.store.lookup(k.name, name);
-  if (current === req.bucket) return { kind: k.name, name, from: current, to: current, changed: false, servers_stopped: false };
-  if (current !== undefined) throw new ConflictError(`"${name}" is already on "${current}": use move to change its bucket`);
+  if (current === req.bucket)
+    return { kind: k.name, name, from: current, to: current, changed: false, servers_stopped: false };
+  if (current !== undefined)
+    throw new ConflictError(`"${name}" is already on "${current}": use move to change its bucket`);
   await ctx.store.put(k.name, name, req.bucket, { actor: req.actor, reason }, { expect: null });
   ctx.changed?.(k.name, name);
   ctx.log?.info({ event: 'admin_assign', kind: k.name, name, to: req.bucket, actor: req.actor }, 'assigned explicitly');
@@ -173,7 +218,10 @@ export interface AssignedView {
  * Assigns by the policy, exactly as a first request would (not audited: it is not an
  * operator's choice); an object that has a bucket keeps it.
  */
-export async function assignByPolicy(ctx: OpsContext, req: { kind?: string | undefined; name: string }): Promise<AssignedView> {
+export async function assignByPolicy(
+  ctx: OpsContext,
+  req: { kind?: string | undefined; name: string },
+): Promise<AssignedView> {
   const k = configuredKind(ctx, req.kind);
   const name = checkObjectName(ctx, req.name);
   const r = await ctx.store.assign(k.name, name, k.buckets);
@@ -186,7 +234,10 @@ export interface PutView extends ChangeView {
 }
 
 /** Puts the object on a bucket: moves it when it has one, assigns it explicitly when not. */
-export async function putObject(ctx: OpsContext, req: { kind?: string | undefined; name: string; bucket: string } & Who & SafetyRequest): Promise<PutView> {
+export async function putObject(
+  ctx: OpsContext,
+  req: { kind?: string | undefined; name: string; bucket: string } & Who & SafetyRequest,
+): Promise<PutView> {
   try {
     const r = await moveObject(ctx, { ...req, to: req.bucket });
     return { ...r, action: r.changed ? 'move' : 'none' };
@@ -197,19 +248,29 @@ export async function putObject(ctx: OpsContext, req: { kind?: string | undefine
   }
 }
 
-export async function moveObject(ctx: OpsContext, req: { kind?: string | undefined; name: string; to: string } & Who & SafetyRequest): Promise<ChangeView> {
+export async function moveObject(
+  ctx: OpsContext,
+  req: { kind?: string | undefined; name: string; to: string } & Who & SafetyRequest,
+): Promise<ChangeView> {
   const k = configuredKind(ctx, req.kind);
   const name = checkObjectName(ctx, req.name);
   configuredBucket(k, req.to);
   const reason = checkReason(req.reason);
   const from = await ctx.store.lookup(k.name, name);
-  if (from === undefined) throw new NotFoundError(`"${name}" of kind "${k.name}" has no assignment: nothing to move (assign it with: sharder assign NAME --to BUCKET)`);
+  if (from === undefined)
+    throw new NotFoundError(
+      `"${name}" of kind "${k.name}" has no assignment: nothing to move (assign it with: sharder assign NAME ` +
+        '--to BUCKET)',
+    );
   if (from === req.to) return { kind: k.name, name, from, to: from, changed: false, servers_stopped: false };
   const stopped = await checkNoServer(ctx, k.name, name, from, req);
   // expect: if someone moved or deleted it while the hub was asked, nothing is written.
   await ctx.store.put(k.name, name, req.to, { actor: req.actor, reason }, { expect: from });
   ctx.changed?.(k.name, name);
-  ctx.log?.info({ event: 'admin_move', kind: k.name, name, from, to: req.to, actor: req.actor, servers_stopped: stopped }, 'moved');
+  ctx.log?.info(
+    { event: 'admin_move', kind: k.name, name, from, to: req.to, actor: req.actor, servers_stopped: stopped },
+    'moved',
+  );
   return { kind: k.name, name, from, to: req.to, changed: true, servers_stopped: stopped };
 }
 
@@ -217,7 +278,10 @@ export async function moveObject(ctx: OpsContext, req: { kind?: string | undefin
  * Deletes an assignment; the object's next request assigns it afresh, possibly to another
  * hub, so the old hub is asked first exactly as for a move.
  */
-export async function deleteObject(ctx: OpsContext, req: { kind?: string | undefined; name: string } & Who & SafetyRequest): Promise<ChangeView> {
+export async function deleteObject(
+  ctx: OpsContext,
+  req: { kind?: string | undefined; name: string } & Who & SafetyRequest,
+): Promise<ChangeView> {
   const kind = await knownKind(ctx, req.kind);
   const name = checkObjectName(ctx, req.name);
   const reason = checkReason(req.reason);
@@ -256,7 +320,10 @@ export interface AuditView {
 
 export const auditView = (e: AuditEntry): AuditView => ({ ...e, at: isoTime(e.at) });
 
-export async function listAudit(ctx: OpsContext, q: AuditRequest): Promise<{ items: AuditView[]; next_cursor: string | null }> {
+export async function listAudit(
+  ctx: OpsContext,
+  q: AuditRequest,
+): Promise<{ items: AuditView[]; next_cursor: string | null }> {
   const limit = checkLimit(q.limit, AUDIT_DEFAULT_LIMIT, AUDIT_MAX_LIMIT);
   if (q.action !== undefined && !AUDIT_ACTIONS.includes(q.action as AuditAction)) {
     throw new BadInputError(`unknown action "${q.action}" (known: ${AUDIT_ACTIONS.join(', ')})`);
@@ -264,15 +331,27 @@ export async function listAudit(ctx: OpsContext, q: AuditRequest): Promise<{ ite
   let since: number | undefined;
   if (q.since !== undefined) {
     since = typeof q.since === 'number' ? q.since : /^\d+$/.test(q.since) ? Number(q.since) : Date.parse(q.since);
-    if (!Number.isFinite(since)) throw new BadInputError(`since must be an ISO 8601 time (e.g. 2024-05-01 or 2024-05-01T12:00:00Z), got ${JSON.stringify(q.since)}`);
+    if (!Number.isFinite(since))
+      throw new BadInputError(
+        `since must be an ISO 8601 time (e.g. 2024-05-01 or 2024-05-01T12:00:00Z), got ${JSON.stringify(q.since)}`,
+      );
   }
   let before: number | undefined;
   if (q.cursor !== undefined) {
     const c = decodeCursor(q.cursor);
-    if (c.t !== 'audit' || typeof c.i !== 'number') throw new BadInputError('the cursor does not belong to the audit log');
+    if (c.t !== 'audit' || typeof c.i !== 'number')
+      throw new BadInputError('the cursor does not belong to the audit log');
     before = c.i;
   }
-  const rows = await ctx.store.audit({ kind: q.kind, name: q.name, action: q.action as AuditAction | undefined, batch: q.batch, since, before, limit: limit + 1 });
+  const rows = await ctx.store.audit({
+    kind: q.kind,
+    name: q.name,
+    action: q.action as AuditAction | undefined,
+    batch: q.batch,
+    since,
+    before,
+    limit: limit + 1,
+  });
   const items = rows.slice(0, limit).map(auditView);
   return { items, next_cursor: rows.length > limit ? encodeCursor({ t: 'audit', i: items.at(-1)!.id }) : null };
 }

@@ -7,4 +7,5 @@ export { describeOriginal, parseOriginalUrl, readOriginal } from '../store/regis
 export { ORIGINAL_PAGE_SIZE, type OriginalRow, type OriginalSource } from '../store/original.js';
 
 /** The original's placeholder rows: `dummy-<bucket>` in that very bucket. */
-export const isPlaceholder = (r: { name: string | null; bucket: string | null }): boolean => r.bucket !== null && r.name === `dummy-${r.bucket}`;
+export const isPlaceholder = (r: { name: string | null; bucket: string | null }): boolean =>
+  r.bucket !== null && r.name === `dummy-${r.bucket}`;

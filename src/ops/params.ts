@@ -27,7 +27,11 @@ export interface ParamType<T> {
 
 /** `field "x"`, `query parameter "x"` or `--x`, as the sender spelled it. */
 export function label(where: Where): string {
-  return where.channel === 'body' ? `field "${where.key}"` : where.channel === 'query' ? `query parameter "${where.key}"` : `--${where.key}`;
+  return where.channel === 'body'
+    ? `field "${where.key}"`
+    : where.channel === 'query'
+      ? `query parameter "${where.key}"`
+      : `--${where.key}`;
 }
 
 function fail(where: Where, message: string): never {
@@ -38,7 +42,8 @@ function fail(where: Where, message: string): never {
 export const text: ParamType<string> = {
   doc: 'string',
   parse(raw, where) {
-    if (where.channel === 'body' && (typeof raw !== 'string' || raw === '')) fail(where, `${label(where)} must be a non-empty string`);
+    if (where.channel === 'body' && (typeof raw !== 'string' || raw === ''))
+      fail(where, `${label(where)} must be a non-empty string`);
     return raw as string;
   },
 };
@@ -62,7 +67,11 @@ export const bool: ParamType<boolean> = {
  * nine digits in a query, and on the command line up to `flag.digits` digits, at least
  * `flag.min` (default 1). `scale` converts the unit (seconds given, milliseconds used).
  */
-export function whole(opts: { doc: string; scale?: number; flag?: { digits?: number; min?: number; expect?: string } }): ParamType<number> {
+export function whole(opts: {
+  doc: string;
+  scale?: number;
+  flag?: { digits?: number; min?: number; expect?: string };
+}): ParamType<number> {
   const scale = opts.scale ?? 1;
   const digits = new RegExp(`^\\d{1,${opts.flag?.digits ?? 9}}$`);
   const min = opts.flag?.min ?? 1;
@@ -71,7 +80,8 @@ export function whole(opts: { doc: string; scale?: number; flag?: { digits?: num
     doc: opts.doc,
     parse(raw, where) {
       if (where.channel === 'body') {
-        if (typeof raw !== 'number' || !Number.isFinite(raw) || raw < 0) fail(where, `${label(where)} must be a non-negative number`);
+        if (typeof raw !== 'number' || !Number.isFinite(raw) || raw < 0)
+          fail(where, `${label(where)} must be a non-negative number`);
       } else if (where.channel === 'query') {
         if (typeof raw !== 'string' || !/^\d{1,9}$/.test(raw)) fail(where, `${label(where)} must be a whole number`);
       } else if (typeof raw !== 'string' || !digits.test(raw) || Number(raw) < min) {
@@ -87,7 +97,8 @@ export function choice<T extends string>(values: readonly T[]): ParamType<T> {
   return {
     doc: values.join(' | '),
     parse(raw, where) {
-      if (!values.includes(raw as T)) fail(where, `${where.channel === 'flag' ? '--' : ''}${where.key} must be one of ${values.join(', ')}`);
+      if (!values.includes(raw as T))
+        fail(where, `${where.channel === 'flag' ? '--' : ''}${where.key} must be one of ${values.join(', ')}`);
       return raw as T;
     },
   };

@@ -30,7 +30,10 @@ export interface Param {
   /** The default the operation applies when the value is not given, for the reference. */
   readonly default?: string | number | boolean;
   readonly required?: boolean;
-  /** API: `path` for a `:segment` of the route, false when the API does not take it; default: the route's body or query. */
+  /**
+   * API: `path` for a `:segment` of the route, false when the API does not take it; default: the
+   * route's body or query.
+   */
   readonly api?: 'path' | false;
   /** CLI: a flag (default), one positional argument (`what` names it in errors), or false. */
   readonly cli?: CliFlag | { readonly positional: string } | false;

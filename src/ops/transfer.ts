@@ -21,7 +21,16 @@ import { pipeline } from 'node:stream/promises';
 import { ImportFormatError, type InputProblem, PayloadTooLargeError } from '../errors.js';
 import type { ImportConflict, ImportRow } from '../store/types.js';
 import { type OpsContext, type Who, checkObjectName, checkReason, knownKind } from './context.js';
-import { CSV_HEADER, type Format, type RawRow, csvHeader, csvRow, detectFormat, formatRow, jsonlRow } from './format.js';
+import {
+  CSV_HEADER,
+  type Format,
+  type RawRow,
+  csvHeader,
+  csvRow,
+  detectFormat,
+  formatRow,
+  jsonlRow,
+} from './format.js';
 import { type OriginalSource, describeOriginal, isPlaceholder, readOriginal } from './original.js';
 
 export const IMPORT_BATCH_SIZE = 1000;
@@ -31,7 +40,10 @@ const MAX_LISTED_PROBLEMS = 20;
 export const MAX_LISTED_CONFLICTS = 1000;
 
 /** The lines of an export, header first (CSV). */
-export async function* exportLines(ctx: OpsContext, opts: { kind?: string | undefined; format: Format }): AsyncGenerator<string> {
+export async function* exportLines(
+  ctx: OpsContext,
+  opts: { kind?: string | undefined; format: Format },
+): AsyncGenerator<string> {
   const kind = opts.kind === undefined ? undefined : await knownKind(ctx, opts.kind);
   if (opts.format === 'csv') yield CSV_HEADER;
   for await (const a of ctx.store.export({ kind })) yield formatRow(opts.format, a);
@@ -76,7 +88,10 @@ function rowProblem(ctx: OpsContext, r: RawRow, kind: string): string | undefine
     return (err as Error).message;
   }
   if (!k.buckets.some((b) => b.name === r.bucket)) {
-    return `bucket "${r.bucket}" is not in the configuration of kind "${kind}": add it first (with state: draining if it should get no new objects)`;
+    return (
+      `bucket "${r.bucket}" is not in the configuration of kind "${kind}": add it first (with state: draining if ` +
+      'it should get no new objects)'
+    );
   }
   return undefined;
 }
@@ -92,7 +107,19 @@ async function importItems(
   const only = opts.kind;
   const defaultKind = only ?? ctx.config().defaultKind;
   const batchSize = opts.batchSize ?? IMPORT_BATCH_SIZE;
-  const report: ImportReport = { source, format, rows: 0, inserted: 0, unchanged: 0, overwritten: 0, conflicts: [], conflict_count: 0, other_kind: 0, placeholders: 0, batches: 0 };
+  const report: ImportReport = {
+    source,
+    format,
+    rows: 0,
+    inserted: 0,
+    unchanged: 0,
+    overwritten: 0,
+    conflicts: [],
+    conflict_count: 0,
+    other_kind: 0,
+    placeholders: 0,
+    batches: 0,
+  };
 
   // Pass 1: every row must be usable, or nothing is imported.
   const problems: InputProblem[] = [];
@@ -100,7 +127,12 @@ async function importItems(
   for await (const item of items()) {
     if (item === 'placeholder') continue;
     const { at, row } = item;
-    const problem = typeof row === 'string' ? row : only !== undefined && (row.kind ?? defaultKind) !== only ? undefined : rowProblem(ctx, row, row.kind ?? defaultKind);
+    const problem =
+      typeof row === 'string'
+        ? row
+        : only !== undefined && (row.kind ?? defaultKind) !== only
+          ? undefined
+          : rowProblem(ctx, row, row.kind ?? defaultKind);
     if (problem === undefined) continue;
     if (problems.length < MAX_LISTED_PROBLEMS) problems.push({ at, message: problem });
     else more++;
@@ -114,7 +146,11 @@ async function importItems(
   const flush = async (): Promise<void> => {
     if (batch.length === 0) return;
     const n = ++report.batches;
-    const r = await ctx.store.importBatch(batch, { overwrite: opts.overwrite ?? false }, { actor: opts.actor, reason, batch: `${id}/${n}` });
+    const r = await ctx.store.importBatch(
+      batch,
+      { overwrite: opts.overwrite ?? false },
+      { actor: opts.actor, reason, batch: `${id}/${n}` },
+    );
     report.inserted += r.inserted;
     report.unchanged += r.unchanged;
     report.overwritten += r.overwritten;
@@ -130,7 +166,12 @@ async function importItems(
       continue;
     }
     const { at, row } = item;
-    if (typeof row === 'string') throw new ImportFormatError(source, [{ at, message: `${row} (the input changed during the import; the rows before it were imported)` }], 0);
+    if (typeof row === 'string')
+      throw new ImportFormatError(
+        source,
+        [{ at, message: `${row} (the input changed during the import; the rows before it were imported)` }],
+        0,
+      );
     const kind = row.kind ?? defaultKind;
     if (only !== undefined && kind !== only) {
       report.other_kind++;
@@ -142,7 +183,18 @@ async function importItems(
   await flush();
   // Overwritten objects may be cached with their old bucket.
   for (const kind of touched) ctx.changed?.(kind, null);
-  ctx.log?.info({ event: 'imported', source, inserted: report.inserted, unchanged: report.unchanged, overwritten: report.overwritten, conflicts: report.conflict_count, actor: opts.actor }, 'import finished');
+  ctx.log?.info(
+    {
+      event: 'imported',
+      source,
+      inserted: report.inserted,
+      unchanged: report.unchanged,
+      overwritten: report.overwritten,
+      conflicts: report.conflict_count,
+      actor: opts.actor,
+    },
+    'import finished',
+  );
   return report;
 }
 
@@ -163,7 +215,11 @@ async function firstLine(path: string): Promise<string | undefined> {
   return undefined;
 }
 
-export async function importFile(ctx: OpsContext, path: string, opts: ImportOptions & { format?: Format | undefined; source?: string | undefined }): Promise<ImportReport> {
+export async function importFile(
+  ctx: OpsContext,
+  path: string,
+  opts: ImportOptions & { format?: Format | undefined; source?: string | undefined },
+): Promise<ImportReport> {
   const source = opts.source ?? basename(path);
   if (opts.kind !== undefined) await knownKind(ctx, opts.kind);
   const format = detectFormat(opts.format, opts.source === undefined ? path : undefined, await firstLine(path));
@@ -200,7 +256,11 @@ export interface StreamImportOptions extends ImportOptions {
  * Imports from a stream. An import reads its input twice (check, then import), so the stream is
  * spooled to a private temporary file first, removed afterwards.
  */
-export async function importStream(ctx: OpsContext, input: NodeJS.ReadableStream, opts: StreamImportOptions): Promise<ImportReport> {
+export async function importStream(
+  ctx: OpsContext,
+  input: NodeJS.ReadableStream,
+  opts: StreamImportOptions,
+): Promise<ImportReport> {
   const dir = await mkdtemp(join(tmpdir(), 'sharder-import-'));
   try {
     const file = join(dir, 'input');
@@ -209,7 +269,12 @@ export async function importStream(ctx: OpsContext, input: NodeJS.ReadableStream
     const limit = new Transform({
       transform(chunk: Buffer, _enc, cb) {
         size += chunk.length;
-        cb(max !== undefined && size > max ? new PayloadTooLargeError(`an import body may be at most ${max} bytes`) : null, chunk);
+        cb(
+          max !== undefined && size > max
+            ? new PayloadTooLargeError(`an import body may be at most ${max} bytes`)
+            : null,
+          chunk,
+        );
       },
     });
     await pipeline(input, limit, createWriteStream(file, { mode: 0o600 }));
@@ -227,7 +292,8 @@ export async function importOriginal(ctx: OpsContext, src: OriginalSource, opts:
     for await (const r of readOriginal(src)) {
       const at = `row id ${r.id}`;
       if (isPlaceholder(r)) yield 'placeholder';
-      else if (r.name === null || r.bucket === null || r.kind === null) yield { at, row: `has an empty ${r.name === null ? 'name' : r.bucket === null ? 'bucket' : 'kind'}` };
+      else if (r.name === null || r.bucket === null || r.kind === null)
+        yield { at, row: `has an empty ${r.name === null ? 'name' : r.bucket === null ? 'bucket' : 'kind'}` };
       else yield { at, row: { kind: r.kind, name: r.name, bucket: r.bucket, assignedAt: undefined } };
     }
   }

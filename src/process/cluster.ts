@@ -42,7 +42,12 @@ const EXIT_CONFIG = 2;
  * status: 0 after a stop, EXIT_CONFIG when a worker refused the configuration at start. `load`
  * reads the configuration again (file, environment and the command line's flags), on SIGHUP.
  */
-export async function runPrimary(config: Config, log: Logger, load: () => Config, hooks?: PrimaryHooks): Promise<number> {
+export async function runPrimary(
+  config: Config,
+  log: Logger,
+  load: () => Config,
+  hooks?: PrimaryHooks,
+): Promise<number> {
   // Migrate once, here, so that workers open an up-to-date schema.
   await (await openStore(config)).close();
 
@@ -77,7 +82,10 @@ export async function runPrimary(config: Config, log: Logger, load: () => Config
     started.delete(worker);
     if (stopping) return;
     if (starting && code === EXIT_CONFIG && !listened.has(worker)) {
-      log.error({ event: 'worker_refused_config', pid: worker.process.pid, code }, 'a worker cannot start with this configuration (it said why above): stopping');
+      log.error(
+        { event: 'worker_refused_config', pid: worker.process.pid, code },
+        'a worker cannot start with this configuration (it said why above): stopping',
+      );
       refused?.();
       return;
     }
@@ -98,17 +106,24 @@ export async function runPrimary(config: Config, log: Logger, load: () => Config
     await stopWorkers([...started.keys()]);
     return EXIT_CONFIG;
   }
-  log.info({ event: 'cluster_started', workers: config.workers, primary: process.pid }, `${config.workers} workers serving`);
+  log.info(
+    { event: 'cluster_started', workers: config.workers, primary: process.pid },
+    `${config.workers} workers serving`,
+  );
   hooks?.ready(`${config.workers} workers serving`);
 
   await untilStopped({
     reload: () => {
       try {
         const next = load();
-        if (next.workers !== config.workers) log.warn({ event: 'reload_ignored', key: 'workers' }, 'workers changed: restart to apply');
+        if (next.workers !== config.workers)
+          log.warn({ event: 'reload_ignored', key: 'workers' }, 'workers changed: restart to apply');
       } catch (err) {
         // Each worker would reject it too; say it once, here.
-        log.error({ event: 'reload_rejected', problems: err instanceof ConfigError ? err.problems : String(err) }, 'new configuration rejected; the old one stays in force');
+        log.error(
+          { event: 'reload_rejected', problems: err instanceof ConfigError ? err.problems : String(err) },
+          'new configuration rejected; the old one stays in force',
+        );
         return;
       }
       for (const w of started.keys()) w.process.kill('SIGHUP');

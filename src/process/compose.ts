@@ -92,7 +92,12 @@ export function applySettings(g: Pick<Graph, 'kinds' | 'answers'>, config: Confi
   applyKinds(g.kinds, config.kinds, config.cache.maxEntries);
   g.answers.apply(g.kinds, config.cookie);
   return {
-    identity: identitySettings(config.identity.header, config.identity.trustedProxies, config.identity.maxLength, config.kindHeader),
+    identity: identitySettings(
+      config.identity.header,
+      config.identity.trustedProxies,
+      config.identity.maxLength,
+      config.kindHeader,
+    ),
     defaultKind: g.kinds.get(config.defaultKind)!,
     kinds: g.kinds,
     redirect: config.shard.redirect,
@@ -107,9 +112,18 @@ export function compose(config: Config, o: ComposeOptions): Graph {
   const meter = config.metrics.enabled ? new RecordingMeter() : NO_METER;
   // The parts read the configuration in force through this, so that a reload reaches them.
   const current = (): Config => g.config;
-  const metrics: SharderMetrics | null = meter instanceof RecordingMeter
-    ? new SharderMetrics({ version: VERSION, meter, assignments, config: current, kinds: () => kinds.values(), store: (): Store => store, clustered: isWorker })
-    : null;
+  const metrics: SharderMetrics | null =
+    meter instanceof RecordingMeter
+      ? new SharderMetrics({
+          version: VERSION,
+          meter,
+          assignments,
+          config: current,
+          kinds: () => kinds.values(),
+          store: (): Store => store,
+          clustered: isWorker,
+        })
+      : null;
   const store: Store = metrics === null ? o.store : instrumentStore(o.store, metrics);
   const assigner = new Assigner(store, log, () => current().store.timeoutMs, {
     assigned: (kind, bucket, name) => {
@@ -118,7 +132,14 @@ export function compose(config: Config, o: ComposeOptions): Graph {
     },
     timedOut: (kind) => metrics?.timedOut(kind),
   });
-  const main: MainContext = { settings: applySettings({ kinds, answers }, config), assigner, answers, log, meter, ready: () => store.ping() };
+  const main: MainContext = {
+    settings: applySettings({ kinds, answers }, config),
+    assigner,
+    answers,
+    log,
+    meter,
+    ready: () => store.ping(),
+  };
   const proxy = config.mode === 'proxy' ? new ProxyMode(main, config.proxy) : undefined;
   if (proxy !== undefined) metrics?.addProxy(proxy.stats);
   const table = new AssignmentTable({ store, kinds: () => kinds, assigner, log, snapshot: o.snapshot });
@@ -133,7 +154,9 @@ export function compose(config: Config, o: ComposeOptions): Graph {
     try {
       return await p;
     } catch (err) {
-      throw new ClusterGatherError(`the workers' numbers could not be gathered: ${(err as Error).message}`, { cause: err });
+      throw new ClusterGatherError(`the workers' numbers could not be gathered: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   };
   const metricsRoute = {
@@ -155,28 +178,58 @@ export function compose(config: Config, o: ComposeOptions): Graph {
 
   const trusted = (req: IncomingMessage): boolean => peerTrusted(main, req);
   // With workers: N, each worker allows its share, so that the group allows the limit.
-  const limiter = (): FailureLimiter => new FailureLimiter(Math.ceil(AUTH_FAILURES_ALLOWED / (isWorker ? config.workers : 1)));
-  const control = config.controlListen === null ? null : createControlServer({
-    router,
-    credentials: () => ({ adminTokens: current().admin.tokens, metricsTokenHash: current().metrics.tokenHash, statusLoopbackWithoutToken: current().status.loopbackWithoutToken }),
-    log,
-    meter,
-    trusted,
-    limiter: limiter(),
-  });
+  const limiter = (): FailureLimiter =>
+    new FailureLimiter(Math.ceil(AUTH_FAILURES_ALLOWED / (isWorker ? config.workers : 1)));
+  const control =
+    config.controlListen === null
+      ? null
+      : createControlServer({
+          router,
+          credentials: () => ({
+            adminTokens: current().admin.tokens,
+            metricsTokenHash: current().metrics.tokenHash,
+            statusLoopbackWithoutToken: current().status.loopbackWithoutToken,
+          }),
+          log,
+          meter,
+          trusted,
+          limiter: limiter(),
+        });
   // The metrics listener knows the metrics token alone: no admin token works there.
-  const metricsListener = config.metrics.listen === null ? null : createControlServer({
-    router: metricsRouter,
-    credentials: () => ({ adminTokens: [], metricsTokenHash: current().metrics.tokenHash, statusLoopbackWithoutToken: false }),
-    log,
-    meter,
-    trusted,
-    limiter: limiter(),
-  });
+  const metricsListener =
+    config.metrics.listen === null
+      ? null
+      : createControlServer({
+          router: metricsRouter,
+          credentials: () => ({
+            adminTokens: [],
+            metricsTokenHash: current().metrics.tokenHash,
+            statusLoopbackWithoutToken: false,
+          }),
+          log,
+          meter,
+          trusted,
+          limiter: limiter(),
+        });
 
   const g: Graph = {
-    config, log, isWorker, kinds, answers, main, store, snapshot: o.snapshot, table, metrics, assignments, proxy,
-    server: proxy?.server ?? createMainServer(main), ops, router, control, metricsListener,
+    config,
+    log,
+    isWorker,
+    kinds,
+    answers,
+    main,
+    store,
+    snapshot: o.snapshot,
+    table,
+    metrics,
+    assignments,
+    proxy,
+    server: proxy?.server ?? createMainServer(main),
+    ops,
+    router,
+    control,
+    metricsListener,
   };
   return g;
 }

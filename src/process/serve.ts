@@ -39,7 +39,8 @@ export async function serveProcess(config: Config, o: ServeOptions): Promise<num
       try {
         sharder.reload(o.load());
       } catch (err) {
-        const problems = err instanceof ConfigError ? err.problems : [{ source: config.file, key: '(file)', message: String(err) }];
+        const problems =
+          err instanceof ConfigError ? err.problems : [{ source: config.file, key: '(file)', message: String(err) }];
         log.error({ event: 'reload_rejected', problems }, 'new configuration rejected; the old one stays in force');
       }
     },

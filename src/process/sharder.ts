@@ -83,11 +83,22 @@ export class Sharder {
         snapshot?.close();
         throw err;
       }
-      opts.log.warn({ event: 'store_unreachable_at_start', err: err.message }, 'PostgreSQL cannot be reached: starting from the snapshot; new users get 503 until it answers');
-      pending = new PendingStore('postgres', storeLocation(config), () => openStore(config, opts.log), (s) => sharder?.claimSnapshot(s), opts.log);
+      opts.log.warn(
+        { event: 'store_unreachable_at_start', err: err.message },
+        'PostgreSQL cannot be reached: starting from the snapshot; new users get 503 until it answers',
+      );
+      pending = new PendingStore(
+        'postgres',
+        storeLocation(config),
+        () => openStore(config, opts.log),
+        (s) => sharder?.claimSnapshot(s),
+        opts.log,
+      );
       store = pending;
     }
-    sharder = new Sharder(compose(config, { log: opts.log, store, snapshot, isWorker: opts.isWorker ?? false, startedAt: Date.now() }));
+    sharder = new Sharder(
+      compose(config, { log: opts.log, store, snapshot, isWorker: opts.isWorker ?? false, startedAt: Date.now() }),
+    );
     sharder.watch();
     if (pending !== undefined) sharder.seedFromSnapshot(pending.location);
     else sharder.claimSnapshot(store);
@@ -110,19 +121,28 @@ export class Sharder {
       if (!opts.store) await store.close();
       throw err;
     }
-    opts.log.info({
-      event: 'started',
-      config: config.file,
-      store: { backend: store.backend, location: store.location },
-      mode: config.mode,
-      listen: sharder.url,
-      control: sharder.controlUrl,
-      ...(sharder.metricsUrl === null ? {} : { metrics_listen: sharder.metricsUrl }),
-      metrics: config.metrics.enabled ? (config.metrics.tokenHash === null ? 'open' : 'token') : 'off',
-      kinds: Object.fromEntries([...config.kinds].map(([k, v]) => [k, v.buckets.map((b) => `${b.name}(${b.state}, weight ${b.weight})`)])),
-    }, `sharder listening on ${sharder.url}`);
+    opts.log.info(
+      {
+        event: 'started',
+        config: config.file,
+        store: { backend: store.backend, location: store.location },
+        mode: config.mode,
+        listen: sharder.url,
+        control: sharder.controlUrl,
+        ...(sharder.metricsUrl === null ? {} : { metrics_listen: sharder.metricsUrl }),
+        metrics: config.metrics.enabled ? (config.metrics.tokenHash === null ? 'open' : 'token') : 'off',
+        kinds: Object.fromEntries(
+          [...config.kinds].map(([k, v]) => [k, v.buckets.map((b) => `${b.name}(${b.state}, weight ${b.weight})`)]),
+        ),
+      },
+      `sharder listening on ${sharder.url}`,
+    );
     if (sharder.control !== null && config.admin.tokens.length === 0) {
-      opts.log.warn({ event: 'admin_api_disabled' }, 'no admin token configured (admin.token, admin.tokens or SHARDER_ADMIN_TOKEN): the admin API answers 401 to everything');
+      opts.log.warn(
+        { event: 'admin_api_disabled' },
+        'no admin token configured (admin.token, admin.tokens or SHARDER_ADMIN_TOKEN): the admin API answers ' +
+          '401 to everything',
+      );
     }
     return sharder;
   }
@@ -144,18 +164,28 @@ export class Sharder {
   /** The database answers: the snapshot records which one it is and starts following the table. */
   private claimSnapshot(store: Store): void {
     if (this.stopping !== undefined) return;
-    this.g.snapshot?.claim({ location: store.location, systemId: store instanceof PostgresStore ? store.identity.systemId : null, kinds: [...this.g.kinds.keys()] });
+    this.g.snapshot?.claim({
+      location: store.location,
+      systemId: store instanceof PostgresStore ? store.identity.systemId : null,
+      kinds: [...this.g.kinds.keys()],
+    });
   }
 
   /** The database is away at start: the known users come from the snapshot, when it is a copy of this database. */
   private seedFromSnapshot(location: string): void {
     const s = this.g.snapshot!;
-    const contents = s.read({ location, systemId: null, kinds: [...this.g.kinds.keys()] }, this.g.config.cache.maxEntries);
+    const contents = s.read(
+      { location, systemId: null, kinds: [...this.g.kinds.keys()] },
+      this.g.config.cache.maxEntries,
+    );
     if (contents === undefined) return;
     let rows = 0;
     for (const [name, list] of contents.rows) rows += this.table.seed(this.g.kinds.get(name)!, list);
     const ageS = Math.max(0, Math.round((Date.now() - contents.writtenAt) / 1000));
-    this.g.log.info({ event: 'snapshot_loaded', file: s.path, rows, age_s: ageS }, `assignment table loaded from snapshot ${s.path}: ${rows} rows written ${ageS} s ago`);
+    this.g.log.info(
+      { event: 'snapshot_loaded', file: s.path, rows, age_s: ageS },
+      `assignment table loaded from snapshot ${s.path}: ${rows} rows written ${ageS} s ago`,
+    );
   }
 
   get url(): string {
@@ -188,7 +218,8 @@ export class Sharder {
    */
   reload(next: Config): void {
     const g = this.g;
-    for (const key of restartOnlyChanges(g.config, next)) g.log.warn({ event: 'reload_ignored', key }, `${key} changed: restart to apply`);
+    for (const key of restartOnlyChanges(g.config, next))
+      g.log.warn({ event: 'reload_ignored', key }, `${key} changed: restart to apply`);
     g.proxy?.reload(next.proxy);
     g.main.settings = applySettings(g, next);
     g.table.loadNew();
@@ -202,7 +233,9 @@ export class Sharder {
     this.stopping ??= (async () => {
       this.stopWatching();
       this.table.stop();
-      const servers = [this.server, this.control, this.metricsListener].filter((s): s is Server => s !== null && s.listening);
+      const servers = [this.server, this.control, this.metricsListener].filter(
+        (s): s is Server => s !== null && s.listening,
+      );
       const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
       for (const s of servers) s.closeIdleConnections();
       const timer = setTimeout(() => {
@@ -228,7 +261,10 @@ function openSnapshot(config: Config, log: Logger): Snapshot | undefined {
   try {
     return Snapshot.open(file, log);
   } catch (err) {
-    log.warn({ event: 'snapshot_unusable', file, err: (err as Error).message }, `snapshot ${file} cannot be used: ${(err as Error).message}`);
+    log.warn(
+      { event: 'snapshot_unusable', file, err: (err as Error).message },
+      `snapshot ${file} cannot be used: ${(err as Error).message}`,
+    );
     return undefined;
   }
 }

@@ -42,13 +42,17 @@ export function systemdNotifier(env: NodeJS.ProcessEnv, log: Logger, command = '
       };
       let child;
       try {
-        child = spawn(command, args, { env: { ...env, NOTIFY_SOCKET: socket }, stdio: ['ignore', 'ignore', 'pipe'], timeout: NOTIFY_TIMEOUT_MS });
+        child = spawn(command, args, {
+          env: { ...env, NOTIFY_SOCKET: socket },
+          stdio: ['ignore', 'ignore', 'pipe'],
+          timeout: NOTIFY_TIMEOUT_MS,
+        });
       } catch (err) {
         fail((err as Error).message);
         return;
       }
       let stderr = '';
-      child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
       child.once('error', (err) => fail(`${command}: ${err.message}`));
       child.once('close', (code, signal) => {
         if (code === 0 && !settled) {

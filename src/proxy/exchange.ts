@@ -38,7 +38,15 @@ export type ProxiedRequest = IncomingMessage & { [kExchange]?: Exchange };
 /** Starts an exchange and ties it to the request, where http-proxy-3's callbacks find it. */
 export function startExchange(req: ProxiedRequest, bucket: BucketRef, upstream: string, target: Target): Exchange {
   const x: Exchange = {
-    bucket, upstream, target, proxyReq: undefined, reused: false, retried: false, upgraded: false, timeout: undefined, settled: false,
+    bucket,
+    upstream,
+    target,
+    proxyReq: undefined,
+    reused: false,
+    retried: false,
+    upgraded: false,
+    timeout: undefined,
+    settled: false,
     transferEncoding: req.headers['transfer-encoding'],
   };
   req[kExchange] = x;
@@ -55,7 +63,6 @@ export const RESERVED_PREFIX = '/_sharder';
 export function reserved(path: string): boolean {
   return path === RESERVED_PREFIX || path.startsWith(`${RESERVED_PREFIX}/`);
 }
-
 
 /** Rewrites the client's headers, in place, into the ones the hub gets (headers.ts). */
 export function prepareHeaders(px: ProxyContext, req: IncomingMessage, websocket: boolean): void {
@@ -111,14 +118,26 @@ export function aborted(px: ProxyContext, x: Exchange): void {
 /** A sentence for the log and the page from a socket error's code. */
 export function describeError(err: NodeJS.ErrnoException): string {
   switch (err.code) {
-    case 'ECONNREFUSED': return 'connection refused';
-    case 'ECONNRESET': return 'connection reset';
-    case 'EPIPE': return 'connection closed while sending';
-    case 'EHOSTUNREACH': case 'ENETUNREACH': return 'host unreachable';
-    case 'ENOTFOUND': case 'EAI_AGAIN': return 'host name not found';
-    case 'ETIMEDOUT': return 'connection timed out';
-    case 'HPE_INVALID_CONSTANT': case 'HPE_INVALID_HEADER_TOKEN': case 'HPE_INVALID_CHUNK_SIZE': return 'invalid HTTP response';
-    default: return err.code ?? 'connection failed';
+    case 'ECONNREFUSED':
+      return 'connection refused';
+    case 'ECONNRESET':
+      return 'connection reset';
+    case 'EPIPE':
+      return 'connection closed while sending';
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return 'host unreachable';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'host name not found';
+    case 'ETIMEDOUT':
+      return 'connection timed out';
+    case 'HPE_INVALID_CONSTANT':
+    case 'HPE_INVALID_HEADER_TOKEN':
+    case 'HPE_INVALID_CHUNK_SIZE':
+      return 'invalid HTTP response';
+    default:
+      return err.code ?? 'connection failed';
   }
 }
 
@@ -126,20 +145,37 @@ export function describeError(err: NodeJS.ErrnoException): string {
 export function upstreamError(x: Exchange, err: Error): ShardError {
   if (x.timeout !== undefined) return x.timeout;
   if (err instanceof ShardError) return err;
-  return new UpstreamDownError(x.bucket.name, describeError(err as NodeJS.ErrnoException), { cause: err });
+  return new UpstreamDownError(x.bucket.name, describeError(err), { cause: err });
 }
 
 /**
  * Counts and logs a hub failure; returns the request id its answer carries. `upstream` is the
  * address the exchange used (a reload may have changed the bucket's since).
  */
-export function reportFailure(px: ProxyContext, req: IncomingMessage, bucket: BucketRef, err: ShardError, upstream: string | null): string {
+export function reportFailure(
+  px: ProxyContext,
+  req: IncomingMessage,
+  bucket: BucketRef,
+  err: ShardError,
+  upstream: string | null,
+): string {
   countFailure(px.stats, err, bucket);
   const id = errorRequestId(px.main, req);
   const cause = err.cause as NodeJS.ErrnoException | undefined;
-  px.main.log.error({
-    event: 'proxy_failed', request_id: id, code: err.code, bucket: bucket.name, kind: bucket.kind, upstream,
-    method: req.method, path: pathOnly(req.url), websocket: req.headers.upgrade !== undefined, cause: cause?.code ?? cause?.message,
-  }, err.message);
+  px.main.log.error(
+    {
+      event: 'proxy_failed',
+      request_id: id,
+      code: err.code,
+      bucket: bucket.name,
+      kind: bucket.kind,
+      upstream,
+      method: req.method,
+      path: pathOnly(req.url),
+      websocket: req.headers.upgrade !== undefined,
+      cause: cause?.code ?? cause?.message,
+    },
+    err.message,
+  );
   return id;
 }

@@ -10,14 +10,40 @@ import type { IncomingHttpHeaders } from 'node:http';
  * is consumed here too. `Transfer-Encoding` is not in this list for requests: Node's client
  * re-frames the body from it (chunked stays chunked).
  */
-const REQUEST_HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'expect'];
-const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate']);
+const REQUEST_HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-authorization',
+  'expect',
+];
+const RESPONSE_HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authenticate',
+]);
 
 /**
  * Headers that describe where a request came from. From an untrusted peer they are lies; from a
  * trusted proxy (nginx, an authenticating proxy) they are appended to.
  */
-const FORWARDING = ['forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix', 'x-real-ip'];
+const FORWARDING = [
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-forwarded-prefix',
+  'x-real-ip',
+];
 
 const KEPT_DESPITE_CONNECTION = new Set(['host', 'content-length', 'transfer-encoding', 'upgrade']);
 
@@ -25,7 +51,10 @@ const KEPT_DESPITE_CONNECTION = new Set(['host', 'content-length', 'transfer-enc
 export function connectionTokens(value: string | string[] | undefined): string[] {
   if (value === undefined) return [];
   const text = Array.isArray(value) ? value.join(',') : value;
-  return text.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== '');
+  return text
+    .split(',')
+    .map((t) => t.trim().toLowerCase())
+    .filter((t) => t !== '');
 }
 
 export interface ForwardOptions {

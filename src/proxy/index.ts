@@ -20,7 +20,7 @@ import { checkPresentedCookie } from '../http/cookie.js';
 import { createListener, pathOnly } from '../http/listener.js';
 import { errorRequestId, handle, place, type MainContext, type Placer } from '../http/main.js';
 import type { ProxyContext } from './context.js';
-import { RESERVED_PREFIX, exchangeOf, reserved, type ProxiedRequest } from './exchange.js';
+import { RESERVED_PREFIX, exchangeOf, reserved } from './exchange.js';
 import { TargetPool } from './pool.js';
 import { newProxyStats, type ProxyStats } from './stats.js';
 import { forward, onProxyReq, onProxyRes, onWebError, refuse } from './web.js';
@@ -45,8 +45,13 @@ export class ProxyMode {
       selfHandleResponse: true, // onProxyRes writes the answer: it must end when the hub's is cut
     });
     const px: ProxyContext = {
-      main: ctx, proxy, stats: newProxyStats(), pool: new TargetPool(config), upgraded: new Set(), config,
-      webError: (err, req, res) => onWebError(px, err, req as ProxiedRequest, res as ServerResponse),
+      main: ctx,
+      proxy,
+      stats: newProxyStats(),
+      pool: new TargetPool(config),
+      upgraded: new Set(),
+      config,
+      webError: (err, req, res) => onWebError(px, err, req, res as ServerResponse),
       wsError: (err, req, socket) => onWsError(px, err, req, socket as Socket),
     };
     this.px = px;
@@ -75,7 +80,7 @@ export class ProxyMode {
       placed: (c, req, res, kind, name, bucket) => {
         const a = c.answers.of(bucket);
         if (a.signer !== null) checkPresentedCookie(c.log, req, name, bucket, a.signer, a.cookieToken);
-        forward(px, req as ProxiedRequest, res, kind, bucket);
+        forward(px, req, res, kind, bucket);
       },
       refused: (_c, req, res, r) => refuse(px, req, res, r),
     };

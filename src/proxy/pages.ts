@@ -10,8 +10,14 @@ import { REQUEST_ID_HEADER } from '../http/request-id.js';
 const HALF_CLOSED_GRACE_MS = 5_000;
 
 const STATUS_TEXT: Readonly<Record<number, string>> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 500: 'Internal Server Error',
-  502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
 };
 
 const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -20,7 +26,8 @@ export function errorPage(status: number, bucket: string, message: string, code:
   const title = `${status} ${STATUS_TEXT[status] ?? 'Error'}`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${title}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;padding:0 1em;color:#222}code{color:#666}</style></head>
+<style>body{font-family:system-ui,sans-serif;max-width:40em;
+  margin:4em auto;padding:0 1em;color:#222}code{color:#666}</style></head>
 <body><h1>Your hub is not available</h1>
 <p>${escapeHtml(message)}</p>
 <p>Hub: <strong>${escapeHtml(bucket)}</strong> &middot; <code>${title} &middot; ${escapeHtml(code)}</code></p>
@@ -38,9 +45,17 @@ export interface SocketAnswer {
 
 /** A JSON HTTP answer as bytes, for a socket that has not been switched to a websocket. */
 export function socketAnswerText(httpVersion: string, a: SocketAnswer): string {
-  const body = JSON.stringify(a.bucket === undefined ? { code: a.code, message: a.message } : { code: a.code, message: a.message, bucket: a.bucket });
-  return `HTTP/${httpVersion === '1.0' ? '1.0' : '1.1'} ${a.status} ${STATUS_TEXT[a.status] ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-    `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\n${REQUEST_ID_HEADER}: ${a.id}\r\nConnection: close\r\n\r\n${body}`;
+  const body = JSON.stringify(
+    a.bucket === undefined
+      ? { code: a.code, message: a.message }
+      : { code: a.code, message: a.message, bucket: a.bucket },
+  );
+  return (
+    `HTTP/${httpVersion === '1.0' ? '1.0' : '1.1'} ${a.status} ` +
+    `${STATUS_TEXT[a.status] ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\n${REQUEST_ID_HEADER}: ` +
+    `${a.id}\r\nConnection: close\r\n\r\n${body}`
+  );
 }
 
 /** Writes a JSON HTTP answer on a socket that has not been switched, then closes it. */

@@ -24,7 +24,12 @@ export class TargetPool {
     if (t === undefined) {
       const url = new URL(upstream);
       const keepAlive = this.config.keepAliveMs > 0;
-      const opts = { keepAlive, timeout: keepAlive ? this.config.keepAliveMs : undefined, maxFreeSockets: this.config.maxFreeSockets, scheduling: 'lifo' as const };
+      const opts = {
+        keepAlive,
+        timeout: keepAlive ? this.config.keepAliveMs : undefined,
+        maxFreeSockets: this.config.maxFreeSockets,
+        scheduling: 'lifo' as const,
+      };
       const agent = url.protocol === 'https:' ? new HttpsAgent(opts) : new HttpAgent(opts);
       t = { options: { target: url, agent }, agent };
       this.targets.set(upstream, t);
@@ -33,7 +38,8 @@ export class TargetPool {
   }
 
   reload(config: ProxyConfig): void {
-    if (config.keepAliveMs !== this.config.keepAliveMs || config.maxFreeSockets !== this.config.maxFreeSockets) this.targets = new Map();
+    if (config.keepAliveMs !== this.config.keepAliveMs || config.maxFreeSockets !== this.config.maxFreeSockets)
+      this.targets = new Map();
     this.config = config;
   }
 

@@ -26,7 +26,13 @@ export interface ProxyStats {
 
 export function newProxyStats(): ProxyStats {
   return {
-    requests: 0, websockets: 0, websocketsOpen: 0, refused: 0, loginRedirects: 0, retries: 0, clientAborts: 0,
+    requests: 0,
+    websockets: 0,
+    websocketsOpen: 0,
+    refused: 0,
+    loginRedirects: 0,
+    retries: 0,
+    clientAborts: 0,
     errors: { SHARD_ERR_UPSTREAM_DOWN: 0, SHARD_ERR_UPSTREAM_TIMEOUT: 0, SHARD_ERR_NO_UPSTREAM: 0 },
     errorsByHub: {},
   };

@@ -12,7 +12,16 @@ import { REQUEST_ID_HEADER } from '../http/request-id.js';
 import { sendError } from '../http/respond.js';
 import type { BucketRef, KindRuntime } from '../core/buckets.js';
 import type { ProxyContext } from './context.js';
-import { aborted, armTimeouts, exchangeOf, prepareHeaders, reportFailure, startExchange, upstreamError, type ProxiedRequest } from './exchange.js';
+import {
+  aborted,
+  armTimeouts,
+  exchangeOf,
+  prepareHeaders,
+  reportFailure,
+  startExchange,
+  upstreamError,
+  type ProxiedRequest,
+} from './exchange.js';
 import { responseHeaders, wantsJson } from './headers.js';
 import { errorPage } from './pages.js';
 
@@ -31,7 +40,12 @@ export function retryable(req: IncomingMessage): boolean {
 export function refuse(px: ProxyContext, req: IncomingMessage, res: ServerResponse, r: Refusal): void {
   px.stats.refused++;
   const login = px.config.loginUrl;
-  if (login !== null && r.code === NO_IDENTITY.code && (req.method === 'GET' || req.method === 'HEAD') && !wantsJson(req.headers.accept)) {
+  if (
+    login !== null &&
+    r.code === NO_IDENTITY.code &&
+    (req.method === 'GET' || req.method === 'HEAD') &&
+    !wantsJson(req.headers.accept)
+  ) {
     px.stats.loginRedirects++;
     const location = login.replaceAll('{next}', encodeURIComponent(req.url ?? '/'));
     res.writeHead(302, ['Location', location, 'Content-Length', '0', 'Cache-Control', 'no-store']);
@@ -42,7 +56,13 @@ export function refuse(px: ProxyContext, req: IncomingMessage, res: ServerRespon
   sendError(res, r.status, r.code, r.message, [REQUEST_ID_HEADER, r.requestId ?? errorRequestId(px.main, req)]);
 }
 
-export function forward(px: ProxyContext, req: ProxiedRequest, res: ServerResponse, kind: KindRuntime, bucket: BucketRef): void {
+export function forward(
+  px: ProxyContext,
+  req: ProxiedRequest,
+  res: ServerResponse,
+  kind: KindRuntime,
+  bucket: BucketRef,
+): void {
   if (res.destroyed || req.socket.destroyed) {
     px.stats.clientAborts++; // gone while a first assignment waited for the store
     return;
@@ -68,17 +88,32 @@ export function onProxyReq(px: ProxyContext, proxyReq: ClientRequest, req: Incom
   armTimeouts(px, proxyReq, x);
 }
 
-export function onProxyRes(px: ProxyContext, proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse): void {
+export function onProxyRes(
+  px: ProxyContext,
+  proxyRes: IncomingMessage,
+  req: IncomingMessage,
+  res: ServerResponse,
+): void {
   const x = exchangeOf(req);
   if (x === undefined || res.destroyed) {
     proxyRes.destroy();
     return;
   }
   try {
-    res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, responseHeaders(proxyRes.rawHeaders, px.main.answers.of(x.bucket).cookie));
+    res.writeHead(
+      proxyRes.statusCode ?? 502,
+      proxyRes.statusMessage,
+      responseHeaders(proxyRes.rawHeaders, px.main.answers.of(x.bucket).cookie),
+    );
   } catch (err) {
     proxyRes.destroy();
-    return fail(px, req, res, x.bucket, new UpstreamDownError(x.bucket.name, `unusable response: ${(err as Error).message}`, { cause: err }));
+    return fail(
+      px,
+      req,
+      res,
+      x.bucket,
+      new UpstreamDownError(x.bucket.name, `unusable response: ${(err as Error).message}`, { cause: err }),
+    );
   }
   // A hub dying mid-body must end the client's response too: pipe() alone would leave it
   // open forever. (stream.pipeline() would do this, at the price of an AbortController and a
@@ -86,7 +121,13 @@ export function onProxyRes(px: ProxyContext, proxyRes: IncomingMessage, req: Inc
   // going away is handled by http-proxy-3, which destroys the request to the hub.
   const cut = (err?: Error): void => {
     if (x.settled) return;
-    fail(px, req, res, x.bucket, x.timeout ?? new UpstreamDownError(x.bucket.name, 'the response was cut short', { cause: err }));
+    fail(
+      px,
+      req,
+      res,
+      x.bucket,
+      x.timeout ?? new UpstreamDownError(x.bucket.name, 'the response was cut short', { cause: err }),
+    );
   };
   proxyRes.once('error', cut); // also makes Node report the cut at all (it emits only to listeners)
   proxyRes.once('close', () => {
@@ -114,7 +155,13 @@ export function onWebError(px: ProxyContext, err: Error, req: ProxiedRequest, re
 }
 
 /** Logs and counts a hub failure and answers it, as a page or JSON, naming the hub. */
-export function fail(px: ProxyContext, req: IncomingMessage, res: ServerResponse, bucket: BucketRef, err: ShardError): void {
+export function fail(
+  px: ProxyContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  bucket: BucketRef,
+  err: ShardError,
+): void {
   const x = exchangeOf(req);
   if (x !== undefined) {
     if (x.settled) return;
@@ -131,11 +178,16 @@ export function fail(px: ProxyContext, req: IncomingMessage, res: ServerResponse
     : errorPage(err.status, bucket.name, err.message, err.code);
   if (!req.complete) res.shouldKeepAlive = false;
   res.writeHead(err.status, [
-    'Content-Type', json ? 'application/json; charset=utf-8' : 'text/html; charset=utf-8',
-    'Content-Length', String(Buffer.byteLength(body)),
-    'Cache-Control', 'no-store',
-    'Set-Cookie', px.main.answers.of(bucket).cookie,
-    REQUEST_ID_HEADER, id,
+    'Content-Type',
+    json ? 'application/json; charset=utf-8' : 'text/html; charset=utf-8',
+    'Content-Length',
+    String(Buffer.byteLength(body)),
+    'Cache-Control',
+    'no-store',
+    'Set-Cookie',
+    px.main.answers.of(bucket).cookie,
+    REQUEST_ID_HEADER,
+    id,
   ]);
   res.end(req.method === 'HEAD' ? undefined : body);
 }

@@ -11,14 +11,24 @@ import { errorRequestId, place } from '../http/main.js';
 import type { BucketRef, KindRuntime } from '../core/buckets.js';
 import type { ProxyContext } from './context.js';
 import {
-  RESERVED_PREFIX, aborted, armTimeouts, exchangeOf, prepareHeaders, reportFailure, reserved, startExchange, upstreamError, type ProxiedRequest,
+  RESERVED_PREFIX,
+  aborted,
+  armTimeouts,
+  exchangeOf,
+  prepareHeaders,
+  reportFailure,
+  reserved,
+  startExchange,
+  upstreamError,
+  type ProxiedRequest,
 } from './exchange.js';
 import { answerSocket, halfClosed } from './pages.js';
 
 const noop = (): void => {};
 
 export function onUpgrade(px: ProxyContext, req: ProxiedRequest, socket: Socket, head: Buffer): void | Promise<void> {
-  const answer = (status: number, code: string, message: string): void => answerSocket(req, socket, { status, code, message, id: errorRequestId(px.main, req) });
+  const answer = (status: number, code: string, message: string): void =>
+    answerSocket(req, socket, { status, code, message, id: errorRequestId(px.main, req) });
   if (reserved(pathOnly(req.url))) return answer(404, 'SHARD_ERR_NOT_FOUND', `no websocket under ${RESERVED_PREFIX}`);
   if (req.method !== 'GET' || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
     return answer(400, 'SHARD_ERR_BAD_UPGRADE', 'only websocket upgrades (GET with Upgrade: websocket) are proxied');
@@ -32,7 +42,14 @@ export function onUpgrade(px: ProxyContext, req: ProxiedRequest, socket: Socket,
   });
 }
 
-function forwardWs(px: ProxyContext, req: ProxiedRequest, socket: Socket, head: Buffer, kind: KindRuntime, bucket: BucketRef): void {
+function forwardWs(
+  px: ProxyContext,
+  req: ProxiedRequest,
+  socket: Socket,
+  head: Buffer,
+  kind: KindRuntime,
+  bucket: BucketRef,
+): void {
   if (socket.destroyed) {
     px.stats.clientAborts++;
     return;
@@ -41,7 +58,13 @@ function forwardWs(px: ProxyContext, req: ProxiedRequest, socket: Socket, head: 
   if (upstream === null) {
     const err = new NoUpstreamError(kind.name, bucket.name);
     const id = reportFailure(px, req, bucket, err, null);
-    return answerSocket(req, socket, { status: err.status, code: err.code, message: err.message, bucket: bucket.name, id });
+    return answerSocket(req, socket, {
+      status: err.status,
+      code: err.code,
+      message: err.message,
+      bucket: bucket.name,
+      id,
+    });
   }
   const target = px.pool.get(upstream);
   startExchange(req, bucket, upstream, target);
@@ -84,7 +107,10 @@ export function onProxyReqWs(px: ProxyContext, proxyReq: ClientRequest, req: Inc
     // websocket's. (http-proxy-3 clears the hub socket's timer.)
     if (idle > 0) {
       socket.setTimeout(idle, () => {
-        px.main.log.info({ event: 'websocket_idle', bucket: x.bucket.name, idle_ms: idle }, 'websocket closed after idle timeout');
+        px.main.log.info(
+          { event: 'websocket_idle', bucket: x.bucket.name, idle_ms: idle },
+          'websocket closed after idle timeout',
+        );
         socket.destroy();
         hubSocket.destroy();
       });

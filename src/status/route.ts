@@ -32,10 +32,13 @@ export interface StatusDeps {
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
-    timer.unref();
-  })]).finally(() => clearTimeout(timer));
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+      timer.unref();
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
 
 export async function statusView(deps: StatusDeps, refreshSeconds: number): Promise<StatusView> {
@@ -50,7 +53,11 @@ export async function statusView(deps: StatusDeps, refreshSeconds: number): Prom
     deps.recent(),
   ]);
   const recentView: RecentView = recent.status === 'fulfilled' ? recent.value : { since: now, counts: {} };
-  if (recent.status === 'rejected') deps.log.warn({ event: 'status_recent_failed', err: String(recent.reason) }, 'new assignments could not be gathered');
+  if (recent.status === 'rejected')
+    deps.log.warn(
+      { event: 'status_recent_failed', err: String(recent.reason) },
+      'new assignments could not be gathered',
+    );
   let kinds: KindStatus[] | null = null;
   if (bucketViews.status === 'fulfilled') {
     kinds = bucketViews.value.map((v) => {
@@ -70,7 +77,8 @@ export async function statusView(deps: StatusDeps, refreshSeconds: number): Prom
       return { name: v.kind, total: v.total, recent: buckets.reduce((a, b) => a + b.recent, 0), buckets };
     });
   }
-  const storeError = bucketViews.status === 'rejected' ? String((bucketViews.reason as Error).message ?? bucketViews.reason) : null;
+  const storeError =
+    bucketViews.status === 'rejected' ? String((bucketViews.reason as Error).message ?? bucketViews.reason) : null;
   return {
     generatedAt: now,
     version: deps.version,
@@ -81,33 +89,54 @@ export async function statusView(deps: StatusDeps, refreshSeconds: number): Prom
     refreshSeconds,
     recentSince: recentView.since,
     kinds,
-    audit: audit.status === 'fulfilled'
-      ? audit.value.items.map((e): AuditLine => ({ at: e.at, actor: e.actor, action: e.action, kind: e.kind, name: e.name, from: e.from, to: e.to, reason: e.reason }))
-      : null,
+    audit:
+      audit.status === 'fulfilled'
+        ? audit.value.items.map((e): AuditLine => ({
+            at: e.at,
+            actor: e.actor,
+            action: e.action,
+            kind: e.kind,
+            name: e.name,
+            from: e.from,
+            to: e.to,
+            reason: e.reason,
+          }))
+        : null,
   };
 }
 
 export function registerStatusRoute(router: ControlRouter, deps: StatusDeps): void {
-  router.add('GET', '/status', async ({ res, query }) => {
-    let refresh = deps.config().status.refreshSeconds;
-    const r = query.get('refresh');
-    if (r !== null && /^\d{1,4}$/.test(r) && Number(r) <= 3600) refresh = Number(r);
-    let view: StatusView;
-    try {
-      view = await statusView(deps, refresh);
-    } catch (err) {
-      throw new ClusterGatherError(`the status could not be put together: ${(err as Error).message}`, { cause: err });
-    }
-    const html = renderStatus(view);
-    res.writeHead(200, [
-      'Content-Type', 'text/html; charset=utf-8',
-      'Content-Length', String(Buffer.byteLength(html)),
-      'Cache-Control', 'no-store',
-      // No script at all; styles are inline (the bars' widths are style attributes).
-      'Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-      'X-Content-Type-Options', 'nosniff',
-      'Referrer-Policy', 'no-referrer',
-    ]);
-    res.end(html);
-  }, { access: 'status' });
+  router.add(
+    'GET',
+    '/status',
+    async ({ res, query }) => {
+      let refresh = deps.config().status.refreshSeconds;
+      const r = query.get('refresh');
+      if (r !== null && /^\d{1,4}$/.test(r) && Number(r) <= 3600) refresh = Number(r);
+      let view: StatusView;
+      try {
+        view = await statusView(deps, refresh);
+      } catch (err) {
+        throw new ClusterGatherError(`the status could not be put together: ${(err as Error).message}`, { cause: err });
+      }
+      const html = renderStatus(view);
+      res.writeHead(200, [
+        'Content-Type',
+        'text/html; charset=utf-8',
+        'Content-Length',
+        String(Buffer.byteLength(html)),
+        'Cache-Control',
+        'no-store',
+        // No script at all; styles are inline (the bars' widths are style attributes).
+        'Content-Security-Policy',
+        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        'X-Content-Type-Options',
+        'nosniff',
+        'Referrer-Policy',
+        'no-referrer',
+      ]);
+      res.end(html);
+    },
+    { access: 'status' },
+  );
 }

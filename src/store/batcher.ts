@@ -44,11 +44,12 @@ export class Batcher<I, O> {
       }
       results
         .then(
-          (out) => batch.forEach((b, i) => {
-            const r = out[i];
-            if (r instanceof Error) b.reject(r);
-            else b.resolve(r as O);
-          }),
+          (out) =>
+            batch.forEach((b, i) => {
+              const r = out[i];
+              if (r instanceof Error) b.reject(r);
+              else b.resolve(r as O);
+            }),
           (err: unknown) => batch.forEach((b) => b.reject(err)),
         )
         .finally(() => {

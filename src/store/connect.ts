@@ -15,7 +15,9 @@ export function tlsOptions(mode: PgSslMode, ca: Buffer | undefined): false | Con
     case 'disable':
       return false;
     case 'require':
-      return ca === undefined ? { rejectUnauthorized: false } : { rejectUnauthorized: true, ca, checkServerIdentity: () => undefined };
+      return ca === undefined
+        ? { rejectUnauthorized: false }
+        : { rejectUnauthorized: true, ca, checkServerIdentity: () => undefined };
     case 'verify-ca':
       return { rejectUnauthorized: true, ...(ca ? { ca } : {}), checkServerIdentity: () => undefined };
     case 'verify-full':
@@ -38,18 +40,26 @@ export function firstLine(bytes: Buffer): string {
   return bytes.toString('utf8').split(/\r?\n/)[0]!;
 }
 
-
 /**
  * The password on the first line of `path`, or undefined after reporting (as `key`) a file
  * that is empty or cannot be read: never the file's contents.
  */
-export function readPasswordFile(readFile: (path: string) => Buffer, path: string, key: string, report: (key: string, message: string) => void): string | undefined {
+export function readPasswordFile(
+  readFile: (path: string) => Buffer,
+  path: string,
+  key: string,
+  report: (key: string, message: string) => void,
+): string | undefined {
   try {
     const password = firstLine(readFile(path));
     if (password === '') report(key, 'is empty: put the password on its first line');
     return password;
   } catch (err) {
-    report(key, `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}): it must name a file readable by the sharder's user`);
+    report(
+      key,
+      `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}): it must name a file readable by the ` +
+        `sharder's user`,
+    );
     return undefined;
   }
 }

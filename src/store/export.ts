@@ -10,7 +10,10 @@ export const EXPORT_PAGE_SIZE = 1000;
  * connection while an iterator is open, and a PostgreSQL cursor would hold a connection and
  * keep old row versions from being vacuumed.
  */
-export async function* exportByPages(store: Pick<Store, 'kinds' | 'list'>, opts: { kind?: string | undefined; pageSize?: number | undefined } = {}): AsyncIterable<Assignment> {
+export async function* exportByPages(
+  store: Pick<Store, 'kinds' | 'list'>,
+  opts: { kind?: string | undefined; pageSize?: number | undefined } = {},
+): AsyncIterable<Assignment> {
   const pageSize = opts.pageSize ?? EXPORT_PAGE_SIZE;
   const kinds = opts.kind === undefined ? await store.kinds() : [opts.kind];
   for (const kind of kinds) {

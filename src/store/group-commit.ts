@@ -26,11 +26,15 @@ export interface GroupCommitBackend {
   /** Concurrent lookup queries (leave connections for assignments and the change feed). */
   readonly lookupConcurrency: number;
   /** True for an error worth repeating the whole call for (a lost connection, a racing writer's duplicate key). */
-  retryable(err: unknown, attempt: number): boolean;
+  retryable: (err: unknown, attempt: number) => boolean;
 }
 
 /** Repeats `fn` while `retryable` says so, pausing a little longer each time. */
-export async function retrying<T>(fn: () => Promise<T>, retryable: (err: unknown, attempt: number) => boolean, pauseMs = 20): Promise<T> {
+export async function retrying<T>(
+  fn: () => Promise<T>,
+  retryable: (err: unknown, attempt: number) => boolean,
+  pauseMs = 20,
+): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
@@ -52,10 +56,17 @@ export class GroupCommit {
   lookup(kind: string, name: string): Promise<string | undefined> {
     let b = this.lookups.get(kind);
     if (b === undefined) {
-      b = new Batcher(async (names) => {
-        const found = await retrying(() => this.backend.lookupMany(kind, [...new Set(names)]), this.backend.retryable);
-        return names.map((n) => found.get(n));
-      }, MAX_BATCH, this.backend.lookupConcurrency);
+      b = new Batcher(
+        async (names) => {
+          const found = await retrying(
+            () => this.backend.lookupMany(kind, [...new Set(names)]),
+            this.backend.retryable,
+          );
+          return names.map((n) => found.get(n));
+        },
+        MAX_BATCH,
+        this.backend.lookupConcurrency,
+      );
       this.lookups.set(kind, b);
     }
     return b.push(name);
@@ -63,15 +74,22 @@ export class GroupCommit {
 
   /** A plain lookup first (most misses were assigned earlier, elsewhere); the rest in one transaction per kind. */
   assign(kind: string, name: string, buckets: readonly BucketPolicyInput[]): Promise<AssignResult> {
-    return this.writes.follow((async () => {
-      const existing = await this.lookup(kind, name);
-      if (existing !== undefined) return { bucket: existing, created: false };
-      let b = this.assigns.get(kind);
-      if (b === undefined) {
-        b = new Batcher((items) => retrying(() => this.backend.assignMany(kind, items), this.backend.retryable), MAX_BATCH, 1);
-        this.assigns.set(kind, b);
-      }
-      return b.push({ name, buckets });
-    })(), (r) => r.created);
+    return this.writes.follow(
+      (async () => {
+        const existing = await this.lookup(kind, name);
+        if (existing !== undefined) return { bucket: existing, created: false };
+        let b = this.assigns.get(kind);
+        if (b === undefined) {
+          b = new Batcher(
+            (items) => retrying(() => this.backend.assignMany(kind, items), this.backend.retryable),
+            MAX_BATCH,
+            1,
+          );
+          this.assigns.set(kind, b);
+        }
+        return b.push({ name, buckets });
+      })(),
+      (r) => r.created,
+    );
   }
 }

@@ -34,14 +34,17 @@ export interface OriginalReader {
 
 export const ORIGINAL_PAGE_SIZE = 1000;
 
-export const NOT_ORIGINAL = 'has no table shard (id, kind, bucket, name): is it the original sharder\'s database?';
+export const NOT_ORIGINAL = "has no table shard (id, kind, bucket, name): is it the original sharder's database?";
 
 /**
  * The pages of the shard table in id order, each read by `page` (after: the previous page's
  * last id; undefined for the first page, which has no lower bound: a sentinel such as
  * MIN_SAFE_INTEGER would overflow an int4 id column), until a short or empty page.
  */
-export async function* pagesById(page: (after: number | undefined) => Promise<OriginalRow[]>, pageSize: number): AsyncGenerator<OriginalRow[]> {
+export async function* pagesById(
+  page: (after: number | undefined) => Promise<OriginalRow[]>,
+  pageSize: number,
+): AsyncGenerator<OriginalRow[]> {
   let after: number | undefined;
   for (;;) {
     const rows = await page(after);

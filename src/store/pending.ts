@@ -7,7 +7,22 @@
  */
 import { StoreUnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { AssignResult, Assignment, AuditContext, AuditEntry, AuditQuery, ChangeListener, CountFix, DuplicateObject, ImportBatchResult, ImportRow, MoveBatchResult, MoveRequest, PutResult, Store } from './types.js';
+import type {
+  AssignResult,
+  Assignment,
+  AuditContext,
+  AuditEntry,
+  AuditQuery,
+  ChangeListener,
+  CountFix,
+  DuplicateObject,
+  ImportBatchResult,
+  ImportRow,
+  MoveBatchResult,
+  MoveRequest,
+  PutResult,
+  Store,
+} from './types.js';
 import type { BucketPolicyInput } from '../core/policy.js';
 
 /** Back-off between attempts to open the store. */
@@ -67,13 +82,19 @@ export class PendingStore<S extends Store = Store> implements Store {
       return;
     }
     this.inner = store;
-    this.log.info({ event: 'store_reached', backend: this.backend, location: this.location }, `the ${this.backend} store ${this.location} answers again`);
+    this.log.info(
+      { event: 'store_reached', backend: this.backend, location: this.location },
+      `the ${this.backend} store ${this.location} answers again`,
+    );
     for (const w of this.watches) if (!w.stopped) w.stop = store.watch(w.listener, w.pollMs);
     this.opened(store);
   }
 
   private get s(): S {
-    if (this.closed || this.inner === undefined) throw new StoreUnavailableError(`the ${this.backend} store ${this.location} could not be reached since this instance started`);
+    if (this.closed || this.inner === undefined)
+      throw new StoreUnavailableError(
+        `the ${this.backend} store ${this.location} could not be reached since this instance started`,
+      );
     return this.inner;
   }
 
@@ -81,25 +102,68 @@ export class PendingStore<S extends Store = Store> implements Store {
     try {
       return fn(this.s);
     } catch (err) {
-      return Promise.reject(err as Error);
+      return Promise.reject(err);
     }
   }
 
-  lookup(kind: string, name: string): Promise<string | undefined> { return this.call((s) => s.lookup(kind, name)); }
-  assign(kind: string, name: string, buckets: readonly BucketPolicyInput[]): Promise<AssignResult> { return this.call((s) => s.assign(kind, name, buckets)); }
-  counts(kind: string): Promise<Map<string, number>> { return this.call((s) => s.counts(kind)); }
-  realCounts(kind: string): Promise<Map<string, number>> { return this.call((s) => s.realCounts(kind)); }
-  get(kind: string, name: string): Promise<Assignment | undefined> { return this.call((s) => s.get(kind, name)); }
-  put(kind: string, name: string, bucket: string, audit: AuditContext, opts?: { expect?: string | null }): Promise<PutResult> { return this.call((s) => s.put(kind, name, bucket, audit, opts)); }
-  delete(kind: string, name: string, audit: AuditContext, opts?: { expect?: string }): Promise<string | undefined> { return this.call((s) => s.delete(kind, name, audit, opts)); }
-  list(kind: string, opts: { bucket?: string | undefined; after?: string | undefined; limit: number }): Promise<Assignment[]> { return this.call((s) => s.list(kind, opts)); }
-  moveBatch(kind: string, moves: readonly MoveRequest[], audit: AuditContext): Promise<MoveBatchResult> { return this.call((s) => s.moveBatch(kind, moves, audit)); }
-  importBatch(rows: readonly ImportRow[], opts: { overwrite: boolean }, audit: AuditContext): Promise<ImportBatchResult> { return this.call((s) => s.importBatch(rows, opts, audit)); }
-  audit(query: AuditQuery): Promise<AuditEntry[]> { return this.call((s) => s.audit(query)); }
-  repairCounts(audit: AuditContext, kind?: string): Promise<CountFix[]> { return this.call((s) => s.repairCounts(audit, kind)); }
-  kinds(): Promise<string[]> { return this.call((s) => s.kinds()); }
-  duplicates(limit: number): Promise<DuplicateObject[]> { return this.call((s) => s.duplicates(limit)); }
-  ping(): Promise<void> { return this.call((s) => s.ping()); }
+  lookup(kind: string, name: string): Promise<string | undefined> {
+    return this.call((s) => s.lookup(kind, name));
+  }
+  assign(kind: string, name: string, buckets: readonly BucketPolicyInput[]): Promise<AssignResult> {
+    return this.call((s) => s.assign(kind, name, buckets));
+  }
+  counts(kind: string): Promise<Map<string, number>> {
+    return this.call((s) => s.counts(kind));
+  }
+  realCounts(kind: string): Promise<Map<string, number>> {
+    return this.call((s) => s.realCounts(kind));
+  }
+  get(kind: string, name: string): Promise<Assignment | undefined> {
+    return this.call((s) => s.get(kind, name));
+  }
+  put(
+    kind: string,
+    name: string,
+    bucket: string,
+    audit: AuditContext,
+    opts?: { expect?: string | null },
+  ): Promise<PutResult> {
+    return this.call((s) => s.put(kind, name, bucket, audit, opts));
+  }
+  delete(kind: string, name: string, audit: AuditContext, opts?: { expect?: string }): Promise<string | undefined> {
+    return this.call((s) => s.delete(kind, name, audit, opts));
+  }
+  list(
+    kind: string,
+    opts: { bucket?: string | undefined; after?: string | undefined; limit: number },
+  ): Promise<Assignment[]> {
+    return this.call((s) => s.list(kind, opts));
+  }
+  moveBatch(kind: string, moves: readonly MoveRequest[], audit: AuditContext): Promise<MoveBatchResult> {
+    return this.call((s) => s.moveBatch(kind, moves, audit));
+  }
+  importBatch(
+    rows: readonly ImportRow[],
+    opts: { overwrite: boolean },
+    audit: AuditContext,
+  ): Promise<ImportBatchResult> {
+    return this.call((s) => s.importBatch(rows, opts, audit));
+  }
+  audit(query: AuditQuery): Promise<AuditEntry[]> {
+    return this.call((s) => s.audit(query));
+  }
+  repairCounts(audit: AuditContext, kind?: string): Promise<CountFix[]> {
+    return this.call((s) => s.repairCounts(audit, kind));
+  }
+  kinds(): Promise<string[]> {
+    return this.call((s) => s.kinds());
+  }
+  duplicates(limit: number): Promise<DuplicateObject[]> {
+    return this.call((s) => s.duplicates(limit));
+  }
+  ping(): Promise<void> {
+    return this.call((s) => s.ping());
+  }
 
   async *export(opts?: { kind?: string | undefined; pageSize?: number | undefined }): AsyncIterable<Assignment> {
     yield* this.s.export(opts);

@@ -54,7 +54,7 @@ const BACKENDS: { readonly [N in DatabaseConfig['backend']]: Backend<N> } = {
 };
 
 function backendOf<N extends DatabaseConfig['backend']>(db: DatabaseOf<N>): Backend<N> {
-  return BACKENDS[db.backend as N];
+  return BACKENDS[db.backend];
 }
 
 const sourceOf = (config: Config): ConfigSource => ({ file: config.file ?? 'configuration', env: process.env });
@@ -75,12 +75,16 @@ export function storeLocation(config: Config): string {
  */
 export function backupStore(config: Config, target: string, opts: { force: boolean }): Promise<BackupReport> {
   const b = backendOf(config.database);
-  if (b.backup === undefined) return Promise.reject(new BackupUnsupportedError(`sharder backup cannot copy a ${b.name} database: use the database's own backup tool`));
+  if (b.backup === undefined)
+    return Promise.reject(
+      new BackupUnsupportedError(`sharder backup cannot copy a ${b.name} database: use the database's own backup tool`),
+    );
   return b.backup(config.database, target, opts);
 }
 
 /** Every backend's entry, for what is asked of all of them (the original's readers). */
-const ALL: readonly { readonly name: string; readonly original?: OriginalReader | undefined }[] = Object.values(BACKENDS);
+const ALL: readonly { readonly name: string; readonly original?: OriginalReader | undefined }[] =
+  Object.values(BACKENDS);
 
 const readers = (): OriginalReader[] => ALL.flatMap((b) => (b.original ? [b.original] : []));
 
@@ -96,7 +100,11 @@ export function parseOriginalUrl(url: string): OriginalSource {
     const src = r.parse(url);
     if (src !== undefined) return src;
   }
-  throw new BadInputError(`unsupported database URL scheme in "${url.split('://')[0]}://…": use ${readers().map((r) => r.example).join(', ')}`);
+  throw new BadInputError(
+    `unsupported database URL scheme in "${url.split('://')[0]}://…": use ${readers()
+      .map((r) => r.example)
+      .join(', ')}`,
+  );
 }
 
 /** Where the original's database is, for messages: never the password. */

@@ -9,7 +9,15 @@
 import { chooseBucket, type BucketPolicyInput } from '../core/policy.js';
 import { ConflictError, NoBucketError, SchemaTooNewError } from '../errors.js';
 import type {
-  AssignResult, Assignment, AuditAction, AuditEntry, AuditQuery, CountFix, ImportBatchResult, ImportConflict, ImportRow,
+  AssignResult,
+  Assignment,
+  AuditAction,
+  AuditEntry,
+  AuditQuery,
+  CountFix,
+  ImportBatchResult,
+  ImportConflict,
+  ImportRow,
 } from './types.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -56,12 +64,19 @@ export function planAssignments(
 
 /** Thrown by put() when the object's bucket is not `expect` (null: "has no assignment"). */
 export function putConflict(kind: string, name: string, from: string | null, expect: string | null): ConflictError {
-  return new ConflictError(`"${name}" of kind "${kind}" is ${from === null ? 'not assigned' : `on "${from}"`}, not ${expect === null ? 'unassigned' : `on "${expect}"`} as expected: it changed meanwhile; nothing was written`);
+  return new ConflictError(
+    `"${name}" of kind "${kind}" is ${from === null ? 'not assigned' : `on "${from}"`}, not ` +
+      `${expect === null ? 'unassigned' : `on "${expect}"`} as expected: it changed meanwhile; nothing was ` +
+      'written',
+  );
 }
 
 /** Thrown by delete() when the object is not on `expect`. */
 export function deleteConflict(kind: string, name: string, from: string | undefined, expect: string): ConflictError {
-  return new ConflictError(`"${name}" of kind "${kind}" is ${from === undefined ? 'not assigned' : `on "${from}"`}, not on "${expect}" as expected: it changed meanwhile; nothing was deleted`);
+  return new ConflictError(
+    `"${name}" of kind "${kind}" is ${from === undefined ? 'not assigned' : `on "${from}"`}, not on ` +
+      `"${expect}" as expected: it changed meanwhile; nothing was deleted`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -73,7 +88,8 @@ export const objectKey = (kind: string, name: string): string => `${kind}\0${nam
 /** The objects an import batch touches, once each, in first-seen order: what to read (and lock) first. */
 export function importObjects(rows: readonly ImportRow[]): { kind: string; name: string }[] {
   const out = new Map<string, { kind: string; name: string }>();
-  for (const r of rows) if (!out.has(objectKey(r.kind, r.name))) out.set(objectKey(r.kind, r.name), { kind: r.kind, name: r.name });
+  for (const r of rows)
+    if (!out.has(objectKey(r.kind, r.name))) out.set(objectKey(r.kind, r.name), { kind: r.kind, name: r.name });
   return [...out.values()];
 }
 
@@ -104,7 +120,11 @@ export interface ImportPlan {
  * name repeated within the batch is judged against its earlier row. `stored` holds the
  * buckets stored before the batch, by objectKey.
  */
-export function planImport(rows: readonly ImportRow[], stored: ReadonlyMap<string, string>, overwrite: boolean): ImportPlan {
+export function planImport(
+  rows: readonly ImportRow[],
+  stored: ReadonlyMap<string, string>,
+  overwrite: boolean,
+): ImportPlan {
   const current = new Map(stored);
   const writes = new Map<string, ImportRow>();
   const audit: AuditChange[] = [];
@@ -175,7 +195,10 @@ export function countFixes(kept: readonly CountRow[], real: readonly CountRow[],
 /** The audit entry of one count correction (action `repair`: to = the bucket, name null). */
 export function repairEntry(fix: CountFix, reason: string | null | undefined): AuditChange {
   return {
-    kind: fix.kind, name: null, from: null, to: fix.bucket,
+    kind: fix.kind,
+    name: null,
+    from: null,
+    to: fix.bucket,
     reason: `count of "${fix.bucket}" was ${fix.kept}, real ${fix.real}${reason ? `: ${reason}` : ''}`,
   };
 }
@@ -204,11 +227,24 @@ export interface AuditRow {
   readonly batch: string | null;
 }
 
-export const toAssignment = (r: AssignmentRow): Assignment => ({ kind: r.kind, name: r.name, bucket: r.bucket, assignedAt: Number(r.assigned_at) });
+export const toAssignment = (r: AssignmentRow): Assignment => ({
+  kind: r.kind,
+  name: r.name,
+  bucket: r.bucket,
+  assignedAt: Number(r.assigned_at),
+});
 
 export const toAuditEntry = (r: AuditRow): AuditEntry => ({
-  id: Number(r.id), at: Number(r.at), actor: r.actor, action: r.action, kind: r.kind, name: r.name,
-  from: r.from_bucket, to: r.to_bucket, reason: r.reason, batch: r.batch,
+  id: Number(r.id),
+  at: Number(r.at),
+  actor: r.actor,
+  action: r.action,
+  kind: r.kind,
+  name: r.name,
+  from: r.from_bucket,
+  to: r.to_bucket,
+  reason: r.reason,
+  batch: r.batch,
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -240,7 +276,7 @@ export interface AuditDialect {
   /** The placeholder of the n-th value (1-based): `?` or `$n`. */
   param(n: number): string;
   /** `at >= <p>` in the backend's time type. */
-  since(p: string): string;
+  readonly since: (p: string) => string;
   /** The select list and table: `SELECT … FROM audit`. */
   readonly select: string;
 }
@@ -264,6 +300,7 @@ export function auditQuery(q: AuditQuery, d: AuditDialect): { text: string; valu
   filter(d.since, q.since);
   filter((p) => `id < ${p}`, q.before);
   values.push(q.limit);
-  const text = `${d.select}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ${d.param(values.length)}`;
+  const clause = where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '';
+  const text = `${d.select}${clause} ORDER BY id DESC LIMIT ${d.param(values.length)}`;
   return { text, values };
 }

@@ -59,7 +59,14 @@ export interface SnapshotContents {
 type Op =
   | { readonly t: 'put'; readonly kind: string; readonly name: string; readonly bucket: string }
   | { readonly t: 'remove'; readonly kind: string; readonly name: string }
-  | { readonly t: 'replace'; readonly kind: string; readonly names: string[]; readonly view: TableView; pos: number; gen: number };
+  | {
+      readonly t: 'replace';
+      readonly kind: string;
+      readonly names: string[];
+      readonly view: TableView;
+      pos: number;
+      gen: number;
+    };
 
 export class Snapshot {
   private queue: Op[] = [];
@@ -74,7 +81,11 @@ export class Snapshot {
   private closed = false;
   private failing = false;
 
-  private constructor(private readonly db: Database.Database, readonly path: string, private readonly log: Logger) {
+  private constructor(
+    private readonly db: Database.Database,
+    readonly path: string,
+    private readonly log: Logger,
+  ) {
     this.gen = (db.prepare('SELECT MAX(gen) AS g FROM assignments').get() as { g: number | null }).g ?? 0;
   }
 
@@ -103,17 +114,27 @@ export class Snapshot {
    */
   read(expected: SnapshotIdentity, maxPerKind: number): SnapshotContents | undefined {
     const recorded = this.identity();
-    const why = recorded === undefined ? 'it holds no table yet'
-      : recorded.location !== expected.location ? `it is a copy of ${recorded.location}, not of ${expected.location}`
-      : !sameKinds(recorded.kinds, expected.kinds) ? `it holds kinds ${recorded.kinds.join(', ') || '(none)'}, the configuration has ${expected.kinds.join(', ')}`
-      : undefined;
+    const why =
+      recorded === undefined
+        ? 'it holds no table yet'
+        : recorded.location !== expected.location
+          ? `it is a copy of ${recorded.location}, not of ${expected.location}`
+          : !sameKinds(recorded.kinds, expected.kinds)
+            ? `it holds kinds ${recorded.kinds.join(', ') || '(none)'}, the configuration has ` +
+              `${expected.kinds.join(', ')}`
+            : undefined;
     if (why !== undefined) {
-      this.log.warn({ event: 'snapshot_ignored', file: this.path, reason: why }, `snapshot ${this.path} not used: ${why}`);
+      this.log.warn(
+        { event: 'snapshot_ignored', file: this.path, reason: why },
+        `snapshot ${this.path} not used: ${why}`,
+      );
       return undefined;
     }
     const rows = new Map<string, Array<readonly [string, string]>>();
     let count = 0;
-    const select = this.db.prepare('SELECT name, bucket FROM assignments WHERE kind = ? ORDER BY name LIMIT ?').raw(true);
+    const select = this.db
+      .prepare('SELECT name, bucket FROM assignments WHERE kind = ? ORDER BY name LIMIT ?')
+      .raw(true);
     for (const kind of expected.kinds) {
       const list = select.all(kind, maxPerKind) as Array<[string, string]>;
       rows.set(kind, list);
@@ -128,12 +149,17 @@ export class Snapshot {
    */
   claim(identity: SnapshotIdentity): void {
     const recorded = this.identity();
-    const other = recorded === undefined || recorded.location !== identity.location || !sameKinds(recorded.kinds, identity.kinds)
-      || (recorded.systemId !== null && identity.systemId !== null && recorded.systemId !== identity.systemId);
+    const other =
+      recorded === undefined ||
+      recorded.location !== identity.location ||
+      !sameKinds(recorded.kinds, identity.kinds) ||
+      (recorded.systemId !== null && identity.systemId !== null && recorded.systemId !== identity.systemId);
     if (other) {
       if (recorded !== undefined) {
-        this.log.warn({ event: 'snapshot_replaced', file: this.path, was: recorded.location, system_id: recorded.systemId },
-          `snapshot ${this.path} was a copy of another database or kinds: it is written afresh`);
+        this.log.warn(
+          { event: 'snapshot_replaced', file: this.path, was: recorded.location, system_id: recorded.systemId },
+          `snapshot ${this.path} was a copy of another database or kinds: it is written afresh`,
+        );
       }
       this.db.transaction(() => {
         this.db.exec('DELETE FROM assignments');
@@ -149,7 +175,9 @@ export class Snapshot {
     const recorded = this.identity();
     if (!this.claimed || recorded === undefined) return;
     this.db.transaction(() => {
-      this.db.prepare(`DELETE FROM assignments WHERE kind NOT IN (SELECT value FROM json_each(?))`).run(JSON.stringify(kinds));
+      this.db
+        .prepare(`DELETE FROM assignments WHERE kind NOT IN (SELECT value FROM json_each(?))`)
+        .run(JSON.stringify(kinds));
       this.setMeta({ ...recorded, kinds });
     })();
   }
@@ -185,7 +213,10 @@ export class Snapshot {
     try {
       if (this.claimed) while (this.pending > 0) this.writeBatch();
     } catch (err) {
-      this.log.warn({ event: 'snapshot_write_failed', file: this.path, err: (err as Error).message }, `cannot write snapshot ${this.path}`);
+      this.log.warn(
+        { event: 'snapshot_write_failed', file: this.path, err: (err as Error).message },
+        `cannot write snapshot ${this.path}`,
+      );
     }
     this.closed = true;
     this.db.close();
@@ -202,7 +233,7 @@ export class Snapshot {
       return undefined;
     }
     if (!Array.isArray(parsed) || !parsed.every((k) => typeof k === 'string')) return undefined;
-    return { location, systemId: meta(this.db, 'system_id') ?? null, kinds: parsed as string[] };
+    return { location, systemId: meta(this.db, 'system_id') ?? null, kinds: parsed };
   }
 
   private setMeta(identity: SnapshotIdentity): void {
@@ -220,7 +251,8 @@ export class Snapshot {
   }
 
   private later(): void {
-    if (this.timer !== undefined || this.immediate !== undefined || !this.claimed || this.closed || this.pending === 0) return;
+    if (this.timer !== undefined || this.immediate !== undefined || !this.claimed || this.closed || this.pending === 0)
+      return;
     this.timer = setTimeout(() => this.tick(), SNAPSHOT_FLUSH_MS);
     this.timer.unref();
   }
@@ -239,7 +271,10 @@ export class Snapshot {
     } catch (err) {
       if (!this.failing) {
         this.failing = true;
-        this.log.warn({ event: 'snapshot_write_failed', file: this.path, err: (err as Error).message }, `cannot write snapshot ${this.path}; retrying`);
+        this.log.warn(
+          { event: 'snapshot_write_failed', file: this.path, err: (err as Error).message },
+          `cannot write snapshot ${this.path}; retrying`,
+        );
       }
       this.later();
       return;
@@ -249,7 +284,10 @@ export class Snapshot {
 
   /** Applies up to SNAPSHOT_BATCH_ROWS rows from the head of the queue in one transaction. */
   private writeBatch(): void {
-    const upsert = this.db.prepare('INSERT INTO assignments (kind, name, bucket, gen) VALUES (?, ?, ?, ?) ON CONFLICT (kind, name) DO UPDATE SET bucket = excluded.bucket, gen = excluded.gen');
+    const upsert = this.db.prepare(
+      'INSERT INTO assignments (kind, name, bucket, gen) VALUES (?, ?, ?, ?) ON CONFLICT (kind, name) DO ' +
+        'UPDATE SET bucket = excluded.bucket, gen = excluded.gen',
+    );
     const del = this.db.prepare('DELETE FROM assignments WHERE kind = ? AND name = ?');
     // A failed transaction wrote nothing: its ops stay queued, as they were.
     const head = this.head;

@@ -19,6 +19,7 @@ export function exposeForTests(store: Store, handle: unknown): void {
  * PostgresTestHandle, …). Throws for a store that registered none (a wrapper, a pending store).
  */
 export function testHandle<T>(store: Store): T {
-  if (!handles.has(store)) throw new Error(`the ${store.backend} store ${store.location} has no test handle (is it wrapped?)`);
+  if (!handles.has(store))
+    throw new Error(`the ${store.backend} store ${store.location} has no test handle (is it wrapped?)`);
   return handles.get(store) as T;
 }

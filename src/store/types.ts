@@ -174,7 +174,13 @@ export interface Store {
    * (SHARD_ERR_CONFLICT) and writes nothing. Counts follow in the same transaction. The bucket
    * is not checked against any configuration: callers do that.
    */
-  put(kind: string, name: string, bucket: string, audit: AuditContext, opts?: { expect?: string | null }): Promise<PutResult>;
+  put(
+    kind: string,
+    name: string,
+    bucket: string,
+    audit: AuditContext,
+    opts?: { expect?: string | null },
+  ): Promise<PutResult>;
 
   /**
    * Deletes an object's assignment with its audit entry (`delete`) in one transaction and
@@ -191,7 +197,10 @@ export interface Store {
    * page's `after`, and objects added or removed meanwhile never make a page repeat or skip
    * an object that was there throughout.
    */
-  list(kind: string, opts: { bucket?: string | undefined; after?: string | undefined; limit: number }): Promise<Assignment[]>;
+  list(
+    kind: string,
+    opts: { bucket?: string | undefined; after?: string | undefined; limit: number },
+  ): Promise<Assignment[]>;
 
   /**
    * Moves objects between buckets in ONE transaction: each move applies only if the object is
@@ -217,7 +226,11 @@ export interface Store {
    * entry (action `import`). Rows are applied in order, so a name repeated within `rows` with
    * another bucket conflicts with its first occurrence.
    */
-  importBatch(rows: readonly ImportRow[], opts: { overwrite: boolean }, audit: AuditContext): Promise<ImportBatchResult>;
+  importBatch(
+    rows: readonly ImportRow[],
+    opts: { overwrite: boolean },
+    audit: AuditContext,
+  ): Promise<ImportBatchResult>;
 
   /**
    * Audit entries matching the query, newest first (by id), at most `limit`. The next page is

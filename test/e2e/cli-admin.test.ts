@@ -8,7 +8,15 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { COMMANDS } from '../../src/cli/commands/index.js';
 import { get } from '../helpers/http.js';
-import { bucketsRaw, rawConfig, runCli, runCliProcess, spawnServe, writeConfig, type CliResult } from '../helpers/sharder.js';
+import {
+  bucketsRaw,
+  rawConfig,
+  runCli,
+  runCliProcess,
+  spawnServe,
+  writeConfig,
+  type CliResult,
+} from '../helpers/sharder.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 
@@ -17,12 +25,27 @@ function cli(dir: string, raw = rawConfig(dir)): (...args: string[]) => Promise<
   return (...args) => runCli([...args, '--config', file], { env: { SUDO_USER: 'operator' } });
 }
 
-const ADMIN_COMMANDS = ['find', 'users', 'buckets', 'move', 'delete', 'migrate', 'export', 'import', 'import-original', 'doctor', 'audit'];
+const ADMIN_COMMANDS = [
+  'find',
+  'users',
+  'buckets',
+  'move',
+  'delete',
+  'migrate',
+  'export',
+  'import',
+  'import-original',
+  'doctor',
+  'audit',
+];
 
 test('every admin command is registered and has --help naming --kind and --json', async (t) => {
   const run = cli(tempDir(t));
   for (const name of ADMIN_COMMANDS) {
-    assert.ok(COMMANDS.some((c) => c.name === name), name);
+    assert.ok(
+      COMMANDS.some((c) => c.name === name),
+      name,
+    );
     const r = await run(name, '--help');
     assert.equal(r.code, 0, name);
     assert.match(r.stdout, new RegExp(`^Usage: sharder ${name}`, 'm'), name);
@@ -47,13 +70,29 @@ test('find, users, move, delete, buckets, audit: outputs and exit statuses', asy
   assert.equal((await run('find')).code, 2);
 
   const users = await run('users');
-  assert.deepEqual(users.stdout.trimEnd().split('\n').slice(1).map((l) => l.split(/\s{2}/).pop()), ['alice', 'bob', 'carol', 'with space']);
+  assert.deepEqual(
+    users.stdout
+      .trimEnd()
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split(/\s{2}/).pop()),
+    ['alice', 'bob', 'carol', 'with space'],
+  );
   const page = await run('users', '--limit', '2', '--json');
   const p = JSON.parse(page.stdout);
-  assert.deepEqual(p.items.map((o: { name: string }) => o.name), ['alice', 'bob']);
+  assert.deepEqual(
+    p.items.map((o: { name: string }) => o.name),
+    ['alice', 'bob'],
+  );
   const next = await run('users', '--limit', '2', '--cursor', p.next_cursor, '--json');
-  assert.deepEqual(JSON.parse(next.stdout).items.map((o: { name: string }) => o.name), ['carol', 'with space']);
-  assert.deepEqual(JSON.parse((await run('users', '--json', '--bucket', 'hub-1')).stdout).items.map((o: { name: string }) => o.name), ['bob']);
+  assert.deepEqual(
+    JSON.parse(next.stdout).items.map((o: { name: string }) => o.name),
+    ['carol', 'with space'],
+  );
+  assert.deepEqual(
+    JSON.parse((await run('users', '--json', '--bucket', 'hub-1')).stdout).items.map((o: { name: string }) => o.name),
+    ['bob'],
+  );
   assert.equal((await run('users', '--limit', 'x')).code, 2);
 
   const moved = await run('move', 'alice', '--to', 'hub-2', '--reason', 'ticket 42');
@@ -75,10 +114,17 @@ test('find, users, move, delete, buckets, audit: outputs and exit statuses', asy
   assert.match(buckets.stdout, /kind hub: 3 objects\n$/);
 
   const audit = await run('audit', '--json');
-  assert.deepEqual(JSON.parse(audit.stdout).items.map((e: { action: string; actor: string; reason: string | null }) => [e.action, e.actor, e.reason]), [
-    ['delete', 'cli:operator', null],
-    ['move', 'cli:operator', 'ticket 42'],
-  ]);
+  assert.deepEqual(
+    JSON.parse(audit.stdout).items.map((e: { action: string; actor: string; reason: string | null }) => [
+      e.action,
+      e.actor,
+      e.reason,
+    ]),
+    [
+      ['delete', 'cli:operator', null],
+      ['move', 'cli:operator', 'ticket 42'],
+    ],
+  );
   const table = await run('audit', '--name', 'alice');
   assert.match(table.stdout, /^ID\s+AT\s+ACTOR\s+ACTION/);
   assert.match(table.stdout, /cli:operator\s+move\s+hub\s+hub-0\s+hub-2\s+-\s+alice\s+ticket 42/);
@@ -101,10 +147,17 @@ test('migrate, export, import, doctor from the command line', async (t) => {
 
   const dry = await run('migrate', 'hub-2', '--dry-run');
   assert.equal(dry.code, 0);
-  assert.equal(dry.stdout, 'hub-0  a\nhub-1  b\nhub-0  c\nhub-1  d\nhub-0  e\ndry run: 5 objects of hub-2 would move (hub-0 3, hub-1 2); nothing was changed\n');
+  assert.equal(
+    dry.stdout,
+    'hub-0  a\nhub-1  b\nhub-0  c\nhub-1  d\nhub-0  e\ndry run: 5 objects of hub-2 would move (hub-0 3, hub-1 ' +
+      '2); nothing was changed\n',
+  );
   const real = await run('migrate', 'hub-2', '--batch-size', '2');
   assert.equal(real.code, 0, real.stderr);
-  assert.match(real.stdout, /^migrated hub-2 \(kind hub\): 5 objects moved in 3 batches \(hub-0 3, hub-1 2\), 0 skipped, 0 left on hub-2; audit batches m-\S+\/1\.\.3\n$/);
+  assert.match(
+    real.stdout,
+    /^migrated hub-2 \(kind hub\): 5 objects moved in 3 batches \(hub-0 3, hub-1 2\), 0 skipped, 0 left on hub-2; audit batches m-\S+\/1\.\.3\n$/,
+  );
   assert.match(real.stderr, /batch 1 \(m-\S+\/1\): moved 2\nbatch 2 .*\nbatch 3 .*: moved 1\n/);
 
   const exported = await run('export');
@@ -121,7 +174,10 @@ test('migrate, export, import, doctor from the command line', async (t) => {
   writeFileSync(conflicting, 'name,bucket\na,hub-1\nnew,hub-0\n');
   const c = await run('import', conflicting);
   assert.equal(c.code, 1, 'conflicts left: exit 1');
-  assert.match(c.stdout, /^conflict: hub\/a is on hub-0, the input says hub-1 \(left as it is; --overwrite replaces it\)\n/m);
+  assert.match(
+    c.stdout,
+    /^conflict: hub\/a is on hub-0, the input says hub-1 \(left as it is; --overwrite replaces it\)\n/m,
+  );
   const bad = join(dir, 'bad.csv');
   writeFileSync(bad, 'name,bucket\nx,hub-0\ny,hub-7\n');
   const b = await run('import', bad);
@@ -140,10 +196,12 @@ test('a move and a delete by the CLI reach a running server (another process) wi
   const dir = tempDir(t);
   const file = writeConfig(dir, rawConfig(dir, { store: { poll_ms: 500 } }));
   const server = await spawnServe(t, file);
-  const bucket = async (name: string): Promise<string> => String((await get(`${server.url}/auth`, { REMOTE_USER: name })).headers['x-shard-bucket']);
+  const bucket = async (name: string): Promise<string> =>
+    String((await get(`${server.url}/auth`, { REMOTE_USER: name })).headers['x-shard-bucket']);
   assert.equal(await bucket('walker'), 'hub-0');
   assert.equal(await bucket('other'), 'hub-1');
-  const waitFor = (name: string, want: string): Promise<number> => until(async () => (await bucket(name)) === want, 2000, `${name} on ${want}`, 25);
+  const waitFor = (name: string, want: string): Promise<number> =>
+    until(async () => (await bucket(name)) === want, 2000, `${name} on ${want}`, 25);
   const mv = await runCli(['move', 'walker', '--to', 'hub-2', '--config', file]);
   assert.equal(mv.code, 0, mv.stderr);
   await waitFor('walker', 'hub-2');

@@ -5,7 +5,6 @@ import { Agent, request } from 'undici';
 import { rawConfig, spawnServe, writeConfig } from '../helpers/sharder.js';
 import { tempDir } from '../helpers/tmp.js';
 
-
 test('workers: 2 share the listener and the store; a dead worker is replaced; SIGTERM exits 0', async (t) => {
   const dir = tempDir(t);
   const file = writeConfig(dir, rawConfig(dir, { workers: 2 }));
@@ -28,7 +27,7 @@ test('workers: 2 share the listener and the store; a dead worker is replaced; SI
   const first = await Promise.all(names.flatMap((n) => [ask(n), ask(n)]));
   for (let i = 0; i < names.length; i++) assert.equal(first[2 * i], first[2 * i + 1], names[i]);
   const counts = ['hub-0', 'hub-1', 'hub-2'].map((b) => first.filter((x) => x === b).length / 2);
-  assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `${counts}`);
+  assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `${counts.join(',')}`);
 
   process.kill(pids[0]!, 'SIGKILL');
   await logged(/"event":"started"/, 3);

@@ -18,12 +18,24 @@ import { tempDir } from '../helpers/tmp.js';
 const ADMIN = 'admin-token-0123456789abcdef';
 
 /** A request from a chosen loopback source address (Linux routes all of 127/8 to lo). */
-function call(url: string, path: string, from: string, token: string | null): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+function call(
+  url: string,
+  path: string,
+  from: string,
+  token: string | null,
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(`${url}${path}`, { localAddress: from, agent: false, headers: token === null ? {} : { authorization: `Bearer ${token}` } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
-    });
+    const req = httpRequest(
+      `${url}${path}`,
+      { localAddress: from, agent: false, headers: token === null ? {} : { authorization: `Bearer ${token}` } },
+      (res) => {
+        let body = '';
+        res
+          .setEncoding('utf8')
+          .on('data', (d: string) => (body += d))
+          .on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+      },
+    );
     req.on('error', reject).end();
   });
 }
@@ -31,13 +43,25 @@ function call(url: string, path: string, from: string, token: string | null): Pr
 test('too many failed admin authentications from one source: 429 with Retry-After; another loopback address is the same source', async (t) => {
   const dir = tempDir(t);
   let logs = '';
-  const sink = new Writable({ write(chunk, _enc, cb) { logs += String(chunk); cb(); } });
-  const sharder = await Sharder.start(testConfig(dir, { admin: { token: ADMIN } }), { log: pino({ level: 'info' }, sink) });
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      logs += String(chunk);
+      cb();
+    },
+  });
+  const sharder = await Sharder.start(testConfig(dir, { admin: { token: ADMIN } }), {
+    log: pino({ level: 'info' }, sink),
+  });
   t.after(() => sharder.stop(1000));
   const control = sharder.controlUrl!;
 
   for (let i = 0; i < AUTH_FAILURES_ALLOWED; i++) {
-    const r = await call(control, i % 2 === 0 ? '/api/buckets' : '/api/objects/hub/x', '127.0.0.1', i % 3 === 0 ? null : `guess-${i}-0123456789abcdef`);
+    const r = await call(
+      control,
+      i % 2 === 0 ? '/api/buckets' : '/api/objects/hub/x',
+      '127.0.0.1',
+      i % 3 === 0 ? null : `guess-${i}-0123456789abcdef`,
+    );
     assert.equal(r.status, 401, `attempt ${i}`);
   }
   for (const token of [`guess-x-0123456789abcdef`, ADMIN]) {
@@ -58,20 +82,47 @@ test('too many failed admin authentications from one source: 429 with Retry-Afte
 
 test('/status and /metrics guesses are throttled by the same limiter as /api', async (t) => {
   const dir = tempDir(t);
-  const sharder = await Sharder.start(testConfig(dir, { admin: { token: ADMIN }, metrics: { token: 'metrics-token-0123456789abcdef' }, status: { loopback_without_token: false } }), { log: pino({ level: 'silent' }) });
+  const sharder = await Sharder.start(
+    testConfig(dir, {
+      admin: { token: ADMIN },
+      metrics: { token: 'metrics-token-0123456789abcdef' },
+      status: { loopback_without_token: false },
+    }),
+    { log: pino({ level: 'silent' }) },
+  );
   t.after(() => sharder.stop(1000));
   const control = sharder.controlUrl!;
   const statuses: number[] = [];
-  for (let i = 0; i < 100; i++) statuses.push((await call(control, i % 2 === 0 ? '/status' : '/metrics', `127.0.0.${2 + (i % 50)}`, `guess-${i}-0123456789abcdef`)).status);
-  assert.equal(statuses.filter((s) => s === 401).length, AUTH_FAILURES_ALLOWED, 'exactly the allowed number of guesses is looked at');
+  for (let i = 0; i < 100; i++)
+    statuses.push(
+      (
+        await call(
+          control,
+          i % 2 === 0 ? '/status' : '/metrics',
+          `127.0.0.${2 + (i % 50)}`,
+          `guess-${i}-0123456789abcdef`,
+        )
+      ).status,
+    );
+  assert.equal(
+    statuses.filter((s) => s === 401).length,
+    AUTH_FAILURES_ALLOWED,
+    'exactly the allowed number of guesses is looked at',
+  );
   assert.deepEqual([...new Set(statuses.slice(AUTH_FAILURES_ALLOWED))], [429]);
   // The source waits, whichever route it turns to, and whatever token it now holds.
   assert.equal((await call(control, '/api/buckets', '127.0.0.1', ADMIN)).status, 429);
   const basic = await new Promise<number>((resolve, reject) => {
-    httpRequest(`${control}/status`, { agent: false, headers: { authorization: `Basic ${Buffer.from(`x:${ADMIN}`).toString('base64')}` } }, (res) => {
-      res.resume();
-      resolve(res.statusCode!);
-    }).on('error', reject).end();
+    httpRequest(
+      `${control}/status`,
+      { agent: false, headers: { authorization: `Basic ${Buffer.from(`x:${ADMIN}`).toString('base64')}` } },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      },
+    )
+      .on('error', reject)
+      .end();
   });
   assert.equal(basic, 429);
 });
@@ -81,9 +132,13 @@ test('workers: 2 share one limit: the group looks at no more guesses than one pr
   const file = writeConfig(dir, rawConfig(dir, { workers: 2, admin: { token: ADMIN } }));
   const { control } = await spawnServe(t, file);
   const statuses: number[] = [];
-  for (let i = 0; i < 3 * AUTH_FAILURES_ALLOWED; i++) statuses.push((await call(control!, '/api/buckets', '127.0.0.1', `guess-${i}-0123456789abcdef`)).status);
+  for (let i = 0; i < 3 * AUTH_FAILURES_ALLOWED; i++)
+    statuses.push((await call(control!, '/api/buckets', '127.0.0.1', `guess-${i}-0123456789abcdef`)).status);
   const looked = statuses.filter((s) => s === 401).length;
-  assert.ok(looked <= AUTH_FAILURES_ALLOWED, `${looked} guesses were looked at with 2 workers (limit ${AUTH_FAILURES_ALLOWED})`);
+  assert.ok(
+    looked <= AUTH_FAILURES_ALLOWED,
+    `${looked} guesses were looked at with 2 workers (limit ${AUTH_FAILURES_ALLOWED})`,
+  );
   assert.ok(looked >= AUTH_FAILURES_ALLOWED / 2, `${looked}: each worker still allows its share`);
   assert.equal(statuses.at(-1), 429);
 });

@@ -46,18 +46,20 @@ async function crashScenario(t: Reporting, configFile: string, checks: Checks): 
     child.kill('SIGKILL');
   };
   const names = Array.from({ length: NAMES }, (_, i) => `crash-${i}@example.org`);
-  await Promise.all(names.map(async (name) => {
-    try {
-      const r = await request(`${first.url}/auth`, { dispatcher: agent, headers: { REMOTE_USER: name } });
-      await r.body.dump();
-      if (r.statusCode === 200) {
-        told.set(name, String(r.headers['x-shard-bucket']));
-        if (told.size >= KILL_AFTER) kill(first.child);
-      } else failed++;
-    } catch {
-      failed++; // the connection died with the server: the client was told nothing
-    }
-  }));
+  await Promise.all(
+    names.map(async (name) => {
+      try {
+        const r = await request(`${first.url}/auth`, { dispatcher: agent, headers: { REMOTE_USER: name } });
+        await r.body.dump();
+        if (r.statusCode === 200) {
+          told.set(name, String(r.headers['x-shard-bucket']));
+          if (told.size >= KILL_AFTER) kill(first.child);
+        } else failed++;
+      } catch {
+        failed++; // the connection died with the server: the client was told nothing
+      }
+    }),
+  );
   await killed;
   assert.equal(first.child.signalCode, 'SIGKILL', 'the server was killed, not finished');
   assert.ok(told.size >= KILL_AFTER && told.size < NAMES, `killed mid-burst (${told.size} of ${NAMES} answered)`);
@@ -74,9 +76,15 @@ async function crashScenario(t: Reporting, configFile: string, checks: Checks): 
   assert.equal(await checks.duplicates(), 0, 'one row per name');
   const [kept, real] = await checks.counts();
   assert.deepEqual(kept, real, 'kept counts equal real counts');
-  assert.equal(real.reduce((s, [, n]) => s + n, 0), rows.size);
+  assert.equal(
+    real.reduce((s, [, n]) => s + n, 0),
+    rows.size,
+  );
   second.child.kill('SIGTERM');
-  t.diagnostic(`sent ${NAMES} first requests, ${told.size} answered 200 before SIGKILL, ${failed} cut off; ${rows.size} rows stored; ${told.size} names checked after restart (SQL and /auth): all kept their bucket`);
+  t.diagnostic(
+    `sent ${NAMES} first requests, ${told.size} answered 200 before SIGKILL, ${failed} cut off; ${rows.size} ` +
+      `rows stored; ${told.size} names checked after restart (SQL and /auth): all kept their bucket`,
+  );
 }
 
 test('SIGKILL during 2,000 concurrent first requests on SQLite: every answered name keeps its bucket, counts exact', async (t) => {
@@ -92,28 +100,86 @@ test('SIGKILL during 2,000 concurrent first requests on SQLite: every answered n
     }
   };
   await crashScenario(t, file, {
-    rows: async () => query((d) => new Map((d.prepare("SELECT name, bucket FROM assignments WHERE kind = 'hub'").all() as { name: string; bucket: string }[]).map((r) => [r.name, r.bucket]))),
-    duplicates: async () => query((d) => (d.prepare('SELECT COUNT(*) AS n FROM (SELECT 1 FROM assignments GROUP BY kind, name HAVING COUNT(*) > 1)').get() as { n: number }).n),
-    counts: async () => query((d) => [
-      (d.prepare("SELECT bucket, count FROM bucket_counts WHERE kind = 'hub' AND count <> 0 ORDER BY bucket").all() as { bucket: string; count: number }[]).map((r) => [r.bucket, r.count]),
-      (d.prepare("SELECT bucket, COUNT(*) AS count FROM assignments WHERE kind = 'hub' GROUP BY bucket ORDER BY bucket").all() as { bucket: string; count: number }[]).map((r) => [r.bucket, r.count]),
-    ]),
+    rows: async () =>
+      query(
+        (d) =>
+          new Map(
+            (
+              d.prepare("SELECT name, bucket FROM assignments WHERE kind = 'hub'").all() as {
+                name: string;
+                bucket: string;
+              }[]
+            ).map((r) => [r.name, r.bucket]),
+          ),
+      ),
+    duplicates: async () =>
+      query(
+        (d) =>
+          (
+            d
+              .prepare('SELECT COUNT(*) AS n FROM (SELECT 1 FROM assignments GROUP BY kind, name HAVING COUNT(*) > 1)')
+              .get() as { n: number }
+          ).n,
+      ),
+    counts: async () =>
+      query((d) => [
+        (
+          d
+            .prepare("SELECT bucket, count FROM bucket_counts WHERE kind = 'hub' AND count <> 0 ORDER BY bucket")
+            .all() as { bucket: string; count: number }[]
+        ).map((r) => [r.bucket, r.count]),
+        (
+          d
+            .prepare(
+              "SELECT bucket, COUNT(*) AS count FROM assignments WHERE kind = 'hub' GROUP BY bucket ORDER BY bucket",
+            )
+            .all() as { bucket: string; count: number }[]
+        ).map((r) => [r.bucket, r.count]),
+      ]),
   });
 });
 
-test('SIGKILL during 2,000 concurrent first requests on PostgreSQL: every answered name keeps its bucket, counts exact', { skip: PG_SKIP }, async (t) => {
-  const dir = tempDir(t);
-  const pgdb = await freshDatabase(t);
-  const file = writeConfig(dir, rawConfig(dir, { log: { level: 'info' }, database: pgdb.url }));
-  const sql = async () => sqlClient(t, pgdb.url);
-  await crashScenario(t, file, {
-    rows: async () => new Map((await (await sql()).query<{ name: string; bucket: string }>("SELECT name, bucket FROM assignments WHERE kind = 'hub'")).rows.map((r) => [r.name, r.bucket])),
-    duplicates: async () => Number((await (await sql()).query<{ n: string }>('SELECT COUNT(*) AS n FROM (SELECT 1 FROM assignments GROUP BY kind, name HAVING COUNT(*) > 1) d')).rows[0]!.n),
-    counts: async () => {
-      const c = await sql();
-      const kept = (await c.query<{ bucket: string; count: string }>("SELECT bucket, count FROM bucket_counts WHERE kind = 'hub' AND count <> 0 ORDER BY bucket")).rows.map((r): [string, number] => [r.bucket, Number(r.count)]);
-      const real = (await c.query<{ bucket: string; count: string }>("SELECT bucket, COUNT(*) AS count FROM assignments WHERE kind = 'hub' GROUP BY bucket ORDER BY bucket")).rows.map((r): [string, number] => [r.bucket, Number(r.count)]);
-      return [kept, real];
-    },
-  });
-});
+test(
+  'SIGKILL during 2,000 concurrent first requests on PostgreSQL: every answered name keeps its bucket, counts exact',
+  { skip: PG_SKIP },
+  async (t) => {
+    const dir = tempDir(t);
+    const pgdb = await freshDatabase(t);
+    const file = writeConfig(dir, rawConfig(dir, { log: { level: 'info' }, database: pgdb.url }));
+    const sql = async () => sqlClient(t, pgdb.url);
+    await crashScenario(t, file, {
+      rows: async () =>
+        new Map(
+          (
+            await (
+              await sql()
+            ).query<{ name: string; bucket: string }>("SELECT name, bucket FROM assignments WHERE kind = 'hub'")
+          ).rows.map((r) => [r.name, r.bucket]),
+        ),
+      duplicates: async () =>
+        Number(
+          (
+            await (
+              await sql()
+            ).query<{ n: string }>(
+              'SELECT COUNT(*) AS n FROM (SELECT 1 FROM assignments GROUP BY kind, name HAVING COUNT(*) > 1) d',
+            )
+          ).rows[0]!.n,
+        ),
+      counts: async () => {
+        const c = await sql();
+        const kept = (
+          await c.query<{ bucket: string; count: string }>(
+            "SELECT bucket, count FROM bucket_counts WHERE kind = 'hub' AND count <> 0 ORDER BY bucket",
+          )
+        ).rows.map((r): [string, number] => [r.bucket, Number(r.count)]);
+        const real = (
+          await c.query<{ bucket: string; count: string }>(
+            "SELECT bucket, COUNT(*) AS count FROM assignments WHERE kind = 'hub' GROUP BY bucket ORDER BY bucket",
+          )
+        ).rows.map((r): [string, number] => [r.bucket, Number(r.count)]);
+        return [kept, real];
+      },
+    });
+  },
+);

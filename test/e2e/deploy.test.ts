@@ -34,7 +34,11 @@ interface Service {
   networks?: Record<string, { ipv4_address?: string } | null>;
   ports?: string[];
 }
-const compose = parse(composeText) as { services: Record<string, Service>; volumes: Record<string, unknown>; networks: Record<string, { ipam: { config: { subnet: string }[] } }> };
+const compose = parse(composeText) as {
+  services: Record<string, Service>;
+  volumes: Record<string, unknown>;
+  networks: Record<string, { ipam: { config: { subnet: string }[] } }>;
+};
 
 /** Files the operator creates before the first start (git-ignored, documented in env.example). */
 const OPERATOR_FILES = ['./htpasswd'];
@@ -61,17 +65,24 @@ describe('deploy/compose.yaml', () => {
   test('every file it mounts or builds from exists', () => {
     const sources = bindSources().filter((s) => !OPERATOR_FILES.includes(s.source));
     assert.ok(sources.length >= 2);
-    for (const { service, source } of sources) assert.ok(existsSync(resolve(DEPLOY, source)), `${service}: ${source} exists`);
+    for (const { service, source } of sources)
+      assert.ok(existsSync(resolve(DEPLOY, source)), `${service}: ${source} exists`);
     const build = compose.services.sharder!.build!;
     assert.ok(existsSync(resolve(DEPLOY, build.context, build.dockerfile)), 'the Dockerfile');
-    assert.ok(existsSync(resolve(DEPLOY, build.context, 'package-lock.json')), 'the build context is the repository root');
+    assert.ok(
+      existsSync(resolve(DEPLOY, build.context, 'package-lock.json')),
+      'the build context is the repository root',
+    );
   });
 
   test('files the operator creates are git-ignored and explained in env.example', () => {
     const ignored = readFileSync(join(ROOT, '.gitignore'), 'utf8').split('\n');
     const example = readFileSync(join(DEPLOY, 'env.example'), 'utf8');
     for (const f of OPERATOR_FILES) {
-      assert.ok(bindSources().some((s) => s.source === f), `${f} is mounted`);
+      assert.ok(
+        bindSources().some((s) => s.source === f),
+        `${f} is mounted`,
+      );
       assert.ok(ignored.includes(`deploy/${f.slice(2)}`), `${f} is git-ignored`);
       assert.match(example, new RegExp(`deploy/${f.slice(2)}`), `${f} is explained`);
     }
@@ -80,7 +91,10 @@ describe('deploy/compose.yaml', () => {
   test('nginx gets the shipped nginx/ files of the image, with upstreams rendered over the example', () => {
     const cmd = compose.services['nginx-config']!.command!.join(' ');
     assert.match(cmd, /cp -r \/opt\/sharder\/node_modules\/sharder\/nginx\/\. \/var\/cache\/sharder-nginx\//);
-    assert.match(cmd, /nginx-config --config \/etc\/sharder\/sharder\.yml --sharder sharder:8888 --output \/var\/cache\/sharder-nginx\/sharder-upstreams\.conf/);
+    assert.match(
+      cmd,
+      /nginx-config --config \/etc\/sharder\/sharder\.yml --sharder sharder:8888 --output \/var\/cache\/sharder-nginx\/sharder-upstreams\.conf/,
+    );
     assert.ok(compose.services.nginx!.volumes!.includes('nginx-rendered:/etc/nginx/sharder:ro'));
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { files: string[] };
     assert.ok(pkg.files.includes('nginx/'), 'the package (and so the image) ships nginx/');
@@ -93,16 +107,27 @@ describe('deploy/compose.yaml', () => {
     let conditions = 0;
     for (const [name, svc] of Object.entries(compose.services)) {
       for (const [dep, spec] of Object.entries(svc.depends_on ?? {})) {
-        assert.ok(spec.condition === 'service_healthy' || spec.condition === 'service_completed_successfully', `${name} → ${dep}: ${spec.condition}`);
-        if (spec.condition === 'service_healthy') assert.ok(compose.services[dep]!.healthcheck, `${dep} has a health check`);
+        assert.ok(
+          spec.condition === 'service_healthy' || spec.condition === 'service_completed_successfully',
+          `${name} → ${dep}: ${spec.condition}`,
+        );
+        if (spec.condition === 'service_healthy')
+          assert.ok(compose.services[dep]!.healthcheck, `${dep} has a health check`);
         conditions++;
       }
-      assert.doesNotMatch(JSON.stringify([svc.command, svc.entrypoint, svc.healthcheck]), /\bsleep\b/, `${name} does not sleep`);
+      assert.doesNotMatch(
+        JSON.stringify([svc.command, svc.entrypoint, svc.healthcheck]),
+        /\bsleep\b/,
+        `${name} does not sleep`,
+      );
     }
     assert.ok(conditions >= 4);
     assert.equal(compose.services.sharder!.depends_on!.postgres!.condition, 'service_healthy');
     assert.equal(compose.services.nginx!.depends_on!.sharder!.condition, 'service_healthy');
-    assert.match(compose.services.sharder!.healthcheck!.test.join(' '), /^CMD node -e fetch\('http:\/\/127\.0\.0\.1:8888\/readyz'\)/);
+    assert.match(
+      compose.services.sharder!.healthcheck!.test.join(' '),
+      /^CMD node -e fetch\('http:\/\/127\.0\.0\.1:8888\/readyz'\)/,
+    );
   });
 
   test('secrets come from the git-ignored env file, whose example names every variable', () => {
@@ -122,7 +147,9 @@ describe('deploy/compose.yaml', () => {
   test('the database lives in a named volume; only nginx publishes a port', () => {
     assert.ok(compose.services.postgres!.volumes!.includes('postgres-data:/var/lib/postgresql/data'));
     assert.ok('postgres-data' in compose.volumes);
-    const publishing = Object.entries(compose.services).filter(([, s]) => s.ports?.length).map(([n]) => n);
+    const publishing = Object.entries(compose.services)
+      .filter(([, s]) => s.ports?.length)
+      .map(([n]) => n);
     assert.deepEqual(publishing, ['nginx']);
   });
 
@@ -149,7 +176,11 @@ describe('deploy/Dockerfile', () => {
   const stages = parseDockerfile(readFileSync(join(DEPLOY, 'Dockerfile'), 'utf8'));
   const runtime = stages.at(-1)!;
   const build = stages[0]!;
-  const runs = (s: typeof build): string => s.instructions.filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
+  const runs = (s: typeof build): string =>
+    s.instructions
+      .filter((i) => i.op === 'RUN')
+      .map((i) => i.args)
+      .join('\n');
 
   test('multi-stage: the build stage compiles and installs the packed tarball without dev dependencies', () => {
     assert.ok(stages.length >= 2);
@@ -157,7 +188,9 @@ describe('deploy/Dockerfile', () => {
     assert.match(runs(build), /npm run build/);
     assert.match(runs(build), /npm pack/);
     assert.match(runs(build), /npm install --prefix \/opt\/sharder --omit=dev .*sharder-\*\.tgz/);
-    assert.ok(runtime.instructions.some((i) => i.op === 'COPY' && i.args === `--from=${build.name} /opt/sharder /opt/sharder`));
+    assert.ok(
+      runtime.instructions.some((i) => i.op === 'COPY' && i.args === `--from=${build.name} /opt/sharder /opt/sharder`),
+    );
     assert.doesNotMatch(runs(runtime), /npm (ci|install)/, 'the runtime stage installs nothing');
   });
 
@@ -169,7 +202,10 @@ describe('deploy/Dockerfile', () => {
     assert.equal(cmd[0], 'node');
     assert.match(cmd.join(' '), /http:\/\/127\.0\.0\.1:8888\/healthz/);
     assert.doesNotMatch(hc.args, /curl|wget/);
-    assert.ok(runtime.instructions.some((i) => i.op === 'ENV' && i.args === 'SHARDER_LISTEN=0.0.0.0:8888'), 'the health check port is the listener');
+    assert.ok(
+      runtime.instructions.some((i) => i.op === 'ENV' && i.args === 'SHARDER_LISTEN=0.0.0.0:8888'),
+      'the health check port is the listener',
+    );
     assert.deepEqual(execForm(runtime, 'CMD'), ['serve', '--config', '/etc/sharder/sharder.yml']);
   });
 
@@ -179,28 +215,50 @@ describe('deploy/Dockerfile', () => {
   });
 });
 
+const nginxMissing =
+  spawnSync('sh', ['-c', 'command -v nginx']).status === 0
+    ? undefined
+    : needs('nginx', 'nginx not found (apt-get install nginx-light)');
 
-const nginxMissing = spawnSync('sh', ['-c', 'command -v nginx']).status === 0 ? undefined : needs('nginx', 'nginx not found (apt-get install nginx-light)');
-
-test('nginx -t accepts the compose nginx configuration with the shipped files and rendered upstreams', { skip: nginxMissing }, async (t) => {
-  const dir = tempDir(t);
-  // What the nginx-config service builds: the shipped nginx/ files, upstreams rendered over them.
-  // The stack's host names resolve only inside it: point them at 127.0.0.1 for the check.
-  const cfg = parse(readFileSync(join(DEPLOY, 'sharder.yml'), 'utf8')) as { kinds: Record<string, { buckets: { upstream?: string }[] }> };
-  for (const kind of Object.values(cfg.kinds)) for (const b of kind.buckets) if (b.upstream) b.upstream = b.upstream.replace(/\/\/[^:/]+/, '//127.0.0.1');
-  writeFileSync(join(dir, 'sharder.yml'), stringify(cfg));
-  cpSync(join(ROOT, 'nginx'), join(dir, 'sharder'), { recursive: true });
-  const rendered = await runCli(['nginx-config', '--config', join(dir, 'sharder.yml'), '--sharder', '127.0.0.1:8888', '--output', join(dir, 'sharder/sharder-upstreams.conf')]);
-  assert.equal(rendered.code, 0, rendered.stderr);
-  writeFileSync(join(dir, 'htpasswd'), 'alice:{PLAIN}x\n');
-  const conf = readFileSync(join(DEPLOY, 'nginx.conf'), 'utf8')
-    .replace('user nginx;', '')
-    // The test's stdout is a pipe nginx cannot open by name; in the container it is the log.
-    .replace('access_log /dev/stdout;', 'access_log off;')
-    .replace('/etc/nginx/htpasswd', join(dir, 'htpasswd'))
-    .replace('/etc/nginx/mime.types', existsSync('/etc/nginx/mime.types') ? '/etc/nginx/mime.types' : join(ROOT, 'nginx/mime.types'));
-  writeFileSync(join(dir, 'nginx.conf'), conf);
-  const r = spawnSync('nginx', ['-t', '-p', dir, '-c', join(dir, 'nginx.conf'), '-e', 'stderr'], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stderr, /test is successful/);
-});
+test(
+  'nginx -t accepts the compose nginx configuration with the shipped files and rendered upstreams',
+  { skip: nginxMissing },
+  async (t) => {
+    const dir = tempDir(t);
+    // What the nginx-config service builds: the shipped nginx/ files, upstreams rendered over them.
+    // The stack's host names resolve only inside it: point them at 127.0.0.1 for the check.
+    const cfg = parse(readFileSync(join(DEPLOY, 'sharder.yml'), 'utf8')) as {
+      kinds: Record<string, { buckets: { upstream?: string }[] }>;
+    };
+    for (const kind of Object.values(cfg.kinds))
+      for (const b of kind.buckets) if (b.upstream) b.upstream = b.upstream.replace(/\/\/[^:/]+/, '//127.0.0.1');
+    writeFileSync(join(dir, 'sharder.yml'), stringify(cfg));
+    cpSync(join(ROOT, 'nginx'), join(dir, 'sharder'), { recursive: true });
+    const rendered = await runCli([
+      'nginx-config',
+      '--config',
+      join(dir, 'sharder.yml'),
+      '--sharder',
+      '127.0.0.1:8888',
+      '--output',
+      join(dir, 'sharder/sharder-upstreams.conf'),
+    ]);
+    assert.equal(rendered.code, 0, rendered.stderr);
+    writeFileSync(join(dir, 'htpasswd'), 'alice:{PLAIN}x\n');
+    const conf = readFileSync(join(DEPLOY, 'nginx.conf'), 'utf8')
+      .replace('user nginx;', '')
+      // The test's stdout is a pipe nginx cannot open by name; in the container it is the log.
+      .replace('access_log /dev/stdout;', 'access_log off;')
+      .replace('/etc/nginx/htpasswd', join(dir, 'htpasswd'))
+      .replace(
+        '/etc/nginx/mime.types',
+        existsSync('/etc/nginx/mime.types') ? '/etc/nginx/mime.types' : join(ROOT, 'nginx/mime.types'),
+      );
+    writeFileSync(join(dir, 'nginx.conf'), conf);
+    const r = spawnSync('nginx', ['-t', '-p', dir, '-c', join(dir, 'nginx.conf'), '-e', 'stderr'], {
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /test is successful/);
+  },
+);

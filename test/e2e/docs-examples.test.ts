@@ -63,7 +63,10 @@ export function consoleSteps(markdown: string): Step[] {
 export function printedInOrder(shown: readonly string[], printed: readonly string[]): string | null {
   let from = 0;
   for (const s of shown) {
-    const parts = s.trim().split(/\s*…\s*/).map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    const parts = s
+      .trim()
+      .split(/\s*…\s*/)
+      .map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
     const re = new RegExp(`^${parts.join('.*')}$`);
     const at = printed.findIndex((p, i) => i >= from && re.test(p.trim()));
     if (at === -1) return s;
@@ -100,10 +103,15 @@ for (const { page, setup } of PAGES) {
     const main = new URL(server.url).host;
     const control = new URL(server.control).host;
     // `sharder` (and `npx sharder`) is the CLI from the sources, run in the page's folder.
-    const cli = cliArgs([]).map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
+    const cli = cliArgs([])
+      .map((a) => `'${a.replaceAll("'", "'\\''")}'`)
+      .join(' ');
     const prelude = `set -o pipefail\nsharder() { '${process.execPath}' ${cli} "$@"; }\n`;
     for (const step of steps) {
-      const command = step.command.replaceAll('127.0.0.1:8888', main).replaceAll('127.0.0.1:8889', control).replace(/(^|[;&|]\s*)npx sharder\b/g, '$1sharder');
+      const command = step.command
+        .replaceAll('127.0.0.1:8888', main)
+        .replaceAll('127.0.0.1:8889', control)
+        .replace(/(^|[;&|]\s*)npx sharder\b/g, '$1sharder');
       const run = spawnSync('bash', ['-c', prelude + command], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
       const where = `${page}:${step.line}: $ ${step.command}\n--- printed ---\n${run.stdout}${run.stderr}`;
       assert.equal(run.status, 0, where);
@@ -115,7 +123,10 @@ for (const { page, setup } of PAGES) {
 
 test('the example runner reads commands and output, and matches as it says', () => {
   const steps = consoleSteps('text\n```console\n$ a \\\n  --b\nout 1\n$ c\n```\n```sh\n$ not run\n```\n');
-  assert.deepEqual(steps, [{ command: 'a  --b', shown: ['out 1'], line: 3 }, { command: 'c', shown: [], line: 6 }]);
+  assert.deepEqual(steps, [
+    { command: 'a  --b', shown: ['out 1'], line: 3 },
+    { command: 'c', shown: [], line: 6 },
+  ]);
   assert.equal(printedInOrder(['x: …', 'z'], ['w', 'x: 12:00', 'y', 'z']), null);
   assert.equal(printedInOrder(['z', 'x: …'], ['x: 1', 'z']), 'x: …');
   assert.equal(printedInOrder(['a.b'], ['axb']), 'a.b');

@@ -9,7 +9,16 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { auth, newAgent, pooled, serveInstance, tableSize, type Answer, type Instance } from '../helpers/fleet.js';
-import { PG_LOCAL_SKIP, assertCountsEqualRows, freshDatabase, ownPostgres, sqlClient, startStandby, stopSharedPostgres, type LocalServer } from '../helpers/postgres.js';
+import {
+  PG_LOCAL_SKIP,
+  assertCountsEqualRows,
+  freshDatabase,
+  ownPostgres,
+  sqlClient,
+  startStandby,
+  stopSharedPostgres,
+  type LocalServer,
+} from '../helpers/postgres.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 
@@ -60,16 +69,22 @@ for (const { mode, synchronous, lagging } of MODES) {
 
       const known = Array.from({ length: 200 }, (_, i) => `known-${i}`);
       const first = await pooled(known, 16, (name, i) => auth(agent, instances[i % 2]!.url, name));
-      assert.deepEqual(first.filter((a) => a.status !== 200), [], 'every known user assigned before the storm');
+      assert.deepEqual(
+        first.filter((a) => a.status !== 200),
+        [],
+        'every known user assigned before the storm',
+      );
       const knownBucket = new Map(known.map((n, i) => [n, first[i]!.bucket!]));
-      for (const inst of instances) await until(async () => (await tableSize(inst)) === known.length, 10_000, 'both tables hold the known users');
+      for (const inst of instances)
+        await until(async () => (await tableSize(inst)) === known.length, 10_000, 'both tables hold the known users');
 
       let killedAt = Infinity;
       let promotedAt = Infinity;
       let running = true;
       let seq = 0;
       const log: Asked[] = [];
-      const okNewSince = (since: number, instance: number): number => log.filter((a) => !a.known && a.status === 200 && a.at > since && a.instance === instance).length;
+      const okNewSince = (since: number, instance: number): number =>
+        log.filter((a) => !a.known && a.status === 200 && a.at > since && a.instance === instance).length;
       const worker = async (instance: number, w: number): Promise<void> => {
         for (let k = 0; running; k++) {
           const isKnown = k % 3 === 2;
@@ -80,24 +95,44 @@ for (const { mode, synchronous, lagging } of MODES) {
       };
       const storm = instances.flatMap((_, i) => Array.from({ length: WORKERS }, (__, w) => worker(i, w)));
       try {
-        await until(() => log.filter((a) => !a.known && a.status === 200).length >= BEFORE_KILL, 30_000, `${BEFORE_KILL} first assignments before the kill`, 5);
+        await until(
+          () => log.filter((a) => !a.known && a.status === 200).length >= BEFORE_KILL,
+          30_000,
+          `${BEFORE_KILL} first assignments before the kill`,
+          5,
+        );
         if (lagging) {
           await pauseSender(primary);
           const at = log.length;
-          await until(() => log.slice(at).filter((a) => !a.known && a.status === 200).length >= LAGGING, 30_000, `${LAGGING} more while the standby is behind`, 5);
+          await until(
+            () => log.slice(at).filter((a) => !a.known && a.status === 200).length >= LAGGING,
+            30_000,
+            `${LAGGING} more while the standby is behind`,
+            5,
+          );
         }
         killedAt = performance.now();
         primary.kill();
         await standby.promote();
         promotedAt = performance.now();
-        for (const i of [0, 1]) await until(() => okNewSince(promotedAt, i) >= AFTER_PROMOTION, 30_000, `instance ${i} assigns new users on the promoted standby`, 20);
+        for (const i of [0, 1])
+          await until(
+            () => okNewSince(promotedAt, i) >= AFTER_PROMOTION,
+            30_000,
+            `instance ${i} assigns new users on the promoted standby`,
+            20,
+          );
       } finally {
         running = false;
         await Promise.all(storm);
       }
 
       const sql = await sqlClient(t, standby.url(db.name));
-      const stored = new Map((await sql.query<{ name: string; bucket: string }>("SELECT name, bucket FROM assignments WHERE kind = 'hub'")).rows.map((r) => [r.name, r.bucket]));
+      const stored = new Map(
+        (
+          await sql.query<{ name: string; bucket: string }>("SELECT name, bucket FROM assignments WHERE kind = 'hub'")
+        ).rows.map((r) => [r.name, r.bucket]),
+      );
       const answeredBefore = log.filter((a) => !a.known && a.status === 200 && a.at < killedAt);
       const found = answeredBefore.filter((a) => stored.has(a.name));
       const lost = answeredBefore.length - found.length;
@@ -117,10 +152,18 @@ for (const { mode, synchronous, lagging } of MODES) {
       t.diagnostic(`failover counts ${JSON.stringify(counts)}`);
 
       const knownAnswers = log.filter((a) => a.known);
-      assert.ok(knownAnswers.some((a) => a.at > killedAt && a.at < promotedAt) || promotedAt - killedAt < 50, 'known users were asked during the switch');
-      for (const a of knownAnswers) assert.deepEqual([a.status, a.bucket], [200, knownBucket.get(a.name)], `known user ${a.name} never fails`);
+      assert.ok(
+        knownAnswers.some((a) => a.at > killedAt && a.at < promotedAt) || promotedAt - killedAt < 50,
+        'known users were asked during the switch',
+      );
+      for (const a of knownAnswers)
+        assert.deepEqual([a.status, a.bucket], [200, knownBucket.get(a.name)], `known user ${a.name} never fails`);
       for (const a of newFailures) {
-        assert.deepEqual([a.status, a.code], [503, 'SHARD_ERR_STORE_UNAVAILABLE'], `a new user during the switch is refused with 503, not ${a.status} ${a.code}`);
+        assert.deepEqual(
+          [a.status, a.code],
+          [503, 'SHARD_ERR_STORE_UNAVAILABLE'],
+          `a new user during the switch is refused with 503, not ${a.status} ${a.code}`,
+        );
         assert.ok(a.ms <= TIMEOUT_MS + 500, `refused within store.timeout_ms (${a.ms.toFixed(0)} ms)`);
       }
       if (synchronous) {
@@ -135,25 +178,54 @@ for (const { mode, synchronous, lagging } of MODES) {
         // lost user as the new primary has them (assigned anew on first ask, by either instance).
         const lostNames = answeredBefore.filter((a) => !stored.has(a.name)).map((a) => a.name);
         const again = await pooled(lostNames, 16, (name, i) => auth(agent, instances[i % 2]!.url, name));
-        assert.ok(again.every((a) => a.status === 200), 'lost users are assigned again');
+        assert.ok(
+          again.every((a) => a.status === 200),
+          'lost users are assigned again',
+        );
         // What the new primary stores is read on every round: an instance that has not read its
         // table again yet may still answer a lost user from memory (known users never fail), so
         // that user is written to the new primary only once an instance misses it.
         const primaryHas = async (): Promise<Map<string, string>> =>
-          new Map((await sql.query<{ name: string; bucket: string }>("SELECT name, bucket FROM assignments WHERE kind = 'hub' AND name = ANY($1)", [lostNames])).rows.map((r) => [r.name, r.bucket]));
+          new Map(
+            (
+              await sql.query<{ name: string; bucket: string }>(
+                "SELECT name, bucket FROM assignments WHERE kind = 'hub' AND name = ANY($1)",
+                [lostNames],
+              )
+            ).rows.map((r) => [r.name, r.bucket]),
+          );
         let now = new Map<string, string>();
-        await until(async () => {
-          const answers = await Promise.all(instances.map((inst) => pooled(lostNames, 16, (name) => auth(agent, inst.url, name))));
-          now = await primaryHas();
-          return now.size === lostNames.length && answers.every((list) => list.every((a, i) => a.bucket === now.get(lostNames[i]!)));
-        }, 20_000, 'every instance answers every lost user as the new primary stores it', 200);
+        await until(
+          async () => {
+            const answers = await Promise.all(
+              instances.map((inst) => pooled(lostNames, 16, (name) => auth(agent, inst.url, name))),
+            );
+            now = await primaryHas();
+            return (
+              now.size === lostNames.length &&
+              answers.every((list) => list.every((a, i) => a.bucket === now.get(lostNames[i]!)))
+            );
+          },
+          20_000,
+          'every instance answers every lost user as the new primary stores it',
+          200,
+        );
         const answered = new Map(answeredBefore.map((a) => [a.name, a.bucket]));
-        t.diagnostic(`lost users: ${lostNames.length}, ${lostNames.filter((n) => now.get(n) !== answered.get(n)).length} of them assigned anew to another bucket`);
+        t.diagnostic(
+          `lost users: ${lostNames.length}, ${lostNames.filter((n) => now.get(n) !== answered.get(n)).length} ` +
+            'of them assigned anew to another bucket',
+        );
       }
       // Everything answered after the promotion was written to the new primary.
-      for (const a of log.filter((x) => !x.known && x.status === 200 && x.at > promotedAt + 1000)) assert.equal(stored.get(a.name), a.bucket, `${a.name} assigned after the promotion is stored`);
+      for (const a of log.filter((x) => !x.known && x.status === 200 && x.at > promotedAt + 1000))
+        assert.equal(stored.get(a.name), a.bucket, `${a.name} assigned after the promotion is stored`);
       await assertCountsEqualRows(sql);
-      for (const inst of instances) assert.match(inst.output(), /"event":"postgres_host_changed"/, 'each instance logged the switch to the new primary');
+      for (const inst of instances)
+        assert.match(
+          inst.output(),
+          /"event":"postgres_host_changed"/,
+          'each instance logged the switch to the new primary',
+        );
     });
   });
 }

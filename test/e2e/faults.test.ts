@@ -46,7 +46,11 @@ function sqliteChecks(file: string): { rows: number; kept: number; duplicates: n
     return {
       rows: (d.prepare('SELECT COUNT(*) AS n FROM assignments').get() as { n: number }).n,
       kept: (d.prepare('SELECT COALESCE(SUM(count), 0) AS n FROM bucket_counts').get() as { n: number }).n,
-      duplicates: (d.prepare('SELECT COUNT(*) AS n FROM (SELECT 1 FROM assignments GROUP BY kind, name HAVING COUNT(*) > 1)').get() as { n: number }).n,
+      duplicates: (
+        d
+          .prepare('SELECT COUNT(*) AS n FROM (SELECT 1 FROM assignments GROUP BY kind, name HAVING COUNT(*) > 1)')
+          .get() as { n: number }
+      ).n,
       integrity: d.pragma('integrity_check', { simple: true }) as string,
     };
   } finally {
@@ -54,82 +58,93 @@ function sqliteChecks(file: string): { rows: number; kept: number; duplicates: n
   }
 }
 
-test('SQLite on a full disk: new users get a clear 503, known users are served, /readyz is 503 until space is freed, then new users succeed', { skip: NO_MOUNT }, async (t) => {
-  const disk = smallDisk(t, '4m');
-  const s = await startSharder(t, { database: `sqlite:${join(disk, 'sharder.db')}` });
-  const told = new Map<string, string>();
-  for (let i = 0; i < 50; i++) {
-    const r = await auth(s.url, `known-${i}`);
-    assert.equal(r.status, 200);
-    told.set(`known-${i}`, String(r.headers['x-shard-bucket']));
-  }
-  assert.equal((await get(`${s.url}/readyz`)).status, 200);
-  // Fill the disk to the last byte.
-  const filler = join(disk, 'filler');
-  try {
-    execFileSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=64k'], { stdio: 'ignore' });
-  } catch {
-    // dd stops with "No space left on device": that is the point
-  }
-  let refused = 0;
-  let placed = 0;
-  for (let i = 0; i < 400 && refused === 0; i++) {
-    const r = await auth(s.url, `new-${i}-${'x'.repeat(200)}`);
-    if (r.status === 200) placed++;
-    else {
-      assert.equal(r.status, 503, r.body);
-      assert.equal(JSON.parse(r.body).code, 'SHARD_ERR_STORE_UNAVAILABLE');
-      assert.match(JSON.parse(r.body).message, /SQLITE_FULL|full/i);
-      refused++;
+test(
+  'SQLite, full disk: new users get 503, known ones are served, /readyz is 503 until space is freed, then all succeed',
+  { skip: NO_MOUNT },
+  async (t) => {
+    const disk = smallDisk(t, '4m');
+    const s = await startSharder(t, { database: `sqlite:${join(disk, 'sharder.db')}` });
+    const told = new Map<string, string>();
+    for (let i = 0; i < 50; i++) {
+      const r = await auth(s.url, `known-${i}`);
+      assert.equal(r.status, 200);
+      told.set(`known-${i}`, String(r.headers['x-shard-bucket']));
     }
-  }
-  assert.ok(refused > 0, `the full disk was never noticed (${placed} placed)`);
-  for (const [name, bucket] of told) assert.equal((await auth(s.url, name)).headers['x-shard-bucket'], bucket, name);
-  // Readiness says what the assign path sees: not ready, with the same code, however many
-  // known users are served meanwhile, and whenever it is asked.
-  for (let i = 0; i < 3; i++) {
+    assert.equal((await get(`${s.url}/readyz`)).status, 200);
+    // Fill the disk to the last byte.
+    const filler = join(disk, 'filler');
+    try {
+      execFileSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=64k'], { stdio: 'ignore' });
+    } catch {
+      // dd stops with "No space left on device": that is the point
+    }
+    let refused = 0;
+    let placed = 0;
+    for (let i = 0; i < 400 && refused === 0; i++) {
+      const r = await auth(s.url, `new-${i}-${'x'.repeat(200)}`);
+      if (r.status === 200) placed++;
+      else {
+        assert.equal(r.status, 503, r.body);
+        assert.equal(JSON.parse(r.body).code, 'SHARD_ERR_STORE_UNAVAILABLE');
+        assert.match(JSON.parse(r.body).message, /SQLITE_FULL|full/i);
+        refused++;
+      }
+    }
+    assert.ok(refused > 0, `the full disk was never noticed (${placed} placed)`);
+    for (const [name, bucket] of told) assert.equal((await auth(s.url, name)).headers['x-shard-bucket'], bucket, name);
+    // Readiness says what the assign path sees: not ready, with the same code, however many
+    // known users are served meanwhile, and whenever it is asked.
+    for (let i = 0; i < 3; i++) {
+      const ready = await get(`${s.url}/readyz`);
+      assert.equal(ready.status, 503, `readyz while the disk is full: ${ready.body}`);
+      assert.equal(JSON.parse(ready.body).code, 'SHARD_ERR_STORE_UNAVAILABLE');
+      assert.match(JSON.parse(ready.body).message, /SQLITE_FULL|full/i);
+      assert.equal((await auth(s.url, 'known-0')).status, 200);
+    }
+    rmSync(filler);
+    // Ready again once space is freed, before any new user comes (none would, to an instance
+    // that is not ready).
     const ready = await get(`${s.url}/readyz`);
-    assert.equal(ready.status, 503, `readyz while the disk is full: ${ready.body}`);
-    assert.equal(JSON.parse(ready.body).code, 'SHARD_ERR_STORE_UNAVAILABLE');
-    assert.match(JSON.parse(ready.body).message, /SQLITE_FULL|full/i);
-    assert.equal((await auth(s.url, 'known-0')).status, 200);
-  }
-  rmSync(filler);
-  // Ready again once space is freed, before any new user comes (none would, to an instance
-  // that is not ready).
-  const ready = await get(`${s.url}/readyz`);
-  assert.equal(ready.status, 200, `readyz after space was freed: ${ready.body}`);
-  const r = await auth(s.url, 'after-space-freed');
-  assert.equal(r.status, 200, r.body);
-  await s.sharder.stop(1000);
-  const c = sqliteChecks(join(disk, 'sharder.db'));
-  assert.equal(c.integrity, 'ok');
-  assert.equal(c.duplicates, 0);
-  assert.equal(c.kept, c.rows, 'kept counts equal the rows: nothing half-written');
-  assert.equal(c.rows, 50 + placed + 1);
-  t.diagnostic(`full disk: ${placed} placed before it filled, ${refused} refused with 503, ${told.size} known users served, 1 placed after space was freed`);
-});
+    assert.equal(ready.status, 200, `readyz after space was freed: ${ready.body}`);
+    const r = await auth(s.url, 'after-space-freed');
+    assert.equal(r.status, 200, r.body);
+    await s.sharder.stop(1000);
+    const c = sqliteChecks(join(disk, 'sharder.db'));
+    assert.equal(c.integrity, 'ok');
+    assert.equal(c.duplicates, 0);
+    assert.equal(c.kept, c.rows, 'kept counts equal the rows: nothing half-written');
+    assert.equal(c.rows, 50 + placed + 1);
+    t.diagnostic(
+      `full disk: ${placed} placed before it filled, ${refused} refused with 503, ${told.size} known users ` +
+        'served, 1 placed after space was freed',
+    );
+  },
+);
 
-test('SQLite on a read-only file system at start: a clear error naming the file, no stack trace; the CLI says the same', { skip: NO_MOUNT }, async (t) => {
-  const disk = smallDisk(t, '4m');
-  const file = join(disk, 'sharder.db');
-  const dir = tempDir(t);
-  const config = writeConfig(dir, rawConfig(dir, { database: `sqlite:${file}` }));
-  assert.equal((await runCli(['assign', 'someone', '--config', config])).code, 0);
-  execFileSync('mount', ['-o', 'remount,ro', disk]);
-  for (const args of [['serve'], ['assign', 'someone-else']]) {
-    const run = args[0] === 'serve' ? runCliProcess : runCli;
-    const r = await run([...args, '--config', config], { env: { SHARDER_LOG_LEVEL: 'info' } });
-    assert.notEqual(r.code, 0, `${args[0]} must fail`);
-    const out = r.stdout + r.stderr;
-    assert.match(out, /SHARD_ERR_STORE_UNAVAILABLE|store unavailable|cannot open SQLite/i, out);
-    assert.ok(out.includes(file), `names the file: ${out}`);
-    assert.doesNotMatch(out, /^\s+at /m, 'no stack trace');
-  }
-  // Once the file system is writable again the known assignment is there, untouched.
-  execFileSync('mount', ['-o', 'remount,rw', disk]);
-  assert.equal(sqliteChecks(file).rows, 1);
-});
+test(
+  'SQLite on a read-only file system at start: a clear error naming the file, no stack trace; the CLI says the same',
+  { skip: NO_MOUNT },
+  async (t) => {
+    const disk = smallDisk(t, '4m');
+    const file = join(disk, 'sharder.db');
+    const dir = tempDir(t);
+    const config = writeConfig(dir, rawConfig(dir, { database: `sqlite:${file}` }));
+    assert.equal((await runCli(['assign', 'someone', '--config', config])).code, 0);
+    execFileSync('mount', ['-o', 'remount,ro', disk]);
+    for (const args of [['serve'], ['assign', 'someone-else']]) {
+      const run = args[0] === 'serve' ? runCliProcess : runCli;
+      const r = await run([...args, '--config', config], { env: { SHARDER_LOG_LEVEL: 'info' } });
+      assert.notEqual(r.code, 0, `${args[0]} must fail`);
+      const out = r.stdout + r.stderr;
+      assert.match(out, /SHARD_ERR_STORE_UNAVAILABLE|store unavailable|cannot open SQLite/i, out);
+      assert.ok(out.includes(file), `names the file: ${out}`);
+      assert.doesNotMatch(out, /^\s+at /m, 'no stack trace');
+    }
+    // Once the file system is writable again the known assignment is there, untouched.
+    execFileSync('mount', ['-o', 'remount,rw', disk]);
+    assert.equal(sqliteChecks(file).rows, 1);
+  },
+);
 
 describe('PostgreSQL faults', { skip: PG_SKIP }, () => {
   test('connections killed with pg_terminate_backend under load: known users always served, new users recover, no duplicates', async (t) => {
@@ -167,7 +182,10 @@ describe('PostgreSQL faults', { skip: PG_SKIP }, () => {
     };
     for (let round = 0; round < 5; round++) {
       await ran(100);
-      const r = await sql.query<{ pid: number }>('SELECT pg_terminate_backend(pid) AS pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [db.name]);
+      const r = await sql.query<{ pid: number }>(
+        'SELECT pg_terminate_backend(pid) AS pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+        [db.name],
+      );
       killed += r.rowCount ?? 0;
     }
     await ran(100);
@@ -177,16 +195,26 @@ describe('PostgreSQL faults', { skip: PG_SKIP }, () => {
     assert.equal(fresh.status, 200, `recovered without a restart: ${fresh.body}`);
     told.set('after-the-kills', String(fresh.headers['x-shard-bucket']));
     assert.ok(killed >= 5, `${killed} backends terminated`);
-    const rows = new Map((await sql.query<{ name: string; bucket: string }>("SELECT name, bucket FROM assignments WHERE kind = 'hub'")).rows.map((r) => [r.name, r.bucket]));
+    const rows = new Map(
+      (
+        await sql.query<{ name: string; bucket: string }>("SELECT name, bucket FROM assignments WHERE kind = 'hub'")
+      ).rows.map((r) => [r.name, r.bucket]),
+    );
     for (const [name, bucket] of told) assert.equal(rows.get(name), bucket, name);
-    const kept = (await sql.query<{ n: string }>("SELECT COALESCE(SUM(count), 0) AS n FROM bucket_counts WHERE kind = 'hub'")).rows[0]!.n;
+    const kept = (
+      await sql.query<{ n: string }>("SELECT COALESCE(SUM(count), 0) AS n FROM bucket_counts WHERE kind = 'hub'")
+    ).rows[0]!.n;
     assert.equal(Number(kept), rows.size, 'kept counts equal the rows');
     t.diagnostic(`pg_terminate_backend x5 (${killed} backends): ${JSON.stringify(Object.fromEntries(statuses))}`);
   });
 
   test('a statement timeout while another session holds a lock: a clear 503 for new users, known users served, success once released', async (t) => {
     const db = await freshDatabase(t);
-    const s = await startSharder(t, { database: db.url, postgres: { statement_timeout_ms: 500 }, store: { poll_ms: 50, timeout_ms: 3000 } });
+    const s = await startSharder(t, {
+      database: db.url,
+      postgres: { statement_timeout_ms: 500 },
+      store: { poll_ms: 50, timeout_ms: 3000 },
+    });
     assert.equal((await auth(s.url, 'known')).status, 200);
     const locker = await sqlClient(t, db.url);
     await locker.query('BEGIN');
@@ -212,7 +240,10 @@ describe('PostgreSQL read-only', { skip: PG_SKIP }, () => {
     const sql = await sqlClient(t, db.url);
     // Every new session of the database is read-only; end the current ones so the pool reconnects.
     const reconnect = async (): Promise<void> => {
-      await sql.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+      await sql.query(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> ' +
+          'pg_backend_pid()',
+      );
     };
     await sql.query(`ALTER DATABASE "${db.name}" SET default_transaction_read_only = on`);
     await reconnect();
@@ -221,10 +252,14 @@ describe('PostgreSQL read-only', { skip: PG_SKIP }, () => {
     const readOnly = /25006|read-only/;
     let i = 0;
     let refused = { status: 0, body: '' };
-    await until(async () => {
-      refused = await auth(s.url, `newcomer-${i++}`);
-      return refused.status !== 200 && readOnly.test(refused.body);
-    }, 10_000, 'a new user refused because the database is read-only');
+    await until(
+      async () => {
+        refused = await auth(s.url, `newcomer-${i++}`);
+        return refused.status !== 200 && readOnly.test(refused.body);
+      },
+      10_000,
+      'a new user refused because the database is read-only',
+    );
     assert.equal(refused.status, 503, refused.body);
     assert.equal(JSON.parse(refused.body).code, 'SHARD_ERR_STORE_UNAVAILABLE');
     assert.equal((await auth(s.url, 'known')).status, 200, 'a known user is served meanwhile');

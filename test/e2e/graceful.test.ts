@@ -40,7 +40,8 @@ function load(url: string, agent: Agent, names: (i: number) => string, workers =
     }
   });
   return {
-    statuses, errors,
+    statuses,
+    errors,
     sent: () => i,
     /** Resolves once `n` more requests were answered 200 (the load ran under what is in force now). */
     answered(n: number): Promise<number> {
@@ -56,7 +57,10 @@ function load(url: string, agent: Agent, names: (i: number) => string, workers =
 
 test('SIGTERM: requests in flight (waiting for the write lock) are all answered and stored; exit 0', async (t) => {
   const dir = tempDir(t);
-  const file = writeConfig(dir, rawConfig(dir, { log: { level: 'info' }, store: { poll_ms: 50, busy_timeout_ms: 10_000 } }));
+  const file = writeConfig(
+    dir,
+    rawConfig(dir, { log: { level: 'info' }, store: { poll_ms: 50, busy_timeout_ms: 10_000 } }),
+  );
   const server = await spawnServe(t, file);
   const agent = new Agent({ connections: 64 });
   t.after(() => agent.destroy());
@@ -67,10 +71,12 @@ test('SIGTERM: requests in flight (waiting for the write lock) are all answered 
   const onWritten = (): void => void written++;
   subscribe('undici:client:sendHeaders', onWritten);
   t.after(() => unsubscribe('undici:client:sendHeaders', onWritten));
-  const answers = names.map((name) => request(`${server.url}/auth`, { dispatcher: agent, headers: { REMOTE_USER: name } }).then(async (r) => {
-    await r.body.dump();
-    return { status: r.statusCode, bucket: String(r.headers['x-shard-bucket']) };
-  }));
+  const answers = names.map((name) =>
+    request(`${server.url}/auth`, { dispatcher: agent, headers: { REMOTE_USER: name } }).then(async (r) => {
+      await r.body.dump();
+      return { status: r.statusCode, bucket: String(r.headers['x-shard-bucket']) };
+    }),
+  );
   await until(() => written === names.length, 10_000, 'all 50 requests sent to the server');
   // A health check sent after them is answered only once the server has read what came before:
   // all 50 are in the server now, waiting for the lock.
@@ -83,10 +89,18 @@ test('SIGTERM: requests in flight (waiting for the write lock) are all answered 
   const [code] = (await once(server.child, 'exit')) as [number | null];
   assert.equal(code, 0, server.output());
   assert.ok(Date.now() - stopped < EXIT_BOUND_MS, 'stopped in bounded time');
-  assert.deepEqual(got.map((g) => g.status), names.map(() => 200));
+  assert.deepEqual(
+    got.map((g) => g.status),
+    names.map(() => 200),
+  );
   const db = new Database(join(dir, 'sharder.db'), { readonly: true });
   t.after(() => db.close());
-  const rows = new Map((db.prepare('SELECT name, bucket FROM assignments').all() as { name: string; bucket: string }[]).map((r) => [r.name, r.bucket]));
+  const rows = new Map(
+    (db.prepare('SELECT name, bucket FROM assignments').all() as { name: string; bucket: string }[]).map((r) => [
+      r.name,
+      r.bucket,
+    ]),
+  );
   names.forEach((n, i) => assert.equal(rows.get(n), got[i]!.bucket, n));
 });
 
@@ -110,14 +124,19 @@ test('SIGTERM under steady load: exit 0 within the bound, no 5xx', async (t) => 
   assert.ok((l.statuses.get(200) ?? 0) > 100, 'the load ran');
   // After the stop the port is closed: later requests are refused, never half-answered.
   for (const e of l.errors) assert.match(e, /ECONNREFUSED|other side closed|ECONNRESET|socket/i);
-  t.diagnostic(`SIGTERM under load: ${l.sent()} requests, ${l.statuses.get(200)} answered 200, ${l.errors.length} refused after close, exit 0 in ${took} ms`);
+  t.diagnostic(
+    `SIGTERM under load: ${l.sent()} requests, ${l.statuses.get(200)} answered 200, ${l.errors.length} refused ` +
+      `after close, exit 0 in ${took} ms`,
+  );
 });
 
 for (const workers of [1, 2]) {
   test(`SIGHUP five times under load (workers: ${workers}): the buckets change, zero failed requests`, async (t) => {
     const dir = tempDir(t);
-    const hubs = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `hub-${i}`, upstream: `http://10.0.0.${10 + i}:8000` }));
-    const base = (n: number) => rawConfig(dir, { log: { level: 'info' }, workers, kinds: { hub: { buckets: hubs(n) } } });
+    const hubs = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({ name: `hub-${i}`, upstream: `http://10.0.0.${10 + i}:8000` }));
+    const base = (n: number) =>
+      rawConfig(dir, { log: { level: 'info' }, workers, kinds: { hub: { buckets: hubs(n) } } });
     const file = writeConfig(dir, base(2));
     const server = await spawnServe(t, file);
     if (workers > 1) await server.logged(/"event":"cluster_started"/);
@@ -132,7 +151,11 @@ for (const workers of [1, 2]) {
     }
     await l.answered(100);
     await l.stop();
-    assert.equal((server.output().match(/"event":"reloaded"/g) ?? []).length, 5 * workers, 'every worker reloaded five times');
+    assert.equal(
+      (server.output().match(/"event":"reloaded"/g) ?? []).length,
+      5 * workers,
+      'every worker reloaded five times',
+    );
     assert.deepEqual(l.errors, []);
     assert.deepEqual([...l.statuses.keys()], [200], `statuses: ${JSON.stringify([...l.statuses])}`);
     // The last configuration is in force: a new name can land on hub-6, which only it has.

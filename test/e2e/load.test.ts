@@ -16,7 +16,8 @@ const CONNECTIONS = 1000;
 const RSS_SLACK_BYTES = 64 * 1024 * 1024;
 const NAMES = 5000;
 
-const rss = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+const rss = (pid: number): number =>
+  Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 const mib = (b: number): string => `${(b / 1048576).toFixed(1)} MiB`;
 
 test(`${CONNECTIONS} concurrent keep-alive connections for ${SECONDS} s against /auth: zero errors, memory flat`, async (t) => {
@@ -37,7 +38,10 @@ test(`${CONNECTIONS} concurrent keep-alive connections for ${SECONDS} s against 
     for (let k = 0; !stop && k < rounds; k++) {
       sent++;
       try {
-        const r = await request(`${server.url}/auth`, { dispatcher: agent, headers: { REMOTE_USER: `load-${i % NAMES}` } });
+        const r = await request(`${server.url}/auth`, {
+          dispatcher: agent,
+          headers: { REMOTE_USER: `load-${i % NAMES}` },
+        });
         await r.body.dump();
         statuses.set(r.statusCode, (statuses.get(r.statusCode) ?? 0) + 1);
       } catch (err) {
@@ -62,7 +66,12 @@ test(`${CONNECTIONS} concurrent keep-alive connections for ${SECONDS} s against 
   stop = true;
   await Promise.all(loops);
   const endRss = rss(pid);
-  t.diagnostic(`${sent - sentBefore} requests in ${SECONDS} s over ${CONNECTIONS} connections (+${sentBefore} warm-up); errors ${JSON.stringify(Object.fromEntries(errors))}; statuses ${JSON.stringify(Object.fromEntries(statuses))}; RSS start ${mib(startRss)}, end ${mib(endRss)}, max ${mib(Math.max(...samples))}`);
+  t.diagnostic(
+    `${sent - sentBefore} requests in ${SECONDS} s over ${CONNECTIONS} connections (+${sentBefore} warm-up); ` +
+      `errors ${JSON.stringify(Object.fromEntries(errors))}; statuses ` +
+      `${JSON.stringify(Object.fromEntries(statuses))}; RSS start ${mib(startRss)}, end ${mib(endRss)}, max ` +
+      `${mib(Math.max(...samples))}`,
+  );
   assert.deepEqual(Object.fromEntries(errors), {}, 'no transport errors');
   assert.deepEqual([...statuses.keys()], [200]);
   assert.ok(endRss - startRss < RSS_SLACK_BYTES, `resident memory grew from ${mib(startRss)} to ${mib(endRss)}`);

@@ -28,7 +28,12 @@ interface Line {
   [k: string]: unknown;
 }
 
-async function call(url: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<{ status: number; id: string | undefined }> {
+async function call(
+  url: string,
+  headers: Record<string, string> = {},
+  method = 'GET',
+  body?: string,
+): Promise<{ status: number; id: string | undefined }> {
   const r = await request(url, { method: method as 'GET', headers, body });
   await r.body.dump();
   return { status: r.statusCode, id: r.headers['x-request-id'] as string | undefined };
@@ -42,32 +47,59 @@ function assertNoSecret(text: string): void {
 
 test('serve logs one JSON line per event, with request ids on errors and no secret', async (t) => {
   const dir = tempDir(t);
-  const file = writeConfig(dir, rawConfig(dir, {
-    admin: { token: ADMIN },
-    metrics: { token: METRICS },
-    log: { level: 'debug' },
-    kind_header: 'X-Shard-Kind',
-    kinds: {
-      hub: { buckets: [{ name: 'hub-0' }, { name: 'hub-1' }, { name: 'hub-2', hub_api: { url: 'http://127.0.0.1:9/hub', token_env: 'TEST_HUB_TOKEN' } }] },
-      home: { buckets: [{ name: 'nfs-0', state: 'draining' }] },
-    },
-  }));
-  const { url, control, child, output } = await spawnServe(t, file, { TEST_HUB_TOKEN: HUB, SHARDER_LOG_LEVEL: 'debug' });
+  const file = writeConfig(
+    dir,
+    rawConfig(dir, {
+      admin: { token: ADMIN },
+      metrics: { token: METRICS },
+      log: { level: 'debug' },
+      kind_header: 'X-Shard-Kind',
+      kinds: {
+        hub: {
+          buckets: [
+            { name: 'hub-0' },
+            { name: 'hub-1' },
+            { name: 'hub-2', hub_api: { url: 'http://127.0.0.1:9/hub', token_env: 'TEST_HUB_TOKEN' } },
+          ],
+        },
+        home: { buckets: [{ name: 'nfs-0', state: 'draining' }] },
+      },
+    }),
+  );
+  const { url, control, child, output } = await spawnServe(t, file, {
+    TEST_HUB_TOKEN: HUB,
+    SHARDER_LOG_LEVEL: 'debug',
+  });
   assert.ok(control);
 
-  assert.equal((await call(`${url}/auth`, { REMOTE_USER: 'ann', Cookie: `hub=hub-0; jupyterhub-session-id=${COOKIE}` })).status, 200);
-  const refused = await call(`${url}/auth`, { Cookie: `jupyterhub-session-id=${COOKIE}`, Authorization: `Bearer ${ADMIN}` });
+  assert.equal(
+    (await call(`${url}/auth`, { REMOTE_USER: 'ann', Cookie: `hub=hub-0; jupyterhub-session-id=${COOKIE}` })).status,
+    200,
+  );
+  const refused = await call(`${url}/auth`, {
+    Cookie: `jupyterhub-session-id=${COOKIE}`,
+    Authorization: `Bearer ${ADMIN}`,
+  });
   assert.equal(refused.status, 401);
   assert.match(refused.id ?? '', /^[0-9a-f-]{36}$/, 'a refusal carries a request id');
   // nginx's $request_id from a trusted (loopback) proxy is kept; without one, one is made.
   const nginxId = '6b3f1c0e9a7d4e2f8c5b1a0d3e7f9c2b';
   const failed = await call(`${url}/auth`, { REMOTE_USER: 'zed', 'X-Shard-Kind': 'home', 'X-Request-Id': nginxId });
   assert.deepEqual(failed, { status: 503, id: nginxId });
-  const failed2 = await call(`${url}/auth`, { REMOTE_USER: 'zoe', 'X-Shard-Kind': 'home', 'X-Request-Id': 'bad id with spaces' });
+  const failed2 = await call(`${url}/auth`, {
+    REMOTE_USER: 'zoe',
+    'X-Shard-Kind': 'home',
+    'X-Request-Id': 'bad id with spaces',
+  });
   assert.equal(failed2.status, 503);
   assert.match(failed2.id ?? '', /^[0-9a-f-]{36}$/, 'a malformed incoming id is replaced');
   assert.equal((await call(`${control}/api/buckets?kind=hub`, { Authorization: `Bearer ${ADMIN}x` })).status, 401);
-  const moved = await call(`${control}/api/objects/hub/ann`, { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json' }, 'PUT', JSON.stringify({ bucket: 'hub-1', reason: 'rebalance' }));
+  const moved = await call(
+    `${control}/api/objects/hub/ann`,
+    { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json' },
+    'PUT',
+    JSON.stringify({ bucket: 'hub-1', reason: 'rebalance' }),
+  );
   assert.equal(moved.status, 200);
   assert.equal((await call(`${control}/metrics`)).status, 401);
   assert.equal((await call(`${control}/metrics`, { Authorization: `Bearer ${METRICS}` })).status, 200);
@@ -79,7 +111,10 @@ test('serve logs one JSON line per event, with request ids on errors and no secr
 
   const text = output();
   assertNoSecret(text);
-  const lines = text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Line);
+  const lines = text
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Line);
   for (const l of lines) {
     assert.equal(typeof l.time, 'string');
     assert.equal(typeof l.level, 'number');
@@ -93,12 +128,19 @@ test('serve logs one JSON line per event, with request ids on errors and no secr
   const started = find('started');
   assert.equal(started.config, file);
   assert.deepEqual(started.store, { backend: 'sqlite', location: `${dir}/sharder.db` });
-  assert.deepEqual(started.kinds, { hub: ['hub-0(active, weight 1)', 'hub-1(active, weight 1)', 'hub-2(active, weight 1)'], home: ['nfs-0(draining, weight 1)'] });
+  assert.deepEqual(started.kinds, {
+    hub: ['hub-0(active, weight 1)', 'hub-1(active, weight 1)', 'hub-2(active, weight 1)'],
+    home: ['nfs-0(draining, weight 1)'],
+  });
   assert.equal(started.metrics, 'token');
   assert.deepEqual([find('assigned').kind, find('assigned').name, find('assigned').bucket], ['hub', 'ann', 'hub-0']);
   const change = find('admin_move');
   assert.deepEqual([change.name, change.from, change.to, change.actor], ['ann', 'hub-0', 'hub-1', 'api:admin']);
-  assert.equal(find('api_request', (l) => l.method === 'PUT').request_id !== undefined, true, 'admin requests carry their request id');
+  assert.equal(
+    find('api_request', (l) => l.method === 'PUT').request_id !== undefined,
+    true,
+    'admin requests carry their request id',
+  );
   const error = find('request_failed', (l) => l.request_id === nginxId);
   assert.equal(error.level, 50);
   assert.equal(error.code, 'SHARD_ERR_NO_BUCKET');
@@ -121,7 +163,9 @@ test('a database URL with a password never reaches the output', async (t) => {
   assertNoSecret(serve.stdout + serve.stderr);
   const check = await runCli(['check-config', '--config', file], { env });
   assertNoSecret(check.stdout + check.stderr);
-  const bad = await runCli(['check-config', '--config', file], { env: { SHARDER_DATABASE: `postgres://sharder:${DB_PASSWORD}@[bad` } });
+  const bad = await runCli(['check-config', '--config', file], {
+    env: { SHARDER_DATABASE: `postgres://sharder:${DB_PASSWORD}@[bad` },
+  });
   assert.notEqual(bad.code, 0);
   assertNoSecret(bad.stdout + bad.stderr);
 });
@@ -129,7 +173,11 @@ test('a database URL with a password never reaches the output', async (t) => {
 test('log.format: pretty prints readable lines, not JSON', async (t) => {
   const dir = tempDir(t);
   const file = writeConfig(dir, rawConfig(dir, { admin: { token: ADMIN }, log: { level: 'info', format: 'pretty' } }));
-  const child = spawn(process.execPath, cliArgs(['serve', '--config', file]), { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, cliArgs(['serve', '--config', file]), {
+    cwd: ROOT,
+    env: { ...process.env, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   t.after(() => child.kill('SIGKILL'));
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -150,14 +198,38 @@ test('log.format: pretty prints readable lines, not JSON', async (t) => {
   await once(child, 'exit');
   assertNoSecret(out);
   const lines = out.split('\n').filter((l) => l !== '');
-  assert.match(lines[0]!, /^\d\d:\d\d:\d\d\.\d{3} INFO  sharder listening on http:\/\/127\.0\.0\.1:\d+  event=started config=\S+ /);
-  assert.ok(lines.some((l) => /^\d\d:\d\d:\d\d\.\d{3} INFO  new assignment  event=assigned kind=hub name=pat bucket=hub-0$/.test(l)), out);
+  assert.match(
+    lines[0]!,
+    /^\d\d:\d\d:\d\d\.\d{3} INFO {2}sharder listening on http:\/\/127\.0\.0\.1:\d+ {2}event=started config=\S+ /,
+  );
+  assert.ok(
+    lines.some((l) =>
+      /^\d\d:\d\d:\d\d\.\d{3} INFO {2}new assignment {2}event=assigned kind=hub name=pat bucket=hub-0$/.test(l),
+    ),
+    out,
+  );
   for (const l of lines) assert.throws(() => JSON.parse(l));
 });
 
 test('pretty lines: levels, quoting, errors with their stack, and non-JSON passed through', () => {
-  const line = JSON.stringify({ level: 50, time: '2024-05-01T12:34:56.789Z', pid: 1, service: 'sharder', msg: 'failed', event: 'x', note: 'two words', n: 3, err: { message: 'boom', stack: 'Error: boom\n    at f' } });
-  assert.equal(prettyLine(line, false), '12:34:56.789 ERROR failed  event=x note="two words" n=3 err=boom\n    Error: boom\n        at f\n');
+  const line = JSON.stringify({
+    level: 50,
+    time: '2024-05-01T12:34:56.789Z',
+    pid: 1,
+    service: 'sharder',
+    msg: 'failed',
+    event: 'x',
+    note: 'two words',
+    n: 3,
+    err: { message: 'boom', stack: 'Error: boom\n    at f' },
+  });
+  assert.equal(
+    prettyLine(line, false),
+    '12:34:56.789 ERROR failed  event=x note="two words" n=3 err=boom\n    Error: boom\n        at f\n',
+  );
   assert.equal(prettyLine('not json', false), 'not json\n');
-  assert.match(prettyLine(JSON.stringify({ level: 40, time: '2024-05-01T00:00:00.000Z', msg: 'm' }), true), /\x1b\[33mWARN \x1b\[0m m/);
+  assert.match(
+    prettyLine(JSON.stringify({ level: 40, time: '2024-05-01T00:00:00.000Z', msg: 'm' }), true),
+    /\x1b\[33mWARN \x1b\[0m m/,
+  );
 });

@@ -9,11 +9,10 @@ import { byLabel, scrape, sum, type Sample } from '../helpers/prom.js';
 import { rawConfig, spawnServe, writeConfig } from '../helpers/sharder.js';
 import { tempDir } from '../helpers/tmp.js';
 
-
 test('workers: 2 — every scrape reports both workers, added up', async (t) => {
   const dir = tempDir(t);
   const file = writeConfig(dir, rawConfig(dir, { workers: 2 }));
-  const { url, control, output, logged } = await spawnServe(t, file);
+  const { url, control, logged } = await spawnServe(t, file);
   await logged(/"event":"cluster_started"/);
   assert.ok(control);
 
@@ -22,19 +21,29 @@ test('workers: 2 — every scrape reports both workers, added up', async (t) => 
   t.after(() => agent.close());
   const names = Array.from({ length: 150 }, (_, i) => `c-${i}`);
   const requests = names.flatMap((n) => [n, n]);
-  await Promise.all(requests.map(async (n) => {
-    const r = await request(`${url}/auth`, { headers: { REMOTE_USER: n }, dispatcher: agent });
-    await r.body.dump();
-    assert.equal(r.statusCode, 200);
-  }));
+  await Promise.all(
+    requests.map(async (n) => {
+      const r = await request(`${url}/auth`, { headers: { REMOTE_USER: n }, dispatcher: agent });
+      await r.body.dump();
+      assert.equal(r.statusCode, 200);
+    }),
+  );
 
   // New connections each time: the cluster hands them to the workers in turn.
   for (let k = 0; k < 4; k++) {
     const s: Sample[] = (await scrape(control)).samples;
     assert.equal(sum(s, 'sharder_workers'), 2, 'both workers answered');
     assert.equal(sum(s, 'sharder_workers_configured'), 2);
-    assert.equal(sum(s, 'sharder_http_requests_total', { handler: '/auth', code: '200' }), requests.length, `scrape ${k}: all /auth answers, both workers'`);
-    assert.equal(sum(s, 'sharder_http_requests_total', { handler: '/metrics', code: '200' }), k, `scrape ${k} sees every earlier scrape`);
+    assert.equal(
+      sum(s, 'sharder_http_requests_total', { handler: '/auth', code: '200' }),
+      requests.length,
+      `scrape ${k}: all /auth answers, both workers'`,
+    );
+    assert.equal(
+      sum(s, 'sharder_http_requests_total', { handler: '/metrics', code: '200' }),
+      k,
+      `scrape ${k} sees every earlier scrape`,
+    );
     assert.equal(sum(s, 'sharder_http_request_duration_seconds_count', { handler: '/auth' }), requests.length);
     assert.equal(sum(s, 'sharder_assignments_total'), names.length);
     // Read from the shared store by each worker: reported once, not added up.

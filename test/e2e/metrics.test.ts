@@ -35,7 +35,11 @@ test('a scrape reflects the requests made since the last one', async (t) => {
   assert.equal(sum(before.samples, 'sharder_http_requests_total', { handler: '/auth' }), 0);
   assert.equal(sum(before.samples, 'sharder_assignments_total'), 0);
   assert.equal(sum(before.samples, 'sharder_objects'), 0);
-  assert.deepEqual(byLabel(before.samples, 'sharder_objects', 'bucket'), { 'hub-0': 0, 'hub-1': 0, 'hub-2': 0 }, 'configured buckets appear at 0');
+  assert.deepEqual(
+    byLabel(before.samples, 'sharder_objects', 'bucket'),
+    { 'hub-0': 0, 'hub-1': 0, 'hub-2': 0 },
+    'configured buckets appear at 0',
+  );
 
   for (const n of ['ann', 'bob', 'cyd', 'dee', 'eve']) assert.equal(await auth(sharder.url, n), 200);
   for (const n of ['ann', 'bob', 'ann']) assert.equal(await auth(sharder.url, n), 200);
@@ -48,13 +52,21 @@ test('a scrape reflects the requests made since the last one', async (t) => {
   assert.equal(sum(after, 'sharder_http_requests_total', { listener: 'main', handler: '/auth', code: '401' }), 1);
   assert.equal(sum(after, 'sharder_http_requests_total', { listener: 'main', handler: 'unmatched', code: '404' }), 1);
   assert.equal(sum(after, 'sharder_http_requests_total', { listener: 'main', handler: '/shard', code: '200' }), 1);
-  assert.equal(sum(after, 'sharder_http_requests_total', { listener: 'control', handler: '/metrics', code: '200' }), 1, 'the first scrape is counted by the second');
+  assert.equal(
+    sum(after, 'sharder_http_requests_total', { listener: 'control', handler: '/metrics', code: '200' }),
+    1,
+    'the first scrape is counted by the second',
+  );
   assert.equal(sum(after, 'sharder_http_request_duration_seconds_count', { handler: '/auth' }), 9);
   assert.equal(sum(after, 'sharder_http_request_duration_seconds_bucket', { handler: '/auth', le: '+Inf' }), 9);
   assert.ok(sum(after, 'sharder_http_request_duration_seconds_sum', { handler: '/auth' }) > 0);
   assert.equal(sum(after, 'sharder_assignments_total'), 5);
   assert.equal(sum(after, 'sharder_objects'), 5);
-  assert.deepEqual(byLabel(after, 'sharder_assignments_total', 'bucket'), byLabel(after, 'sharder_objects', 'bucket'), 'every object was assigned here');
+  assert.deepEqual(
+    byLabel(after, 'sharder_assignments_total', 'bucket'),
+    byLabel(after, 'sharder_objects', 'bucket'),
+    'every object was assigned here',
+  );
   assert.equal(sum(after, 'sharder_cache_misses_total'), 5);
   assert.equal(sum(after, 'sharder_cache_hits_total'), 4, 'three repeats and /shard');
   assert.equal(sum(after, 'sharder_cache_entries'), 5);
@@ -84,36 +96,78 @@ test('HTTP metrics are labelled handler, method and code, as JupyterHub labels i
   const after = (await scrape(sharder.controlUrl!)).samples;
   const requests = after.filter((s) => s.name === 'sharder_http_requests_total' && s.labels.handler === '/auth');
   assert.deepEqual(requests.map((s) => [s.labels.listener, s.labels.method, s.labels.code, s.value]).sort(), [
-    ['main', 'GET', '200', 1], ['main', 'HEAD', '200', 1], ['main', 'POST', '200', 1], ['main', 'other', '200', 1], ['main', 'other', '401', 1],
+    ['main', 'GET', '200', 1],
+    ['main', 'HEAD', '200', 1],
+    ['main', 'POST', '200', 1],
+    ['main', 'other', '200', 1],
+    ['main', 'other', '401', 1],
   ]);
   for (const s of after.filter((x) => x.name.startsWith('sharder_http_request'))) {
-    assert.deepEqual(Object.keys(s.labels).filter((l) => l !== 'le').sort(), ['code', 'handler', 'listener', 'method'], `${s.name} labels`);
+    assert.deepEqual(
+      Object.keys(s.labels)
+        .filter((l) => l !== 'le')
+        .sort(),
+      ['code', 'handler', 'listener', 'method'],
+      `${s.name} labels`,
+    );
   }
-  assert.equal(sum(after, 'sharder_http_request_duration_seconds_count', { handler: '/auth', method: 'other', code: '401' }), 1);
+  assert.equal(
+    sum(after, 'sharder_http_request_duration_seconds_count', { handler: '/auth', method: 'other', code: '401' }),
+    1,
+  );
   assert.equal(sum(after, 'sharder_http_request_duration_seconds_count', { handler: '/auth' }), 5);
 });
 
 /** prom-client's default metric names (collectDefaultMetrics), as CHP and JupyterHub export them. */
 const PROM_CLIENT_DEFAULTS = [
-  'process_cpu_user_seconds_total', 'process_cpu_system_seconds_total', 'process_cpu_seconds_total', 'process_start_time_seconds',
-  'process_resident_memory_bytes', 'process_virtual_memory_bytes', 'process_heap_bytes', 'process_open_fds', 'process_max_fds',
-  'nodejs_eventloop_lag_seconds', 'nodejs_eventloop_lag_min_seconds', 'nodejs_eventloop_lag_max_seconds', 'nodejs_eventloop_lag_mean_seconds',
-  'nodejs_eventloop_lag_stddev_seconds', 'nodejs_eventloop_lag_p50_seconds', 'nodejs_eventloop_lag_p90_seconds', 'nodejs_eventloop_lag_p99_seconds',
-  'nodejs_active_resources', 'nodejs_active_resources_total', 'nodejs_active_handles', 'nodejs_active_handles_total', 'nodejs_active_requests',
-  'nodejs_active_requests_total', 'nodejs_heap_size_total_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_external_memory_bytes',
-  'nodejs_heap_space_size_total_bytes', 'nodejs_heap_space_size_used_bytes', 'nodejs_heap_space_size_available_bytes', 'nodejs_version_info',
+  'process_cpu_user_seconds_total',
+  'process_cpu_system_seconds_total',
+  'process_cpu_seconds_total',
+  'process_start_time_seconds',
+  'process_resident_memory_bytes',
+  'process_virtual_memory_bytes',
+  'process_heap_bytes',
+  'process_open_fds',
+  'process_max_fds',
+  'nodejs_eventloop_lag_seconds',
+  'nodejs_eventloop_lag_min_seconds',
+  'nodejs_eventloop_lag_max_seconds',
+  'nodejs_eventloop_lag_mean_seconds',
+  'nodejs_eventloop_lag_stddev_seconds',
+  'nodejs_eventloop_lag_p50_seconds',
+  'nodejs_eventloop_lag_p90_seconds',
+  'nodejs_eventloop_lag_p99_seconds',
+  'nodejs_active_resources',
+  'nodejs_active_resources_total',
+  'nodejs_active_handles',
+  'nodejs_active_handles_total',
+  'nodejs_active_requests',
+  'nodejs_active_requests_total',
+  'nodejs_heap_size_total_bytes',
+  'nodejs_heap_size_used_bytes',
+  'nodejs_external_memory_bytes',
+  'nodejs_heap_space_size_total_bytes',
+  'nodejs_heap_space_size_used_bytes',
+  'nodejs_heap_space_size_available_bytes',
+  'nodejs_version_info',
 ];
 
-test('process metrics are prom-client\'s defaults, without the GC histogram unless metrics.gc', async (t) => {
+test("process metrics are prom-client's defaults, without the GC histogram unless metrics.gc", async (t) => {
   const { sharder } = await startSharder(t);
   const { text, samples } = await scrape(sharder.controlUrl!);
   const families = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
   for (const name of PROM_CLIENT_DEFAULTS) assert.ok(families.has(name), `${name} is exported`);
   assert.equal(families.has('nodejs_gc_duration_seconds'), false, 'no GC observer by default');
-  assert.match(text, /^# HELP nodejs_eventloop_lag_p90_seconds The 90th percentile of the recorded event loop delays\.$/m);
+  assert.match(
+    text,
+    /^# HELP nodejs_eventloop_lag_p90_seconds The 90th percentile of the recorded event loop delays\.$/m,
+  );
   assert.ok(sum(samples, 'process_max_fds') > 0);
   assert.ok(sum(samples, 'nodejs_heap_space_size_total_bytes', { space: 'old' }) > 0, 'heap space sizes by space');
-  assert.equal(sum(samples, 'nodejs_version_info', { version: process.version, major: process.versions.node.split('.')[0]! }), 1);
+  assert.equal(
+    sum(samples, 'nodejs_version_info', { version: process.version, major: process.versions.node.split('.')[0]! }),
+    1,
+  );
 
   // metrics.gc: true, in a process of its own (the GC observer, once on, is the process's).
   const dir = tempDir(t);
@@ -125,22 +179,36 @@ test('process metrics are prom-client\'s defaults, without the GC histogram unle
 
 test('objects per bucket in a scrape after a load run match `sharder buckets`', async (t) => {
   const dir = tempDir(t);
-  const file = writeConfig(dir, rawConfig(dir, { kinds: { hub: { buckets: [{ name: 'hub-0', weight: 2 }, { name: 'hub-1' }, { name: 'hub-2', state: 'draining' }] } } }));
+  const file = writeConfig(
+    dir,
+    rawConfig(dir, {
+      kinds: {
+        hub: { buckets: [{ name: 'hub-0', weight: 2 }, { name: 'hub-1' }, { name: 'hub-2', state: 'draining' }] },
+      },
+    }),
+  );
   const { url, control } = await spawnServe(t, file);
   const agent = new Agent({ connections: 32 });
   t.after(() => agent.close());
   const names = Array.from({ length: 400 }, (_, i) => `load-${i}`);
   // Every name twice, concurrently: first assignments racing with hits.
-  await Promise.all(names.flatMap((n) => [n, n]).map(async (n) => {
-    const r = await request(`${url}/auth`, { headers: { REMOTE_USER: n }, dispatcher: agent });
-    await r.body.dump();
-    assert.equal(r.statusCode, 200);
-  }));
+  await Promise.all(
+    names
+      .flatMap((n) => [n, n])
+      .map(async (n) => {
+        const r = await request(`${url}/auth`, { headers: { REMOTE_USER: n }, dispatcher: agent });
+        await r.body.dump();
+        assert.equal(r.statusCode, 200);
+      }),
+  );
   const samples = (await scrape(control!)).samples;
   const cli = await runCli(['buckets', '--config', file, '--json']);
   assert.equal(cli.code, 0, cli.stderr);
   const view = JSON.parse(cli.stdout) as { buckets: { name: string; count: number }[] };
-  assert.deepEqual(byLabel(samples, 'sharder_objects', 'bucket'), Object.fromEntries(view.buckets.map((b) => [b.name, b.count])));
+  assert.deepEqual(
+    byLabel(samples, 'sharder_objects', 'bucket'),
+    Object.fromEntries(view.buckets.map((b) => [b.name, b.count])),
+  );
   assert.equal(sum(samples, 'sharder_objects'), 400);
   assert.equal(sum(samples, 'sharder_objects', { bucket: 'hub-2' }), 0, 'draining bucket got nothing');
   assert.equal(sum(samples, 'sharder_http_requests_total', { handler: '/auth', code: '200' }), 800);
@@ -165,11 +233,18 @@ test('metrics.token: /metrics needs it as a bearer token; admin tokens do not op
 });
 
 test('metrics.listen: a listener of its own that serves /metrics alone, under the same token', async (t) => {
-  const { sharder } = await startSharder(t, { metrics: { listen: '127.0.0.1:0', token: METRICS_TOKEN }, admin: { token: ADMIN_TOKEN } });
+  const { sharder } = await startSharder(t, {
+    metrics: { listen: '127.0.0.1:0', token: METRICS_TOKEN },
+    admin: { token: ADMIN_TOKEN },
+  });
   const url = sharder.metricsUrl!;
   assert.ok(url !== null && url !== sharder.controlUrl);
   assert.equal((await get(`${url}/metrics`)).status, 401);
-  assert.equal((await get(`${url}/metrics`, { Authorization: `Bearer ${ADMIN_TOKEN}` })).status, 401, 'an admin token does not open it');
+  assert.equal(
+    (await get(`${url}/metrics`, { Authorization: `Bearer ${ADMIN_TOKEN}` })).status,
+    401,
+    'an admin token does not open it',
+  );
   const ok = await scrape(url, METRICS_TOKEN);
   assert.equal(ok.status, 200);
   assert.equal(sum(ok.samples, 'sharder_info'), 1);
@@ -179,7 +254,10 @@ test('metrics.listen: a listener of its own that serves /metrics alone, under th
   assert.equal((await get(`${url}/api/buckets`, { Authorization: `Bearer ${ADMIN_TOKEN}` })).status, 401);
   // The control listener keeps its /metrics and its admin API.
   assert.equal((await scrape(sharder.controlUrl!, METRICS_TOKEN)).status, 200);
-  assert.equal((await get(`${sharder.controlUrl}/api/buckets`, { Authorization: `Bearer ${ADMIN_TOKEN}` })).status, 200);
+  assert.equal(
+    (await get(`${sharder.controlUrl}/api/buckets`, { Authorization: `Bearer ${ADMIN_TOKEN}` })).status,
+    200,
+  );
 });
 
 test('metrics.listen: on its own port while control_listen is off', async (t) => {
@@ -223,7 +301,9 @@ test('store timeouts are counted', async (t) => {
   const slow = new Proxy(real, {
     get(target, prop) {
       const v = Reflect.get(target, prop, target) as unknown;
-      if (prop === 'assign') return (...args: Parameters<Store['assign']>) => new Promise((r) => setTimeout(r, 400)).then(() => target.assign(...args));
+      if (prop === 'assign')
+        return (...args: Parameters<Store['assign']>) =>
+          new Promise((r) => setTimeout(r, 400)).then(() => target.assign(...args));
       return typeof v === 'function' ? v.bind(target) : v;
     },
   });
@@ -247,12 +327,18 @@ test('proxy mode: upstream errors by hub', async (t) => {
       srv.close(() => resolve(port));
     });
   });
-  const { sharder } = await startSharder(t, { mode: 'proxy', kinds: { hub: { buckets: [{ name: 'gone', upstream: `http://127.0.0.1:${dead}` }] } } });
+  const { sharder } = await startSharder(t, {
+    mode: 'proxy',
+    kinds: { hub: { buckets: [{ name: 'gone', upstream: `http://127.0.0.1:${dead}` }] } },
+  });
   const r = await get(`${sharder.url}/hub/home`, { REMOTE_USER: 'pat' });
   assert.equal(r.status, 502);
   assert.match(String(r.headers['x-request-id']), /^[0-9a-f-]{36}$/);
   const s = (await scrape(sharder.controlUrl!)).samples;
-  assert.equal(sum(s, 'sharder_proxy_upstream_errors_total', { kind: 'hub', bucket: 'gone', code: 'SHARD_ERR_UPSTREAM_DOWN' }), 1);
+  assert.equal(
+    sum(s, 'sharder_proxy_upstream_errors_total', { kind: 'hub', bucket: 'gone', code: 'SHARD_ERR_UPSTREAM_DOWN' }),
+    1,
+  );
   assert.equal(sum(s, 'sharder_proxy_requests_total'), 1);
   assert.equal(sum(s, 'sharder_info', { mode: 'proxy' }), 1);
 });
@@ -261,10 +347,16 @@ test('latency histogram: plain counts become cumulative buckets', () => {
   const h = new LatencyHistogram([0.001, 0.01]);
   for (const v of [0.0005, 0.001, 0.005, 0.5]) h.observe(v);
   const s = histogramSamples('x_seconds', { endpoint: '/auth' }, h);
-  assert.deepEqual(s.map((x) => [x.metricName, x.labels.le, x.value]), [
-    ['x_seconds_bucket', 0.001, 2], ['x_seconds_bucket', 0.01, 3], ['x_seconds_bucket', '+Inf', 4],
-    ['x_seconds_sum', undefined, 0.5065], ['x_seconds_count', undefined, 4],
-  ]);
+  assert.deepEqual(
+    s.map((x) => [x.metricName, x.labels.le, x.value]),
+    [
+      ['x_seconds_bucket', 0.001, 2],
+      ['x_seconds_bucket', 0.01, 3],
+      ['x_seconds_bucket', '+Inf', 4],
+      ['x_seconds_sum', undefined, 0.5065],
+      ['x_seconds_count', undefined, 4],
+    ],
+  );
   assert.equal(controlEndpoint('/api/objects/hub/x'), '/api');
   assert.equal(controlEndpoint('/metrics'), '/metrics');
   assert.equal(controlEndpoint('/anything-else'), 'unmatched');
@@ -285,16 +377,29 @@ test('new assignments in the last hour: a sliding window of minutes', () => {
   now += 60 * 60_000;
   c.record('hub', 'a'); // reuses a slot last written an hour ago
   assert.deepEqual(c.recent().counts, { hub: { a: 1, b: 0 } });
-  assert.deepEqual([...c.totals()], [['hub', 'a', 3], ['hub', 'b', 1]]);
-  const merged = mergeRecent([{ since: 5, counts: { hub: { a: 1 } } }, { since: 9, counts: { hub: { a: 2, b: 1 }, home: { h: 4 } } }]);
+  assert.deepEqual(
+    [...c.totals()],
+    [
+      ['hub', 'a', 3],
+      ['hub', 'b', 1],
+    ],
+  );
+  const merged = mergeRecent([
+    { since: 5, counts: { hub: { a: 1 } } },
+    { since: 9, counts: { hub: { a: 2, b: 1 }, home: { h: 4 } } },
+  ]);
   assert.deepEqual(merged, { since: 9, counts: { hub: { a: 3, b: 1 }, home: { h: 4 } } });
 });
 
 test('merged recent counts: kinds and buckets named like Object.prototype members are counted, nothing is polluted', () => {
   // JSON.parse, as the views arrive over IPC from the workers.
-  const view = (): RecentView => JSON.parse('{"since": 1, "counts": {"constructor": {"toString": 2, "valueOf": 1}, "hub": {"hasOwnProperty": 4}}}');
+  const view = (): RecentView =>
+    JSON.parse('{"since": 1, "counts": {"constructor": {"toString": 2, "valueOf": 1}, "hub": {"hasOwnProperty": 4}}}');
   const merged = mergeRecent([view(), view()]);
-  assert.deepEqual(JSON.parse(JSON.stringify(merged)), { since: 1, counts: { constructor: { toString: 4, valueOf: 2 }, hub: { hasOwnProperty: 8 } } });
+  assert.deepEqual(JSON.parse(JSON.stringify(merged)), {
+    since: 1,
+    counts: { constructor: { toString: 4, valueOf: 2 }, hub: { hasOwnProperty: 8 } },
+  });
   assert.equal(typeof Object.toString, 'function');
   assert.equal(Object.hasOwn(Object, 'toString'), false, 'the Object constructor was not written to');
 });

@@ -65,15 +65,26 @@ test(`migrating a bucket of ${N} objects while /auth keeps answering`, async (t)
   stop = true;
   await load;
   assert.equal(mig.code, 0, mig.stderr);
-  const result = JSON.parse(mig.stdout) as { id: string; moved: number; batches: number; remaining: number; targets: Record<string, number> };
+  const result = JSON.parse(mig.stdout) as {
+    id: string;
+    moved: number;
+    batches: number;
+    remaining: number;
+    targets: Record<string, number>;
+  };
   assert.equal(result.moved, N);
   assert.equal(result.batches, N / 1000);
   assert.equal(result.remaining, 0);
   assert.deepEqual([...statuses.keys()], [200], `every /auth answered 200: ${JSON.stringify([...statuses])}`);
   assert.ok(during > 100, `/auth kept answering during the ${seconds.toFixed(1)} s migration (${during} answers)`);
   latencies.sort((a, b) => a - b);
-  t.diagnostic(`/auth latency during the migration: p50 ${latencies[Math.floor(latencies.length / 2)]} ms, p99 ${latencies[Math.floor(latencies.length * 0.99)]} ms, max ${latencies.at(-1)} ms`);
-  t.diagnostic(`migrated ${N} objects in ${seconds.toFixed(1)} s by the CLI while /auth answered ${during} requests, none failing`);
+  t.diagnostic(
+    `/auth latency during the migration: p50 ${latencies[Math.floor(latencies.length / 2)]} ms, p99 ` +
+      `${latencies[Math.floor(latencies.length * 0.99)]} ms, max ${latencies.at(-1)} ms`,
+  );
+  t.diagnostic(
+    `migrated ${N} objects in ${seconds.toFixed(1)} s by the CLI while /auth answered ${during} requests, none failing`,
+  );
 
   const doctor = await runCli(['doctor', '--json', '--config', file]);
   assert.equal(doctor.code, 0, doctor.stdout);
@@ -81,14 +92,33 @@ test(`migrating a bucket of ${N} objects while /auth keeps answering`, async (t)
 
   const db = new Database(join(dir, 'sharder.db'), { readonly: true });
   t.after(() => db.close());
-  const batches = db.prepare("SELECT batch, COUNT(*) AS n FROM audit WHERE action = 'migrate' GROUP BY batch").all() as { batch: string; n: number }[];
+  const batches = db
+    .prepare("SELECT batch, COUNT(*) AS n FROM audit WHERE action = 'migrate' GROUP BY batch")
+    .all() as { batch: string; n: number }[];
   assert.equal(batches.length, N / 1000);
   assert.ok(batches.every((b) => b.batch.startsWith(`${result.id}/`) && b.n === 1000));
-  assert.equal((db.prepare("SELECT COUNT(*) AS n FROM audit WHERE action = 'migrate' AND reason = 'acceptance' AND from_bucket = 'hub-0'").get() as { n: number }).n, N);
+  assert.equal(
+    (
+      db
+        .prepare(
+          "SELECT COUNT(*) AS n FROM audit WHERE action = 'migrate' AND reason = 'acceptance' AND from_bucket " +
+            "= 'hub-0'",
+        )
+        .get() as { n: number }
+    ).n,
+    N,
+  );
 
   // The server's cache followed the moves (change feed polled every 50 ms here).
   for (let i = 0; i < N; i += 997) {
-    const want = (db.prepare("SELECT bucket FROM assignments WHERE kind = 'hub' AND name = ?").get(name(i)) as { bucket: string }).bucket;
-    await until(async () => (await auth(name(i))).bucket === want, 2000, `the server answers ${name(i)} with ${want}, as the store has it`, 20);
+    const want = (
+      db.prepare("SELECT bucket FROM assignments WHERE kind = 'hub' AND name = ?").get(name(i)) as { bucket: string }
+    ).bucket;
+    await until(
+      async () => (await auth(name(i))).bucket === want,
+      2000,
+      `the server answers ${name(i)} with ${want}, as the store has it`,
+      20,
+    );
   }
 });

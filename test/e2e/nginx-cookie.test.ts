@@ -10,7 +10,8 @@ import { nginxSkip } from '../helpers/nginx.js';
 import { cookieOf, hubOf, startStack } from '../helpers/stack.js';
 
 const SECRET = 'nginx-cookie-secret-0123456789abcdef0123456789';
-const signed = (bucket: string): string => `${bucket}.${createHmac('sha256', SECRET).update(`hub=${bucket}`).digest('base64url')}`;
+const signed = (bucket: string): string =>
+  `${bucket}.${createHmac('sha256', SECRET).update(`hub=${bucket}`).digest('base64url')}`;
 
 describe('signed hub cookie through nginx', { skip: nginxSkip }, () => {
   test('nginx passes the signed cookie through; forged or tampered cookies do not move anyone', async (t) => {
@@ -20,7 +21,12 @@ describe('signed hub cookie through nginx', { skip: nginxSkip }, () => {
     const bucket = hubOf(first)!;
     assert.equal(cookieOf(first), `hub=${signed(bucket)}; Path=/; HttpOnly; SameSite=Lax`);
     const other = bucket === 'hub-2' ? 'hub-1' : 'hub-2';
-    for (const cookie of [`hub=${other}`, `hub=${other}.${signed(bucket).split('.')[1]}`, `hub=${signed(other)}x`, `hub=${signed(other)}`]) {
+    for (const cookie of [
+      `hub=${other}`,
+      `hub=${other}.${signed(bucket).split('.')[1]}`,
+      `hub=${signed(other)}x`,
+      `hub=${signed(other)}`,
+    ]) {
       const r = await stack.as('alice', '/hub/', { cookie });
       assert.equal(r.status, 200, `${cookie}: ${r.body}`);
       assert.equal(hubOf(r), bucket, cookie);

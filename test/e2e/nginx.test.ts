@@ -39,13 +39,21 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
       }
     }
     // Four users over three empty hubs: emptiest bin puts the fourth back on hub-0.
-    assert.deepEqual(await Promise.all(['alice', 'bob', 'u1', 'u2'].map((u) => storedBucket(stack, u))), ['hub-0', 'hub-1', 'hub-2', 'hub-0']);
+    assert.deepEqual(await Promise.all(['alice', 'bob', 'u1', 'u2'].map((u) => storedBucket(stack, u))), [
+      'hub-0',
+      'hub-1',
+      'hub-2',
+      'hub-0',
+    ]);
     assert.doesNotMatch(stack.nginx.errorLog(), /\[(crit|error|alert|emerg)\]/);
   });
 
   test('the hub sees the original Host, X-Forwarded-* and the client address', async (t) => {
     const stack = await startStack(t);
-    const r = await stack.as('alice', '/hub/home', { host: 'jupyter.example.edu:8443', 'x-forwarded-for': '203.0.113.9' });
+    const r = await stack.as('alice', '/hub/home', {
+      host: 'jupyter.example.edu:8443',
+      'x-forwarded-for': '203.0.113.9',
+    });
     assert.equal(r.status, 200, r.body);
     const h = JSON.parse(r.body).headers;
     assert.equal(h.host, 'jupyter.example.edu:8443');
@@ -72,7 +80,10 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
     const perHub = new Map<string, number>();
     for (const h of seen.values()) perHub.set(h, (perHub.get(h) ?? 0) + 1);
     assert.deepEqual(Object.fromEntries([...perHub].sort()), { 'hub-0': 100, 'hub-1': 100, 'hub-2': 100 });
-    assert.deepEqual(stack.hubs.map((h) => h.counts.requests), [100, 100, 100]);
+    assert.deepEqual(
+      stack.hubs.map((h) => h.counts.requests),
+      [100, 100, 100],
+    );
     // And again: everyone lands where they were put.
     const again = await Promise.all(users.slice(0, 60).map((u) => stack.as(u)));
     again.forEach((r, j) => assert.equal(hubOf(r), seen.get(users[j]!)));
@@ -94,7 +105,7 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
     assert.equal(hubOf(r), 'hub-1', 'an existing user of the draining hub still reaches it');
   });
 
-  test('a websocket opened through nginx reaches the user\'s hub and echoes', async (t) => {
+  test("a websocket opened through nginx reaches the user's hub and echoes", async (t) => {
     const stack = await startStack(t);
     await stack.as('alice');
     await stack.as('bob');
@@ -117,7 +128,10 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
     assert.equal(stranger.status, 401);
     // auth_basic runs before auth_request: the sharder never heard of any of them.
     assert.deepEqual(Object.fromEntries(await stack.sharder.sharder.store.counts('hub')), {});
-    assert.deepEqual(stack.hubs.map((h) => h.counts.requests), [0, 0, 0]);
+    assert.deepEqual(
+      stack.hubs.map((h) => h.counts.requests),
+      [0, 0, 0],
+    );
   });
 
   test('the sharder stopped: the friendly error page, not a bare 500', async (t) => {
@@ -135,7 +149,9 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
   });
 
   test('the sharder failing (no active bucket: 503) shows the friendly page too', async (t) => {
-    const stack = await startStack(t, { buckets: [0, 1, 2].map((i) => ({ name: `hub-${i}`, hub: i, state: 'draining' as const })) });
+    const stack = await startStack(t, {
+      buckets: [0, 1, 2].map((i) => ({ name: `hub-${i}`, hub: i, state: 'draining' as const })),
+    });
     const r = await stack.as('alice');
     assert.equal(r.status, 503);
     assert.ok(r.body.includes(FRIENDLY));
@@ -149,7 +165,7 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
     const r = await stack.as('alice');
     assert.equal(r.status, 502);
     assert.ok(r.body.includes(FRIENDLY));
-    assert.equal(cookieOf(r), 'hub=hub-0; Path=/; HttpOnly; SameSite=Lax', 'the cookie still names the user\'s hub');
+    assert.equal(cookieOf(r), 'hub=hub-0; Path=/; HttpOnly; SameSite=Lax', "the cookie still names the user's hub");
   });
 
   test('a bucket nginx cannot route (no upstream in sharder.yml): 502 with the friendly page, named in the error log', async (t) => {
@@ -163,11 +179,21 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
   });
 
   test('bucket names that are nginx map keywords route like any other', async (t) => {
-    const stack = await startStack(t, { buckets: [{ name: 'default', hub: 0 }, { name: 'include', hub: 1 }, { name: 'volatile', hub: 2 }] });
+    const stack = await startStack(t, {
+      buckets: [
+        { name: 'default', hub: 0 },
+        { name: 'include', hub: 1 },
+        { name: 'volatile', hub: 2 },
+      ],
+    });
     const got = [];
     for (const u of ['u0', 'u1', 'u2', 'u3']) got.push(hubOf(await stack.as(u)));
     assert.deepEqual(got, ['hub-0', 'hub-1', 'hub-2', 'hub-0']);
-    assert.deepEqual(await Promise.all(['u0', 'u1', 'u2'].map((u) => storedBucket(stack, u))), ['default', 'include', 'volatile']);
+    assert.deepEqual(await Promise.all(['u0', 'u1', 'u2'].map((u) => storedBucket(stack, u))), [
+      'default',
+      'include',
+      'volatile',
+    ]);
   });
 
   test('a client cannot choose its hub: its own identity header, hub cookie or X-Shard-* headers change nothing', async (t) => {
@@ -189,8 +215,12 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
       assert.equal(JSON.parse(r.body).headers['remote-user'], undefined);
     }
     // Without credentials, no header or cookie gets anyone in.
-    for (const headers of spoofs) assert.equal((await stack.request('/hub/', headers)).status, 401, JSON.stringify(headers));
-    assert.deepEqual(stack.hubs.map((h) => h.counts.requests), [6, 1, 0]);
+    for (const headers of spoofs)
+      assert.equal((await stack.request('/hub/', headers)).status, 401, JSON.stringify(headers));
+    assert.deepEqual(
+      stack.hubs.map((h) => h.counts.requests),
+      [6, 1, 0],
+    );
   });
 
   test('adding a bucket: edit sharder.yml, re-render, nginx -s reload, and new users go to the new hub', async (t) => {
@@ -199,7 +229,7 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
     const hub3 = await startHub(t, 'hub-3');
     const raw = structuredClone(stack.rawConfig) as { kinds: { hub: { buckets: unknown[] } } };
     raw.kinds.hub.buckets.push({ name: 'hub-3', upstream: hub3.url });
-    const file = writeConfig(stack.sharder.dir, baseRawConfig(stack.sharder.dir, raw as never));
+    const file = writeConfig(stack.sharder.dir, baseRawConfig(stack.sharder.dir, raw));
     // What the operator runs: render with the CLI, check, reload nginx, then reload the sharder.
     const out = join(stack.nginx.dir, 'sharder', 'sharder-upstreams.conf');
     const r = await runCli(['nginx-config', '--config', file, '--sharder', stack.sharderAddress, '--output', out]);
@@ -229,7 +259,10 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
     assert.equal((await stack.request('/hub/', { cookie: '_oauth2_proxy=carol' })).status, 302);
     // A client's own X-Auth-Request-User is not the identity, with or without a session.
     assert.equal((await stack.request('/hub/', { 'x-auth-request-user': 'carol' })).status, 302);
-    const dave = await stack.request('/hub/', { 'x-auth-request-user': 'carol', cookie: `_oauth2_proxy=${sessionOf('dave')}; hub=hub-0` });
+    const dave = await stack.request('/hub/', {
+      'x-auth-request-user': 'carol',
+      cookie: `_oauth2_proxy=${sessionOf('dave')}; hub=hub-0`,
+    });
     assert.equal(JSON.parse(dave.body).headers.remote_user, 'dave');
     assert.equal(hubOf(dave), await storedBucket(stack, 'dave'));
     assert.notEqual(hubOf(dave), hubOf(carol));
@@ -241,7 +274,11 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
     const url = stack.nginx.url('/user/erin/terminals/websocket/1').replace('http:', 'ws:');
     const [erin, ls] = await wsMessages(url, session('erin'), ['whoami', 'ls']);
     assert.deepEqual([whoami(erin!), ls], [`${await storedBucket(stack, 'erin')}:erin`, 'ls']);
-    assert.deepEqual((await stack.sharder.sharder.store.list('hub', { limit: 10 })).map((a) => a.name).sort(), ['carol', 'dave', 'erin']);
+    assert.deepEqual((await stack.sharder.sharder.store.list('hub', { limit: 10 })).map((a) => a.name).sort(), [
+      'carol',
+      'dave',
+      'erin',
+    ]);
     // The hand-over (try_files into /dev/null/) is silent: nothing in nginx's error log.
     assert.doesNotMatch(stack.nginx.errorLog(), /\[(crit|error|alert|emerg)\]/);
   });
@@ -252,7 +289,12 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
     const port = stack.nginx.ports[0]!;
     // As oauth2-proxy's guide: error_page 401 = @oauth2_signin; return 302 /oauth2/sign_in?rd=$scheme://$host$request_uri.
     for (const method of ['GET', 'POST']) {
-      const r = await rawRequest(port, '/user/alice/lab/tree/a%20b.ipynb?reset', ['Host: jupyter.example.edu', 'Accept: text/html', 'Content-Length: 0'], method);
+      const r = await rawRequest(
+        port,
+        '/user/alice/lab/tree/a%20b.ipynb?reset',
+        ['Host: jupyter.example.edu', 'Accept: text/html', 'Content-Length: 0'],
+        method,
+      );
       assert.equal(r.status, 302, `${method}: ${r.body}`);
       const location = new URL(r.header('location')!, `http://127.0.0.1:${port}`);
       assert.equal(location.pathname, '/oauth2/sign_in');
@@ -261,19 +303,27 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
       assert.equal(r.header('x-hub'), undefined);
     }
     // Following it: oauth2-proxy's sign-in page (through location /oauth2/, no authentication).
-    const r = await rawRequest(port, '/oauth2/sign_in?rd=http://jupyter.example.edu/hub/', ['Host: jupyter.example.edu']);
+    const r = await rawRequest(port, '/oauth2/sign_in?rd=http://jupyter.example.edu/hub/', [
+      'Host: jupyter.example.edu',
+    ]);
     assert.equal(r.status, 200);
     assert.match(r.body, /Sign in/);
     // The auth endpoint itself is internal: a browser cannot query it, nginx does (as a subrequest).
     const asked = auth.calls.length;
     assert.ok(auth.calls.includes('/oauth2/auth'), 'nginx asked oauth2-proxy');
-    assert.equal((await rawRequest(port, '/oauth2/auth', ['Host: jupyter.example.edu', 'Cookie: _oauth2_proxy=a-1'])).status, 404);
-    assert.equal(auth.calls.length, asked, 'the browser\'s own /oauth2/auth never reached oauth2-proxy');
+    assert.equal(
+      (await rawRequest(port, '/oauth2/auth', ['Host: jupyter.example.edu', 'Cookie: _oauth2_proxy=a-1'])).status,
+      404,
+    );
+    assert.equal(auth.calls.length, asked, "the browser's own /oauth2/auth never reached oauth2-proxy");
     assert.deepEqual(await stack.sharder.sharder.store.list('hub', { limit: 10 }), [], 'nobody was assigned');
-    assert.deepEqual(stack.hubs.map((h) => h.counts.requests), [0, 0, 0]);
+    assert.deepEqual(
+      stack.hubs.map((h) => h.counts.requests),
+      [0, 0, 0],
+    );
   });
 
-  test('with the optional auth cache, known users are routed from nginx\'s cache while the sharder is down', async (t) => {
+  test("with the optional auth cache, known users are routed from nginx's cache while the sharder is down", async (t) => {
     const stack = await startStack(t, { cache: true });
     assert.equal(hubOf(await stack.as('alice')), 'hub-0');
     assert.equal(hubOf(await stack.as('bob')), 'hub-1');
@@ -288,7 +338,7 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
     assert.ok(carol.body.includes(FRIENDLY));
   });
 
-  test('https hubs: nginx verifies the hub\'s certificate against the configured CA', async (t) => {
+  test("https hubs: nginx verifies the hub's certificate against the configured CA", async (t) => {
     const dir = tempDir(t);
     const pki = makePki(dir);
     const trust = (ca: string) => ({
@@ -300,7 +350,10 @@ describe('nginx auth_request integration (real nginx)', { skip: nginxSkip, concu
     assert.equal(hubOf(r), 'hub-0');
     // Trusting another CA: nginx refuses the hub's certificate (502), it does not proxy blindly.
     const other = makePki(tempDir(t));
-    const untrusting = await startStack(t, { hubOptions: { tls: pki.server, host: 'localhost' }, edits: trust(other.caFile) });
+    const untrusting = await startStack(t, {
+      hubOptions: { tls: pki.server, host: 'localhost' },
+      edits: trust(other.caFile),
+    });
     const bad = await untrusting.as('alice');
     assert.equal(bad.status, 502);
     assert.match(untrusting.nginx.errorLog(), /upstream SSL certificate verify error/);
@@ -319,10 +372,42 @@ function makePki(dir: string): { caFile: string; server: { key: string; cert: st
     const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
   };
-  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=sharder test CA']);
+  run([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=sharder test CA',
+  ]);
   run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'hub.key', '-out', 'hub.csr', '-subj', '/CN=localhost']);
   writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost\n');
-  run(['x509', '-req', '-in', 'hub.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'hub.pem', '-days', '2', '-extfile', 'ext.cnf']);
-  return { caFile: join(dir, 'ca.pem'), server: { key: readFileSync(join(dir, 'hub.key'), 'utf8'), cert: readFileSync(join(dir, 'hub.pem'), 'utf8') } };
+  run([
+    'x509',
+    '-req',
+    '-in',
+    'hub.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'hub.pem',
+    '-days',
+    '2',
+    '-extfile',
+    'ext.cnf',
+  ]);
+  return {
+    caFile: join(dir, 'ca.pem'),
+    server: { key: readFileSync(join(dir, 'hub.key'), 'utf8'), cert: readFileSync(join(dir, 'hub.pem'), 'utf8') },
+  };
 }
-

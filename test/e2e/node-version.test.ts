@@ -15,7 +15,8 @@ import { ROOT } from '../helpers/sharder.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const BIN = join(ROOT, 'bin/sharder.js');
-const ENGINES = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node;
+const ENGINES = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } }).engines
+  .node;
 
 function versionOf(node: string): string | undefined {
   const r = spawnSync(node, ['--version'], { encoding: 'utf8' });
@@ -54,22 +55,33 @@ test('the version check is written in syntax every Node.js parses', () => {
 });
 
 const olds = oldNodes();
-test('on an older Node.js the command says which version is needed and exits 2', { skip: needs('old-node', olds.length > 0 ? undefined : 'no Node.js older than 22.14 found (set SHARDER_TEST_OLD_NODE)') }, () => {
-  for (const node of olds) {
-    const version = versionOf(node);
-    assert.ok(version, `${node} runs`);
-    for (const args of [['--version'], ['serve'], ['buckets']]) {
-      const r = spawnSync(node, [BIN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
-      assert.equal(r.status, 2, `${version} ${args.join(' ')}: ${r.stderr}`);
-      assert.equal(r.stdout, '');
-      assert.equal(
-        r.stderr,
-        `sharder: Node.js 22.14.0 or newer is needed (supported: 22.14+, 24, 26); this is Node.js ${version} at ${node}.\n` +
-          'Install a supported Node.js (README.md, "Supported Node.js versions"), then reinstall the sharder with it.\n',
-      );
+test(
+  'on an older Node.js the command says which version is needed and exits 2',
+  {
+    skip: needs(
+      'old-node',
+      olds.length > 0 ? undefined : 'no Node.js older than 22.14 found (set SHARDER_TEST_OLD_NODE)',
+    ),
+  },
+  () => {
+    for (const node of olds) {
+      const version = versionOf(node);
+      assert.ok(version, `${node} runs`);
+      for (const args of [['--version'], ['serve'], ['buckets']]) {
+        const r = spawnSync(node, [BIN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+        assert.equal(r.status, 2, `${version} ${args.join(' ')}: ${r.stderr}`);
+        assert.equal(r.stdout, '');
+        assert.equal(
+          r.stderr,
+          `sharder: Node.js 22.14.0 or newer is needed (supported: 22.14+, 24, 26); this is Node.js ${version} ` +
+            `at ${node}.\n` +
+            'Install a supported Node.js (README.md, "Supported Node.js versions"), then reinstall the sharder ' +
+            'with it.\n',
+        );
+      }
     }
-  }
-});
+  },
+);
 
 test('a clone that was never built is told to run the build, not shown a stack trace', (t) => {
   const dir = tempDir(t);

@@ -32,15 +32,17 @@ const KEEP_ALIVE_MS = 500;
 /** The live heap after a full GC may move by this much over the rounds (caches, JIT data). */
 const HEAP_SLACK_BYTES = 8 * 1024 * 1024;
 
-const fds = (pid: number): string[] => readdirSync(`/proc/${pid}/fd`).map((fd) => {
-  try {
-    return readlinkSync(`/proc/${pid}/fd/${fd}`);
-  } catch {
-    return '(closed)';
-  }
-});
+const fds = (pid: number): string[] =>
+  readdirSync(`/proc/${pid}/fd`).map((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      return '(closed)';
+    }
+  });
 const sockets = (pid: number): number => fds(pid).filter((l) => l.startsWith('socket:')).length;
-const rss = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+const rss = (pid: number): number =>
+  Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 
 /**
  * Forces a full garbage collection in the process behind an inspector URL and returns its
@@ -52,14 +54,15 @@ async function liveHeap(inspector: string): Promise<number> {
   await new Promise<void>((resolve, reject) => ws.once('open', resolve).once('error', reject));
   const pending = new Map<number, (result: Record<string, unknown>) => void>();
   ws.on('message', (data) => {
-    const msg = JSON.parse(String(data)) as { id?: number; result?: Record<string, unknown> };
+    const msg = JSON.parse((data as Buffer).toString()) as { id?: number; result?: Record<string, unknown> };
     if (msg.id !== undefined) pending.get(msg.id)?.(msg.result ?? {});
   });
   let id = 0;
-  const call = (method: string): Promise<Record<string, unknown>> => new Promise((resolve) => {
-    pending.set(++id, resolve);
-    ws.send(JSON.stringify({ id, method }));
-  });
+  const call = (method: string): Promise<Record<string, unknown>> =>
+    new Promise((resolve) => {
+      pending.set(++id, resolve);
+      ws.send(JSON.stringify({ id, method }));
+    });
   await call('HeapProfiler.collectGarbage');
   const usage = await call('Runtime.getHeapUsage');
   await new Promise<void>((resolve) => {
@@ -78,9 +81,11 @@ async function settle(pid: number, target: number, ms = 20_000): Promise<number>
 /** Runs `n` tasks, `CONCURRENCY` at a time. */
 async function pool(n: number, task: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (next < n) await task(next++);
-  }));
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < n) await task(next++);
+    }),
+  );
 }
 
 type Outcome = 'ok' | 'refused' | 'aborted' | 'error';
@@ -129,7 +134,11 @@ function http(base: string, agent: Agent, user: string, how: number): Promise<Ou
   return new Promise((resolve) => {
     const path = ['/echo', '/echo', '/download?bytes=4194304', '/slow'][how]!;
     const method = how === 1 ? 'POST' : 'GET';
-    const req = httpRequest(`${base}${path}`, { method, agent: how >= 2 ? false : agent, headers: { REMOTE_USER: user } });
+    const req = httpRequest(`${base}${path}`, {
+      method,
+      agent: how >= 2 ? false : agent,
+      headers: { REMOTE_USER: user },
+    });
     const timer = setTimeout(() => {
       req.destroy();
       resolve('error');
@@ -156,74 +165,100 @@ function http(base: string, agent: Agent, user: string, how: number): Promise<Ou
   });
 }
 
-test('proxy leaks: 5,000 websockets and 5,000 requests, with aborts and a hub stopped half-way, leave no socket behind', { timeout: 180_000 }, async (t) => {
-  const hubs: TestHub[] = await Promise.all([0, 1, 2].map((i) => startHub(t, `hub-${i}`)));
-  const dir = tempDir(t);
-  const file = writeConfig(dir, rawConfig(dir, {
-    log: { level: 'info' },
-    proxy: { keep_alive_ms: KEEP_ALIVE_MS },
-    kinds: { hub: { buckets: hubs.map((h) => ({ name: h.name, upstream: h.url })) } },
-  }));
-  const { child, url, output } = await spawnServe(t, file, { NODE_OPTIONS: '--inspect=127.0.0.1:0' }, ['--mode', 'proxy']);
-  const pid = child.pid!;
-  // Before any traffic: the listening sockets (main, control, inspector) and nothing else.
-  const listening = sockets(pid);
-  const inspector = /Debugger listening on (ws:\/\/\S+)/.exec(output())?.[1];
-  assert.ok(inspector, `no inspector URL in:\n${output()}`);
-  const wsUrl = url.replace('http:', 'ws:');
-  const users = Array.from({ length: USERS }, (_, i) => `leak-user-${i}`);
-  const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
-  t.after(() => agent.destroy());
+test(
+  'proxy leaks: 5,000 websockets and 5,000 requests, with aborts and a hub stopped half-way, leave no socket behind',
+  { timeout: 180_000 },
+  async (t) => {
+    const hubs: TestHub[] = await Promise.all([0, 1, 2].map((i) => startHub(t, `hub-${i}`)));
+    const dir = tempDir(t);
+    const file = writeConfig(
+      dir,
+      rawConfig(dir, {
+        log: { level: 'info' },
+        proxy: { keep_alive_ms: KEEP_ALIVE_MS },
+        kinds: { hub: { buckets: hubs.map((h) => ({ name: h.name, upstream: h.url })) } },
+      }),
+    );
+    const { child, url, output } = await spawnServe(t, file, { NODE_OPTIONS: '--inspect=127.0.0.1:0' }, [
+      '--mode',
+      'proxy',
+    ]);
+    const pid = child.pid!;
+    // Before any traffic: the listening sockets (main, control, inspector) and nothing else.
+    const listening = sockets(pid);
+    const inspector = /Debugger listening on (ws:\/\/\S+)/.exec(output())?.[1];
+    assert.ok(inspector, `no inspector URL in:\n${output()}`);
+    const wsUrl = url.replace('http:', 'ws:');
+    const users = Array.from({ length: USERS }, (_, i) => `leak-user-${i}`);
+    const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+    t.after(() => agent.destroy());
 
-  // Warm up: every user assigned, every path taken once, so that what stays allocated for the
-  // life of the process (pools, caches, compiled code) exists before the baseline is taken.
-  await pool(USERS, async (i) => {
-    const r = await send(`${url}/echo`, { headers: { REMOTE_USER: users[i]! }, agent: false });
-    assert.equal(r.status, 200, r.text);
-  });
-  for (let how = 0; how < 4; how++) {
-    await websocket(wsUrl, users[how]!, how);
-    await http(url, agent, users[how]!, how);
-  }
-  agent.destroy();
-  // Pooled connections to the hubs expire after KEEP_ALIVE_MS (the hubs see them close), and
-  // the warm-up's own connections close: the process is back to its listening sockets.
-  await until(() => hubs.every((h) => h.connections() === 0) && sockets(pid) <= listening, 10_000, 'the warm-up connections closed', 50);
-  const baseline = fds(pid).length;
-  const baseSockets = sockets(pid);
-  const outcomes: Record<string, number> = {};
-  const rssAfter: number[] = [];
-  const heapAfter: number[] = [await liveHeap(inspector)];
-
-  for (let round = 0; round < ROUNDS; round++) {
-    const roundAgent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
-    // Each round stops one hub half-way through (hub-2, then hub-1): its users get 502s.
-    const victim = hubs[2 - round]!;
-    let started = 0;
-    const total = WEBSOCKETS_PER_ROUND + REQUESTS_PER_ROUND;
-    await pool(total, async (i) => {
-      if (++started === Math.floor(total / 2)) void victim.stop();
-      const user = users[i % USERS]!;
-      const how = Math.floor(i / USERS) % 4;
-      const o = i % 2 === 0 ? await websocket(wsUrl, user, how) : await http(url, roundAgent, user, how);
-      outcomes[o] = (outcomes[o] ?? 0) + 1;
+    // Warm up: every user assigned, every path taken once, so that what stays allocated for the
+    // life of the process (pools, caches, compiled code) exists before the baseline is taken.
+    await pool(USERS, async (i) => {
+      const r = await send(`${url}/echo`, { headers: { REMOTE_USER: users[i]! }, agent: false });
+      assert.equal(r.status, 200, r.text);
     });
-    roundAgent.destroy();
-    const n = await settle(pid, baseline);
-    assert.equal(n, baseline, `round ${round + 1}: ${n} descriptors open, ${baseline} at the start:\n${fds(pid).join('\n')}`);
-    rssAfter.push(rss(pid));
-    heapAfter.push(await liveHeap(inspector));
-  }
-  assert.equal(await settle(pid, baseline), baseline, 'the inspector connection closed');
+    for (let how = 0; how < 4; how++) {
+      await websocket(wsUrl, users[how]!, how);
+      await http(url, agent, users[how]!, how);
+    }
+    agent.destroy();
+    // Pooled connections to the hubs expire after KEEP_ALIVE_MS (the hubs see them close), and
+    // the warm-up's own connections close: the process is back to its listening sockets.
+    await until(
+      () => hubs.every((h) => h.connections() === 0) && sockets(pid) <= listening,
+      10_000,
+      'the warm-up connections closed',
+      50,
+    );
+    const baseline = fds(pid).length;
+    const baseSockets = sockets(pid);
+    const outcomes: Record<string, number> = {};
+    const rssAfter: number[] = [];
+    const heapAfter: number[] = [await liveHeap(inspector)];
 
-  assert.equal(sockets(pid), baseSockets);
-  // Both ways of ending happened, in numbers: these are not leak-free by doing nothing.
-  assert.ok((outcomes.ok ?? 0) > 2_000, JSON.stringify(outcomes));
-  assert.ok((outcomes.aborted ?? 0) > 1_000, JSON.stringify(outcomes));
-  assert.ok((outcomes.refused ?? 0) > 100, JSON.stringify(outcomes));
-  assert.ok(hubs[2]!.counts.websockets > 0 && hubs[1]!.aborted.length + hubs[0]!.aborted.length > 0);
-  // Memory settles: the rounds keep nothing of what they used.
-  const mib = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
-  assert.ok(heapAfter.at(-1)! - heapAfter[0]! < HEAP_SLACK_BYTES, `live heap after GC grew from ${mib(heapAfter[0]!)} to ${mib(heapAfter.at(-1)!)} (${heapAfter.map(mib).join(', ')})`);
-  t.diagnostic(`descriptors ${baseline} (sockets ${baseSockets}); live heap after GC ${heapAfter.map(mib).join(', ')}; rss after rounds ${rssAfter.map(mib).join(', ')}; outcomes ${JSON.stringify(outcomes)}`);
-});
+    for (let round = 0; round < ROUNDS; round++) {
+      const roundAgent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+      // Each round stops one hub half-way through (hub-2, then hub-1): its users get 502s.
+      const victim = hubs[2 - round]!;
+      let started = 0;
+      const total = WEBSOCKETS_PER_ROUND + REQUESTS_PER_ROUND;
+      await pool(total, async (i) => {
+        if (++started === Math.floor(total / 2)) void victim.stop();
+        const user = users[i % USERS]!;
+        const how = Math.floor(i / USERS) % 4;
+        const o = i % 2 === 0 ? await websocket(wsUrl, user, how) : await http(url, roundAgent, user, how);
+        outcomes[o] = (outcomes[o] ?? 0) + 1;
+      });
+      roundAgent.destroy();
+      const n = await settle(pid, baseline);
+      assert.equal(
+        n,
+        baseline,
+        `round ${round + 1}: ${n} descriptors open, ${baseline} at the start:\n${fds(pid).join('\n')}`,
+      );
+      rssAfter.push(rss(pid));
+      heapAfter.push(await liveHeap(inspector));
+    }
+    assert.equal(await settle(pid, baseline), baseline, 'the inspector connection closed');
+
+    assert.equal(sockets(pid), baseSockets);
+    // Both ways of ending happened, in numbers: these are not leak-free by doing nothing.
+    assert.ok((outcomes.ok ?? 0) > 2_000, JSON.stringify(outcomes));
+    assert.ok((outcomes.aborted ?? 0) > 1_000, JSON.stringify(outcomes));
+    assert.ok((outcomes.refused ?? 0) > 100, JSON.stringify(outcomes));
+    assert.ok(hubs[2]!.counts.websockets > 0 && hubs[1]!.aborted.length + hubs[0]!.aborted.length > 0);
+    // Memory settles: the rounds keep nothing of what they used.
+    const mib = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
+    assert.ok(
+      heapAfter.at(-1)! - heapAfter[0]! < HEAP_SLACK_BYTES,
+      `live heap after GC grew from ${mib(heapAfter[0]!)} to ${mib(heapAfter.at(-1)!)} ` +
+        `(${heapAfter.map(mib).join(', ')})`,
+    );
+    t.diagnostic(
+      `descriptors ${baseline} (sockets ${baseSockets}); live heap after GC ${heapAfter.map(mib).join(', ')}; ` +
+        `rss after rounds ${rssAfter.map(mib).join(', ')}; outcomes ${JSON.stringify(outcomes)}`,
+    );
+  },
+);

@@ -57,12 +57,16 @@ class KeepAlive {
 
 test('SIGHUP: add a bucket, drain one, change a weight and an upstream, on a connection that stays open', async (t) => {
   const dir = tempDir(t);
-  const base = (buckets: Record<string, unknown>[]): RawConfig => rawConfig(dir, { kinds: { hub: { buckets } }, log: { level: 'info' } });
-  const file = writeConfig(dir, base([
-    { name: 'hub-0', upstream: 'http://10.0.0.10:8000' },
-    { name: 'hub-1', upstream: 'http://10.0.0.11:8000' },
-    { name: 'hub-2', upstream: 'http://10.0.0.12:8000' },
-  ]));
+  const base = (buckets: Record<string, unknown>[]): RawConfig =>
+    rawConfig(dir, { kinds: { hub: { buckets } }, log: { level: 'info' } });
+  const file = writeConfig(
+    dir,
+    base([
+      { name: 'hub-0', upstream: 'http://10.0.0.10:8000' },
+      { name: 'hub-1', upstream: 'http://10.0.0.11:8000' },
+      { name: 'hub-2', upstream: 'http://10.0.0.12:8000' },
+    ]),
+  );
   const server = await spawnServe(t, file);
   const conn = await KeepAlive.open(server.url);
   t.after(() => conn.close());
@@ -70,18 +74,25 @@ test('SIGHUP: add a bucket, drain one, change a weight and an upstream, on a con
   for (const n of ['u1', 'u2', 'u3']) before.push((await conn.auth(n))['x-shard-bucket']!);
   assert.deepEqual(before, ['hub-0', 'hub-1', 'hub-2']);
 
-  writeConfig(dir, base([
-    { name: 'hub-0', upstream: 'http://10.0.0.10:8000', state: 'draining' },
-    { name: 'hub-1', upstream: 'http://10.0.0.11:8000', weight: 3 },
-    { name: 'hub-2', upstream: 'http://10.0.0.99:8000' },
-    { name: 'hub-3', upstream: 'http://10.0.0.13:8000' },
-  ]));
+  writeConfig(
+    dir,
+    base([
+      { name: 'hub-0', upstream: 'http://10.0.0.10:8000', state: 'draining' },
+      { name: 'hub-1', upstream: 'http://10.0.0.11:8000', weight: 3 },
+      { name: 'hub-2', upstream: 'http://10.0.0.99:8000' },
+      { name: 'hub-3', upstream: 'http://10.0.0.13:8000' },
+    ]),
+  );
   server.child.kill('SIGHUP');
   await server.logged(/"event":"reloaded"/);
 
   const u3 = await conn.auth('u3');
   assert.equal(u3['x-shard-bucket'], 'hub-2', 'assignments are permanent');
-  assert.equal(u3['x-shard-upstream'], 'http://10.0.0.99:8000', 'the new upstream, for an object cached before the reload');
+  assert.equal(
+    u3['x-shard-upstream'],
+    'http://10.0.0.99:8000',
+    'the new upstream, for an object cached before the reload',
+  );
   const fresh: string[] = [];
   for (let i = 0; i < 8; i++) fresh.push((await conn.auth(`new-${i}`))['x-shard-bucket']!);
   // Counts 1/1/1/0; hub-1 weighs 3, hub-3 is new, hub-0 drains: (count+1)/weight decides.

@@ -16,7 +16,14 @@ import { applyEnv } from '../../src/config/load.js';
 import { validateConfig } from '../../src/config/validate.js';
 import { ConfigError } from '../../src/errors.js';
 import { auth, newAgent, pooled, serveInstance, stopChild, tableSize } from '../helpers/fleet.js';
-import { assertCountsEqualRows, PG_LOCAL_SKIP, freshDatabase, ownPostgres, sqlClient, stopSharedPostgres } from '../helpers/postgres.js';
+import {
+  assertCountsEqualRows,
+  PG_LOCAL_SKIP,
+  freshDatabase,
+  ownPostgres,
+  sqlClient,
+  stopSharedPostgres,
+} from '../helpers/postgres.js';
 import { bucketsRaw, rawConfig, spawnServe, writeConfig } from '../helpers/sharder.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
@@ -26,14 +33,24 @@ after(stopSharedPostgres);
 const TIMEOUT_MS = 2000;
 
 function over(snapshot: string): Record<string, unknown> {
-  return { store: { poll_ms: 500, timeout_ms: TIMEOUT_MS, snapshot_file: snapshot }, postgres: { connection_timeout_ms: 500 } };
+  return {
+    store: { poll_ms: 500, timeout_ms: TIMEOUT_MS, snapshot_file: snapshot },
+    postgres: { connection_timeout_ms: 500 },
+  };
 }
 
 /** Rows of kind hub in a snapshot file (read while the instance may be writing it: WAL). */
 function snapshotRows(file: string): Map<string, string> {
   const db = new Database(file, { readonly: true });
   try {
-    return new Map((db.prepare("SELECT name, bucket FROM assignments WHERE kind = 'hub'").all() as Array<{ name: string; bucket: string }>).map((r) => [r.name, r.bucket]));
+    return new Map(
+      (
+        db.prepare("SELECT name, bucket FROM assignments WHERE kind = 'hub'").all() as Array<{
+          name: string;
+          bucket: string;
+        }>
+      ).map((r) => [r.name, r.bucket]),
+    );
   } finally {
     db.close();
   }
@@ -41,12 +58,15 @@ function snapshotRows(file: string): Map<string, string> {
 
 function recordingLogger(): { log: ReturnType<typeof createLogger>; events: Array<Record<string, unknown>> } {
   const events: Array<Record<string, unknown>> = [];
-  const log = createLogger('info', new Writable({
-    write(chunk: Buffer, _enc, done) {
-      events.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      done();
-    },
-  }));
+  const log = createLogger(
+    'info',
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        events.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+        done();
+      },
+    }),
+  );
   return { log, events };
 }
 
@@ -63,7 +83,11 @@ describe('snapshot: restart during an outage', { skip: PG_LOCAL_SKIP }, () => {
     const b = await serveInstance(t, dir, db.url, 1, { store: { poll_ms: 500 } });
     const users = Array.from({ length: 400 }, (_, i) => `learner-${i}@mooc.example`);
     const first = await pooled(users, 16, (name, i) => auth(agent, (i % 2 === 0 ? a : b).url, name));
-    assert.deepEqual(first.filter((x) => x.status !== 200), [], 'every first request answered 200');
+    assert.deepEqual(
+      first.filter((x) => x.status !== 200),
+      [],
+      'every first request answered 200',
+    );
     const bucketOf = new Map(users.map((u, i) => [u, first[i]!.bucket!]));
     await until(async () => (await tableSize(a)) === users.length, 10_000, 'A holds every user');
     await until(() => snapshotRows(file).size === users.length, 10_000, 'the snapshot holds every user', 50);
@@ -73,10 +97,16 @@ describe('snapshot: restart during an outage', { skip: PG_LOCAL_SKIP }, () => {
     await b.stop();
     assert.deepEqual(snapshotRows(file), bucketOf, 'after a graceful stop the snapshot is the table');
     const metaDb = new Database(file, { readonly: true });
-    const meta = new Map((metaDb.prepare('SELECT key, value FROM meta').all() as Array<{ key: string; value: string }>).map((r) => [r.key, r.value]));
+    const meta = new Map(
+      (metaDb.prepare('SELECT key, value FROM meta').all() as Array<{ key: string; value: string }>).map((r) => [
+        r.key,
+        r.value,
+      ]),
+    );
     metaDb.close();
-    const sysid = (await server.admin<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()')).rows[0]!.id;
-    assert.equal(meta.get('system_id'), sysid, 'the cluster\'s system identifier is recorded');
+    const sysid = (await server.admin<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()'))
+      .rows[0]!.id;
+    assert.equal(meta.get('system_id'), sysid, "the cluster's system identifier is recorded");
     assert.match(meta.get('location')!, new RegExp(`/${db.name}$`), 'and the database (its location)');
     assert.ok(![...meta.values()].some((v) => v.includes(server.password)), 'never the password');
     assert.equal(meta.get('kinds'), '["hub"]');
@@ -84,14 +114,24 @@ describe('snapshot: restart during an outage', { skip: PG_LOCAL_SKIP }, () => {
     await server.stop();
     const restarted = await spawnServe(t, join(dir, 'sharder-0.yml'));
     await until(() => restarted.output().includes('"event":"snapshot_loaded"'), 10_000, 'the snapshot loaded');
-    const loaded = restarted.output().split('\n').filter((l) => l.includes('"event":"snapshot_loaded"')).map((l) => JSON.parse(l) as { rows: number; age_s: number })[0]!;
+    const loaded = restarted
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"event":"snapshot_loaded"'))
+      .map((l) => JSON.parse(l) as { rows: number; age_s: number })[0]!;
     assert.equal(loaded.rows, users.length, 'snapshot_loaded says how many rows');
-    assert.ok(Number.isInteger(loaded.age_s) && loaded.age_s >= 0 && loaded.age_s < 300, `snapshot_loaded says how old it is (${loaded.age_s} s)`);
+    assert.ok(
+      Number.isInteger(loaded.age_s) && loaded.age_s >= 0 && loaded.age_s < 300,
+      `snapshot_loaded says how old it is (${loaded.age_s} s)`,
+    );
     assert.match(restarted.output(), /"event":"store_unreachable_at_start"/);
 
     const during = await pooled(users, 16, (name) => auth(agent, restarted.url, name));
-    assert.equal(during.filter((x, i) => x.status === 200 && x.bucket === bucketOf.get(users[i]!)).length, users.length,
-      `every known user answered 200 with their bucket (${JSON.stringify(during.find((x) => x.status !== 200))})`);
+    assert.equal(
+      during.filter((x, i) => x.status === 200 && x.bucket === bucketOf.get(users[i]!)).length,
+      users.length,
+      `every known user answered 200 with their bucket (${JSON.stringify(during.find((x) => x.status !== 200))})`,
+    );
     const refused = await Promise.all(Array.from({ length: 8 }, (_, i) => auth(agent, restarted.url, `newcomer-${i}`)));
     for (const x of refused) {
       assert.equal(x.status, 503);
@@ -103,25 +143,59 @@ describe('snapshot: restart during an outage', { skip: PG_LOCAL_SKIP }, () => {
     await server.start();
     const sql = await sqlClient(t, db.url);
     const moved = users[1]!;
-    const movedTo = bucketsRaw().map((x) => x.name as string).find((n) => n !== bucketOf.get(moved))!;
+    const movedTo = bucketsRaw()
+      .map((x) => x.name as string)
+      .find((n) => n !== bucketOf.get(moved))!;
     await sql.query("DELETE FROM assignments WHERE kind = 'hub' AND name = $1", [users[0]]);
     await sql.query("UPDATE assignments SET bucket = $2 WHERE kind = 'hub' AND name = $1", [moved, movedTo]);
-    await until(async () => (await auth(agent, restarted.url, 'first-after')).status === 200, 20_000, 'a new user is assigned once PostgreSQL returns', 100);
+    await until(
+      async () => (await auth(agent, restarted.url, 'first-after')).status === 200,
+      20_000,
+      'a new user is assigned once PostgreSQL returns',
+      100,
+    );
     assert.match(restarted.output(), /"event":"store_reached"/);
-    const newcomers = await pooled([...Array.from({ length: 8 }, (_, i) => `newcomer-${i}`), ...Array.from({ length: 92 }, (_, i) => `after-${i}`)], 16, (name) => auth(agent, restarted.url, name));
-    assert.deepEqual(newcomers.filter((x) => x.status !== 200), [], 'every new user assigned after the outage');
-    await until(async () => (await auth(agent, restarted.url, moved)).bucket === movedTo, 10_000, 'the move made while the instance ran from its snapshot is followed', 50);
+    const newcomers = await pooled(
+      [...Array.from({ length: 8 }, (_, i) => `newcomer-${i}`), ...Array.from({ length: 92 }, (_, i) => `after-${i}`)],
+      16,
+      (name) => auth(agent, restarted.url, name),
+    );
+    assert.deepEqual(
+      newcomers.filter((x) => x.status !== 200),
+      [],
+      'every new user assigned after the outage',
+    );
+    await until(
+      async () => (await auth(agent, restarted.url, moved)).bucket === movedTo,
+      10_000,
+      'the move made while the instance ran from its snapshot is followed',
+      50,
+    );
 
     const total = Number((await sql.query("SELECT count(*) AS n FROM assignments WHERE kind = 'hub'")).rows[0].n);
     assert.equal(total, users.length - 1 + 1 + 100, 'one row per user');
     await assertCountsEqualRows(sql);
-    const stored = new Map((await sql.query<{ name: string; bucket: string }>("SELECT name, bucket FROM assignments WHERE kind = 'hub'")).rows.map((r) => [r.name, r.bucket]));
-    const inst = { url: restarted.url, control: restarted.control!, output: restarted.output, stop: () => stopChild(restarted.child) };
-    await until(async () => (await tableSize(inst)) === total, 10_000, 'the in-memory table is the database\'s');
-    await until(() => {
-      const rows = snapshotRows(file);
-      return rows.size === total && [...stored].every(([n, bkt]) => rows.get(n) === bkt);
-    }, 10_000, 'the snapshot is the database\'s table again (the deleted user gone, the move followed)', 100);
+    const stored = new Map(
+      (
+        await sql.query<{ name: string; bucket: string }>("SELECT name, bucket FROM assignments WHERE kind = 'hub'")
+      ).rows.map((r) => [r.name, r.bucket]),
+    );
+    const inst = {
+      url: restarted.url,
+      control: restarted.control!,
+      output: restarted.output,
+      stop: () => stopChild(restarted.child),
+    };
+    await until(async () => (await tableSize(inst)) === total, 10_000, "the in-memory table is the database's");
+    await until(
+      () => {
+        const rows = snapshotRows(file);
+        return rows.size === total && [...stored].every(([n, bkt]) => rows.get(n) === bkt);
+      },
+      10_000,
+      "the snapshot is the database's table again (the deleted user gone, the move followed)",
+      100,
+    );
     await inst.stop();
   });
 
@@ -135,17 +209,27 @@ describe('snapshot: restart during an outage', { skip: PG_LOCAL_SKIP }, () => {
 
     const a = await serveInstance(t, dir, first.url, 0, over(file));
     const users = Array.from({ length: 20 }, (_, i) => `user-${i}`);
-    assert.deepEqual((await pooled(users, 8, (n) => auth(agent, a.url, n))).filter((x) => x.status !== 200), []);
+    assert.deepEqual(
+      (await pooled(users, 8, (n) => auth(agent, a.url, n))).filter((x) => x.status !== 200),
+      [],
+    );
     await a.stop();
     assert.equal(snapshotRows(file).size, users.length);
     await server.stop();
 
     const cases: Array<[string, Record<string, unknown>]> = [
       ['another database', { database: other.url }],
-      ['other kinds', { database: first.url, kinds: { hub: { buckets: bucketsRaw() }, lab: { buckets: bucketsRaw(2, 9100) } } }],
+      [
+        'other kinds',
+        { database: first.url, kinds: { hub: { buckets: bucketsRaw() }, lab: { buckets: bucketsRaw(2, 9100) } } },
+      ],
     ];
     for (const [what, o] of cases) {
-      const cfg = writeConfig(dir, rawConfig(dir, { log: { level: 'info' }, ...over(file), ...o }), `mismatch-${what.replace(/ /g, '-')}.yml`);
+      const cfg = writeConfig(
+        dir,
+        rawConfig(dir, { log: { level: 'info' }, ...over(file), ...o }),
+        `mismatch-${what.replace(/ /g, '-')}.yml`,
+      );
       const s = await spawnServe(t, cfg);
       await until(() => s.output().includes('"event":"snapshot_ignored"'), 10_000, `${what}: snapshot_ignored logged`);
       assert.doesNotMatch(s.output(), /"event":"snapshot_loaded"/, `${what}: not loaded`);
@@ -164,34 +248,82 @@ describe('snapshot file', () => {
     const dir = tempDir(t);
     const file = join(dir, 's.db');
     const { log, events } = recordingLogger();
-    const view = (m: Map<string, string>) => ({ keys: () => m.keys(), peek: (n: string) => (m.has(n) ? { name: m.get(n)! } : undefined) });
+    const view = (m: Map<string, string>) => ({
+      keys: () => m.keys(),
+      peek: (n: string) => (m.has(n) ? { name: m.get(n)! } : undefined),
+    });
     const s1 = Snapshot.open(file, log);
     s1.claim({ location: 'postgres://u@h:5432/db', systemId: '111', kinds: ['hub', 'lab'] });
-    s1.replace('hub', view(new Map([['ann', 'hub-0'], ['bob', 'hub-1']])));
+    s1.replace(
+      'hub',
+      view(
+        new Map([
+          ['ann', 'hub-0'],
+          ['bob', 'hub-1'],
+        ]),
+      ),
+    );
     s1.replace('lab', view(new Map([['cy', 'hub-0']])));
     s1.close();
     assert.equal(snapshotRows(file).size, 2);
 
     const s2 = Snapshot.open(file, log);
     const read = s2.read({ location: 'postgres://u@h:5432/db', systemId: null, kinds: ['lab', 'hub'] }, 100);
-    assert.deepEqual([...read!.rows.get('hub')!], [['ann', 'hub-0'], ['bob', 'hub-1']], 'same location and kinds (in any order): used');
+    assert.deepEqual(
+      [...read!.rows.get('hub')!],
+      [
+        ['ann', 'hub-0'],
+        ['bob', 'hub-1'],
+      ],
+      'same location and kinds (in any order): used',
+    );
     s2.claim({ location: 'postgres://u@h:5432/db', systemId: '111', kinds: ['hub', 'lab'] });
     s2.setKinds(['hub']);
     // A rewrite of a kind: rows not in the new table go, the others are kept or updated.
     s2.put('hub', 'dan', 'hub-2');
-    s2.replace('hub', view(new Map([['bob', 'hub-2'], ['dan', 'hub-2']])));
+    s2.replace(
+      'hub',
+      view(
+        new Map([
+          ['bob', 'hub-2'],
+          ['dan', 'hub-2'],
+        ]),
+      ),
+    );
     s2.close();
-    assert.deepEqual(snapshotRows(file), new Map([['bob', 'hub-2'], ['dan', 'hub-2']]));
-    assert.equal(events.filter((e) => e.event === 'snapshot_replaced').length, 0, 'the same database: kept, not written afresh');
+    assert.deepEqual(
+      snapshotRows(file),
+      new Map([
+        ['bob', 'hub-2'],
+        ['dan', 'hub-2'],
+      ]),
+    );
+    assert.equal(
+      events.filter((e) => e.event === 'snapshot_replaced').length,
+      0,
+      'the same database: kept, not written afresh',
+    );
     const lab = new Database(file, { readonly: true });
-    assert.equal((lab.prepare("SELECT count(*) AS n FROM assignments WHERE kind = 'lab'").get() as { n: number }).n, 0, 'the kind no longer configured is gone');
+    assert.equal(
+      (lab.prepare("SELECT count(*) AS n FROM assignments WHERE kind = 'lab'").get() as { n: number }).n,
+      0,
+      'the kind no longer configured is gone',
+    );
     lab.close();
 
     const s3 = Snapshot.open(file, log);
-    assert.equal(s3.read({ location: 'postgres://u@h:5432/db', systemId: null, kinds: ['hub', 'lab'] }, 100), undefined, 'the kinds differ: not used');
+    assert.equal(
+      s3.read({ location: 'postgres://u@h:5432/db', systemId: null, kinds: ['hub', 'lab'] }, 100),
+      undefined,
+      'the kinds differ: not used',
+    );
     assert.equal(events.filter((e) => e.event === 'snapshot_ignored').length, 1);
     s3.claim({ location: 'postgres://u@h:5432/db', systemId: '222', kinds: ['hub'] });
-    assert.equal(events.filter((e) => e.event === 'snapshot_replaced').length, 1, 'another cluster at the same address: replaced, with a warning');
+    assert.equal(
+      events.filter((e) => e.event === 'snapshot_replaced').length,
+      1,
+      'another cluster at the same address: replaced, with a warning',
+    );
     s3.close();
     assert.equal(snapshotRows(file).size, 0);
   });
@@ -218,11 +350,22 @@ describe('snapshot file', () => {
     };
     assert.match(bad({ store: { snapshot_file: join(dir, 's.db') } }), /store\.snapshot_file: is for PostgreSQL/);
     assert.match(bad({ store: { snapshot_file: 42 } }), /store\.snapshot_file/);
-    assert.equal(validateConfig(rawConfig(dir, { database: 'postgres://u@h/db', store: { snapshot_file: 's.db' } }), null).store.snapshotFile, 's.db');
+    assert.equal(
+      validateConfig(rawConfig(dir, { database: 'postgres://u@h/db', store: { snapshot_file: 's.db' } }), null).store
+        .snapshotFile,
+      's.db',
+    );
     assert.equal(validateConfig(rawConfig(dir), null).store.snapshotFile, null, 'default: none');
-    assert.match(bad({ database: 'postgres://u@h/db', workers: 2, store: { snapshot_file: 's.db' } }), /store\.snapshot_file: is written by one process/);
+    assert.match(
+      bad({ database: 'postgres://u@h/db', workers: 2, store: { snapshot_file: 's.db' } }),
+      /store\.snapshot_file: is written by one process/,
+    );
     const raw = rawConfig(dir, { database: 'postgres://u@h/db' });
     const sources = applyEnv(raw, { SHARDER_STORE_SNAPSHOT_FILE: '/var/lib/sharder/snapshot.db' });
-    assert.equal(validateConfig(raw, null, sources).store.snapshotFile, '/var/lib/sharder/snapshot.db', 'SHARDER_STORE_SNAPSHOT_FILE');
+    assert.equal(
+      validateConfig(raw, null, sources).store.snapshotFile,
+      '/var/lib/sharder/snapshot.db',
+      'SHARDER_STORE_SNAPSHOT_FILE',
+    );
   });
 });

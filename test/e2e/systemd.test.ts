@@ -23,7 +23,10 @@ function has(cmd: string): boolean {
 }
 
 const missingTools = ['systemd-analyze', 'systemd-notify', 'perl'].filter((c) => !has(c));
-const skip = needs('systemd', missingTools.length ? `${missingTools.join(', ')} not found (apt-get install systemd perl)` : undefined);
+const skip = needs(
+  'systemd',
+  missingTools.length ? `${missingTools.join(', ')} not found (apt-get install systemd perl)` : undefined,
+);
 
 describe('systemd unit', () => {
   test('systemd-analyze verify accepts it without a warning', { skip }, () => {
@@ -39,13 +42,19 @@ describe('systemd unit', () => {
     assert.ok(m, r.stdout);
     const exposure = m[1]!;
     assert.ok(Number(exposure) <= 2.0, `exposure ${exposure}`);
-    assert.ok(readFileSync(join(ROOT, 'docs', 'deploying.md'), 'utf8').includes(`exposure level **${exposure}`), `docs/deploying.md must state exposure level **${exposure}**`);
+    assert.ok(
+      readFileSync(join(ROOT, 'docs', 'deploying.md'), 'utf8').includes(`exposure level **${exposure}`),
+      `docs/deploying.md must state exposure level **${exposure}**`,
+    );
   });
 
   test('it runs the built sharder with /etc/sharder/sharder.yml, as its own user, and is hardened', () => {
     const service = parseUnit(readFileSync(UNIT, 'utf8')).get('Service')!;
     const one = (k: string): string | undefined => service.get(k)?.at(-1);
-    assert.match(one('ExecStart')!, /^\/usr\/bin\/node \/opt\/sharder\/current\/node_modules\/sharder\/bin\/sharder\.js serve --config \/etc\/sharder\/sharder\.yml$/);
+    assert.match(
+      one('ExecStart')!,
+      /^\/usr\/bin\/node \/opt\/sharder\/current\/node_modules\/sharder\/bin\/sharder\.js serve --config \/etc\/sharder\/sharder\.yml$/,
+    );
     assert.equal(one('Type'), 'notify');
     assert.equal(one('NotifyAccess'), 'all');
     assert.equal(one('ExecReload'), '/bin/kill -HUP $MAINPID');
@@ -53,20 +62,36 @@ describe('systemd unit', () => {
     assert.equal(one('StateDirectory'), 'sharder');
     assert.equal(one('User'), 'sharder');
     assert.match(one('EnvironmentFile')!, /^-\/etc\/sharder\/sharder\.env$/);
-    for (const [k, v] of <[string, string][]>[['NoNewPrivileges', 'yes'], ['ProtectSystem', 'strict'], ['PrivateTmp', 'yes'], ['ProtectHome', 'yes'], ['CapabilityBoundingSet', '']]) assert.equal(one(k), v, k);
+    for (const [k, v] of <[string, string][]>[
+      ['NoNewPrivileges', 'yes'],
+      ['ProtectSystem', 'strict'],
+      ['PrivateTmp', 'yes'],
+      ['ProtectHome', 'yes'],
+      ['CapabilityBoundingSet', ''],
+    ])
+      assert.equal(one(k), v, k);
     assert.equal(one('RestrictAddressFamilies'), 'AF_INET AF_INET6 AF_UNIX');
   });
 
   test('the /etc configuration it ships validates and keeps the database in the state directory', async () => {
     const r = await runCli(['check-config', '--config', join(ROOT, 'systemd/sharder.yml')]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(readFileSync(join(ROOT, 'systemd/sharder.yml'), 'utf8'), /^database: sqlite:\/var\/lib\/sharder\/sharder\.db$/m);
+    assert.match(
+      readFileSync(join(ROOT, 'systemd/sharder.yml'), 'utf8'),
+      /^database: sqlite:\/var\/lib\/sharder\/sharder\.db$/m,
+    );
   });
 });
 
 /** A unix datagram socket standing in for systemd's notify socket (Node.js cannot bind one). */
-async function notifySocket(t: HasAfter, path: string): Promise<{ messages: string[]; waitFor(re: RegExp): Promise<string> }> {
-  const script = 'use Socket; socket(my $s, PF_UNIX, SOCK_DGRAM, 0) or die "socket: $!"; bind($s, pack_sockaddr_un($ARGV[0])) or die "bind: $!"; $| = 1; print "bound\\n"; while (1) { my $b; defined(recv($s, $b, 65536, 0)) or die "recv: $!"; $b =~ s/\\n/|/g; print "$b\\n"; }';
+async function notifySocket(
+  t: HasAfter,
+  path: string,
+): Promise<{ messages: string[]; waitFor(re: RegExp): Promise<string> }> {
+  const script =
+    'use Socket; socket(my $s, PF_UNIX, SOCK_DGRAM, 0) or die "socket: $!"; bind($s, ' +
+    'pack_sockaddr_un($ARGV[0])) or die "bind: $!"; $| = 1; print "bound\\n"; while (1) { my $b; ' +
+    'defined(recv($s, $b, 65536, 0)) or die "recv: $!"; $b =~ s/\\n/|/g; print "$b\\n"; }';
   const child: ChildProcess = spawn('perl', ['-e', script, path], { stdio: ['ignore', 'pipe', 'inherit'] });
   t.after(() => child.kill('SIGKILL'));
   const messages: string[] = [];

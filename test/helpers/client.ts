@@ -30,7 +30,12 @@ export async function send(url: string, opts: SendOptions = {}): Promise<Answer>
   const body = opts.body;
   let headers = opts.headers;
   // Node frames a fixed body with Content-Length only for some methods (not DELETE): always do.
-  if ((typeof body === 'string' || Buffer.isBuffer(body)) && headers !== undefined && !Array.isArray(headers) && !('content-length' in headers || 'Content-Length' in headers)) {
+  if (
+    (typeof body === 'string' || Buffer.isBuffer(body)) &&
+    headers !== undefined &&
+    !Array.isArray(headers) &&
+    !('content-length' in headers || 'Content-Length' in headers)
+  ) {
     headers = { ...headers, 'Content-Length': String(Buffer.byteLength(body)) };
   }
   const u = new URL(url);
@@ -51,7 +56,13 @@ export async function send(url: string, opts: SendOptions = {}): Promise<Answer>
   const chunks: Buffer[] = [];
   for await (const c of res) chunks.push(c as Buffer);
   const buf = Buffer.concat(chunks);
-  return { status: res.statusCode!, headers: res.headers, rawHeaders: res.rawHeaders, body: buf, text: buf.toString('utf8') };
+  return {
+    status: res.statusCode!,
+    headers: res.headers,
+    rawHeaders: res.rawHeaders,
+    body: buf,
+    text: buf.toString('utf8'),
+  };
 }
 
 export const json = <T = Record<string, unknown>>(a: Answer): T => JSON.parse(a.text) as T;
@@ -64,7 +75,14 @@ export function openWs(url: string, headers: Record<string, string> = {}, localA
     ws.once('unexpected-response', (_req, res) => {
       let text = '';
       res.setEncoding('utf8').on('data', (d: string) => (text += d));
-      res.on('end', () => reject(Object.assign(new Error(`websocket refused with ${res.statusCode}: ${text}`), { status: res.statusCode, body: text })));
+      res.on('end', () =>
+        reject(
+          Object.assign(new Error(`websocket refused with ${res.statusCode}: ${text}`), {
+            status: res.statusCode,
+            body: text,
+          }),
+        ),
+      );
     });
     ws.once('error', reject);
   });

@@ -21,9 +21,8 @@ export function parseUnit(text: string): Map<string, Map<string, string[]>> {
   return sections;
 }
 
-
 /** Absolute paths the install guide, the unit and the image use, moved under a test root. */
-const SYSTEM_PATHS = /(?<![\w.\/-])(\/opt\/sharder|\/etc\/sharder|\/var\/lib\/sharder|\/usr\/local\/bin)(?=[\/\s'"]|$)/g;
+const SYSTEM_PATHS = /(?<![\w./-])(\/opt\/sharder|\/etc\/sharder|\/var\/lib\/sharder|\/usr\/local\/bin)(?=[/\s'"]|$)/g;
 
 export function underRoot(text: string, root: string): string {
   return text.replace(SYSTEM_PATHS, (p) => `${root}${p}`);

@@ -7,7 +7,10 @@
 export type Requirement = 'postgres' | 'mariadb' | 'nginx' | 'chromium' | 'systemd' | 'old-node';
 
 export function required(name: Requirement): boolean {
-  return (process.env.SHARDER_TEST_REQUIRE ?? '').split(',').map((s) => s.trim()).includes(name);
+  return (process.env.SHARDER_TEST_REQUIRE ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .includes(name);
 }
 
 /** `missing` is the reason it is unavailable, or undefined when it is available. */

@@ -27,7 +27,11 @@ export interface FakeHub {
   hideServers?: boolean;
 }
 
-export async function startFakeHub(t: HasAfter, token: string, opts: { stopAfterLooks?: number } = {}): Promise<FakeHub> {
+export async function startFakeHub(
+  t: HasAfter,
+  token: string,
+  opts: { stopAfterLooks?: number } = {},
+): Promise<FakeHub> {
   const hub: FakeHub = { url: '', users: new Map(), requests: [] };
   const server = createServer((req, res) => {
     const path = decodeURI((req.url ?? '').split('?')[0]!);
@@ -55,7 +59,12 @@ export async function startFakeHub(t: HasAfter, token: string, opts: { stopAfter
           }
           s.stoppingFor--;
         }
-        visible[sn] = { name: sn, ready: s.stoppingFor === undefined, pending: s.stoppingFor === undefined ? null : 'stop', url: `/user/${name}/${sn}` };
+        visible[sn] = {
+          name: sn,
+          ready: s.stoppingFor === undefined,
+          pending: s.stoppingFor === undefined ? null : 'stop',
+          url: `/user/${name}/${sn}`,
+        };
       }
       const dflt = visible[''] as { pending: string | null } | undefined;
       model.server = dflt ? `/user/${name}/` : null;

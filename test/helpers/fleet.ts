@@ -48,15 +48,21 @@ export function newAgent(t: HasAfter): Agent {
 }
 
 /** Runs `fn` over `items`, at most `width` at a time; answers in order. */
-export async function pooled<T, R>(items: readonly T[], width: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+export async function pooled<T, R>(
+  items: readonly T[],
+  width: number,
+  fn: (item: T, i: number) => Promise<R>,
+): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!, i);
+      }
+    }),
+  );
   return out;
 }
 
@@ -69,8 +75,18 @@ export interface Instance {
 }
 
 /** Starts instance `i` on `databaseUrl` and waits until its assignment table is loaded. */
-export async function serveInstance(t: HasAfter, dir: string, databaseUrl: string, i: number, over: RawConfig = {}): Promise<Instance> {
-  const file = writeConfig(dir, rawConfig(dir, { database: databaseUrl, log: { level: 'info' }, store: { poll_ms: 500 }, ...over }), `sharder-${i}.yml`);
+export async function serveInstance(
+  t: HasAfter,
+  dir: string,
+  databaseUrl: string,
+  i: number,
+  over: RawConfig = {},
+): Promise<Instance> {
+  const file = writeConfig(
+    dir,
+    rawConfig(dir, { database: databaseUrl, log: { level: 'info' }, store: { poll_ms: 500 }, ...over }),
+    `sharder-${i}.yml`,
+  );
   const s = await spawnServe(t, file);
   await until(() => s.output().includes('"event":"table_loaded"'), 15_000, `instance ${i} loaded its table`);
   return { url: s.url, control: s.control!, output: s.output, stop: () => stopChild(s.child) };

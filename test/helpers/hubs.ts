@@ -71,9 +71,22 @@ function echo(name: string, req: IncomingMessage, res: ServerResponse): void {
   });
   req.on('end', () => {
     const url = req.url!;
-    const seen: Seen = { hub: name, method: req.method!, url, path: url.split('?')[0]!, headers: req.headers, rawHeaders: req.rawHeaders, bytes, sha256: hash.digest('hex') };
+    const seen: Seen = {
+      hub: name,
+      method: req.method!,
+      url,
+      path: url.split('?')[0]!,
+      headers: req.headers,
+      rawHeaders: req.rawHeaders,
+      bytes,
+      sha256: hash.digest('hex'),
+    };
     const body = JSON.stringify(seen);
-    res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'X-Hub': name });
+    res.writeHead(200, {
+      'Content-Type': 'application/json',
+      'Content-Length': Buffer.byteLength(body),
+      'X-Hub': name,
+    });
     res.end(req.method === 'HEAD' ? undefined : body);
   });
 }
@@ -96,7 +109,17 @@ export async function startHub(t: HasAfter | null, name: string, opts: HubOption
     const path = url.split('?')[0];
     switch (path) {
       case '/cookies':
-        res.writeHead(200, [['Set-Cookie', 'a=1; Path=/'], ['Set-Cookie', 'b=2; Path=/'], ['Content-Length', '2'], ['Connection', 'keep-alive, X-Hop'], ['X-Hop', 'drop me'], ['Keep-Alive', 'timeout=5']].flat());
+        res.writeHead(
+          200,
+          [
+            ['Set-Cookie', 'a=1; Path=/'],
+            ['Set-Cookie', 'b=2; Path=/'],
+            ['Content-Length', '2'],
+            ['Connection', 'keep-alive, X-Hop'],
+            ['X-Hop', 'drop me'],
+            ['Keep-Alive', 'timeout=5'],
+          ].flat(),
+        );
         return void res.end('ok');
       case '/sse': {
         res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store' });
@@ -148,7 +171,9 @@ export async function startHub(t: HasAfter | null, name: string, opts: HubOption
         return echo(name, req, res);
     }
   };
-  const server = opts.tls ? createHttpsServer({ ...opts.tls, keepAliveTimeout: 5_000 }, handler) : createHttpServer({ keepAliveTimeout: 5_000 }, handler);
+  const server = opts.tls
+    ? createHttpsServer({ ...opts.tls, keepAliveTimeout: 5_000 }, handler)
+    : createHttpServer({ keepAliveTimeout: 5_000 }, handler);
   server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
@@ -158,7 +183,8 @@ export async function startHub(t: HasAfter | null, name: string, opts: HubOption
     counts.websockets++;
     ws.on('error', () => {});
     ws.on('message', (data, isBinary) => {
-      if (!isBinary && data.toString() === 'whoami') ws.send(JSON.stringify({ hub: name, headers: req.headers }));
+      if (!isBinary && (data as Buffer).toString() === 'whoami')
+        ws.send(JSON.stringify({ hub: name, headers: req.headers }));
       else ws.send(data, { binary: isBinary });
     });
   });

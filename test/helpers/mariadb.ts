@@ -19,7 +19,6 @@ import { freePort } from './nginx.js';
 import { until } from './wait.js';
 import type { HasAfter } from './context.js';
 
-
 const EXTERNAL_URL = process.env.SHARDER_TEST_MARIADB_URL;
 const MARIADBD = ['/usr/sbin/mariadbd', '/usr/sbin/mysqld'].find((p) => existsSync(p));
 const INSTALL_DB = ['/usr/bin/mariadb-install-db', '/usr/bin/mysql_install_db'].find((p) => existsSync(p));
@@ -28,7 +27,11 @@ const AS_ROOT = process.getuid?.() === 0;
 const ADMIN = AS_ROOT ? 'root' : userInfo().username;
 
 function localMissing(): string | undefined {
-  if (MARIADBD === undefined || INSTALL_DB === undefined) return 'no MariaDB server binaries (/usr/sbin/mariadbd, mariadb-install-db): apt-get install mariadb-server, or set SHARDER_TEST_MARIADB_URL';
+  if (MARIADBD === undefined || INSTALL_DB === undefined)
+    return (
+      'no MariaDB server binaries (/usr/sbin/mariadbd, mariadb-install-db): apt-get install mariadb-server, or ' +
+      'set SHARDER_TEST_MARIADB_URL'
+    );
   return undefined;
 }
 
@@ -66,32 +69,56 @@ export async function startLocalMariadb(opts: { durable?: boolean } = {}): Promi
   const socket = join(dir, 'mysqld.sock');
   // As root, the server runs as root too (--user=root): the files are in our own temp dir.
   const user = AS_ROOT ? ['--user=root'] : [];
-  execFileSync(INSTALL_DB, ['--no-defaults', `--datadir=${data}`, '--auth-root-authentication-method=socket', '--skip-test-db', ...user], { stdio: ['ignore', 'pipe', 'pipe'] });
+  execFileSync(
+    INSTALL_DB,
+    ['--no-defaults', `--datadir=${data}`, '--auth-root-authentication-method=socket', '--skip-test-db', ...user],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   const password = randomBytes(18).toString('base64url');
   let port = await freePort();
   let child: ChildProcess | undefined;
   const start = async (): Promise<void> => {
-    const c = spawn(MARIADBD, [
-      '--no-defaults', `--datadir=${data}`, `--socket=${socket}`, `--port=${port}`, '--bind-address=127.0.0.1',
-      `--pid-file=${join(dir, 'mysqld.pid')}`, `--log-error=${join(dir, 'error.log')}`, '--skip-name-resolve',
-      // Throwaway: no fsync at commit (unless durable, for benchmarks), small buffers.
-      `--innodb-flush-log-at-trx-commit=${opts.durable ? 1 : 2}`, '--innodb-buffer-pool-size=128M', '--innodb-log-file-size=48M', '--max-connections=300',
-      '--character-set-server=utf8mb4', ...user,
-    ], { stdio: 'ignore' });
+    const c = spawn(
+      MARIADBD,
+      [
+        '--no-defaults',
+        `--datadir=${data}`,
+        `--socket=${socket}`,
+        `--port=${port}`,
+        '--bind-address=127.0.0.1',
+        `--pid-file=${join(dir, 'mysqld.pid')}`,
+        `--log-error=${join(dir, 'error.log')}`,
+        '--skip-name-resolve',
+        // Throwaway: no fsync at commit (unless durable, for benchmarks), small buffers.
+        `--innodb-flush-log-at-trx-commit=${opts.durable ? 1 : 2}`,
+        '--innodb-buffer-pool-size=128M',
+        '--innodb-log-file-size=48M',
+        '--max-connections=300',
+        '--character-set-server=utf8mb4',
+        ...user,
+      ],
+      { stdio: 'ignore' },
+    );
     children.add(c);
     c.on('exit', () => children.delete(c));
     child = c;
     try {
-      await until(async () => {
-        if (c.exitCode !== null) throw new Error(`mariadbd exited (${c.exitCode}):\n${safeRead(join(dir, 'error.log')).slice(-2000)}`);
-        try {
-          const s = await mysql.createConnection({ socketPath: socket, user: ADMIN });
-          await s.end();
-          return true;
-        } catch {
-          return false;
-        }
-      }, 60_000, 'mariadbd accepts connections', 50);
+      await until(
+        async () => {
+          if (c.exitCode !== null)
+            throw new Error(`mariadbd exited (${c.exitCode}):\n${safeRead(join(dir, 'error.log')).slice(-2000)}`);
+          try {
+            const s = await mysql.createConnection({ socketPath: socket, user: ADMIN });
+            await s.end();
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        60_000,
+        'mariadbd accepts connections',
+        50,
+      );
     } catch (err) {
       c.kill('SIGKILL');
       throw err;
@@ -115,7 +142,9 @@ export async function startLocalMariadb(opts: { durable?: boolean } = {}): Promi
       await c.end();
     }
   };
-  await asRoot(`CREATE USER 'sharder'@'127.0.0.1' IDENTIFIED BY '${password}'; GRANT ALL ON *.* TO 'sharder'@'127.0.0.1'`);
+  await asRoot(
+    `CREATE USER 'sharder'@'127.0.0.1' IDENTIFIED BY '${password}'; GRANT ALL ON *.* TO 'sharder'@'127.0.0.1'`,
+  );
   const stop = async (): Promise<void> => {
     const c = child;
     if (c === undefined || c.exitCode !== null) return;
@@ -151,7 +180,12 @@ function externalServer(href: string): MariadbServer {
     port: Number(u.port || 3306),
     password: decodeURIComponent(u.password),
     async admin(sql, values) {
-      const c = await mysql.createConnection({ host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password) });
+      const c = await mysql.createConnection({
+        host: u.hostname,
+        port: Number(u.port || 3306),
+        user: decodeURIComponent(u.username),
+        password: decodeURIComponent(u.password),
+      });
       try {
         return (await c.query(sql, values))[0];
       } finally {
@@ -197,7 +231,10 @@ export async function ownMariadb(t: HasAfter): Promise<MariadbServer> {
 let counter = 0;
 
 /** A new, empty database on `server` (default: the shared one), dropped when `t` ends. */
-export async function freshMariadb(t: HasAfter, server?: MariadbServer): Promise<{ url: string; name: string; server: MariadbServer }> {
+export async function freshMariadb(
+  t: HasAfter,
+  server?: MariadbServer,
+): Promise<{ url: string; name: string; server: MariadbServer }> {
   const s = server ?? (await sharedMariadb());
   const name = `sharder_test_${process.pid}_${++counter}_${randomBytes(3).toString('hex')}`;
   await s.admin(`CREATE DATABASE \`${name}\``);

@@ -5,7 +5,18 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, connect, type AddressInfo } from 'node:net';
@@ -22,7 +33,12 @@ export const NGINX_SRC = join(ROOT, 'nginx');
 
 /** The nginx binary: on PATH, else where Debian puts it (not on a non-root user's PATH). */
 export function nginxBinary(): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/sbin', '/usr/local/sbin', '/usr/local/nginx/sbin'];
+  const dirs = [
+    ...(process.env.PATH ?? '').split(':').filter(Boolean),
+    '/usr/sbin',
+    '/usr/local/sbin',
+    '/usr/local/nginx/sbin',
+  ];
   for (const d of dirs) {
     try {
       accessSync(join(d, 'nginx'), constants.X_OK);
@@ -38,7 +54,10 @@ const NGINX = nginxBinary();
 /** Stop functions of the nginx processes running in each prefix. */
 const running = new Map<string, (() => Promise<void>)[]>();
 /** The declared skip for suites that need nginx (a failure when SHARDER_TEST_REQUIRE has nginx). */
-export const nginxSkip = needs('nginx', NGINX ? undefined : 'no nginx binary on PATH or in /usr/sbin (apt-get install nginx-light)');
+export const nginxSkip = needs(
+  'nginx',
+  NGINX ? undefined : 'no nginx binary on PATH or in /usr/sbin (apt-get install nginx-light)',
+);
 
 /**
  * Shipped absolute paths and where they go under a test prefix. The shipped files use the
@@ -61,7 +80,10 @@ export function rewritePaths(text: string, dir: string): string {
 
 /** Replaces `from` with `to`, insisting that it occurs: a test must not silently test less. */
 export function edit(text: string, from: string | RegExp, to: string, what = String(from)): string {
-  const out = text.replace(typeof from === 'string' ? from : new RegExp(from.source, from.flags.includes('g') ? from.flags : `${from.flags}g`), to);
+  const out = text.replace(
+    typeof from === 'string' ? from : new RegExp(from.source, from.flags.includes('g') ? from.flags : `${from.flags}g`),
+    to,
+  );
   if (out === text) throw new Error(`test setup: ${what} not found in the shipped configuration`);
   return out;
 }
@@ -73,7 +95,8 @@ export function enableAuthCache(dir: string): void {
   const auth = join(dir, 'sharder', 'sharder-auth.conf');
   const text = readFileSync(auth, 'utf8');
   const on = text.replace(/^(\s*)#(proxy_cache|proxy_ignore_headers)/gm, '$1$2');
-  if ((on.match(/^\s*proxy_cache/gm) ?? []).length < 4) throw new Error('test setup: the #proxy_cache lines of sharder-auth.conf are not there');
+  if ((on.match(/^\s*proxy_cache/gm) ?? []).length < 4)
+    throw new Error('test setup: the #proxy_cache lines of sharder-auth.conf are not there');
   writeFileSync(auth, on);
 }
 
@@ -135,7 +158,12 @@ export function deployMainConf(dir: string, port: number): string {
   writeFileSync(join(dir, 'mime.types'), 'types {\n    text/html html;\n}\n', { mode: 0o644 });
   let text = rewritePaths(readFileSync(DEPLOY_NGINX_CONF, 'utf8'), dir);
   text = edit(text, /^user nginx;$/m, '', 'user nginx');
-  text = edit(text, /^error_log stderr warn;$/m, `error_log ${dir}/logs/error.log notice;\npid ${dir}/nginx.pid;`, 'error_log stderr');
+  text = edit(
+    text,
+    /^error_log stderr warn;$/m,
+    `error_log ${dir}/logs/error.log notice;\npid ${dir}/nginx.pid;`,
+    'error_log stderr',
+  );
   text = edit(text, /^\s*access_log \/dev\/stdout;\n/m, '', 'access_log /dev/stdout');
   text = edit(text, /^\s*listen 80;$/m, `        listen 127.0.0.1:${port};`, 'listen 80');
   text = edit(text, /^http \{$/m, `http {\n${httpPreamble(dir)}`, 'http {');
@@ -163,10 +191,12 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-
 /** `nginx -t` on a configuration file; returns nginx's verdict and messages. */
 export function nginxTest(dir: string, conf: string): { ok: boolean; output: string } {
-  const r = spawnSync(NGINX!, ['-t', '-p', `${dir}/`, '-c', conf, '-e', `${dir}/logs/error.log`], { encoding: 'utf8', timeout: 20_000 });
+  const r = spawnSync(NGINX!, ['-t', '-p', `${dir}/`, '-c', conf, '-e', `${dir}/logs/error.log`], {
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
   return { ok: r.status === 0, output: `${r.stdout}${r.stderr}` };
 }
 
@@ -185,13 +215,22 @@ export interface RunningNginx {
  * Starts nginx on `nPorts` free ports with the configuration `makeConf(ports)` written to
  * DIR/nginx.conf. Retries with other ports when one was taken in the meantime.
  */
-export async function startNginx(t: HasAfter, dir: string, makeConf: (ports: number[]) => string, nPorts = 1): Promise<RunningNginx> {
+export async function startNginx(
+  t: HasAfter,
+  dir: string,
+  makeConf: (ports: number[]) => string,
+  nPorts = 1,
+): Promise<RunningNginx> {
   const conf = join(dir, 'nginx.conf');
   for (let attempt = 0; ; attempt++) {
     const ports = await Promise.all(Array.from({ length: nPorts }, freePort));
     writeFileSync(conf, makeConf(ports), { mode: 0o644 });
     writeFileSync(join(dir, 'logs/error.log'), '');
-    const child: ChildProcess = spawn(NGINX!, ['-p', `${dir}/`, '-c', conf, '-e', `${dir}/logs/error.log`, '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child: ChildProcess = spawn(
+      NGINX!,
+      ['-p', `${dir}/`, '-c', conf, '-e', `${dir}/logs/error.log`, '-g', 'daemon off;'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let output = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (output += d));
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (output += d));
@@ -205,10 +244,16 @@ export async function startNginx(t: HasAfter, dir: string, makeConf: (ports: num
     };
     t.after(stop);
     running.set(dir, [...(running.get(dir) ?? []), stop]);
-    const errorLog = (): string => (existsSync(join(dir, 'logs/error.log')) ? readFileSync(join(dir, 'logs/error.log'), 'utf8') : '');
+    const errorLog = (): string =>
+      existsSync(join(dir, 'logs/error.log')) ? readFileSync(join(dir, 'logs/error.log'), 'utf8') : '';
     // No event says nginx listens: try its ports until they answer, or it exits.
     let up = false;
-    await until(async () => child.exitCode !== null || (up = (await Promise.all(ports.map(canConnect))).every(Boolean)), 10_000, 'nginx listening', 20).catch(() => undefined);
+    await until(
+      async () => child.exitCode !== null || (up = (await Promise.all(ports.map(canConnect))).every(Boolean)),
+      10_000,
+      'nginx listening',
+      20,
+    ).catch(() => undefined);
     if (up) {
       return {
         dir,
@@ -219,12 +264,20 @@ export async function startNginx(t: HasAfter, dir: string, makeConf: (ports: num
         stop,
         async reload() {
           const before = childrenOf(child.pid!);
-          const r = spawnSync(NGINX!, ['-p', `${dir}/`, '-c', conf, '-e', `${dir}/logs/error.log`, '-s', 'reload'], { encoding: 'utf8', timeout: 20_000 });
+          const r = spawnSync(NGINX!, ['-p', `${dir}/`, '-c', conf, '-e', `${dir}/logs/error.log`, '-s', 'reload'], {
+            encoding: 'utf8',
+            timeout: 20_000,
+          });
           if (r.status !== 0) throw new Error(`nginx -s reload failed:\n${r.stderr}`);
-          await until(() => {
-            const now = childrenOf(child.pid!);
-            return now.length > 0 && !now.some((p) => before.includes(p));
-          }, 10_000, 'nginx replacing its workers after reload', 20).catch((err: Error) => {
+          await until(
+            () => {
+              const now = childrenOf(child.pid!);
+              return now.length > 0 && !now.some((p) => before.includes(p));
+            },
+            10_000,
+            'nginx replacing its workers after reload',
+            20,
+          ).catch((err: Error) => {
             throw new Error(`${err.message}:\n${errorLog()}`);
           });
         },
@@ -252,11 +305,12 @@ export function parseRawReply(text: string): RawReply {
   if (end < 0) throw new Error(`no complete response head in ${JSON.stringify(text.slice(0, 200))}`);
   const [statusLine, ...lines] = text.slice(0, end).split('\r\n');
   const headers = lines.map((l): [string, string] => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]);
-  const header = (name: string): string | undefined => headers.find(([n]) => n.toLowerCase() === name.toLowerCase())?.[1];
+  const header = (name: string): string | undefined =>
+    headers.find(([n]) => n.toLowerCase() === name.toLowerCase())?.[1];
   let body = text.slice(end + 4);
   if (/^chunked$/i.test(header('transfer-encoding') ?? '')) {
     let out = '';
-    for (let at = 0; ; ) {
+    for (let at = 0; ;) {
       const eol = body.indexOf('\r\n', at);
       const size = parseInt(body.slice(at, eol), 16);
       if (!(size > 0)) break;
@@ -265,7 +319,12 @@ export function parseRawReply(text: string): RawReply {
     }
     body = out;
   }
-  return { status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine ?? '')?.[1] ?? 0), headers, header, body: Buffer.from(body, 'latin1').toString('utf8') };
+  return {
+    status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine ?? '')?.[1] ?? 0),
+    headers,
+    header,
+    body: Buffer.from(body, 'latin1').toString('utf8'),
+  };
 }
 
 /**
@@ -273,7 +332,12 @@ export function parseRawReply(text: string): RawReply {
  * `lines` as written (names spelled, ordered and repeated as given, nothing normalised), then
  * `Connection: close`. Resolves when nginx closes the connection.
  */
-export async function rawRequest(port: number, path: string, lines: readonly string[], method = 'GET'): Promise<RawReply> {
+export async function rawRequest(
+  port: number,
+  path: string,
+  lines: readonly string[],
+  method = 'GET',
+): Promise<RawReply> {
   const head = [`${method} ${path} HTTP/1.1`, ...lines, 'Connection: close'].join('\r\n');
   return parseRawReply(await raw(port, `${head}\r\n\r\n`, 10_000));
 }
@@ -284,7 +348,10 @@ export async function rawRequest(port: number, path: string, lines: readonly str
  * whatever other headers the request carries; `/oauth2/sign_in` is its sign-in page. A session
  * whose user is '' answers 202 without the header (oauth2-proxy without --set-xauthrequest).
  */
-export async function startAuthenticator(t: HasAfter, sessions: Record<string, string>): Promise<{ port: number; calls: string[] }> {
+export async function startAuthenticator(
+  t: HasAfter,
+  sessions: Record<string, string>,
+): Promise<{ port: number; calls: string[] }> {
   const calls: string[] = [];
   const server = createHttpServer((req, res) => {
     calls.push(req.url ?? '');
@@ -320,7 +387,7 @@ export function wsMessages(url: string, headers: Record<string, string>, send: s
       for (const m of send) ws.send(m);
     });
     ws.on('message', (d) => {
-      got.push(String(d));
+      got.push((d as Buffer).toString());
       if (got.length === send.length) {
         clearTimeout(timer);
         ws.close();

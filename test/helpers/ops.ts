@@ -30,20 +30,39 @@ export function opsFixture(t: HasAfter, over: RawConfig = {}, dir = tempDir(t)):
   const store = SqliteStore.open({ path: join(dir, 'sharder.db'), busyTimeoutMs: 5000 });
   t.after(() => store.close());
   const changed: [string, string | null][] = [];
-  const ops = new Operations({ store, config: () => config, changed: (k, n) => changed.push([k, n]), hub: { stopPollMs: 20 } });
+  const ops = new Operations({
+    store,
+    config: () => config,
+    changed: (k, n) => changed.push([k, n]),
+    hub: { stopPollMs: 20 },
+  });
   return {
-    dir, store, ops, changed,
+    dir,
+    store,
+    ops,
+    changed,
     setConfig: (o) => (config = testConfig(dir, o)),
     config: () => config,
   };
 }
 
-/** Puts `n` objects `${prefix}${i}` on `bucket` in one transaction (fast fixture data), through the store or straight into its file. */
-export function seed(target: SqliteStore | SqliteTestHandle, kind: string, bucket: string, n: number, prefix = 'u', start = 0): void {
+/**
+ * Puts `n` objects `${prefix}${i}` on `bucket` in one transaction (fast fixture data), through
+ * the store or straight into its file.
+ */
+export function seed(
+  target: SqliteStore | SqliteTestHandle,
+  kind: string,
+  bucket: string,
+  n: number,
+  prefix = 'u',
+  start = 0,
+): void {
   const db = target instanceof SqliteStore ? testHandle<SqliteTestHandle>(target) : target;
   const insert = db.prepare('INSERT INTO assignments (kind, name, bucket, assigned_at) VALUES (?, ?, ?, ?)');
   db.transaction(() => {
-    for (let i = start; i < start + n; i++) insert.run(kind, `${prefix}${String(i).padStart(6, '0')}`, bucket, 1_700_000_000_000 + i);
+    for (let i = start; i < start + n; i++)
+      insert.run(kind, `${prefix}${String(i).padStart(6, '0')}`, bucket, 1_700_000_000_000 + i);
   })();
 }
 
@@ -94,13 +113,27 @@ export interface BackendOpsFixture extends Omit<OpsFixture, 'store'> {
 }
 
 /** opsFixture on any backend: a fresh database, the operations on it. */
-export async function backendOpsFixture(t: HasAfter, backend: OpsBackend, over: RawConfig = {}, dir = tempDir(t)): Promise<BackendOpsFixture> {
+export async function backendOpsFixture(
+  t: HasAfter,
+  backend: OpsBackend,
+  over: RawConfig = {},
+  dir = tempDir(t),
+): Promise<BackendOpsFixture> {
   let config = testConfig(dir, over);
   const db = await backend.open(t, dir);
   const changed: [string, string | null][] = [];
-  const ops = new Operations({ store: db.store, config: () => config, changed: (k, n) => changed.push([k, n]), hub: { stopPollMs: 20 } });
+  const ops = new Operations({
+    store: db.store,
+    config: () => config,
+    changed: (k, n) => changed.push([k, n]),
+    hub: { stopPollMs: 20 },
+  });
   return {
-    dir, db, store: db.store, ops, changed,
+    dir,
+    db,
+    store: db.store,
+    ops,
+    changed,
     setConfig: (o) => (config = testConfig(dir, o)),
     config: () => config,
   };

@@ -12,7 +12,17 @@
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync, appendFileSync, readFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  appendFileSync,
+  readFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +39,9 @@ const EXTERNAL_URL = process.env.SHARDER_TEST_DATABASE_URL;
 function findBinDir(): string | undefined {
   const base = '/usr/lib/postgresql';
   if (!existsSync(base)) return undefined;
-  const versions = readdirSync(base).filter((v) => existsSync(join(base, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a));
+  const versions = readdirSync(base)
+    .filter((v) => existsSync(join(base, v, 'bin', 'initdb')))
+    .sort((a, b) => Number(b) - Number(a));
   return versions[0] === undefined ? undefined : join(base, versions[0], 'bin');
 }
 
@@ -37,8 +49,13 @@ const BIN = findBinDir();
 const AS_ROOT = process.getuid?.() === 0;
 
 function localMissing(): string | undefined {
-  if (BIN === undefined) return 'no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (install postgresql, or set SHARDER_TEST_DATABASE_URL)';
-  if (AS_ROOT && spawnSync('id', ['-u', 'postgres']).status !== 0) return 'tests run as root and there is no "postgres" user to run the server as';
+  if (BIN === undefined)
+    return (
+      'no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (install postgresql, or set ' +
+      'SHARDER_TEST_DATABASE_URL)'
+    );
+  if (AS_ROOT && spawnSync('id', ['-u', 'postgres']).status !== 0)
+    return 'tests run as root and there is no "postgres" user to run the server as';
   return undefined;
 }
 
@@ -91,7 +108,13 @@ const running = new Set<string>();
 const dirs = new Set<string>();
 process.on('exit', () => {
   // Last resort (a test failed before its teardown, or the shared server of this file).
-  for (const data of running) spawnSync(AS_ROOT ? 'runuser' : join(BIN!, 'pg_ctl'), AS_ROOT ? ['-u', 'postgres', '--', join(BIN!, 'pg_ctl'), '-D', data, '-m', 'immediate', 'stop'] : ['-D', data, '-m', 'immediate', 'stop']);
+  for (const data of running)
+    spawnSync(
+      AS_ROOT ? 'runuser' : join(BIN!, 'pg_ctl'),
+      AS_ROOT
+        ? ['-u', 'postgres', '--', join(BIN!, 'pg_ctl'), '-D', data, '-m', 'immediate', 'stop']
+        : ['-D', data, '-m', 'immediate', 'stop'],
+    );
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -117,27 +140,66 @@ export async function startLocalPostgres(opts: LocalOptions = {}): Promise<Local
   const password = randomBytes(18).toString('base64url');
   writeFileSync(join(dir, 'pwfile'), `${password}\n`);
   if (AS_ROOT) {
-    const { uid, gid } = { uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })) };
+    const { uid, gid } = {
+      uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })),
+      gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })),
+    };
     chownSync(dir, uid, gid);
     chownSync(join(dir, 'pwfile'), uid, gid);
   }
   chmodSync(dir, 0o700);
   const pgctl = join(BIN, 'pg_ctl');
-  sh(join(BIN, 'initdb'), ['-D', data, '-U', 'postgres', '--pwfile', join(dir, 'pwfile'), '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions']);
+  sh(join(BIN, 'initdb'), [
+    '-D',
+    data,
+    '-U',
+    'postgres',
+    '--pwfile',
+    join(dir, 'pwfile'),
+    '--auth-local=trust',
+    '--auth-host=scram-sha-256',
+    '-E',
+    'UTF8',
+    '--locale=C',
+    '--no-sync',
+    '--no-instructions',
+  ]);
   rmSync(join(dir, 'pwfile'));
   const conf = [
     "listen_addresses = '127.0.0.1'",
     `unix_socket_directories = '${dir}'`,
     'max_connections = 200',
-    ...(opts.durable ? [] : ['fsync = off', ...(opts.replication ? [] : ['synchronous_commit = off']), 'full_page_writes = off']),
+    ...(opts.durable
+      ? []
+      : ['fsync = off', ...(opts.replication ? [] : ['synchronous_commit = off']), 'full_page_writes = off']),
     ...(opts.replication ? ['wal_level = replica', 'max_wal_senders = 5', "wal_keep_size = '256MB'"] : []),
     "log_min_messages = 'warning'",
   ];
   if (opts.tls) {
     const subj = `/CN=${opts.tls.name}`;
-    sh('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', subj, '-addext', `subjectAltName=DNS:${opts.tls.name}`, '-keyout', join(dir, 'server.key'), '-out', join(dir, 'server.crt')]);
+    sh('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      subj,
+      '-addext',
+      `subjectAltName=DNS:${opts.tls.name}`,
+      '-keyout',
+      join(dir, 'server.key'),
+      '-out',
+      join(dir, 'server.crt'),
+    ]);
     chmodSync(join(dir, 'server.key'), 0o600);
-    conf.push('ssl = on', `ssl_cert_file = '${join(dir, 'server.crt')}'`, `ssl_key_file = '${join(dir, 'server.key')}'`);
+    conf.push(
+      'ssl = on',
+      `ssl_cert_file = '${join(dir, 'server.crt')}'`,
+      `ssl_key_file = '${join(dir, 'server.key')}'`,
+    );
   }
   appendFileSync(join(data, 'postgresql.conf'), `\n${conf.join('\n')}\n`);
   let port = 0;
@@ -153,7 +215,10 @@ export async function startLocalPostgres(opts: LocalOptions = {}): Promise<Local
       started = true;
     } catch (err) {
       // Another process took the port between our probe and the server's bind: try another.
-      if (attempt === 4) throw new Error(`cannot start PostgreSQL: ${(err as Error).message}\n${safeRead(join(dir, 'server.log'))}`);
+      if (attempt === 4)
+        throw new Error(`cannot start PostgreSQL: ${(err as Error).message}\n${safeRead(join(dir, 'server.log'))}`, {
+          cause: err,
+        });
     }
   }
   return local(dir, port, password);
@@ -219,21 +284,48 @@ function local(dir: string, port: number, password: string): LocalServer {
  * (synchronous_standby_names), and this resolves once it is the synchronous standby; otherwise
  * once it streams.
  */
-export async function startStandby(t: HasAfter, primary: PgServer, opts: { synchronous: boolean }): Promise<LocalServer> {
+export async function startStandby(
+  t: HasAfter,
+  primary: PgServer,
+  opts: { synchronous: boolean },
+): Promise<LocalServer> {
   if (BIN === undefined || primary.dir === null) throw new Error('a standby needs a local primary');
   const dir = mkdtempSync(join(tmpdir(), 'sharder-pg-standby-'));
   dirs.add(dir);
-  if (AS_ROOT) chownSync(dir, Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })));
+  if (AS_ROOT)
+    chownSync(
+      dir,
+      Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })),
+      Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })),
+    );
   chmodSync(dir, 0o700);
   const data = join(dir, 'data');
   const name = 'sharder_standby';
-  await shAsync(join(BIN, 'pg_basebackup'), ['-D', data, '-h', primary.dir, '-p', String(primary.port), '-U', 'postgres', '-R', '-X', 'stream', '-c', 'fast', '--no-sync']);
-  appendFileSync(join(data, 'postgresql.auto.conf'), [
-    '',
-    `primary_conninfo = 'host=${primary.dir} port=${primary.port} user=postgres application_name=${name}'`,
-    `unix_socket_directories = '${dir}'`,
-    '',
-  ].join('\n'));
+  await shAsync(join(BIN, 'pg_basebackup'), [
+    '-D',
+    data,
+    '-h',
+    primary.dir,
+    '-p',
+    String(primary.port),
+    '-U',
+    'postgres',
+    '-R',
+    '-X',
+    'stream',
+    '-c',
+    'fast',
+    '--no-sync',
+  ]);
+  appendFileSync(
+    join(data, 'postgresql.auto.conf'),
+    [
+      '',
+      `primary_conninfo = 'host=${primary.dir} port=${primary.port} user=postgres application_name=${name}'`,
+      `unix_socket_directories = '${dir}'`,
+      '',
+    ].join('\n'),
+  );
   const port = await freePort();
   const s = local(dir, port, primary.password);
   t.after(() => s.destroy());
@@ -243,10 +335,18 @@ export async function startStandby(t: HasAfter, primary: PgServer, opts: { synch
     await primary.admin('SELECT pg_reload_conf()');
   }
   const want = opts.synchronous ? 'sync' : 'async';
-  await until(async () => {
-    const { rows } = await primary.admin<{ state: string; sync_state: string }>('SELECT state, sync_state FROM pg_stat_replication WHERE application_name = $1', [name]);
-    return rows[0]?.state === 'streaming' && rows[0].sync_state === want;
-  }, 30_000, `the standby streams as ${want}`, 50);
+  await until(
+    async () => {
+      const { rows } = await primary.admin<{ state: string; sync_state: string }>(
+        'SELECT state, sync_state FROM pg_stat_replication WHERE application_name = $1',
+        [name],
+      );
+      return rows[0]?.state === 'streaming' && rows[0].sync_state === want;
+    },
+    30_000,
+    `the standby streams as ${want}`,
+    50,
+  );
   return s;
 }
 
@@ -258,7 +358,15 @@ function safeRead(file: string): string {
   }
 }
 
-function makeServer(o: { host: string; port: number; user: string; password: string; dir: string | null; maintenance: string; external?: URL }): PgServer {
+function makeServer(o: {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  dir: string | null;
+  maintenance: string;
+  external?: URL;
+}): PgServer {
   const url = (database: string): string => {
     if (o.external) {
       const u = new URL(o.external.href);
@@ -300,15 +408,17 @@ export function sharedPostgres(): Promise<PgServer> {
   if (shared === undefined) {
     if (EXTERNAL_URL) {
       const u = new URL(EXTERNAL_URL);
-      shared = Promise.resolve(makeServer({
-        host: u.hostname,
-        port: Number(u.port || 5432),
-        user: decodeURIComponent(u.username),
-        password: decodeURIComponent(u.password),
-        dir: null,
-        maintenance: decodeURIComponent(u.pathname.slice(1)) || 'postgres',
-        external: u,
-      }));
+      shared = Promise.resolve(
+        makeServer({
+          host: u.hostname,
+          port: Number(u.port || 5432),
+          user: decodeURIComponent(u.username),
+          password: decodeURIComponent(u.password),
+          dir: null,
+          maintenance: decodeURIComponent(u.pathname.slice(1)) || 'postgres',
+          external: u,
+        }),
+      );
     } else {
       shared = startLocalPostgres();
     }
@@ -333,7 +443,10 @@ export async function ownPostgres(t: HasAfter, opts: LocalOptions = {}): Promise
 let counter = 0;
 
 /** A new, empty database on `server` (default: the shared one), dropped when `t` ends. */
-export async function freshDatabase(t: HasAfter, server?: PgServer): Promise<{ url: string; name: string; server: PgServer }> {
+export async function freshDatabase(
+  t: HasAfter,
+  server?: PgServer,
+): Promise<{ url: string; name: string; server: PgServer }> {
   const s = server ?? (await sharedPostgres());
   const name = `sharder_test_${process.pid}_${++counter}_${randomBytes(3).toString('hex')}`;
   await s.admin(`CREATE DATABASE "${name}" ENCODING 'UTF8' TEMPLATE template0`);
@@ -354,8 +467,22 @@ export async function sqlClient(t: HasAfter, url: string): Promise<pg.Client> {
 
 /** The kept bucket counts equal COUNT(*) per bucket, and no object is stored twice. */
 export async function assertCountsEqualRows(sql: pg.Client, kind = 'hub'): Promise<void> {
-  const kept = (await sql.query<{ bucket: string; count: string }>('SELECT bucket, count FROM bucket_counts WHERE kind = $1 AND count <> 0 ORDER BY bucket', [kind])).rows.map((r) => [r.bucket, Number(r.count)]);
-  const real = (await sql.query<{ bucket: string; count: string }>('SELECT bucket, count(*) AS count FROM assignments WHERE kind = $1 GROUP BY bucket ORDER BY bucket', [kind])).rows.map((r) => [r.bucket, Number(r.count)]);
+  const kept = (
+    await sql.query<{ bucket: string; count: string }>(
+      'SELECT bucket, count FROM bucket_counts WHERE kind = $1 AND count <> 0 ORDER BY bucket',
+      [kind],
+    )
+  ).rows.map((r) => [r.bucket, Number(r.count)]);
+  const real = (
+    await sql.query<{ bucket: string; count: string }>(
+      'SELECT bucket, count(*) AS count FROM assignments WHERE kind = $1 GROUP BY bucket ORDER BY bucket',
+      [kind],
+    )
+  ).rows.map((r) => [r.bucket, Number(r.count)]);
   assert.deepEqual(kept, real, 'bucket_counts equal COUNT(*) per bucket');
-  assert.equal((await sql.query('SELECT 1 FROM assignments GROUP BY kind, name HAVING count(*) > 1')).rowCount, 0, 'no object stored twice');
+  assert.equal(
+    (await sql.query('SELECT 1 FROM assignments GROUP BY kind, name HAVING count(*) > 1')).rowCount,
+    0,
+    'no object stored twice',
+  );
 }

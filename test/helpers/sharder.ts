@@ -89,8 +89,13 @@ export async function assertCountsExact(store: Store): Promise<void> {
     throw err;
   }
   for (const kind of kinds) {
-    const sorted = (m: Map<string, number>): [string, number][] => [...m].filter(([, n]) => n !== 0).sort(([a], [b]) => (a < b ? -1 : 1));
-    assert.deepEqual(sorted(await store.counts(kind)), sorted(await store.realCounts(kind)), `kind ${kind}: kept counts equal COUNT(*) per bucket`);
+    const sorted = (m: Map<string, number>): [string, number][] =>
+      [...m].filter(([, n]) => n !== 0).sort(([a], [b]) => (a < b ? -1 : 1));
+    assert.deepEqual(
+      sorted(await store.counts(kind)),
+      sorted(await store.realCounts(kind)),
+      `kind ${kind}: kept counts equal COUNT(*) per bucket`,
+    );
   }
 }
 
@@ -121,9 +126,13 @@ export interface CliOptions {
  * which the store reads from the process environment when it connects.
  */
 export async function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
-  if (args[0] === 'serve') throw new Error('runCli runs commands in this process; run serve with runCliProcess or spawnServe');
+  if (args[0] === 'serve')
+    throw new Error('runCli runs commands in this process; run serve with runCliProcess or spawnServe');
   const pg = Object.keys(opts.env ?? {}).filter((k) => k.startsWith('PG'));
-  if (pg.length > 0) throw new Error(`runCli cannot pass ${pg.join(', ')}: the store reads PG* from the process environment; use runCliProcess`);
+  if (pg.length > 0)
+    throw new Error(
+      `runCli cannot pass ${pg.join(', ')}: the store reads PG* from the process environment; use runCliProcess`,
+    );
   let stdout = '';
   let stderr = '';
   const io: Io = {
@@ -154,16 +163,26 @@ export function cliArgs(args: string[]): string[] {
  */
 function cliCommand(args: string[], umask?: number): [string, string[]] {
   if (umask === undefined) return [process.execPath, cliArgs(args)];
-  return ['/bin/sh', ['-c', `umask ${umask.toString(8).padStart(3, '0')} && exec "$0" "$@"`, process.execPath, ...cliArgs(args)]];
+  return [
+    '/bin/sh',
+    ['-c', `umask ${umask.toString(8).padStart(3, '0')} && exec "$0" "$@"`, process.execPath, ...cliArgs(args)],
+  ];
 }
 
 /**
  * The CLI as a separate process, for what only a process shows: the process entry's exit
  * status, serve, a umask, and PG* variables. Everything else runs faster through `runCli`.
  */
-export async function runCliProcess(args: string[], opts: CliOptions & { cwd?: string; umask?: number } = {}): Promise<CliResult> {
+export async function runCliProcess(
+  args: string[],
+  opts: CliOptions & { cwd?: string; umask?: number } = {},
+): Promise<CliResult> {
   const [command, argv] = cliCommand(args, opts.umask);
-  const child = spawn(command, argv, { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(command, argv, {
+    cwd: opts.cwd ?? ROOT,
+    env: { ...process.env, ...opts.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -179,19 +198,32 @@ export interface SpawnedServe {
   url: string;
   control: string | null;
   output: () => string;
-  /** Resolves once the output holds `count` matches of `re`; fails naming the output if the child exits first or `ms` pass. */
-  logged(re: RegExp, count?: number, ms?: number): Promise<void>;
+  /**
+   * Resolves once the output holds `count` matches of `re`; fails naming the output if the child
+   * exits first or `ms` pass.
+   */
+  logged: (re: RegExp, count?: number, ms?: number) => Promise<void>;
 }
 
 /**
  * Starts `sharder serve` as a child process and waits until it listens; killed when `t` ends.
  * It logs at info level (its start-up line carries the addresses) unless `env` says otherwise.
  */
-export async function spawnServe(t: HasAfter, configFile: string | null, env: NodeJS.ProcessEnv = {}, args: string[] = [], opts: { umask?: number; cwd?: string } = {}): Promise<SpawnedServe> {
+export async function spawnServe(
+  t: HasAfter,
+  configFile: string | null,
+  env: NodeJS.ProcessEnv = {},
+  args: string[] = [],
+  opts: { umask?: number; cwd?: string } = {},
+): Promise<SpawnedServe> {
   // configFile null: no --config (the default ./sharder.yml of the working folder, or none at all).
   const config = configFile === null ? [] : ['--config', configFile];
   const [command, argv] = cliCommand(['serve', ...config, ...args], opts.umask);
-  const child = spawn(command, argv, { cwd: opts.cwd ?? ROOT, env: { ...process.env, SHARDER_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, argv, {
+    cwd: opts.cwd ?? ROOT,
+    env: { ...process.env, SHARDER_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
@@ -201,8 +233,8 @@ export async function spawnServe(t: HasAfter, configFile: string | null, env: No
     out += d;
     for (const r of readers) r();
   };
-  child.stderr!.setEncoding('utf8').on('data', append);
-  child.stdout!.setEncoding('utf8').on('data', append);
+  child.stderr.setEncoding('utf8').on('data', append);
+  child.stdout.setEncoding('utf8').on('data', append);
   const logged = (re: RegExp, count = 1, ms = 15_000): Promise<void> =>
     new Promise((resolvePromise, reject) => {
       const all = new RegExp(re.source, re.flags.includes('g') ? re.flags : `${re.flags}g`);
@@ -217,7 +249,10 @@ export async function spawnServe(t: HasAfter, configFile: string | null, env: No
         if ((out.match(all) ?? []).length >= count) finish();
       };
       const exited = (): void => finish(new Error(`sharder serve exited before logging ${re} (${count}×):\n${out}`));
-      const timer = setTimeout(() => finish(new Error(`sharder serve did not log ${re} (${count}×) within ${ms} ms:\n${out}`)), ms);
+      const timer = setTimeout(
+        () => finish(new Error(`sharder serve did not log ${re} (${count}×) within ${ms} ms:\n${out}`)),
+        ms,
+      );
       readers.add(check);
       child.once('exit', exited);
       check();

@@ -6,9 +6,12 @@
 import Database from 'better-sqlite3';
 
 const [file, ms] = process.argv.slice(2);
-const db = new Database(file!, { timeout: 10_000 });
+const db = new Database(file, { timeout: 10_000 });
 db.exec('BEGIN IMMEDIATE');
-db.prepare('INSERT INTO bucket_counts (kind, bucket, count) VALUES (?, ?, 0) ON CONFLICT DO NOTHING').run('locker', 'locker');
+db.prepare('INSERT INTO bucket_counts (kind, bucket, count) VALUES (?, ?, 0) ON CONFLICT DO NOTHING').run(
+  'locker',
+  'locker',
+);
 process.stdout.write('locked\n');
 Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Number(ms));
 db.exec('ROLLBACK');

@@ -10,14 +10,25 @@ import type { RawConfig } from '../../src/config/types.js';
 import { renderNginxConfig } from '../../src/nginx/render.js';
 import { get, type Reply } from './http.js';
 import { startHubs, type HubOptions, type TestHub } from './hubs.js';
-import { deployMainConf, edit, enableAuthCache, httpPreamble, mainPreamble, nginxPrefix, shippedMainConf, startNginx, type RunningNginx } from './nginx.js';
+import {
+  deployMainConf,
+  edit,
+  enableAuthCache,
+  httpPreamble,
+  mainPreamble,
+  nginxPrefix,
+  shippedMainConf,
+  startNginx,
+  type RunningNginx,
+} from './nginx.js';
 import { startSharder, testConfig, type Running } from './sharder.js';
 import type { HasAfter } from './context.js';
 
 /** Users in the generated htpasswd: `alice` and `bob` with apr1 hashes, u0…u299 in {PLAIN}. */
 export const BULK_USERS = 300;
 export const password = (user: string): string => `pw-${user}`;
-export const basic = (user: string, pw = password(user)): string => `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}`;
+export const basic = (user: string, pw = password(user)): string =>
+  `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}`;
 
 /** An htpasswd file as an operator makes one: openssl's apr1 hashes, plus {PLAIN} lines for bulk users. */
 export function writeHtpasswd(file: string): void {
@@ -77,7 +88,11 @@ export async function startStack(t: HasAfter, opts: StackOptions = {}): Promise<
   const hubs = await startHubs(t, opts.hubs ?? ['hub-0', 'hub-1', 'hub-2'], opts.hubOptions);
   const buckets = (opts.buckets ?? hubs.map((h, i): StackBucket => ({ name: h.name, hub: i }))).map((b) => ({
     name: b.name,
-    ...(b.upstream !== undefined ? { upstream: b.upstream } : b.hub !== undefined ? { upstream: hubs[b.hub]!.url } : {}),
+    ...(b.upstream !== undefined
+      ? { upstream: b.upstream }
+      : b.hub !== undefined
+        ? { upstream: hubs[b.hub]!.url }
+        : {}),
     ...(b.state ? { state: b.state } : {}),
   }));
   const rawConfig: RawConfig = { kinds: { hub: { buckets } }, ...opts.sharder };
@@ -88,7 +103,10 @@ export async function startStack(t: HasAfter, opts: StackOptions = {}): Promise<
   writeHtpasswd(join(dir, 'htpasswd'));
   const render = (raw: RawConfig): void => {
     const config = testConfig(sharder.dir, raw);
-    writeFileSync(join(dir, 'sharder', 'sharder-upstreams.conf'), renderNginxConfig(config, { sharders: [sharderAddress] }).text);
+    writeFileSync(
+      join(dir, 'sharder', 'sharder-upstreams.conf'),
+      renderNginxConfig(config, { sharders: [sharderAddress] }).text,
+    );
   };
   render(rawConfig);
   if (opts.cache) enableAuthCache(dir);
@@ -111,14 +129,20 @@ export async function startStack(t: HasAfter, opts: StackOptions = {}): Promise<
       let server = edit(readFileSync(file, 'utf8'), /^\s*listen 80;$/m, `    listen 127.0.0.1:${port};`, 'listen 80');
       server = edit(server, /^\s*listen \[::\]:80;\n/m, '', 'listen [::]:80');
       writeFileSync(join(dir, 'sharder', 'oauth2-proxy.test.conf'), server);
-      return `${mainPreamble(dir)}\nhttp {\n${httpPreamble(dir)}\ninclude sharder/sharder-http.conf;\ninclude sharder/oauth2-proxy.test.conf;\n}\n`;
+      return (
+        `${mainPreamble(dir)}\nhttp {\n${httpPreamble(dir)}\ninclude sharder/sharder-http.conf;\ninclude ` +
+        'sharder/oauth2-proxy.test.conf;\n}\n'
+      );
     };
   } else {
-    makeConf = ([port]) => `${mainPreamble(dir)}\nhttp {\n${httpPreamble(dir)}\ninclude sharder/sharder-http.conf;\nserver {\n listen 127.0.0.1:${port};\n${front.server}\n include sharder/sharder-server.conf;\n}\n}\n`;
+    makeConf = ([port]) =>
+      `${mainPreamble(dir)}\nhttp {\n${httpPreamble(dir)}\ninclude sharder/sharder-http.conf;\nserver {\n ` +
+      `listen 127.0.0.1:${port};\n${front.server}\n include sharder/sharder-server.conf;\n}\n}\n`;
   }
   const nginx = await startNginx(t, dir, makeConf);
 
-  const request = (path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Reply> => get(nginx.url(path), headers, method);
+  const request = (path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Reply> =>
+    get(nginx.url(path), headers, method);
   return {
     nginx,
     sharder,

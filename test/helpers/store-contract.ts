@@ -21,10 +21,18 @@ const three: BucketPolicyInput[] = [
 async function assertCountsReal(store: Store, kind: string): Promise<void> {
   const kept = await store.counts(kind);
   const real = await store.realCounts(kind);
-  assert.deepEqual(Object.fromEntries([...kept].sort()), Object.fromEntries([...real].sort()), 'kept counts must equal COUNT(*) per bucket');
+  assert.deepEqual(
+    Object.fromEntries([...kept].sort()),
+    Object.fromEntries([...real].sort()),
+    'kept counts must equal COUNT(*) per bucket',
+  );
 }
 
-export function runStoreContract(backend: string, factory: StoreFactory, opts: { skip?: string | undefined } = {}): void {
+export function runStoreContract(
+  backend: string,
+  factory: StoreFactory,
+  opts: { skip?: string | undefined } = {},
+): void {
   describe(`store contract: ${backend}`, { skip: opts.skip }, () => {
     test('an unknown object has no bucket', async (t) => {
       const store = await (await factory(t)).open();
@@ -64,7 +72,9 @@ export function runStoreContract(backend: string, factory: StoreFactory, opts: {
 
     test('no active bucket is a coded error and stores nothing', async (t) => {
       const store = await (await factory(t)).open();
-      await assert.rejects(store.assign('hub', 'x', [{ name: 'a', weight: 1, state: 'draining' }]), { code: 'SHARD_ERR_NO_BUCKET' });
+      await assert.rejects(store.assign('hub', 'x', [{ name: 'a', weight: 1, state: 'draining' }]), {
+        code: 'SHARD_ERR_NO_BUCKET',
+      });
       assert.equal(await store.lookup('hub', 'x'), undefined);
     });
 
@@ -78,11 +88,24 @@ export function runStoreContract(backend: string, factory: StoreFactory, opts: {
 
     test('names are data, stored exactly as given', async (t) => {
       const store = await (await factory(t)).open();
-      const names = ["x'; DROP TABLE assignments; --", 'Robert"); --', 'élève', '用户', 'a b', 'UPPER', 'upper', 'x'.repeat(256), '%_\\'];
+      const names = [
+        "x'; DROP TABLE assignments; --",
+        'Robert"); --',
+        'élève',
+        '用户',
+        'a b',
+        'UPPER',
+        'upper',
+        'x'.repeat(256),
+        '%_\\',
+      ];
       for (const n of names) await store.assign('hub', n, three);
       for (const n of names) assert.notEqual(await store.lookup('hub', n), undefined, n);
       assert.equal(await store.lookup('hub', 'Upper'), undefined);
-      assert.equal([...(await store.realCounts('hub')).values()].reduce((a, b) => a + b), names.length);
+      assert.equal(
+        [...(await store.realCounts('hub')).values()].reduce((a, b) => a + b),
+        names.length,
+      );
     });
 
     test('concurrent first requests on two connections: one row per name, answers agree, counts even', async (t) => {
@@ -96,8 +119,11 @@ export function runStoreContract(backend: string, factory: StoreFactory, opts: {
         assert.equal(Number(r1.created) + Number(r2.created), 1, `exactly one created ${names[i]}`);
       }
       const counts = [...(await s1.realCounts('hub')).values()];
-      assert.equal(counts.reduce((a, b) => a + b), 300);
-      assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `counts ${counts}`);
+      assert.equal(
+        counts.reduce((a, b) => a + b),
+        300,
+      );
+      assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `counts ${counts.join(',')}`);
       await assertCountsReal(s2, 'hub');
     });
 
@@ -130,23 +156,33 @@ function runAdminContract(factory: StoreFactory): void {
       assert.equal(got?.bucket, 'a');
       assert.equal(got?.kind, 'hub');
       assert.equal(got?.name, 'alice');
-      assert.ok(got!.assignedAt >= before - 1000 && got!.assignedAt <= Date.now() + 1000, `assignedAt ${got?.assignedAt}`);
+      assert.ok(
+        got.assignedAt >= before - 1000 && got.assignedAt <= Date.now() + 1000,
+        `assignedAt ${got?.assignedAt}`,
+      );
       assert.equal(await store.get('hub', 'bob'), undefined);
     });
 
     test('put assigns, moves, and is a no-op on the same bucket; each change audited', async (t) => {
       const store = await (await factory(t)).open();
       assert.deepEqual(await store.put('hub', 'x', 'b', cli), { from: null, to: 'b', changed: true });
-      assert.deepEqual(await store.put('hub', 'x', 'c', { actor: 'api:ops', reason: 'rebalance' }), { from: 'b', to: 'c', changed: true });
+      assert.deepEqual(await store.put('hub', 'x', 'c', { actor: 'api:ops', reason: 'rebalance' }), {
+        from: 'b',
+        to: 'c',
+        changed: true,
+      });
       assert.deepEqual(await store.put('hub', 'x', 'c', cli), { from: 'c', to: 'c', changed: false });
       assert.equal(await store.lookup('hub', 'x'), 'c');
       assert.deepEqual(Object.fromEntries(await store.counts('hub')), { c: 1 });
       await assertCountsReal(store, 'hub');
       const log = await store.audit({ kind: 'hub', name: 'x', limit: 10 });
-      assert.deepEqual(log.map((e) => [e.action, e.from, e.to, e.actor, e.reason]), [
-        ['move', 'b', 'c', 'api:ops', 'rebalance'],
-        ['assign', null, 'b', 'cli:tester', 'contract'],
-      ]);
+      assert.deepEqual(
+        log.map((e) => [e.action, e.from, e.to, e.actor, e.reason]),
+        [
+          ['move', 'b', 'c', 'api:ops', 'rebalance'],
+          ['assign', null, 'b', 'cli:tester', 'contract'],
+        ],
+      );
       assert.ok(log[0]!.id > log[1]!.id);
     });
 
@@ -173,7 +209,10 @@ function runAdminContract(factory: StoreFactory): void {
       assert.equal(await store.lookup('hub', 'x'), undefined);
       await assertCountsReal(store, 'hub');
       assert.deepEqual(Object.fromEntries(await store.counts('hub')), {});
-      assert.deepEqual((await store.audit({ kind: 'hub', action: 'delete', limit: 10 })).map((e) => [e.name, e.from, e.to, e.reason]), [['x', 'c', null, 'left']]);
+      assert.deepEqual(
+        (await store.audit({ kind: 'hub', action: 'delete', limit: 10 })).map((e) => [e.name, e.from, e.to, e.reason]),
+        [['x', 'c', null, 'left']],
+      );
       assert.deepEqual(await store.assign('hub', 'x', three), { bucket: 'a', created: true });
     });
 
@@ -199,9 +238,15 @@ function runAdminContract(factory: StoreFactory): void {
       assert.deepEqual(seen, order);
       const onA = await store.list('hub', { bucket: 'a', limit: 100 });
       assert.ok(onA.every((r) => r.bucket === 'a' && r.kind === 'hub'));
-      assert.deepEqual(onA.map((r) => r.name), onA.map((r) => r.name).sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y))));
+      assert.deepEqual(
+        onA.map((r) => r.name),
+        onA.map((r) => r.name).sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y))),
+      );
       const afterFirst = await store.list('hub', { bucket: 'a', after: onA[0]!.name, limit: 100 });
-      assert.deepEqual(afterFirst.map((r) => r.name), onA.slice(1).map((r) => r.name));
+      assert.deepEqual(
+        afterFirst.map((r) => r.name),
+        onA.slice(1).map((r) => r.name),
+      );
       assert.deepEqual(await store.list('hub', { bucket: 'none', limit: 10 }), []);
     });
 
@@ -209,17 +254,24 @@ function runAdminContract(factory: StoreFactory): void {
       const store = await (await factory(t)).open();
       for (const n of ['m1', 'm2', 'm3']) await store.put('hub', n, 'a', cli);
       await store.put('hub', 'm3', 'b', cli); // moved by someone else meanwhile
-      const r = await store.moveBatch('hub', [
-        { name: 'm1', from: 'a', to: 'c' },
-        { name: 'm2', from: 'a', to: 'b' },
-        { name: 'm3', from: 'a', to: 'c' },
-        { name: 'gone', from: 'a', to: 'c' },
-      ], { actor: 'cli:tester', reason: 'migrate a', batch: 'mig-1/1' });
+      const r = await store.moveBatch(
+        'hub',
+        [
+          { name: 'm1', from: 'a', to: 'c' },
+          { name: 'm2', from: 'a', to: 'b' },
+          { name: 'm3', from: 'a', to: 'c' },
+          { name: 'gone', from: 'a', to: 'c' },
+        ],
+        { actor: 'cli:tester', reason: 'migrate a', batch: 'mig-1/1' },
+      );
       assert.deepEqual(r, { moved: ['m1', 'm2'], stale: ['m3', 'gone'] });
       assert.equal(await store.lookup('hub', 'm1'), 'c');
       assert.equal(await store.lookup('hub', 'm3'), 'b');
       const log = await store.audit({ batch: 'mig-1/1', limit: 10 });
-      assert.deepEqual(log.map((e) => [e.action, e.name, e.from, e.to]).sort(), [['migrate', 'm1', 'a', 'c'], ['migrate', 'm2', 'a', 'b']]);
+      assert.deepEqual(log.map((e) => [e.action, e.name, e.from, e.to]).sort(), [
+        ['migrate', 'm1', 'a', 'c'],
+        ['migrate', 'm2', 'a', 'b'],
+      ]);
       await assertCountsReal(store, 'hub');
     });
 
@@ -227,10 +279,16 @@ function runAdminContract(factory: StoreFactory): void {
       const store = await (await factory(t)).open();
       for (const n of ['f1', 'f2']) await store.put('hub', n, 'a', cli);
       const before = (await store.audit({ limit: 100 })).length;
-      await assert.rejects(store.moveBatch('hub', [
-        { name: 'f1', from: 'a', to: 'b' },
-        { name: 'f2', from: 'a', to: null as unknown as string },
-      ], { actor: 'cli:tester', batch: 'bad/1' }));
+      await assert.rejects(
+        store.moveBatch(
+          'hub',
+          [
+            { name: 'f1', from: 'a', to: 'b' },
+            { name: 'f2', from: 'a', to: null as unknown as string },
+          ],
+          { actor: 'cli:tester', batch: 'bad/1' },
+        ),
+      );
       assert.equal(await store.lookup('hub', 'f1'), 'a');
       assert.equal(await store.lookup('hub', 'f2'), 'a');
       assert.equal((await store.audit({ limit: 100 })).length, before);
@@ -239,14 +297,21 @@ function runAdminContract(factory: StoreFactory): void {
 
     test('export yields every assignment by kind then name, across pages', async (t) => {
       const store = await (await factory(t)).open();
-      for (let i = 0; i < 25; i++) await store.put('hub', `u${String(i).padStart(2, '0')}`, ['a', 'b', 'c'][i % 3]!, cli);
+      for (let i = 0; i < 25; i++)
+        await store.put('hub', `u${String(i).padStart(2, '0')}`, ['a', 'b', 'c'][i % 3]!, cli);
       await store.put('home', 'h1', 'a', cli);
       await store.put('zeta', 'z1', 'b', cli);
       const rows = await all(store.export({ pageSize: 7 }));
-      assert.deepEqual(rows.map((r) => `${r.kind}/${r.name}`), ['home/h1', ...Array.from({ length: 25 }, (_, i) => `hub/u${String(i).padStart(2, '0')}`), 'zeta/z1']);
+      assert.deepEqual(
+        rows.map((r) => `${r.kind}/${r.name}`),
+        ['home/h1', ...Array.from({ length: 25 }, (_, i) => `hub/u${String(i).padStart(2, '0')}`), 'zeta/z1'],
+      );
       assert.equal(rows[1]!.bucket, 'a');
       assert.equal(typeof rows[1]!.assignedAt, 'number');
-      assert.deepEqual((await all(store.export({ kind: 'zeta', pageSize: 1 }))).map((r) => r.name), ['z1']);
+      assert.deepEqual(
+        (await all(store.export({ kind: 'zeta', pageSize: 1 }))).map((r) => r.name),
+        ['z1'],
+      );
       assert.deepEqual(await all(store.export({ kind: 'nothing' })), []);
       assert.deepEqual(await store.kinds(), ['home', 'hub', 'zeta']);
     });
@@ -262,18 +327,37 @@ function runAdminContract(factory: StoreFactory): void {
       ];
       const imp: AuditContext = { actor: 'cli:tester', reason: 'import backup.csv', batch: 'imp-1/1' };
       assert.deepEqual(await store.importBatch(rows, { overwrite: false }, imp), {
-        inserted: 2, unchanged: 0, overwritten: 0,
-        conflicts: [{ kind: 'hub', name: 'exists', existing: 'a', wanted: 'c' }, { kind: 'hub', name: 'i1', existing: 'b', wanted: 'a' }],
+        inserted: 2,
+        unchanged: 0,
+        overwritten: 0,
+        conflicts: [
+          { kind: 'hub', name: 'exists', existing: 'a', wanted: 'c' },
+          { kind: 'hub', name: 'i1', existing: 'b', wanted: 'a' },
+        ],
       });
       assert.equal((await store.get('hub', 'i1'))?.assignedAt, 1_600_000_000_123);
       assert.equal(await store.lookup('hub', 'exists'), 'a');
       const again = await store.importBatch(rows.slice(0, 3), { overwrite: false }, imp);
-      assert.deepEqual({ ...again, conflicts: again.conflicts.length }, { inserted: 0, unchanged: 2, overwritten: 0, conflicts: 1 });
-      const forced = await store.importBatch([{ kind: 'hub', name: 'exists', bucket: 'c', assignedAt: 5 }], { overwrite: true }, imp);
+      assert.deepEqual(
+        { ...again, conflicts: again.conflicts.length },
+        { inserted: 0, unchanged: 2, overwritten: 0, conflicts: 1 },
+      );
+      const forced = await store.importBatch(
+        [{ kind: 'hub', name: 'exists', bucket: 'c', assignedAt: 5 }],
+        { overwrite: true },
+        imp,
+      );
       assert.deepEqual(forced, { inserted: 0, unchanged: 0, overwritten: 1, conflicts: [] });
       assert.deepEqual(await store.get('hub', 'exists'), { kind: 'hub', name: 'exists', bucket: 'c', assignedAt: 5 });
       const log = await store.audit({ action: 'import', limit: 10 });
-      assert.deepEqual(log.map((e) => [e.name, e.from, e.to, e.batch]), [['exists', 'a', 'c', 'imp-1/1'], ['i2', null, 'c', 'imp-1/1'], ['i1', null, 'b', 'imp-1/1']]);
+      assert.deepEqual(
+        log.map((e) => [e.name, e.from, e.to, e.batch]),
+        [
+          ['exists', 'a', 'c', 'imp-1/1'],
+          ['i2', null, 'c', 'imp-1/1'],
+          ['i1', null, 'b', 'imp-1/1'],
+        ],
+      );
       await assertCountsReal(store, 'hub');
     });
 
@@ -283,12 +367,31 @@ function runAdminContract(factory: StoreFactory): void {
       await store.put('home', 'p0', 'b', cli);
       await store.delete('hub', 'p1', cli);
       const page1 = await store.audit({ limit: 3 });
-      assert.deepEqual(page1.map((e) => [e.kind, e.name, e.action]), [['hub', 'p1', 'delete'], ['home', 'p0', 'assign'], ['hub', 'p4', 'assign']]);
+      assert.deepEqual(
+        page1.map((e) => [e.kind, e.name, e.action]),
+        [
+          ['hub', 'p1', 'delete'],
+          ['home', 'p0', 'assign'],
+          ['hub', 'p4', 'assign'],
+        ],
+      );
       const page2 = await store.audit({ limit: 3, before: page1.at(-1)!.id });
-      assert.deepEqual(page2.map((e) => e.name), ['p3', 'p2', 'p1']);
-      assert.deepEqual((await store.audit({ kind: 'home', limit: 10 })).map((e) => e.name), ['p0']);
-      assert.deepEqual((await store.audit({ kind: 'hub', name: 'p0', limit: 10 })).map((e) => e.actor), ['cli:u0']);
-      assert.deepEqual((await store.audit({ action: 'delete', limit: 10 })).map((e) => e.name), ['p1']);
+      assert.deepEqual(
+        page2.map((e) => e.name),
+        ['p3', 'p2', 'p1'],
+      );
+      assert.deepEqual(
+        (await store.audit({ kind: 'home', limit: 10 })).map((e) => e.name),
+        ['p0'],
+      );
+      assert.deepEqual(
+        (await store.audit({ kind: 'hub', name: 'p0', limit: 10 })).map((e) => e.actor),
+        ['cli:u0'],
+      );
+      assert.deepEqual(
+        (await store.audit({ action: 'delete', limit: 10 })).map((e) => e.name),
+        ['p1'],
+      );
       assert.deepEqual(await store.audit({ since: Date.now() + 60_000, limit: 10 }), []);
       assert.equal((await store.audit({ since: Date.now() - 60_000, limit: 100 })).length, 7);
       assert.deepEqual(await store.audit({ batch: 'none', limit: 10 }), []);

@@ -5,7 +5,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Resolves with the milliseconds it took once `cond` holds; checks every `everyMs`. */
-export async function until(cond: () => boolean | Promise<boolean>, ms: number, what = 'condition', everyMs = 10): Promise<number> {
+export async function until(
+  cond: () => boolean | Promise<boolean>,
+  ms: number,
+  what = 'condition',
+  everyMs = 10,
+): Promise<number> {
   const start = Date.now();
   while (!(await cond())) {
     if (Date.now() - start > ms) throw new Error(`${what} not met within ${ms} ms`);

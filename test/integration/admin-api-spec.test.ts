@@ -28,18 +28,23 @@ const ADMIN = 'spec-test-admin-token-0123456789';
 const METRICS = 'spec-test-metrics-token-0123456789';
 const HUB_TOKEN = 'spec-test-hub-token-0123456789';
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
 
 const loadSpec = (): Json => parse(readFileSync(SPEC_FILE, 'utf8')) as Json;
 
 /** `/api/objects/{kind}/{name}` for the router's `/api/objects/:kind/:name`. */
 const template = (routerPath: string): string => routerPath.replace(/:([^/]+)/g, '{$1}');
 
-const pointer = (...parts: string[]): string => parts.map((p) => p.replaceAll('~', '~0').replaceAll('/', '~1')).join('/');
+const pointer = (...parts: string[]): string =>
+  parts.map((p) => p.replaceAll('~', '~0').replaceAll('/', '~1')).join('/');
 
 function deref(spec: Json, node: Json): Json {
   while (typeof node.$ref === 'string') {
-    node = (node.$ref as string).slice(2).split('/').map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~')).reduce((o: Json, k) => o[k], spec);
+    node = node.$ref
+      .slice(2)
+      .split('/')
+      .map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'))
+      .reduce((o: Json, k) => o[k], spec);
   }
   return node;
 }
@@ -60,8 +65,20 @@ function operations(spec: Json): Map<string, { path: string; method: string; op:
 
 /** What the spec says a route needs, in the router's words. */
 function accessOf(spec: Json, op: Json): string {
-  const schemes = ((op.security ?? spec.security) as Json[]).map((s) => Object.keys(s).join('+') || 'none').sort().join(',');
-  return ({ adminBearer: 'admin', 'metricsBearer,none': 'metrics', 'adminBearer,none,statusBasic': 'status', none: 'open' } as Record<string, string>)[schemes] ?? `unknown (${schemes})`;
+  const schemes = ((op.security ?? spec.security) as Json[])
+    .map((s) => Object.keys(s).join('+') || 'none')
+    .sort()
+    .join(',');
+  return (
+    (
+      {
+        adminBearer: 'admin',
+        'metricsBearer,none': 'metrics',
+        'adminBearer,none,statusBasic': 'status',
+        none: 'open',
+      } as Record<string, string>
+    )[schemes] ?? `unknown (${schemes})`
+  );
 }
 
 test('(a) docs/admin-api.yaml is a valid OpenAPI 3.1 document', async () => {
@@ -86,12 +103,18 @@ test('(b) the spec describes every route, method, path parameter and access of t
       continue;
     }
     const wanted = [...r.path.matchAll(/:([^/]+)/g)].map((m) => m[1]!).sort();
-    const described = o.params.filter((p) => p.in === 'path').map((p) => p.name as string).sort();
-    if (wanted.join() !== described.join()) problems.push(`${key}: path parameters ${wanted.join(', ')}, described ${described.join(', ')}`);
-    if (accessOf(spec, o.op) !== r.access) problems.push(`${key}: needs ${r.access}, the spec's security says ${accessOf(spec, o.op)}`);
+    const described = o.params
+      .filter((p) => p.in === 'path')
+      .map((p) => p.name as string)
+      .sort();
+    if (wanted.join() !== described.join())
+      problems.push(`${key}: path parameters ${wanted.join(', ')}, described ${described.join(', ')}`);
+    if (accessOf(spec, o.op) !== r.access)
+      problems.push(`${key}: needs ${r.access}, the spec's security says ${accessOf(spec, o.op)}`);
   }
   const served = new Set(routes.map((r) => `${r.method} ${template(r.path)}`));
-  for (const key of ops.keys()) if (!served.has(key)) problems.push(`${key}: in docs/admin-api.yaml, but the router has no such route`);
+  for (const key of ops.keys())
+    if (!served.has(key)) problems.push(`${key}: in docs/admin-api.yaml, but the router has no such route`);
   assert.deepEqual(problems, []);
 });
 
@@ -122,127 +145,237 @@ interface Call {
   status: number;
 }
 
-test('(c) real answers of every route, success and errors, match the spec: status, headers, body', { timeout: 120_000 }, async (t) => {
-  const spec = loadSpec();
-  const ops = operations(spec);
-  const ajv = new Ajv2020({ strict: false, allErrors: true });
-  addFormats.default(ajv);
-  ajv.addSchema(spec, SPEC_ID);
-  const f = await fixture(t);
-  const auth = { Authorization: `Bearer ${ADMIN}` };
-  const asJson = { ...auth, 'Content-Type': 'application/json' };
-  const seen = new Map<string, Set<number>>();
+test(
+  '(c) real answers of every route, success and errors, match the spec: status, headers, body',
+  { timeout: 120_000 },
+  async (t) => {
+    const spec = loadSpec();
+    const ops = operations(spec);
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    addFormats.default(ajv);
+    ajv.addSchema(spec, SPEC_ID);
+    const f = await fixture(t);
+    const auth = { Authorization: `Bearer ${ADMIN}` };
+    const asJson = { ...auth, 'Content-Type': 'application/json' };
+    const seen = new Map<string, Set<number>>();
 
-  async function call(c: Call): Promise<{ status: number; text: string; headers: Headers }> {
-    const key = `${c.method} ${c.path}`;
-    const o = ops.get(key);
-    assert.ok(o, `${key} is described`);
-    const res = await fetch(`${f.control}${c.url}`, { method: c.method, headers: c.headers ?? auth, body: c.body });
-    const text = await res.text();
-    const where = `${c.method} ${c.url} → ${res.status} ${text.slice(0, 300)}`;
-    assert.equal(res.status, c.status, where);
-    const responses = o.op.responses as Json;
-    const declared = responses[String(res.status)] ?? responses.default;
-    assert.ok(declared, `${where}: status ${res.status} is not in the spec for ${key}`);
-    const response = deref(spec, declared);
-    const base = typeof declared.$ref === 'string' ? `${SPEC_ID}${declared.$ref}` : `${SPEC_ID}#/${pointer('paths', o.path, o.method, 'responses', String(res.status))}`;
-    for (const h of Object.keys(response.headers ?? {})) assert.ok(res.headers.has(h), `${where}: the spec names the header ${h}`);
-    assert.ok(res.headers.has('x-request-id'), `${where}: X-Request-Id`);
-    const type = (res.headers.get('content-type') ?? '').split(';')[0]!.trim();
-    assert.ok(response.content?.[type], `${where}: content type ${type} is not in the spec (${Object.keys(response.content ?? {}).join(', ')})`);
-    const validate = ajv.getSchema(`${base}/${pointer('content', type, 'schema')}`);
-    assert.ok(validate, `${where}: the response schema compiles`);
-    const value = type === 'application/json' ? JSON.parse(text) : text;
-    assert.ok(validate(value), `${where}: ${ajv.errorsText(validate.errors)}`);
-    if (!seen.has(key)) seen.set(key, new Set());
-    seen.get(key)!.add(res.status);
-    return { status: res.status, text, headers: res.headers };
-  }
+    async function call(c: Call): Promise<{ status: number; text: string; headers: Headers }> {
+      const key = `${c.method} ${c.path}`;
+      const o = ops.get(key);
+      assert.ok(o, `${key} is described`);
+      const res = await fetch(`${f.control}${c.url}`, { method: c.method, headers: c.headers ?? auth, body: c.body });
+      const text = await res.text();
+      const where = `${c.method} ${c.url} → ${res.status} ${text.slice(0, 300)}`;
+      assert.equal(res.status, c.status, where);
+      const responses = o.op.responses as Json;
+      const declared = responses[String(res.status)] ?? responses.default;
+      assert.ok(declared, `${where}: status ${res.status} is not in the spec for ${key}`);
+      const response = deref(spec, declared);
+      const base =
+        typeof declared.$ref === 'string'
+          ? `${SPEC_ID}${declared.$ref}`
+          : `${SPEC_ID}#/${pointer('paths', o.path, o.method, 'responses', String(res.status))}`;
+      for (const h of Object.keys(response.headers ?? {}))
+        assert.ok(res.headers.has(h), `${where}: the spec names the header ${h}`);
+      assert.ok(res.headers.has('x-request-id'), `${where}: X-Request-Id`);
+      const type = (res.headers.get('content-type') ?? '').split(';')[0]!.trim();
+      assert.ok(
+        response.content?.[type],
+        `${where}: content type ${type} is not in the spec (${Object.keys(response.content ?? {}).join(', ')})`,
+      );
+      const validate = ajv.getSchema(`${base}/${pointer('content', type, 'schema')}`);
+      assert.ok(validate, `${where}: the response schema compiles`);
+      const value = type === 'application/json' ? JSON.parse(text) : text;
+      assert.ok(validate(value), `${where}: ${ajv.errorsText(validate.errors)}`);
+      if (!seen.has(key)) seen.set(key, new Set());
+      seen.get(key)!.add(res.status);
+      return { status: res.status, text, headers: res.headers };
+    }
 
-  const put = (name: string, body: unknown, status: number, headers: Record<string, string> = asJson): Promise<unknown> =>
-    call({ method: 'PUT', path: '/api/objects/{kind}/{name}', url: `/api/objects/hub/${encodeURIComponent(name)}`, body: JSON.stringify(body), headers, status });
+    const put = (
+      name: string,
+      body: unknown,
+      status: number,
+      headers: Record<string, string> = asJson,
+    ): Promise<unknown> =>
+      call({
+        method: 'PUT',
+        path: '/api/objects/{kind}/{name}',
+        url: `/api/objects/hub/${encodeURIComponent(name)}`,
+        body: JSON.stringify(body),
+        headers,
+        status,
+      });
 
-  // Objects: explicit assignment, move, find, list, delete, and their errors.
-  await put('iana', { bucket: 'hub-0', reason: 'spec test' }, 201);
-  await put('iana', { bucket: 'hub-1' }, 200);
-  await put('iana', { bucket: 'hub-1' }, 200);
-  await put('ryan', { bucket: 'hub-9' }, 400);
-  await put('ryan', { bucket: 'hub-0' }, 415, { ...auth, 'Content-Type': 'text/plain' });
-  await call({ method: 'PUT', path: '/api/objects/{kind}/{name}', url: '/api/objects/hub/ryan', body: 'x'.repeat(1024 * 1024 + 1), headers: asJson, status: 413 });
-  running(f.hub, 'iana', '');
-  await put('iana', { bucket: 'hub-2' }, 409);
-  f.hub.failWith = 500;
-  await put('iana', { bucket: 'hub-2' }, 502);
-  delete f.hub.failWith;
-  f.hub.users.clear();
-  await call({ method: 'GET', path: '/api/objects/{kind}/{name}', url: '/api/objects/hub/iana', status: 200 });
-  await call({ method: 'GET', path: '/api/objects/{kind}/{name}', url: '/api/objects/hub/nobody', status: 404 });
-  await call({ method: 'GET', path: '/api/objects/{kind}/{name}', url: '/api/objects/nokind/iana', status: 400 });
-  for (const n of ['a', 'b', 'c']) await put(n, { bucket: 'hub-3' }, 201);
-  const page = JSON.parse((await call({ method: 'GET', path: '/api/objects', url: '/api/objects?kind=hub&limit=2', status: 200 })).text) as { next_cursor: string };
-  await call({ method: 'GET', path: '/api/objects', url: `/api/objects?limit=2&cursor=${encodeURIComponent(page.next_cursor)}`, status: 200 });
-  await call({ method: 'GET', path: '/api/objects', url: '/api/objects?cursor=garbage', status: 400 });
-  await call({ method: 'DELETE', path: '/api/objects/{kind}/{name}', url: '/api/objects/hub/c?reason=spec', status: 200 });
-  await call({ method: 'DELETE', path: '/api/objects/{kind}/{name}', url: '/api/objects/hub/c', status: 404 });
+    // Objects: explicit assignment, move, find, list, delete, and their errors.
+    await put('iana', { bucket: 'hub-0', reason: 'spec test' }, 201);
+    await put('iana', { bucket: 'hub-1' }, 200);
+    await put('iana', { bucket: 'hub-1' }, 200);
+    await put('ryan', { bucket: 'hub-9' }, 400);
+    await put('ryan', { bucket: 'hub-0' }, 415, { ...auth, 'Content-Type': 'text/plain' });
+    await call({
+      method: 'PUT',
+      path: '/api/objects/{kind}/{name}',
+      url: '/api/objects/hub/ryan',
+      body: 'x'.repeat(1024 * 1024 + 1),
+      headers: asJson,
+      status: 413,
+    });
+    running(f.hub, 'iana', '');
+    await put('iana', { bucket: 'hub-2' }, 409);
+    f.hub.failWith = 500;
+    await put('iana', { bucket: 'hub-2' }, 502);
+    delete f.hub.failWith;
+    f.hub.users.clear();
+    await call({ method: 'GET', path: '/api/objects/{kind}/{name}', url: '/api/objects/hub/iana', status: 200 });
+    await call({ method: 'GET', path: '/api/objects/{kind}/{name}', url: '/api/objects/hub/nobody', status: 404 });
+    await call({ method: 'GET', path: '/api/objects/{kind}/{name}', url: '/api/objects/nokind/iana', status: 400 });
+    for (const n of ['a', 'b', 'c']) await put(n, { bucket: 'hub-3' }, 201);
+    const page = JSON.parse(
+      (await call({ method: 'GET', path: '/api/objects', url: '/api/objects?kind=hub&limit=2', status: 200 })).text,
+    ) as { next_cursor: string };
+    await call({
+      method: 'GET',
+      path: '/api/objects',
+      url: `/api/objects?limit=2&cursor=${encodeURIComponent(page.next_cursor)}`,
+      status: 200,
+    });
+    await call({ method: 'GET', path: '/api/objects', url: '/api/objects?cursor=garbage', status: 400 });
+    await call({
+      method: 'DELETE',
+      path: '/api/objects/{kind}/{name}',
+      url: '/api/objects/hub/c?reason=spec',
+      status: 200,
+    });
+    await call({ method: 'DELETE', path: '/api/objects/{kind}/{name}', url: '/api/objects/hub/c', status: 404 });
 
-  // Buckets, migrations.
-  await call({ method: 'GET', path: '/api/buckets', url: '/api/buckets?kind=hub', status: 200 });
-  await call({ method: 'GET', path: '/api/buckets', url: '/api/buckets?kind=nokind', status: 400 });
-  const migrate = (body: unknown, status: number): Promise<unknown> => call({ method: 'POST', path: '/api/migrations', url: '/api/migrations', body: JSON.stringify(body), headers: asJson, status });
-  await migrate({ from: 'hub-3', dry_run: true }, 200);
-  await migrate({ from: 'hub-0' }, 409);
-  await migrate({ from: 'hub-3', to: 'hub-3' }, 400);
-  await migrate({ from: 'hub-3', to: 'hub-2', reason: 'spec test' }, 200);
+    // Buckets, migrations.
+    await call({ method: 'GET', path: '/api/buckets', url: '/api/buckets?kind=hub', status: 200 });
+    await call({ method: 'GET', path: '/api/buckets', url: '/api/buckets?kind=nokind', status: 400 });
+    const migrate = (body: unknown, status: number): Promise<unknown> =>
+      call({
+        method: 'POST',
+        path: '/api/migrations',
+        url: '/api/migrations',
+        body: JSON.stringify(body),
+        headers: asJson,
+        status,
+      });
+    await migrate({ from: 'hub-3', dry_run: true }, 200);
+    await migrate({ from: 'hub-0' }, 409);
+    await migrate({ from: 'hub-3', to: 'hub-3' }, 400);
+    await migrate({ from: 'hub-3', to: 'hub-2', reason: 'spec test' }, 200);
 
-  // Export, import, import-original.
-  await call({ method: 'GET', path: '/api/export', url: '/api/export', status: 200 });
-  await call({ method: 'GET', path: '/api/export', url: '/api/export?kind=hub&format=jsonl', status: 200 });
-  await call({ method: 'GET', path: '/api/export', url: '/api/export?format=xml', status: 400 });
-  const csv = 'kind,name,bucket\nhub,zed,hub-2\n';
-  await call({ method: 'POST', path: '/api/import', url: '/api/import?reason=spec', body: csv, headers: { ...auth, 'Content-Type': 'text/csv' }, status: 200 });
-  await call({ method: 'POST', path: '/api/import', url: '/api/import', body: 'kind,name,bucket\nhub,zed,hub-9\n', headers: { ...auth, 'Content-Type': 'text/csv' }, status: 400 });
-  const original = join(f.dir, 'original.sqlite');
-  writeOriginalSqlite(original, [['hub', 'hub-0', 'dummy-hub-0'], ['hub', 'hub-0', 'olduser']]);
-  const notDb = join(f.dir, 'not-a-database.txt');
-  writeFileSync(notDb, 'hello\n');
-  const fromOriginal = (url: string, status: number): Promise<unknown> =>
-    call({ method: 'POST', path: '/api/import-original', url: '/api/import-original', body: JSON.stringify({ url }), headers: asJson, status });
-  await fromOriginal(original, 200);
-  await fromOriginal(notDb, 400);
-  await fromOriginal(join(f.dir, 'missing.sqlite'), 502);
+    // Export, import, import-original.
+    await call({ method: 'GET', path: '/api/export', url: '/api/export', status: 200 });
+    await call({ method: 'GET', path: '/api/export', url: '/api/export?kind=hub&format=jsonl', status: 200 });
+    await call({ method: 'GET', path: '/api/export', url: '/api/export?format=xml', status: 400 });
+    const csv = 'kind,name,bucket\nhub,zed,hub-2\n';
+    await call({
+      method: 'POST',
+      path: '/api/import',
+      url: '/api/import?reason=spec',
+      body: csv,
+      headers: { ...auth, 'Content-Type': 'text/csv' },
+      status: 200,
+    });
+    await call({
+      method: 'POST',
+      path: '/api/import',
+      url: '/api/import',
+      body: 'kind,name,bucket\nhub,zed,hub-9\n',
+      headers: { ...auth, 'Content-Type': 'text/csv' },
+      status: 400,
+    });
+    const original = join(f.dir, 'original.sqlite');
+    writeOriginalSqlite(original, [
+      ['hub', 'hub-0', 'dummy-hub-0'],
+      ['hub', 'hub-0', 'olduser'],
+    ]);
+    const notDb = join(f.dir, 'not-a-database.txt');
+    writeFileSync(notDb, 'hello\n');
+    const fromOriginal = (url: string, status: number): Promise<unknown> =>
+      call({
+        method: 'POST',
+        path: '/api/import-original',
+        url: '/api/import-original',
+        body: JSON.stringify({ url }),
+        headers: asJson,
+        status,
+      });
+    await fromOriginal(original, 200);
+    await fromOriginal(notDb, 400);
+    await fromOriginal(join(f.dir, 'missing.sqlite'), 502);
 
-  // Checks and the audit log.
-  await call({ method: 'GET', path: '/api/doctor', url: '/api/doctor', status: 200 });
-  await call({ method: 'GET', path: '/api/doctor', url: '/api/doctor?kind=nokind', status: 400 });
-  await call({ method: 'POST', path: '/api/doctor/repair', url: '/api/doctor/repair', body: '{"reason":"spec"}', headers: asJson, status: 200 });
-  await call({ method: 'POST', path: '/api/doctor/repair', url: '/api/doctor/repair', body: '{', headers: asJson, status: 400 });
-  await call({ method: 'GET', path: '/api/audit', url: '/api/audit?limit=2&action=move', status: 200 });
-  await call({ method: 'GET', path: '/api/audit', url: '/api/audit?action=bogus', status: 400 });
+    // Checks and the audit log.
+    await call({ method: 'GET', path: '/api/doctor', url: '/api/doctor', status: 200 });
+    await call({ method: 'GET', path: '/api/doctor', url: '/api/doctor?kind=nokind', status: 400 });
+    await call({
+      method: 'POST',
+      path: '/api/doctor/repair',
+      url: '/api/doctor/repair',
+      body: '{"reason":"spec"}',
+      headers: asJson,
+      status: 200,
+    });
+    await call({
+      method: 'POST',
+      path: '/api/doctor/repair',
+      url: '/api/doctor/repair',
+      body: '{',
+      headers: asJson,
+      status: 400,
+    });
+    await call({ method: 'GET', path: '/api/audit', url: '/api/audit?limit=2&action=move', status: 200 });
+    await call({ method: 'GET', path: '/api/audit', url: '/api/audit?action=bogus', status: 400 });
 
-  // The admin token, /metrics and /status with and without their credentials.
-  await call({ method: 'GET', path: '/api/buckets', url: '/api/buckets', headers: { Authorization: 'Bearer wrong-token-wrong-token' }, status: 401 });
-  await call({ method: 'GET', path: '/metrics', url: '/metrics', headers: { Authorization: `Bearer ${METRICS}` }, status: 200 });
-  await call({ method: 'GET', path: '/metrics', url: '/metrics', headers: auth, status: 401 });
-  await call({ method: 'GET', path: '/status', url: '/status?refresh=0', status: 200 });
-  await call({ method: 'GET', path: '/status', url: '/status', headers: { Authorization: `Basic ${Buffer.from(`anyone:${ADMIN}`).toString('base64')}` }, status: 200 });
-  await call({ method: 'GET', path: '/status', url: '/status', headers: {}, status: 401 });
+    // The admin token, /metrics and /status with and without their credentials.
+    await call({
+      method: 'GET',
+      path: '/api/buckets',
+      url: '/api/buckets',
+      headers: { Authorization: 'Bearer wrong-token-wrong-token' },
+      status: 401,
+    });
+    await call({
+      method: 'GET',
+      path: '/metrics',
+      url: '/metrics',
+      headers: { Authorization: `Bearer ${METRICS}` },
+      status: 200,
+    });
+    await call({ method: 'GET', path: '/metrics', url: '/metrics', headers: auth, status: 401 });
+    await call({ method: 'GET', path: '/status', url: '/status?refresh=0', status: 200 });
+    await call({
+      method: 'GET',
+      path: '/status',
+      url: '/status',
+      headers: { Authorization: `Basic ${Buffer.from(`anyone:${ADMIN}`).toString('base64')}` },
+      status: 200,
+    });
+    await call({ method: 'GET', path: '/status', url: '/status', headers: {}, status: 401 });
 
-  // Every operation was seen succeeding and failing.
-  const missing = [...ops.keys()].filter((k) => {
-    const s = [...(seen.get(k) ?? [])];
-    return !s.some((x) => x < 300) || !s.some((x) => x >= 400);
-  });
-  assert.deepEqual(missing, [], 'every operation is exercised with a success and an error');
+    // Every operation was seen succeeding and failing.
+    const missing = [...ops.keys()].filter((k) => {
+      const s = [...(seen.get(k) ?? [])];
+      return !s.some((x) => x < 300) || !s.some((x) => x >= 400);
+    });
+    assert.deepEqual(missing, [], 'every operation is exercised with a success and an error');
 
-  // Answers any route can give are errors of the shared shape.
-  const validateError = ajv.getSchema(`${SPEC_ID}#/components/schemas/Error`)!;
-  for (const [url, method, status] of [['/api/nothing-here', 'GET', 404], ['/api/buckets', 'DELETE', 405], ['/nothing', 'GET', 404]] as const) {
-    const res = await fetch(`${f.control}${url}`, { method, headers: auth });
-    assert.equal(res.status, status, url);
-    assert.ok(validateError(await res.json()), `${method} ${url}: ${ajv.errorsText(validateError.errors)}`);
-    if (status === 405) assert.ok(res.headers.get('allow'), 'Allow');
-  }
-});
+    // Answers any route can give are errors of the shared shape.
+    const validateError = ajv.getSchema(`${SPEC_ID}#/components/schemas/Error`)!;
+    for (const [url, method, status] of [
+      ['/api/nothing-here', 'GET', 404],
+      ['/api/buckets', 'DELETE', 405],
+      ['/nothing', 'GET', 404],
+    ] as const) {
+      const res = await fetch(`${f.control}${url}`, { method, headers: auth });
+      assert.equal(res.status, status, url);
+      assert.ok(validateError(await res.json()), `${method} ${url}: ${ajv.errorsText(validateError.errors)}`);
+      if (status === 405) assert.ok(res.headers.get('allow'), 'Allow');
+    }
+  },
+);
 
 test('(b) every query parameter and body field a route accepts is described, and no other', async (t) => {
   const spec = loadSpec();
@@ -255,23 +388,46 @@ test('(b) every query parameter and body field a route accepts is described, and
     // The route's own answer to an unknown parameter lists the ones it knows.
     const body = o.op.requestBody === undefined ? undefined : deref(spec, o.op.requestBody);
     const schema = body?.content?.['application/json']?.schema as Json | undefined;
-    const described = o.params.filter((p) => p.in === 'query').map((p) => p.name as string).sort();
+    const described = o.params
+      .filter((p) => p.in === 'query')
+      .map((p) => p.name as string)
+      .sort();
     if (schema !== undefined) {
       // A route that reads a JSON body takes everything from it and never reads the query.
       if (described.length > 0) problems.push(`${key}: reads a JSON body, but query parameters are described`);
     } else {
-      const q = await fetch(`${url}?zzz=1`, { method: o.method.toUpperCase(), headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json' }, body: o.method === 'get' || o.method === 'delete' ? undefined : '{}' });
-      const qm = /unknown query parameter "zzz" \(known: ([^)]*)\)/.exec(((await q.json()) as { message: string }).message);
-      const known = qm === null ? null : qm[1]!.split(', ').filter((x) => x !== '').sort();
+      const q = await fetch(`${url}?zzz=1`, {
+        method: o.method.toUpperCase(),
+        headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json' },
+        body: o.method === 'get' || o.method === 'delete' ? undefined : '{}',
+      });
+      const qm = /unknown query parameter "zzz" \(known: ([^)]*)\)/.exec(
+        ((await q.json()) as { message: string }).message,
+      );
+      const known =
+        qm === null
+          ? null
+          : qm[1]!
+              .split(', ')
+              .filter((x) => x !== '')
+              .sort();
       if (known === null) problems.push(`${key}: ?zzz=1 answered ${q.status}, not the unknown-parameter refusal`);
-      else if (known.join() !== described.join()) problems.push(`${key}: accepts query ${known.join(', ') || 'none'}, described ${described.join(', ') || 'none'}`);
+      else if (known.join() !== described.join())
+        problems.push(
+          `${key}: accepts query ${known.join(', ') || 'none'}, described ${described.join(', ') || 'none'}`,
+        );
       continue;
     }
-    const b = await fetch(url, { method: o.method.toUpperCase(), headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json' }, body: '{"zzz":1}' });
+    const b = await fetch(url, {
+      method: o.method.toUpperCase(),
+      headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json' },
+      body: '{"zzz":1}',
+    });
     const bm = /unknown field "zzz" \(known: ([^)]*)\)/.exec(((await b.json()) as { message: string }).message);
     const fields = Object.keys(deref(spec, schema).properties ?? {}).sort();
     if (!bm) problems.push(`${key}: an unknown body field was not refused`);
-    else if (bm[1]!.split(', ').sort().join() !== fields.join()) problems.push(`${key}: accepts fields ${bm[1]}, described ${fields.join(', ')}`);
+    else if (bm[1]!.split(', ').sort().join() !== fields.join())
+      problems.push(`${key}: accepts fields ${bm[1]}, described ${fields.join(', ')}`);
   }
   assert.deepEqual(problems, []);
 });
@@ -292,6 +448,8 @@ test('(c) a source over the failure limit gets the 429 the spec describes', asyn
   assert.equal(res.status, 429);
   assert.ok(deref(spec, spec.paths['/api/buckets'].get.responses['429']), 'the spec lists 429');
   assert.match(res.headers.get('retry-after') ?? '', /^\d+$/);
-  const validate = ajv.getSchema(`${SPEC_ID}#/components/responses/RateLimited/${pointer('content', 'application/json', 'schema')}`)!;
+  const validate = ajv.getSchema(
+    `${SPEC_ID}#/components/responses/RateLimited/${pointer('content', 'application/json', 'schema')}`,
+  )!;
   assert.ok(validate(await res.json()), ajv.errorsText(validate.errors));
 });

@@ -56,7 +56,9 @@ async function gatedSharder(t: HasAfter) {
   const sharder = await Sharder.start(testConfig(dir), { log: silentLogger(), store });
   t.after(() => sharder.stop(1000));
   return {
-    inner, reads, url: sharder.url,
+    inner,
+    reads,
+    url: sharder.url,
     announce: (kind: string | null, name: string | null) => announce!(kind, name),
     /** The next lookup stops after reading; resolves when it has read. */
     holdNext() {
@@ -67,7 +69,8 @@ async function gatedSharder(t: HasAfter) {
   };
 }
 
-const bucketOf = async (url: string, user: string): Promise<unknown> => (await get(`${url}/auth`, { REMOTE_USER: user })).headers['x-shard-bucket'];
+const bucketOf = async (url: string, user: string): Promise<unknown> =>
+  (await get(`${url}/auth`, { REMOTE_USER: user })).headers['x-shard-bucket'];
 
 for (const scope of ['the object', 'its whole kind', 'every kind'] as const) {
   test(`a move announced for ${scope} while a lookup is in flight: the old bucket is neither cached nor answered`, async (t) => {

@@ -24,28 +24,42 @@ test('compose() builds every part, in proxy mode with metrics and both control l
   t.after(() => store.close());
   // The real store, with a note of every member the graph reads from it while being built.
   const read: string[] = [];
-  const observed = new Proxy(store, { get: (target, key) => (read.push(String(key)), Reflect.get(target, key, target)) });
+  const observed = new Proxy(store, {
+    get: (target, key) => (read.push(String(key)), Reflect.get(target, key, target)),
+  });
   const before = resources();
-  const g = compose(config, { log: silentLogger(), store: observed, snapshot: undefined, isWorker: false, startedAt: 0 });
+  const g = compose(config, {
+    log: silentLogger(),
+    store: observed,
+    snapshot: undefined,
+    isWorker: false,
+    startedAt: 0,
+  });
   assert.deepEqual(resources(), before, 'nothing new keeps the event loop busy');
   assert.deepEqual(read, [], 'the store is not touched (no watch, no query) until start');
   assert.ok(g.proxy !== undefined && g.metrics !== null && g.control !== null && g.metricsListener !== null);
   for (const s of [g.server, g.control, g.metricsListener]) assert.equal(s.listening, false);
   assert.equal(g.server, g.proxy.server, 'in proxy mode the main listener is the proxy');
   assert.deepEqual([...g.kinds.keys()], ['hub']);
-  assert.deepEqual(g.kinds.get('hub')!.buckets.map((b) => g.answers.of(b).cookie), ['hub-0', 'hub-1', 'hub-2'].map((b) => `hub=${b}; Path=/; HttpOnly; SameSite=Lax`));
+  assert.deepEqual(
+    g.kinds.get('hub')!.buckets.map((b) => g.answers.of(b).cookie),
+    ['hub-0', 'hub-1', 'hub-2'].map((b) => `hub=${b}; Path=/; HttpOnly; SameSite=Lax`),
+  );
   assert.equal(g.table.state('hub').loaded, false, 'the table is loaded by start(), not here');
 });
 
 test('a reload names every key it cannot apply, once each, and applies the rest', async (t) => {
   const dir = tempDir(t);
   const lines: Array<Record<string, unknown>> = [];
-  const log = createLogger('info', new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      done();
-    },
-  }));
+  const log = createLogger(
+    'info',
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+        done();
+      },
+    }),
+  );
   const sharder = await Sharder.start(testConfig(dir, { metrics: { listen: '127.0.0.1:0' } }), { log });
   t.after(() => sharder.stop(1000));
   const next = testConfig(dir, {
@@ -58,7 +72,17 @@ test('a reload names every key it cannot apply, once each, and applies the rest'
   });
   sharder.reload(next);
   const ignored = lines.filter((l) => l.event === 'reload_ignored');
-  assert.deepEqual(ignored.map((l) => [l.key, l.msg]), ['listen', 'mode', 'control_listen', 'database', 'metrics.enabled', 'metrics.listen'].map((k) => [k, `${k} changed: restart to apply`]));
-  assert.deepEqual(sharder.kind('hub')!.buckets.map((b) => b.name), ['hub-9'], 'the buckets are applied');
+  assert.deepEqual(
+    ignored.map((l) => [l.key, l.msg]),
+    ['listen', 'mode', 'control_listen', 'database', 'metrics.enabled', 'metrics.listen'].map((k) => [
+      k,
+      `${k} changed: restart to apply`,
+    ]),
+  );
+  assert.deepEqual(
+    sharder.kind('hub')!.buckets.map((b) => b.name),
+    ['hub-9'],
+    'the buckets are applied',
+  );
   assert.ok(lines.some((l) => l.event === 'reloaded'));
 });

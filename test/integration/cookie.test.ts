@@ -21,7 +21,8 @@ import { tempDir } from '../helpers/tmp.js';
 import type { HasAfter } from '../helpers/context.js';
 
 const SECRET = 'cookie-secret-0123456789abcdef0123456789abcdef';
-const sig = (bucket: string, secret = SECRET, name = 'hub'): string => createHmac('sha256', secret).update(`${name}=${bucket}`).digest('base64url');
+const sig = (bucket: string, secret = SECRET, name = 'hub'): string =>
+  createHmac('sha256', secret).update(`${name}=${bucket}`).digest('base64url');
 
 /**
  * 32 bytes are 43 base64url characters whose last one carries 2 unused bits: the character
@@ -35,8 +36,15 @@ const lastCharTwin = (s: string): string => {
 async function start(t: HasAfter) {
   const dir = tempDir(t);
   let logs = '';
-  const sink = new Writable({ write(chunk, _enc, cb) { logs += String(chunk); cb(); } });
-  const sharder = await Sharder.start(testConfig(dir, { cookie: { secret: SECRET } }), { log: pino({ level: 'info' }, sink) });
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      logs += String(chunk);
+      cb();
+    },
+  });
+  const sharder = await Sharder.start(testConfig(dir, { cookie: { secret: SECRET } }), {
+    log: pino({ level: 'info' }, sink),
+  });
   t.after(() => sharder.stop(1000));
   return { sharder, url: sharder.url, logs: () => logs };
 }
@@ -48,7 +56,10 @@ test('with cookie.secret the cookie is <bucket>.<HMAC-SHA256 of "hub=<bucket>">,
   const bucket = String(r.headers['x-shard-bucket']);
   assert.equal(r.headers['set-cookie'], `hub=${bucket}.${sig(bucket)}; Path=/; HttpOnly; SameSite=Lax`);
   const shard = await get(`${s.url}/shard`, { REMOTE_USER: 'alice' });
-  assert.match(String(shard.headers['set-cookie']), new RegExp(`^hub=${bucket}\\.${sig(bucket).replace(/[-]/g, '\\-')};`));
+  assert.match(
+    String(shard.headers['set-cookie']),
+    new RegExp(`^hub=${bucket}\\.${sig(bucket).replace(/[-]/g, '\\-')};`),
+  );
   assert.ok(!s.logs().includes(SECRET));
 });
 
@@ -62,20 +73,35 @@ test('a forged or tampered cookie changes nothing and is logged at warn; a stale
     other, // unsigned, as the original sharder set it
     `${other}.${sig(bucket)}`, // another bucket with this bucket's signature
     `${other}.${sig(other, 'guessed-secret-0123456789abcdef0123456789')}`, // signed with a guessed key
-    `${other}.`, `.${sig(other)}`, `${other}.${sig(other).slice(0, -2)}`, `${other}.!!!`,
+    `${other}.`,
+    `.${sig(other)}`,
+    `${other}.${sig(other).slice(0, -2)}`,
+    `${other}.!!!`,
     // The right value with bytes appended or swapped that a lenient base64url decoder skips
     // or folds onto the same signature: each is tampered, never "stale" or "good".
-    `${good}!!!`, `${good}=`, `${good}==`, `${good}.`, `${good} x`, `${good.slice(0, -1)}!${good.slice(-1)}`,
+    `${good}!!!`,
+    `${good}=`,
+    `${good}==`,
+    `${good}.`,
+    `${good} x`,
+    `${good.slice(0, -1)}!${good.slice(-1)}`,
     `${bucket}.${sig(bucket).slice(0, 10)}*${sig(bucket).slice(10)}`,
     `${bucket}.${sig(bucket).replace(/-/g, '+').replace(/_/g, '/')}`,
     `${bucket}.${sig(bucket).slice(0, -1)}${lastCharTwin(sig(bucket))}`,
   ];
   for (const value of forged) {
     const before = (s.logs().match(/"event":"cookie_forged"/g) ?? []).length;
-    const r = await get(`${s.url}/auth`, { REMOTE_USER: 'bob', cookie: `_xsrf=1; hub=${value}; jupyterhub-session-id=x` });
+    const r = await get(`${s.url}/auth`, {
+      REMOTE_USER: 'bob',
+      cookie: `_xsrf=1; hub=${value}; jupyterhub-session-id=x`,
+    });
     assert.equal(r.status, 200);
     assert.equal(r.headers['x-shard-bucket'], bucket, `${value} must not move bob`);
-    assert.equal(r.headers['set-cookie'], `hub=${good}; Path=/; HttpOnly; SameSite=Lax`, 'the answer carries the true cookie');
+    assert.equal(
+      r.headers['set-cookie'],
+      `hub=${good}; Path=/; HttpOnly; SameSite=Lax`,
+      'the answer carries the true cookie',
+    );
     assert.equal((s.logs().match(/"event":"cookie_forged"/g) ?? []).length, before + 1, `${value} logged once`);
   }
   assert.match(s.logs(), /"level":40,[^\n]*"event":"cookie_forged"[^\n]*"name":"bob"/);
@@ -91,7 +117,12 @@ test('a forged or tampered cookie changes nothing and is logged at warn; a stale
 test('without a secret nothing is compared or logged (the original, unsigned cookie)', async (t) => {
   const dir = tempDir(t);
   let logs = '';
-  const sink = new Writable({ write(chunk, _enc, cb) { logs += String(chunk); cb(); } });
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      logs += String(chunk);
+      cb();
+    },
+  });
   const sharder = await Sharder.start(testConfig(dir), { log: pino({ level: 'info' }, sink) });
   t.after(() => sharder.stop(1000));
   const r = await get(`${sharder.url}/auth`, { REMOTE_USER: 'carol', cookie: 'hub=hub-2.forged' });
@@ -103,7 +134,8 @@ test('cookie.secret, cookie.secret_file and SHARDER_COOKIE_SECRET; too short or 
   const dir = tempDir(t);
   const fileSecret = join(dir, 'cookie-secret');
   writeFileSync(fileSecret, `${SECRET}\n`, { mode: 0o600 });
-  const load = (cookie: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) => loadConfig({ file: writeConfig(dir, rawConfig(dir, { cookie })), env });
+  const load = (cookie: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) =>
+    loadConfig({ file: writeConfig(dir, rawConfig(dir, { cookie })), env });
   assert.equal(load({ secret: SECRET }).cookie.secret, SECRET);
   assert.equal(load({ secret_file: fileSecret }).cookie.secret, SECRET);
   assert.equal(load({}, { SHARDER_COOKIE_SECRET: SECRET }).cookie.secret, SECRET);
@@ -114,16 +146,23 @@ test('cookie.secret, cookie.secret_file and SHARDER_COOKIE_SECRET; too short or 
     [{ secret_file: join(dir, 'missing') }, 'cookie.secret_file', /does not exist/],
     [{ secret: 42 }, 'cookie.secret', /non-empty string/],
   ] as const) {
-    assert.throws(() => load(cookie), (err: unknown) => {
-      assert.ok(err instanceof ConfigError);
-      const p = err.problems.find((x) => x.key === key);
-      assert.ok(p, `${key}: ${err.message}`);
-      assert.match(p.message, why);
-      assert.ok(!err.message.includes('short-secret') && !err.message.includes(SECRET));
-      return true;
-    });
+    assert.throws(
+      () => load(cookie),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        const p = err.problems.find((x) => x.key === key);
+        assert.ok(p, `${key}: ${err.message}`);
+        assert.match(p.message, why);
+        assert.ok(!err.message.includes('short-secret') && !err.message.includes(SECRET));
+        return true;
+      },
+    );
   }
-  const r = await runCli(['check-config', '--config', writeConfig(dir, rawConfig(dir, { cookie: { secret: 'short-secret' } }))]);
+  const r = await runCli([
+    'check-config',
+    '--config',
+    writeConfig(dir, rawConfig(dir, { cookie: { secret: 'short-secret' } })),
+  ]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /cookie\.secret: is too short/);
   assert.ok(!r.stderr.includes('short-secret') && !r.stdout.includes('short-secret'));

@@ -36,17 +36,70 @@ function exchange(port: number, bytes: Buffer): Promise<string> {
   });
 }
 
-const headerName = fc.constantFrom('REMOTE_USER', 'remote_user', 'Remote-User', 'REMOTE-USER', 'X-Shard-Kind', 'x-shard-kind', 'Cookie', 'Host', 'Content-Length', 'Transfer-Encoding', 'Connection', 'X-Other', 'Expect', 'Upgrade');
+const headerName = fc.constantFrom(
+  'REMOTE_USER',
+  'remote_user',
+  'Remote-User',
+  'REMOTE-USER',
+  'X-Shard-Kind',
+  'x-shard-kind',
+  'Cookie',
+  'Host',
+  'Content-Length',
+  'Transfer-Encoding',
+  'Connection',
+  'X-Other',
+  'Expect',
+  'Upgrade',
+);
 /** Header values as bytes: UTF-8 text, arbitrary bytes, and values aimed at the parser. */
 const headerValue = fc.oneof(
   fc.string({ unit: 'grapheme', maxLength: 40 }).map((s) => Buffer.from(s, 'utf8')),
   fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)),
-  fc.constantFrom('hub', 'lab', 'nope', 'hub-0', 'hub=hub-1', 'hub=hub-0.forged', 'chunked', '0', '-1', '4', 'close', 'keep-alive', '100-continue', 'h2c', ' alice', 'alice ', 'a\tb', '\u0085', "x'; DROP TABLE assignments; --").map((s) => Buffer.from(s, 'utf8')),
+  fc
+    .constantFrom(
+      'hub',
+      'lab',
+      'nope',
+      'hub-0',
+      'hub=hub-1',
+      'hub=hub-0.forged',
+      'chunked',
+      '0',
+      '-1',
+      '4',
+      'close',
+      'keep-alive',
+      '100-continue',
+      'h2c',
+      ' alice',
+      'alice ',
+      'a\tb',
+      '\u0085',
+      "x'; DROP TABLE assignments; --",
+    )
+    .map((s) => Buffer.from(s, 'utf8')),
   fc.integer({ min: 200, max: 20_000 }).map((n) => Buffer.alloc(n, 'a')),
 );
-const method = fc.oneof(fc.constantFrom('GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT', 'PATCH', 'PRI', 'get'), fc.stringMatching(/^[A-Z!#$%&'*+.^_`|~-]{1,12}$/));
+const method = fc.oneof(
+  fc.constantFrom('GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT', 'PATCH', 'PRI', 'get'),
+  fc.stringMatching(/^[A-Z!#$%&'*+.^_`|~-]{1,12}$/),
+);
 const path = fc.oneof(
-  fc.constantFrom('/auth', '/shard', '/healthz', '/readyz', '/auth?x=1', '/auth/../shard', '//auth', '*', 'http://evil/auth', '/%00', '/auth#f', '/a'.repeat(3000)),
+  fc.constantFrom(
+    '/auth',
+    '/shard',
+    '/healthz',
+    '/readyz',
+    '/auth?x=1',
+    '/auth/../shard',
+    '//auth',
+    '*',
+    'http://evil/auth',
+    '/%00',
+    '/auth#f',
+    '/a'.repeat(3000),
+  ),
   fc.webPath(),
   fc.string({ maxLength: 30 }).map((s) => `/${encodeURIComponent(s)}`),
 );
@@ -61,16 +114,35 @@ const request = fc.oneof(
   fc.record({
     method: fc.constantFrom('GET', 'HEAD', 'POST'),
     path: fc.constantFrom('/auth', '/shard', '/auth?next=%2F'),
-    headers: fc.tuple(
-      fc.string({ unit: 'grapheme', minLength: 1, maxLength: 60 }).map((v): [string, Buffer] => ['REMOTE_USER', Buffer.from(v, 'utf8')]),
-      fc.constantFrom<Array<[string, Buffer]>>([], [['X-Shard-Kind', Buffer.from('lab')]], [['Cookie', Buffer.from('hub=hub-2.forged; other=1')]], [['X-Shard-Kind', Buffer.from('hub')], ['Cookie', Buffer.from('hub=hub-0')]]),
-    ).map(([id, rest]) => [id, ...rest]),
+    headers: fc
+      .tuple(
+        fc
+          .string({ unit: 'grapheme', minLength: 1, maxLength: 60 })
+          .map((v): [string, Buffer] => ['REMOTE_USER', Buffer.from(v, 'utf8')]),
+        fc.constantFrom<Array<[string, Buffer]>>(
+          [],
+          [['X-Shard-Kind', Buffer.from('lab')]],
+          [['Cookie', Buffer.from('hub=hub-2.forged; other=1')]],
+          [
+            ['X-Shard-Kind', Buffer.from('hub')],
+            ['Cookie', Buffer.from('hub=hub-0')],
+          ],
+        ),
+      )
+      .map(([id, rest]) => [id, ...rest]),
     body: fc.constant(undefined),
   }),
 );
 
-function build(r: { method: string; path: string; headers: Array<[string, Buffer]>; body: string | undefined }): Buffer {
-  const parts: Buffer[] = [Buffer.from(`${r.method} ${r.path} HTTP/1.1\r\nHost: sharder\r\nConnection: close\r\n`, 'latin1')];
+function build(r: {
+  method: string;
+  path: string;
+  headers: Array<[string, Buffer]>;
+  body: string | undefined;
+}): Buffer {
+  const parts: Buffer[] = [
+    Buffer.from(`${r.method} ${r.path} HTTP/1.1\r\nHost: sharder\r\nConnection: close\r\n`, 'latin1'),
+  ];
   for (const [k, v] of r.headers) parts.push(Buffer.from(`${k}: `, 'latin1'), v, Buffer.from('\r\n', 'latin1'));
   parts.push(Buffer.from('\r\n', 'latin1'));
   if (r.body !== undefined) parts.push(Buffer.from(r.body, 'utf8'));
@@ -78,20 +150,39 @@ function build(r: { method: string; path: string; headers: Array<[string, Buffer
 }
 
 test(`HTTP fuzz: ${RUNS} hostile requests, never a 5xx or an unanswered request, only names sent are stored`, async (t) => {
-  const s = await startSharder(t, { kind_header: 'X-Shard-Kind', kinds: { hub: { buckets: bucketsRaw() }, lab: { buckets: bucketsRaw(2, 9100) } } });
+  const s = await startSharder(t, {
+    kind_header: 'X-Shard-Kind',
+    kinds: { hub: { buckets: bucketsRaw() }, lab: { buckets: bucketsRaw(2, 9100) } },
+  });
   const sent = new Set<string>();
   let answered200 = 0;
-  await fc.assert(fc.asyncProperty(request, async (r) => {
-    // The field value is what HTTP defines it to be: without the optional white space around it.
-    for (const [k, v] of r.headers) if (/^remote[-_]user$/i.test(k)) sent.add(v.toString('utf8').replace(/^[ \t]+|[ \t]+$/g, ''));
-    const text = await exchange(s.sharder.port, build(r));
-    const status = statusOf(text);
-    assert.ok(status >= 100 && status < 500, `status ${status} for ${JSON.stringify(build(r).toString('latin1').slice(0, 300))}: ${text.slice(0, 300)}`);
-    if (status === 200 && r.path.startsWith('/auth')) answered200++;
-  }), { seed: SEED, numRuns: RUNS });
+  await fc.assert(
+    fc.asyncProperty(request, async (r) => {
+      // The field value is what HTTP defines it to be: without the optional white space around it.
+      for (const [k, v] of r.headers)
+        if (/^remote[-_]user$/i.test(k)) sent.add(v.toString('utf8').replace(/^[ \t]+|[ \t]+$/g, ''));
+      const text = await exchange(s.sharder.port, build(r));
+      const status = statusOf(text);
+      assert.ok(
+        status >= 100 && status < 500,
+        `status ${status} for ${JSON.stringify(build(r).toString('latin1').slice(0, 300))}: ${text.slice(0, 300)}`,
+      );
+      if (status === 200 && r.path.startsWith('/auth')) answered200++;
+    }),
+    { seed: SEED, numRuns: RUNS },
+  );
   // Whatever was stored is a name that was sent, byte for byte (as UTF-8).
   for (const kind of ['hub', 'lab']) {
-    for (const a of await s.sharder.store.list(kind, { limit: 100_000 })) assert.ok(sent.has(a.name), `stored ${JSON.stringify(a.name)} (${Buffer.from(a.name).toString("hex")}), which was never sent; near: ${[...sent].filter((x) => x.slice(0, 2) === a.name.slice(0, 2)).map((x) => Buffer.from(x).toString("hex")).join(" ")}`);
+    for (const a of await s.sharder.store.list(kind, { limit: 100_000 }))
+      assert.ok(
+        sent.has(a.name),
+        `stored ${JSON.stringify(a.name)} (${Buffer.from(a.name).toString('hex')}), which was never sent; near: ${[
+          ...sent,
+        ]
+          .filter((x) => x.slice(0, 2) === a.name.slice(0, 2))
+          .map((x) => Buffer.from(x).toString('hex'))
+          .join(' ')}`,
+      );
   }
   assert.equal((await get(`${s.url}/auth`, { REMOTE_USER: 'after-the-fuzz' })).status, 200, 'still serving');
   t.diagnostic(`${RUNS} requests, ${answered200} placed, ${sent.size} identity values sent`);
@@ -100,7 +191,8 @@ test(`HTTP fuzz: ${RUNS} hostile requests, never a 5xx or an unanswered request,
 test('smuggling: TE with CL, TE obfuscations, duplicate CL, and identity headers folded or doubled are refused', async (t) => {
   const s = await startSharder(t);
   const attempts = [
-    'POST /auth HTTP/1.1\r\nHost: x\r\nREMOTE_USER: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 30\r\n\r\n0\r\n\r\nGET /auth HTTP/1.1\r\nREMOTE_USER: b\r\n\r\n',
+    'POST /auth HTTP/1.1\r\nHost: x\r\nREMOTE_USER: a\r\nTransfer-Encoding: chunked\r\nContent-Length: ' +
+      '30\r\n\r\n0\r\n\r\nGET /auth HTTP/1.1\r\nREMOTE_USER: b\r\n\r\n',
     'POST /auth HTTP/1.1\r\nHost: x\r\nREMOTE_USER: a\r\nContent-Length: 1\r\nContent-Length: 40\r\n\r\nx',
     'POST /auth HTTP/1.1\r\nHost: x\r\nREMOTE_USER: a\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n',
     'POST /auth HTTP/1.1\r\nHost: x\r\nREMOTE_USER: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n',
@@ -116,7 +208,8 @@ test('smuggling: TE with CL, TE obfuscations, duplicate CL, and identity headers
   }
   // The smuggled or second identity never reaches the store (Node may run the handler for
   // the first request before it finds the bad body framing: that one is the sent name "a").
-  for (const name of ['b', 'mallory', 'a mallory']) assert.equal(await s.sharder.store.lookup('hub', name), undefined, name);
+  for (const name of ['b', 'mallory', 'a mallory'])
+    assert.equal(await s.sharder.store.lookup('hub', name), undefined, name);
 });
 
 test('slowloris: a client that sends its headers a byte at a time is cut off by the header timeout; others are served meanwhile', async (t) => {

@@ -20,23 +20,64 @@ interface Panel {
   targets?: { expr: string; refId: string }[];
 }
 
-const dashboard = JSON.parse(readFileSync(join(ROOT, 'deploy/grafana-dashboard.json'), 'utf8')) as { title: string; uid: string; panels: Panel[]; templating: { list: { name: string }[] } };
+const dashboard = JSON.parse(readFileSync(join(ROOT, 'deploy/grafana-dashboard.json'), 'utf8')) as {
+  title: string;
+  uid: string;
+  panels: Panel[];
+  templating: { list: { name: string }[] };
+};
 
 /** PromQL functions, keywords and label names that look like identifiers in an expression. */
-const NOT_METRICS = new Set(['sum', 'max', 'min', 'by', 'rate', 'histogram_quantile', 'or', 'count', 'on', 'ignoring', 'le', 'kind', 'bucket', 'state', 'operation', 'code', 'handler', 'method', 'listener', 'instance', 'job']);
+const NOT_METRICS = new Set([
+  'sum',
+  'max',
+  'min',
+  'by',
+  'rate',
+  'histogram_quantile',
+  'or',
+  'count',
+  'on',
+  'ignoring',
+  'le',
+  'kind',
+  'bucket',
+  'state',
+  'operation',
+  'code',
+  'handler',
+  'method',
+  'listener',
+  'instance',
+  'job',
+]);
 
 function metricNames(expr: string): string[] {
   const bare = expr.replace(/"[^"]*"/g, '""').replace(/\[[^\]]*\]/g, '');
-  return [...bare.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)].map((m) => m[0]).filter((w) => !NOT_METRICS.has(w) && !w.startsWith('$'));
+  return [...bare.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)]
+    .map((m) => m[0])
+    .filter((w) => !NOT_METRICS.has(w) && !w.startsWith('$'));
 }
 
 test('the Grafana dashboard is well formed', () => {
   assert.equal(dashboard.uid, 'sharder-overview');
-  assert.deepEqual(dashboard.templating.list.map((v) => v.name), ['datasource', 'job']);
+  assert.deepEqual(
+    dashboard.templating.list.map((v) => v.name),
+    ['datasource', 'job'],
+  );
   const ids = dashboard.panels.map((p) => p.id);
   assert.equal(new Set(ids).size, ids.length, 'panel ids are unique');
   const titles = dashboard.panels.map((p) => p.title);
-  for (const wanted of ['Objects per bucket', 'New assignments per minute', '/auth latency', 'Requests by handler and code', 'Cache hit ratio', 'Store latency p99 by operation', 'Store errors and timeouts', 'Upstream errors by hub']) {
+  for (const wanted of [
+    'Objects per bucket',
+    'New assignments per minute',
+    '/auth latency',
+    'Requests by handler and code',
+    'Cache hit ratio',
+    'Store latency p99 by operation',
+    'Store errors and timeouts',
+    'Upstream errors by hub',
+  ]) {
     assert.ok(titles.includes(wanted), `a panel "${wanted}"`);
   }
   for (const p of dashboard.panels) {
@@ -56,7 +97,17 @@ test('every metric the dashboard queries is in a real scrape', async (t) => {
       srv.close(() => resolve(port));
     });
   });
-  const { sharder } = await startSharder(t, { mode: 'proxy', kinds: { hub: { buckets: [{ name: 'hub-0', upstream: `http://127.0.0.1:${dead}` }, { name: 'hub-1', upstream: `http://127.0.0.1:${dead}`, state: 'draining' }] } } });
+  const { sharder } = await startSharder(t, {
+    mode: 'proxy',
+    kinds: {
+      hub: {
+        buckets: [
+          { name: 'hub-0', upstream: `http://127.0.0.1:${dead}` },
+          { name: 'hub-1', upstream: `http://127.0.0.1:${dead}`, state: 'draining' },
+        ],
+      },
+    },
+  });
   assert.equal((await get(`${sharder.url}/_sharder/auth`, { REMOTE_USER: 'ann' })).status, 200);
   assert.equal((await get(`${sharder.url}/_sharder/auth`, { REMOTE_USER: 'ann' })).status, 200);
   assert.equal((await get(`${sharder.url}/user/ann/`, { REMOTE_USER: 'ann' })).status, 502);
@@ -67,21 +118,26 @@ test('every metric the dashboard queries is in a real scrape', async (t) => {
   const declared = (n: string): boolean => families.has(n) || families.has(n.replace(/_(bucket|sum|count)$/, ''));
   const queried = new Set(dashboard.panels.flatMap((p) => (p.targets ?? []).flatMap((x) => metricNames(x.expr))));
   assert.ok(queried.size >= 15, [...queried].join(' '));
-  for (const name of queried) assert.ok(sampled.has(name) || declared(name), `the dashboard queries ${name}, which a scrape does not have`);
+  for (const name of queried)
+    assert.ok(sampled.has(name) || declared(name), `the dashboard queries ${name}, which a scrape does not have`);
   // Every label a query selects on or groups by is one that the metrics it queries carry
   // (job and instance are Prometheus' own, le is a histogram's): a renamed label fails here.
   const labelsOf = new Map<string, Set<string>>();
-  for (const smp of samples) for (const l of Object.keys(smp.labels)) labelsOf.set(smp.name, (labelsOf.get(smp.name) ?? new Set()).add(l));
+  for (const smp of samples)
+    for (const l of Object.keys(smp.labels)) labelsOf.set(smp.name, (labelsOf.get(smp.name) ?? new Set()).add(l));
   for (const p of dashboard.panels) {
     for (const x of p.targets ?? []) {
       const names = metricNames(x.expr);
       if (!names.every((n) => labelsOf.has(n))) continue; // no sample to read labels from (errors that did not happen)
       const carried = new Set(['job', 'instance', 'le', ...names.flatMap((n) => [...(labelsOf.get(n) ?? [])])]);
       const used = [
-        ...[...x.expr.matchAll(/\{([^}]*)\}/g)].flatMap((m) => [...m[1]!.matchAll(/([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)/g)].map((l) => l[1]!)),
+        ...[...x.expr.matchAll(/\{([^}]*)\}/g)].flatMap((m) =>
+          [...m[1]!.matchAll(/([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)/g)].map((l) => l[1]!),
+        ),
         ...[...x.expr.matchAll(/\bby \(([^)]*)\)/g)].flatMap((m) => m[1]!.split(',').map((l) => l.trim())),
       ];
-      for (const l of used) assert.ok(carried.has(l), `${p.title}: ${x.expr} uses the label ${l}, which ${names.join(', ')} does not have`);
+      for (const l of used)
+        assert.ok(carried.has(l), `${p.title}: ${x.expr} uses the label ${l}, which ${names.join(', ')} does not have`);
     }
   }
   const unsampled = [...queried].filter((n) => !sampled.has(n));

@@ -34,14 +34,20 @@ test('/auth: any method, the body is never read', async (t) => {
 });
 
 test('cookie.secure adds Secure; cookie.name renames the cookie; no upstream means no X-Shard-Upstream', async (t) => {
-  const { url } = await startSharder(t, { cookie: { name: 'shard', secure: true }, kinds: { hub: { buckets: [{ name: 'only' }] } } });
+  const { url } = await startSharder(t, {
+    cookie: { name: 'shard', secure: true },
+    kinds: { hub: { buckets: [{ name: 'only' }] } },
+  });
   const r = await get(`${url}/auth`, U);
   assert.equal(r.headers['set-cookie'], 'shard=only; Path=/; HttpOnly; SameSite=Lax; Secure');
   assert.equal(r.headers['x-shard-upstream'], undefined);
 });
 
 test('401 without identity, 403 from an untrusted address, 400 for an unknown kind', async (t) => {
-  const { url } = await startSharder(t, { kind_header: 'X-Shard-Kind', kinds: { hub: { buckets: [{ name: 'a' }] }, home: { buckets: [{ name: 'fs-1' }] } } });
+  const { url } = await startSharder(t, {
+    kind_header: 'X-Shard-Kind',
+    kinds: { hub: { buckets: [{ name: 'a' }] }, home: { buckets: [{ name: 'fs-1' }] } },
+  });
   const none = await get(`${url}/auth`);
   assert.equal(none.status, 401);
   assert.equal(JSON.parse(none.body).code, 'SHARD_ERR_NO_IDENTITY');
@@ -66,7 +72,9 @@ test('/shard answers JSON as the original, or redirects to the template', async 
   assert.deepEqual(JSON.parse(r.body), { kind: 'hub', name: 'iana', bucket: 'hub-0' });
   assert.equal(r.headers['set-cookie'], 'hub=hub-0; Path=/; HttpOnly; SameSite=Lax');
 
-  const redirecting = await startSharder(t, { shard: { redirect: 'https://{bucket}.example.org/jupyter/hub?kind={kind}' } });
+  const redirecting = await startSharder(t, {
+    shard: { redirect: 'https://{bucket}.example.org/jupyter/hub?kind={kind}' },
+  });
   const red = await get(`${redirecting.url}/shard?x=1`, { REMOTE_USER: 'iana' });
   assert.equal(red.status, 302);
   assert.equal(red.headers.location, 'https://hub-0.example.org/jupyter/hub?kind=hub');
@@ -134,7 +142,11 @@ test('bad identities get a clear 4xx, are never stored, and the server keeps ser
     assert.equal(statusOf(text), status, `${name}: ${text.slice(0, 200)}`);
     if (code) assert.equal(body(text).code, code, name);
   }
-  const smuggle = await raw(sharder.port, 'POST /auth HTTP/1.1\r\nHost: x\r\nREMOTE_USER: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
+  const smuggle = await raw(
+    sharder.port,
+    'POST /auth HTTP/1.1\r\nHost: x\r\nREMOTE_USER: a\r\nContent-Length: 4\r\nTransfer-Encoding: ' +
+      'chunked\r\n\r\n0\r\n\r\n',
+  );
   assert.equal(statusOf(smuggle), 400);
   assert.equal((await sharder.store.realCounts('hub')).size, 0, 'nothing was stored');
   assert.equal((await get(`${url}/auth`, U)).status, 200, 'still serving');
@@ -142,7 +154,16 @@ test('bad identities get a clear 4xx, are never stored, and the server keeps ser
 
 test('names are stored exactly as sent: SQL-looking, UTF-8, spaces, case', async (t) => {
   const { sharder } = await startSharder(t);
-  const names = ["x'); DROP TABLE assignments; --", 'élève@université.fr', '用户', 'Jane Doe', 'JANE', 'jane', 'a,b', 'x'.repeat(256)];
+  const names = [
+    "x'); DROP TABLE assignments; --",
+    'élève@université.fr',
+    '用户',
+    'Jane Doe',
+    'JANE',
+    'jane',
+    'a,b',
+    'x'.repeat(256),
+  ];
   for (const n of names) {
     const text = await raw(sharder.port, req(`REMOTE_USER: ${Buffer.from(n, 'utf8').toString('latin1')}\r\n`));
     assert.equal(statusOf(text), 200, n);
@@ -158,18 +179,26 @@ test('2,000 concurrent first requests for 1,000 names (each twice at once): one 
   const agent = new Agent({ connections: 64 });
   t.after(() => agent.close());
   const names = Array.from({ length: 1000 }, (_, i) => `student-${i}`);
-  const answers = await Promise.all(names.flatMap((n) => [0, 1].map(async () => {
-    const r = await request(`${url}/auth`, { headers: { REMOTE_USER: n }, dispatcher: agent });
-    await r.body.dump();
-    assert.equal(r.statusCode, 200);
-    return r.headers['x-shard-bucket'] as string;
-  })));
+  const answers = await Promise.all(
+    names.flatMap((n) =>
+      [0, 1].map(async () => {
+        const r = await request(`${url}/auth`, { headers: { REMOTE_USER: n }, dispatcher: agent });
+        await r.body.dump();
+        assert.equal(r.statusCode, 200);
+        return r.headers['x-shard-bucket'] as string;
+      }),
+    ),
+  );
   for (let i = 0; i < names.length; i++) assert.equal(answers[2 * i], answers[2 * i + 1], names[i]);
   for (let i = 0; i < names.length; i++) assert.equal(await sharder.store.lookup('hub', names[i]!), answers[2 * i]);
   const real = await sharder.store.realCounts('hub');
   const counts = [...real.values()];
-  assert.equal(counts.reduce((a, b) => a + b), 1000, 'one row per name');
-  assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `counts ${counts}`);
+  assert.equal(
+    counts.reduce((a, b) => a + b),
+    1000,
+    'one row per name',
+  );
+  assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `counts ${counts.join(',')}`);
   assert.deepEqual(await sharder.store.counts('hub'), real, 'kept counts equal COUNT(*)');
 });
 
@@ -177,11 +206,19 @@ test('assignments survive a restart of the server', async (t) => {
   const dir = tempDir(t);
   const config = testConfig(dir);
   const first = await Sharder.start(config, { log: silentLogger() });
-  const before = await Promise.all(['a', 'b', 'c', 'd'].map(async (n) => (await get(`${first.url}/auth`, { REMOTE_USER: n })).headers['x-shard-bucket']));
+  const before = await Promise.all(
+    ['a', 'b', 'c', 'd'].map(
+      async (n) => (await get(`${first.url}/auth`, { REMOTE_USER: n })).headers['x-shard-bucket'],
+    ),
+  );
   await first.stop();
   const second = await Sharder.start(config, { log: silentLogger() });
   t.after(() => second.stop());
-  const after = await Promise.all(['a', 'b', 'c', 'd'].map(async (n) => (await get(`${second.url}/auth`, { REMOTE_USER: n })).headers['x-shard-bucket']));
+  const after = await Promise.all(
+    ['a', 'b', 'c', 'd'].map(
+      async (n) => (await get(`${second.url}/auth`, { REMOTE_USER: n })).headers['x-shard-bucket'],
+    ),
+  );
   assert.deepEqual(after, before);
   assert.deepEqual(before, ['hub-0', 'hub-1', 'hub-2', 'hub-0']);
 });
@@ -190,13 +227,36 @@ test('reload: a bucket added takes new objects, a drained one gets none, known o
   const dir = tempDir(t);
   const { url, sharder } = await startSharder(t, {}, dir);
   for (const n of ['a', 'b', 'c']) await get(`${url}/auth`, { REMOTE_USER: n });
-  sharder.reload(testConfig(dir, { kinds: { hub: { buckets: [{ name: 'hub-0', state: 'draining' }, { name: 'hub-1' }, { name: 'hub-2' }, { name: 'hub-3', upstream: 'http://127.0.0.1:9003' }] } } }));
-  assert.equal((await get(`${url}/auth`, { REMOTE_USER: 'a' })).headers['x-shard-bucket'], 'hub-0', 'known objects stay on a draining bucket');
-  assert.equal((await get(`${url}/auth`, { REMOTE_USER: 'a' })).headers['x-shard-upstream'], undefined, 'the upstream follows the config');
+  sharder.reload(
+    testConfig(dir, {
+      kinds: {
+        hub: {
+          buckets: [
+            { name: 'hub-0', state: 'draining' },
+            { name: 'hub-1' },
+            { name: 'hub-2' },
+            { name: 'hub-3', upstream: 'http://127.0.0.1:9003' },
+          ],
+        },
+      },
+    }),
+  );
+  assert.equal(
+    (await get(`${url}/auth`, { REMOTE_USER: 'a' })).headers['x-shard-bucket'],
+    'hub-0',
+    'known objects stay on a draining bucket',
+  );
+  assert.equal(
+    (await get(`${url}/auth`, { REMOTE_USER: 'a' })).headers['x-shard-upstream'],
+    undefined,
+    'the upstream follows the config',
+  );
   const fresh = await get(`${url}/auth`, { REMOTE_USER: 'd' });
   assert.equal(fresh.headers['x-shard-bucket'], 'hub-3');
   assert.equal(fresh.headers['x-shard-upstream'], 'http://127.0.0.1:9003');
-  sharder.reload(testConfig(dir, { kinds: { hub: { buckets: [{ name: 'hub-1' }, { name: 'hub-2' }, { name: 'hub-3' }] } } }));
+  sharder.reload(
+    testConfig(dir, { kinds: { hub: { buckets: [{ name: 'hub-1' }, { name: 'hub-2' }, { name: 'hub-3' }] } } }),
+  );
   const gone = await get(`${url}/auth`, { REMOTE_USER: 'a' });
   assert.equal(gone.status, 503);
   assert.equal(JSON.parse(gone.body).code, 'SHARD_ERR_UNKNOWN_BUCKET');

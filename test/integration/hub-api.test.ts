@@ -40,7 +40,11 @@ test('a user with a running server is not moved, and nothing is written', async 
   await assert.rejects(f.ops.delete({ name: 'busy user', ...who }), { code: 'SHARD_ERR_SERVER_RUNNING' });
   assert.equal(await f.store.lookup('hub', 'busy user'), 'hub-0');
   assert.equal((await f.ops.audit({ action: 'move' })).items.length, 0);
-  assert.deepEqual(hub.requests.at(-1), { method: 'GET', path: '/hub/api/users/busy user', authorization: `token ${TOKEN}` });
+  assert.deepEqual(hub.requests.at(-1), {
+    method: 'GET',
+    path: '/hub/api/users/busy user',
+    authorization: `token ${TOKEN}`,
+  });
 });
 
 test('--stop-servers stops every server on the old hub, waits until stopped, then moves', async (t) => {
@@ -62,7 +66,10 @@ test('a server that does not stop in time is not moved', async (t) => {
   const f = opsFixture(t, withHubApi(hub.url));
   await f.ops.assign({ name: 'stuck', bucket: 'hub-0', ...who });
   hub.users.set('stuck', new Map([['', { stuck: true }]]));
-  await assert.rejects(f.ops.move({ name: 'stuck', to: 'hub-1', ...who, stopServers: true, stopTimeoutMs: 150 }), { code: 'SHARD_ERR_SERVER_RUNNING', message: /did not stop within/ });
+  await assert.rejects(f.ops.move({ name: 'stuck', to: 'hub-1', ...who, stopServers: true, stopTimeoutMs: 150 }), {
+    code: 'SHARD_ERR_SERVER_RUNNING',
+    message: /did not stop within/,
+  });
   assert.equal(await f.store.lookup('hub', 'stuck'), 'hub-0');
 });
 
@@ -101,14 +108,20 @@ test('a hub API that refuses the token, fails, or drops the connection blocks th
   });
   f.setConfig(withHubApi(hub.url));
   hub.failWith = 500;
-  await assert.rejects(f.ops.move({ name: 'carol', to: 'hub-1', ...who }), { code: 'SHARD_ERR_HUB_API', message: /answered 500/ });
+  await assert.rejects(f.ops.move({ name: 'carol', to: 'hub-1', ...who }), {
+    code: 'SHARD_ERR_HUB_API',
+    message: /answered 500/,
+  });
 
   const dropper = createServer((s) => s.destroy());
   dropper.listen(0, '127.0.0.1');
   await once(dropper, 'listening');
   t.after(() => dropper.close());
   f.setConfig(withHubApi(`http://127.0.0.1:${(dropper.address() as AddressInfo).port}`));
-  await assert.rejects(f.ops.move({ name: 'carol', to: 'hub-1', ...who }), { code: 'SHARD_ERR_HUB_API', message: /did not answer/ });
+  await assert.rejects(f.ops.move({ name: 'carol', to: 'hub-1', ...who }), {
+    code: 'SHARD_ERR_HUB_API',
+    message: /did not answer/,
+  });
   assert.equal(await f.store.lookup('hub', 'carol'), 'hub-0');
   // The operator who knows the hub is gone for good can say so.
   assert.equal((await f.ops.move({ name: 'carol', to: 'hub-1', ...who, skipHubCheck: true })).changed, true);
@@ -123,7 +136,10 @@ test('migrate skips users with running servers (reported), moves the rest; --sto
   const r = await f.ops.migrate({ from: 'hub-0', batchSize: 8, ...who });
   assert.equal(r.moved, 18);
   assert.equal(r.remaining, 2);
-  assert.deepEqual(r.skipped.map((s) => s.name), ['u000003', 'u000017']);
+  assert.deepEqual(
+    r.skipped.map((s) => s.name),
+    ['u000003', 'u000017'],
+  );
   assert.match(r.skipped[0]!.reason, /running server/);
   assert.equal(await f.store.lookup('hub', 'u000003'), 'hub-0');
   const again = await f.ops.migrate({ from: 'hub-0', batchSize: 8, ...who, stopServers: true });
@@ -131,5 +147,8 @@ test('migrate skips users with running servers (reported), moves the rest; --sto
   assert.equal(again.servers_stopped, 2);
   assert.equal(again.remaining, 0);
   assert.equal((await f.ops.doctor()).ok, true);
-  assert.equal(hub.requests.filter((q) => q.method === 'GET' && q.path.startsWith('/hub/api/users/u')).length >= 22, true);
+  assert.equal(
+    hub.requests.filter((q) => q.method === 'GET' && q.path.startsWith('/hub/api/users/u')).length >= 22,
+    true,
+  );
 });

@@ -32,7 +32,10 @@ async function listeners(t: HasAfter): Promise<Listener[]> {
   ];
 }
 
-/** Opens a connection, sends the start of a request and never finishes it; resolves with the answer and when it came. */
+/**
+ * Opens a connection, sends the start of a request and never finishes it; resolves with the
+ * answer and when it came.
+ */
 function slowClient(port: number): Promise<{ answer: string; ms: number }> {
   return new Promise((resolve, reject) => {
     const started = Date.now();
@@ -60,7 +63,11 @@ const HOSTILE: ReadonlyArray<[string, string, number]> = [
   ['CONNECT', 'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n', 405],
   ['oversized headers', `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20 * 1024)}\r\n\r\n`, 431],
   ['a malformed header line', 'GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n', 400],
-  ['Content-Length with Transfer-Encoding', 'POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400],
+  [
+    'Content-Length with Transfer-Encoding',
+    'POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    400,
+  ],
   ['an absolute-form target', 'GET http://127.0.0.1/healthz HTTP/1.1\r\nHost: x\r\n\r\n', 400],
   ['an asterisk target', 'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n', 400],
 ];
@@ -73,13 +80,20 @@ test('listeners: hostile requests get the same answers from every listener', asy
       assert.equal(statusOf(answer), status, `${l.name}, ${what}: ${JSON.stringify(answer.slice(0, 200))}`);
       if (what.includes('target')) assert.match(answer, /SHARD_ERR_BAD_TARGET/, `${l.name}, ${what}`);
     }
-    assert.equal(statusOf(await raw(l.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')), l.name === 'control' ? 404 : l.name === 'proxy' ? 401 : 200, `${l.name} still serves`);
+    assert.equal(
+      statusOf(await raw(l.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')),
+      l.name === 'control' ? 404 : l.name === 'proxy' ? 401 : 200,
+      `${l.name} still serves`,
+    );
   }
 });
 
 /** A validated config with a value forced past validation, as a bug elsewhere could leave it. */
 function poisoned(dir: string, mode: 'auth' | 'proxy', poison: (c: Config) => void): Config {
-  const config = testConfig(dir, { mode, kinds: { hub: { buckets: [{ name: 'hub-0', upstream: 'http://127.0.0.1:9000' }] } } });
+  const config = testConfig(dir, {
+    mode,
+    kinds: { hub: { buckets: [{ name: 'hub-0', upstream: 'http://127.0.0.1:9000' }] } },
+  });
   poison(config);
   return config;
 }

@@ -23,26 +23,116 @@ const millis = whole({ doc: 'ms', flag: { digits: 6, min: 0, expect: 'a whole nu
 const cases: [string, ParamType<unknown>, Channel, string, unknown, unknown, string?, string?][] = [
   // [what, type, channel, key, raw, value, error code, error message]
   ['text from a body', text, 'body', 'reason', 'why', 'why'],
-  ['empty text in a body', text, 'body', 'reason', '', undefined, 'SHARD_ERR_BAD_INPUT', 'field "reason" must be a non-empty string'],
-  ['a number as text in a body', text, 'body', 'bucket', 3, undefined, 'SHARD_ERR_BAD_INPUT', 'field "bucket" must be a non-empty string'],
+  [
+    'empty text in a body',
+    text,
+    'body',
+    'reason',
+    '',
+    undefined,
+    'SHARD_ERR_BAD_INPUT',
+    'field "reason" must be a non-empty string',
+  ],
+  [
+    'a number as text in a body',
+    text,
+    'body',
+    'bucket',
+    3,
+    undefined,
+    'SHARD_ERR_BAD_INPUT',
+    'field "bucket" must be a non-empty string',
+  ],
   ['text from a query', text, 'query', 'kind', 'hub', 'hub'],
   ['bool in a body', bool, 'body', 'stop_servers', true, true],
-  ['"true" in a body', bool, 'body', 'stop_servers', 'true', undefined, 'SHARD_ERR_BAD_INPUT', 'field "stop_servers" must be true or false'],
+  [
+    '"true" in a body',
+    bool,
+    'body',
+    'stop_servers',
+    'true',
+    undefined,
+    'SHARD_ERR_BAD_INPUT',
+    'field "stop_servers" must be true or false',
+  ],
   ['1 in a query', bool, 'query', 'overwrite', '1', true],
   ['false in a query', bool, 'query', 'overwrite', 'false', false],
-  ['yes in a query', bool, 'query', 'overwrite', 'yes', undefined, 'SHARD_ERR_BAD_INPUT', 'query parameter "overwrite" must be true or false'],
+  [
+    'yes in a query',
+    bool,
+    'query',
+    'overwrite',
+    'yes',
+    undefined,
+    'SHARD_ERR_BAD_INPUT',
+    'query parameter "overwrite" must be true or false',
+  ],
   ['a switch on the command line', bool, 'flag', 'dry-run', true, true],
   ['seconds in a body', seconds, 'body', 'stop_timeout', 2, 2000],
-  ['negative seconds in a body', seconds, 'body', 'stop_timeout', -1, undefined, 'SHARD_ERR_BAD_INPUT', 'field "stop_timeout" must be a non-negative number'],
+  [
+    'negative seconds in a body',
+    seconds,
+    'body',
+    'stop_timeout',
+    -1,
+    undefined,
+    'SHARD_ERR_BAD_INPUT',
+    'field "stop_timeout" must be a non-negative number',
+  ],
   ['seconds in a query', seconds, 'query', 'stop_timeout', '0', 0],
-  ['words in a query', seconds, 'query', 'stop_timeout', 'soon', undefined, 'SHARD_ERR_BAD_INPUT', 'query parameter "stop_timeout" must be a whole number'],
+  [
+    'words in a query',
+    seconds,
+    'query',
+    'stop_timeout',
+    'soon',
+    undefined,
+    'SHARD_ERR_BAD_INPUT',
+    'query parameter "stop_timeout" must be a whole number',
+  ],
   ['seconds on the command line', seconds, 'flag', 'stop-timeout', '5', 5000],
-  ['zero seconds on the command line', seconds, 'flag', 'stop-timeout', '0', undefined, 'SHARD_ERR_USAGE', '--stop-timeout must be a positive whole number, got "0"'],
+  [
+    'zero seconds on the command line',
+    seconds,
+    'flag',
+    'stop-timeout',
+    '0',
+    undefined,
+    'SHARD_ERR_USAGE',
+    '--stop-timeout must be a positive whole number, got "0"',
+  ],
   ['a pause of 0 on the command line', millis, 'flag', 'pause', '0', 0],
-  ['a long pause on the command line', millis, 'flag', 'pause', '1000000', undefined, 'SHARD_ERR_USAGE', '--pause must be a whole number of milliseconds, got "1000000"'],
+  [
+    'a long pause on the command line',
+    millis,
+    'flag',
+    'pause',
+    '1000000',
+    undefined,
+    'SHARD_ERR_USAGE',
+    '--pause must be a whole number of milliseconds, got "1000000"',
+  ],
   ['a format in a query', choice(['csv', 'jsonl']), 'query', 'format', 'jsonl', 'jsonl'],
-  ['an unknown format in a query', choice(['csv', 'jsonl']), 'query', 'format', 'xml', undefined, 'SHARD_ERR_BAD_INPUT', 'format must be one of csv, jsonl'],
-  ['an unknown format on the command line', choice(['csv', 'jsonl']), 'flag', 'format', 'xml', undefined, 'SHARD_ERR_USAGE', '--format must be one of csv, jsonl'],
+  [
+    'an unknown format in a query',
+    choice(['csv', 'jsonl']),
+    'query',
+    'format',
+    'xml',
+    undefined,
+    'SHARD_ERR_BAD_INPUT',
+    'format must be one of csv, jsonl',
+  ],
+  [
+    'an unknown format on the command line',
+    choice(['csv', 'jsonl']),
+    'flag',
+    'format',
+    'xml',
+    undefined,
+    'SHARD_ERR_USAGE',
+    '--format must be one of csv, jsonl',
+  ],
 ];
 
 for (const [what, type, channel, key, raw, value, code, message] of cases) {
@@ -60,11 +150,28 @@ test('descriptions: names are unique per operation, path parameters match the ro
     assert.ok(op.params.filter(isPositional).length <= 1, `${op.name}: at most one positional argument`);
     for (const p of op.params) assert.match(p.name, /^[a-z][a-z_]*$/, `${op.name}.${p.key}: API names are snake_case`);
     if (op.api) {
-      const segments = op.api.path.split('/').filter((s) => s.startsWith(':')).map((s) => s.slice(1)).sort();
-      assert.deepEqual(op.params.filter((p) => p.api === 'path').map((p) => p.name).sort(), segments, `${op.name}: path parameters`);
+      const segments = op.api.path
+        .split('/')
+        .filter((s) => s.startsWith(':'))
+        .map((s) => s.slice(1))
+        .sort();
+      assert.deepEqual(
+        op.params
+          .filter((p) => p.api === 'path')
+          .map((p) => p.name)
+          .sort(),
+        segments,
+        `${op.name}: path parameters`,
+      );
     }
     const command = COMMANDS.find((c) => c.name === op.name);
-    if (command) for (const p of op.params) if (cliFlag(p)) assert.ok(flags.has(`${command.name}:${cliFlag(p)!.name}`), `${op.name}.${p.key} is an option of sharder ${command.name}`);
+    if (command)
+      for (const p of op.params)
+        if (cliFlag(p))
+          assert.ok(
+            flags.has(`${command.name}:${cliFlag(p)!.name}`),
+            `${op.name}.${p.key} is an option of sharder ${command.name}`,
+          );
   }
 });
 
@@ -72,21 +179,24 @@ test('the usage text is generated: move --help, byte for byte', async () => {
   let out = '';
   const code = await main(['move', '--help'], { out: (t) => void (out += t), err: (t) => void (out += t), env: {} });
   assert.equal(code, 0);
-  assert.equal(out, [
-    'move NAME to bucket B (asking its old hub about running servers first, when it has a hub_api)',
-    '',
-    'Usage: sharder move NAME --to B [--stop-servers | --skip-hub-check] [--reason TEXT] [--kind KIND] [--json]',
-    '  -c, --config FILE   configuration file (default: $SHARDER_CONFIG, else ./sharder.yml)',
-    '  -k, --kind KIND     kind of object (default: default_kind from the configuration)',
-    '  -t, --to B          the bucket to move to (must be in the configuration)',
-    '      --stop-servers        stop the user\'s servers on the old hub (and wait) instead of refusing',
-    '      --stop-timeout SECS   how long to wait for a server to stop (default 120)',
-    '      --skip-hub-check      do not ask the old hub (its hub_api) about running servers at all',
-    '  -r, --reason TEXT   why, for the audit log',
-    '      --json          print JSON for scripts',
-    '  -h, --help          show this help',
-    '',
-  ].join('\n'));
+  assert.equal(
+    out,
+    [
+      'move NAME to bucket B (asking its old hub about running servers first, when it has a hub_api)',
+      '',
+      'Usage: sharder move NAME --to B [--stop-servers | --skip-hub-check] [--reason TEXT] [--kind KIND] [--json]',
+      '  -c, --config FILE   configuration file (default: $SHARDER_CONFIG, else ./sharder.yml)',
+      '  -k, --kind KIND     kind of object (default: default_kind from the configuration)',
+      '  -t, --to B          the bucket to move to (must be in the configuration)',
+      "      --stop-servers        stop the user's servers on the old hub (and wait) instead of refusing",
+      '      --stop-timeout SECS   how long to wait for a server to stop (default 120)',
+      '      --skip-hub-check      do not ask the old hub (its hub_api) about running servers at all',
+      '  -r, --reason TEXT   why, for the audit log',
+      '      --json          print JSON for scripts',
+      '  -h, --help          show this help',
+      '',
+    ].join('\n'),
+  );
 });
 
 test('the command line refuses what the description refuses: a missing --to, both safety switches, a zero limit', async () => {
@@ -95,10 +205,22 @@ test('the command line refuses what the description refuses: a missing --to, bot
     const code = await main(argv, { out: () => {}, err: (t) => void (err += t), env: {} });
     return { code, err };
   };
-  assert.deepEqual(await run('move', 'alice'), { code: 2, err: 'sharder: move needs --to BUCKET\nRun "sharder --help" for usage.\n' });
-  assert.deepEqual(await run('delete', 'alice', '--stop-servers', '--skip-hub-check'), { code: 2, err: 'sharder: --stop-servers and --skip-hub-check exclude each other\nRun "sharder --help" for usage.\n' });
-  assert.deepEqual(await run('users', '--limit', '0'), { code: 2, err: 'sharder: --limit must be a positive whole number, got "0"\nRun "sharder --help" for usage.\n' });
-  assert.deepEqual(await run('migrate'), { code: 2, err: 'sharder: migrate takes exactly one bucket FROM\nRun "sharder --help" for usage.\n' });
+  assert.deepEqual(await run('move', 'alice'), {
+    code: 2,
+    err: 'sharder: move needs --to BUCKET\nRun "sharder --help" for usage.\n',
+  });
+  assert.deepEqual(await run('delete', 'alice', '--stop-servers', '--skip-hub-check'), {
+    code: 2,
+    err: 'sharder: --stop-servers and --skip-hub-check exclude each other\nRun "sharder --help" for usage.\n',
+  });
+  assert.deepEqual(await run('users', '--limit', '0'), {
+    code: 2,
+    err: 'sharder: --limit must be a positive whole number, got "0"\nRun "sharder --help" for usage.\n',
+  });
+  assert.deepEqual(await run('migrate'), {
+    code: 2,
+    err: 'sharder: migrate takes exactly one bucket FROM\nRun "sharder --help" for usage.\n',
+  });
 });
 
 test('put moves an object that has a bucket and assigns one that has none; assignByPolicy keeps an existing bucket', async (t) => {
@@ -109,7 +231,12 @@ test('put moves an object that has a bucket and assigns one that has none; assig
   assert.equal(again.action, 'none');
   const moved = await f.ops.put({ name: 'ann', bucket: 'hub-2', ...who, skipHubCheck: true });
   assert.deepEqual([moved.action, moved.from, moved.to], ['move', 'hub-1', 'hub-2']);
-  assert.deepEqual(await f.ops.assignByPolicy({ name: 'ann' }), { kind: 'hub', name: 'ann', bucket: 'hub-2', created: false });
+  assert.deepEqual(await f.ops.assignByPolicy({ name: 'ann' }), {
+    kind: 'hub',
+    name: 'ann',
+    bucket: 'hub-2',
+    created: false,
+  });
   const fresh = await f.ops.assignByPolicy({ name: 'bob' });
   assert.equal(fresh.created, true);
   assert.equal((await f.ops.find(undefined, 'bob')).bucket, fresh.bucket);
@@ -120,16 +247,24 @@ test('importStream spools its input and imports it; a longer input than maxBytes
   const csv = 'kind,name,bucket,assigned_at\nhub,carl,hub-0,\nhub,dora,hub-1,\n';
   const r = await f.ops.importStream(Readable.from([csv]), { source: 'test input', ...who });
   assert.deepEqual([r.source, r.format, r.inserted], ['test input', 'csv', 2]);
-  await assert.rejects(f.ops.importStream(Readable.from(['hub,eve,hub-0,\n'.repeat(100)]), { source: 'big', maxBytes: 64, ...who }), { code: 'SHARD_ERR_PAYLOAD_TOO_LARGE' });
+  await assert.rejects(
+    f.ops.importStream(Readable.from(['hub,eve,hub-0,\n'.repeat(100)]), { source: 'big', maxBytes: 64, ...who }),
+    { code: 'SHARD_ERR_PAYLOAD_TOO_LARGE' },
+  );
   await assert.rejects(f.ops.find(undefined, 'eve'), { code: 'SHARD_ERR_NOT_FOUND' });
 });
 
 test('backup works without opening the store; on PostgreSQL it names pg_dump and never the password', async (t) => {
   const dir = tempDir(t);
-  const ops = Operations.withoutStore(testConfig(dir, { database: 'postgres://sharder:s3cret-pw@db.example:5432/sharder' }));
+  const ops = Operations.withoutStore(
+    testConfig(dir, { database: 'postgres://sharder:s3cret-pw@db.example:5432/sharder' }),
+  );
   await assert.rejects(ops.backup({ target: '/tmp/x.dump' }), (err: Error & { code?: string }) => {
     assert.equal(err.code, 'SHARD_ERR_BACKUP_UNSUPPORTED');
-    assert.match(err.message, /pg_dump --format=custom --file=\/tmp\/x\.dump 'postgres:\/\/sharder@db\.example:5432\/sharder'/);
+    assert.match(
+      err.message,
+      /pg_dump --format=custom --file=\/tmp\/x\.dump 'postgres:\/\/sharder@db\.example:5432\/sharder'/,
+    );
     assert.doesNotMatch(err.message, /s3cret/);
     return true;
   });
@@ -138,7 +273,9 @@ test('backup works without opening the store; on PostgreSQL it names pg_dump and
 test('sharder import - reads standard input through ops (spooled), and assign goes through ops', async (t) => {
   const dir = tempDir(t);
   const cfg = writeConfig(dir, rawConfig(dir));
-  const imported = await runCli(['import', '-', '--config', cfg, '--json'], { input: 'kind,name,bucket,assigned_at\nhub,fay,hub-2,\n' });
+  const imported = await runCli(['import', '-', '--config', cfg, '--json'], {
+    input: 'kind,name,bucket,assigned_at\nhub,fay,hub-2,\n',
+  });
   assert.equal(imported.code, 0, imported.stderr);
   const report = JSON.parse(imported.stdout) as { source: string; inserted: number };
   assert.deepEqual([report.source, report.inserted], ['standard input', 1]);

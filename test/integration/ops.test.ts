@@ -11,7 +11,9 @@ import { SQLITE_OPS, opsFixture, seed, who } from '../helpers/ops.js';
 runOpsSuite(SQLITE_OPS);
 
 test('migrate onto buckets named "toString" and "constructor": the report counts them as numbers', async (t) => {
-  const f = opsFixture(t, { kinds: { hub: { buckets: [{ name: 'old', state: 'draining' }, { name: 'toString' }, { name: 'constructor' }] } } });
+  const f = opsFixture(t, {
+    kinds: { hub: { buckets: [{ name: 'old', state: 'draining' }, { name: 'toString' }, { name: 'constructor' }] } },
+  });
   seed(f.store, 'hub', 'old', 4);
   const dry = await f.ops.migrate({ from: 'old', dryRun: true, ...who });
   assert.deepEqual(dry.targets, { toString: 2, constructor: 2 });

@@ -28,20 +28,28 @@ function bucketsFor(list: ReadonlyArray<{ name: string; url: string | null }>): 
   return { hub: { buckets: list.map((h) => (h.url === null ? { name: h.name } : { name: h.name, upstream: h.url })) } };
 }
 
-async function proxyTo(t: HasAfter, list: ReadonlyArray<{ name: string; url: string | null }>, over: RawConfig = {}): Promise<Running> {
+async function proxyTo(
+  t: HasAfter,
+  list: ReadonlyArray<{ name: string; url: string | null }>,
+  over: RawConfig = {},
+): Promise<Running> {
   return startSharder(t, { mode: 'proxy', kinds: bucketsFor(list), ...over });
 }
 
 const cookieOf = (headers: IncomingMessage['headers']): string[] => headers['set-cookie'] ?? [];
 
-test('proxy: every method reaches the user\'s hub with its body; the hub cookie is set', async (t) => {
+test("proxy: every method reaches the user's hub with its body; the hub cookie is set", async (t) => {
   const hs = await hubs(t);
   const { url } = await proxyTo(t, hs);
   const body = JSON.stringify({ hello: 'world', n: [1, 2, 3] });
   const sha = createHash('sha256').update(body).digest('hex');
   for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']) {
     const withBody = method !== 'GET';
-    const r = await send(`${url}/echo?x=1&y=%2F`, { method, headers: { ...ID, 'Content-Type': 'application/json' }, body: withBody ? body : undefined });
+    const r = await send(`${url}/echo?x=1&y=%2F`, {
+      method,
+      headers: { ...ID, 'Content-Type': 'application/json' },
+      body: withBody ? body : undefined,
+    });
     assert.equal(r.status, 200, method);
     const seen = json<Seen>(r);
     assert.equal(seen.hub, 'hub-0');
@@ -61,7 +69,11 @@ test('proxy: a chunked body of unknown length is streamed through (POST and DELE
   const { url } = await proxyTo(t, hs);
   for (const method of ['POST', 'DELETE']) {
     const parts = ['one,', 'two,', 'three'];
-    const r = await send(`${url}/echo`, { method, headers: { ...ID, 'Transfer-Encoding': 'chunked' }, body: Readable.from(parts.map((p) => Buffer.from(p))) });
+    const r = await send(`${url}/echo`, {
+      method,
+      headers: { ...ID, 'Transfer-Encoding': 'chunked' },
+      body: Readable.from(parts.map((p) => Buffer.from(p))),
+    });
     assert.equal(r.status, 200, method);
     const seen = json<Seen>(r);
     assert.equal(seen.headers['transfer-encoding'], 'chunked', method);
@@ -73,9 +85,16 @@ test('proxy: a chunked DELETE cannot smuggle a second request (with another iden
   const [hub] = await hubs(t, 1);
   const { url } = await proxyTo(t, [hub!]);
   const smuggled = 'GET /echo HTTP/1.1\r\nHost: x\r\nREMOTE_USER: admin\r\nContent-Length: 0\r\n\r\n';
-  for (const headers of [{ 'Transfer-Encoding': 'chunked' }, { 'Transfer-Encoding': 'chunked', Connection: 'keep-alive, Transfer-Encoding' }]) {
+  for (const headers of [
+    { 'Transfer-Encoding': 'chunked' },
+    { 'Transfer-Encoding': 'chunked', Connection: 'keep-alive, Transfer-Encoding' },
+  ]) {
     const before = hub!.counts.requests;
-    const r = await send(`${url}/echo`, { method: 'DELETE', headers: { ...ID, ...headers }, body: Readable.from([Buffer.from(smuggled)]) });
+    const r = await send(`${url}/echo`, {
+      method: 'DELETE',
+      headers: { ...ID, ...headers },
+      body: Readable.from([Buffer.from(smuggled)]),
+    });
     assert.equal(r.status, 200);
     const seen = json<Seen>(r);
     assert.equal(seen.bytes, smuggled.length, 'the body reached the hub as a body');
@@ -147,18 +166,24 @@ test('proxy: 300 users are spread 100/100/100 and each stays on their hub', asyn
   const users = Array.from({ length: 300 }, (_, i) => `user-${i}`);
   const first = new Map<string, string>();
   for (let i = 0; i < users.length; i += 30) {
-    await Promise.all(users.slice(i, i + 30).map(async (u) => {
-      const r = await send(`${url}/echo`, { headers: { REMOTE_USER: u } });
-      assert.equal(r.status, 200);
-      first.set(u, json<Seen>(r).hub);
-      assert.deepEqual(cookieOf(r.headers), [`hub=${json<Seen>(r).hub}; Path=/; HttpOnly; SameSite=Lax`]);
-    }));
+    await Promise.all(
+      users.slice(i, i + 30).map(async (u) => {
+        const r = await send(`${url}/echo`, { headers: { REMOTE_USER: u } });
+        assert.equal(r.status, 200);
+        first.set(u, json<Seen>(r).hub);
+        assert.deepEqual(cookieOf(r.headers), [`hub=${json<Seen>(r).hub}; Path=/; HttpOnly; SameSite=Lax`]);
+      }),
+    );
   }
   const counts: Record<string, number> = {};
   for (const h of first.values()) counts[h] = (counts[h] ?? 0) + 1;
   assert.deepEqual(counts, { 'hub-0': 100, 'hub-1': 100, 'hub-2': 100 });
-  for (const u of users.slice(0, 30)) assert.equal(json<Seen>(await send(`${url}/echo`, { headers: { REMOTE_USER: u } })).hub, first.get(u));
-  assert.equal(hs.reduce((a, h) => a + h.counts.requests, 0), 330);
+  for (const u of users.slice(0, 30))
+    assert.equal(json<Seen>(await send(`${url}/echo`, { headers: { REMOTE_USER: u } })).hub, first.get(u));
+  assert.equal(
+    hs.reduce((a, h) => a + h.counts.requests, 0),
+    330,
+  );
 });
 
 test('proxy: server-sent events are passed on as they are written, not buffered', async (t) => {
@@ -178,34 +203,45 @@ test('proxy: server-sent events are passed on as they are written, not buffered'
   assert.equal(rest, 'data: second\n\n');
 });
 
-test('proxy: a 1 GiB upload streams through and arrives whole (byte count and SHA-256)', { timeout: 180_000 }, async (t) => {
-  const [hub] = await hubs(t, 1);
-  const { url } = await proxyTo(t, [hub!]);
-  const total = 1024 * 1024 * 1024;
-  const chunk = Buffer.alloc(1024 * 1024);
-  for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE((i * 2654435761) >>> 0, i);
-  const hash = createHash('sha256');
-  let sent = 0;
-  // Generated as it is sent: nothing of this size exists anywhere, in memory or on disk.
-  const body = new Readable({
-    read() {
-      if (sent >= total) return void this.push(null);
-      const c = Buffer.from(chunk);
-      c.writeUInt32LE(sent / chunk.length, 0);
-      sent += c.length;
-      hash.update(c);
-      this.push(c);
-    },
-  });
-  const before = process.memoryUsage().rss;
-  const r = await send(`${url}/echo`, { method: 'PUT', headers: { ...ID, 'Content-Type': 'application/octet-stream' }, body });
-  assert.equal(r.status, 200);
-  const seen = json<Seen>(r);
-  assert.equal(seen.bytes, total);
-  assert.equal(seen.sha256, hash.digest('hex'));
-  // Not buffered: the process did not grow by anything near the body's size.
-  assert.ok(process.memoryUsage().rss - before < 256 * 1024 * 1024, `rss grew by ${process.memoryUsage().rss - before} bytes`);
-});
+test(
+  'proxy: a 1 GiB upload streams through and arrives whole (byte count and SHA-256)',
+  { timeout: 180_000 },
+  async (t) => {
+    const [hub] = await hubs(t, 1);
+    const { url } = await proxyTo(t, [hub!]);
+    const total = 1024 * 1024 * 1024;
+    const chunk = Buffer.alloc(1024 * 1024);
+    for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE((i * 2654435761) >>> 0, i);
+    const hash = createHash('sha256');
+    let sent = 0;
+    // Generated as it is sent: nothing of this size exists anywhere, in memory or on disk.
+    const body = new Readable({
+      read() {
+        if (sent >= total) return void this.push(null);
+        const c = Buffer.from(chunk);
+        c.writeUInt32LE(sent / chunk.length, 0);
+        sent += c.length;
+        hash.update(c);
+        this.push(c);
+      },
+    });
+    const before = process.memoryUsage().rss;
+    const r = await send(`${url}/echo`, {
+      method: 'PUT',
+      headers: { ...ID, 'Content-Type': 'application/octet-stream' },
+      body,
+    });
+    assert.equal(r.status, 200);
+    const seen = json<Seen>(r);
+    assert.equal(seen.bytes, total);
+    assert.equal(seen.sha256, hash.digest('hex'));
+    // Not buffered: the process did not grow by anything near the body's size.
+    assert.ok(
+      process.memoryUsage().rss - before < 256 * 1024 * 1024,
+      `rss grew by ${process.memoryUsage().rss - before} bytes`,
+    );
+  },
+);
 
 test('proxy: a 256 MiB download streams through whole', { timeout: 120_000 }, async (t) => {
   const [hub] = await hubs(t, 1);
@@ -221,7 +257,7 @@ test('proxy: a 256 MiB download streams through whole', { timeout: 120_000 }, as
   assert.equal(n, total);
 });
 
-test('proxy: websockets reach the user\'s hub and echo text and binary', async (t) => {
+test("proxy: websockets reach the user's hub and echo text and binary", async (t) => {
   const hs = await hubs(t);
   const { url } = await proxyTo(t, hs);
   const wsUrl = url.replace('http:', 'ws:');
@@ -229,7 +265,10 @@ test('proxy: websockets reach the user\'s hub and echo text and binary', async (
   await send(`${url}/echo`, { headers: { REMOTE_USER: 'bob' } });
   const ws = await openWs(`${wsUrl}/user/bob/api/kernels/1/channels?session_id=x`, { REMOTE_USER: 'carol' });
   t.after(() => closeWs(ws));
-  const who = JSON.parse((await roundTrip(ws, 'whoami')).data.toString()) as { hub: string; headers: Record<string, string> };
+  const who = JSON.parse((await roundTrip(ws, 'whoami')).data.toString()) as {
+    hub: string;
+    headers: Record<string, string>;
+  };
   assert.equal(who.hub, 'hub-1');
   assert.equal(who.headers.remote_user, 'carol');
   assert.equal(who.headers['x-forwarded-for'], '127.0.0.1');
@@ -283,7 +322,10 @@ test('proxy: a graceful stop ends open websockets after the grace period', async
 test('proxy: Expect: 100-continue is answered by the sharder, and the body still reaches the hub', async (t) => {
   const hs = await hubs(t, 1);
   const { url } = await proxyTo(t, hs);
-  const req = httpRequest(`${url}/echo`, { method: 'POST', headers: { ...ID, Expect: '100-continue', 'Content-Length': '5' } });
+  const req = httpRequest(`${url}/echo`, {
+    method: 'POST',
+    headers: { ...ID, Expect: '100-continue', 'Content-Length': '5' },
+  });
   req.on('continue', () => req.end('hello'));
   const [res] = (await once(req, 'response')) as [IncomingMessage];
   let text = '';
@@ -304,7 +346,10 @@ test('proxy: a hub that is down gives 502 naming the hub, as a page or as JSON, 
   assert.deepEqual(cookieOf(page.headers), ['hub=hub-0; Path=/; HttpOnly; SameSite=Lax']);
   const api = await send(`${url}/hub/api/user`, { headers: { ...ID, Accept: 'application/json' } });
   assert.equal(api.status, 502);
-  assert.deepEqual({ ...json<Record<string, unknown>>(api), message: undefined }, { code: 'SHARD_ERR_UPSTREAM_DOWN', bucket: 'hub-0', message: undefined });
+  assert.deepEqual(
+    { ...json<Record<string, unknown>>(api), message: undefined },
+    { code: 'SHARD_ERR_UPSTREAM_DOWN', bucket: 'hub-0', message: undefined },
+  );
   assert.match(json<{ message: string }>(api).message, /hub "hub-0" is not answering \(connection refused\)/);
   await assert.rejects(openWs(`${url.replace('http:', 'ws:')}/ws`, ID), (err: { status: number; body: string }) => {
     assert.equal(err.status, 502);
@@ -316,7 +361,7 @@ test('proxy: a hub that is down gives 502 naming the hub, as a page or as JSON, 
   assert.equal((await send(`${url}/_sharder/healthz`)).status, 200);
 });
 
-test('proxy: a hub dying in the middle of a response cuts the client\'s response too', async (t) => {
+test("proxy: a hub dying in the middle of a response cuts the client's response too", async (t) => {
   const [hub] = await hubs(t, 1);
   const { url, sharder } = await proxyTo(t, [hub!]);
   const req = httpRequest(`${url}/die-midway`, { headers: ID });
@@ -361,7 +406,8 @@ test('proxy: a hub that goes silent gives 504 after proxy.idle_timeout_ms, and s
  */
 async function stalledHub(t: HasAfter, blockMs: number): Promise<number> {
   const flag = new Int32Array(new SharedArrayBuffer(4));
-  const worker = new Worker(`
+  const worker = new Worker(
+    `
     const { parentPort, workerData: { flag, blockMs } } = require('node:worker_threads');
     const s = require('node:http').createServer((req, res) => res.end('late hub'));
     s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
@@ -371,7 +417,9 @@ async function stalledHub(t: HasAfter, blockMs: number): Promise<number> {
         const end = blockMs > 0 ? Date.now() + blockMs : Infinity;
         while (Atomics.load(flag, 0) === 0 && Date.now() < end) Atomics.wait(flag, 0, 0, 20);
       }, 10);
-    });`, { eval: true, workerData: { flag, blockMs } });
+    });`,
+    { eval: true, workerData: { flag, blockMs } },
+  );
   const port = (await once(worker, 'message'))[0] as number;
   const blocked = once(worker, 'message');
   t.after(async () => {
@@ -381,27 +429,36 @@ async function stalledHub(t: HasAfter, blockMs: number): Promise<number> {
   });
   await blocked;
   // Fill the accept queue.
-  const fillers = await Promise.all([0, 1, 2].map(() => new Promise<Socket>((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.on('error', () => {});
-    s.once('connect', () => resolve(s));
-    setTimeout(() => resolve(s), 200);
-  })));
+  const fillers = await Promise.all(
+    [0, 1, 2].map(
+      () =>
+        new Promise<Socket>((resolve) => {
+          const s = connect(port, '127.0.0.1');
+          s.on('error', () => {});
+          s.once('connect', () => resolve(s));
+          setTimeout(() => resolve(s), 200);
+        }),
+    ),
+  );
   t.after(() => fillers.forEach((s) => s.destroy()));
   return port;
 }
 
 test('proxy: a hub that does not accept connections gives 504 after proxy.connect_timeout_ms', async (t) => {
   const port = await stalledHub(t, 0);
-  const { url } = await proxyTo(t, [{ name: 'hub-0', url: `http://127.0.0.1:${port}` }], { proxy: { connect_timeout_ms: 300 } });
+  const { url } = await proxyTo(t, [{ name: 'hub-0', url: `http://127.0.0.1:${port}` }], {
+    proxy: { connect_timeout_ms: 300 },
+  });
   const r = await send(`${url}/x`, { headers: { ...ID, Accept: 'application/json' } });
   assert.equal(r.status, 504);
   assert.match(json<{ message: string }>(r).message, /hub "hub-0" did not accept a connection within 0.3 s/);
 });
 
-test('proxy: a slow connect is bounded by connect_timeout_ms alone, not by the pool\'s keep_alive_ms', async (t) => {
+test("proxy: a slow connect is bounded by connect_timeout_ms alone, not by the pool's keep_alive_ms", async (t) => {
   const port = await stalledHub(t, 400);
-  const { url } = await proxyTo(t, [{ name: 'hub-0', url: `http://127.0.0.1:${port}` }], { proxy: { connect_timeout_ms: 10_000, keep_alive_ms: 100 } });
+  const { url } = await proxyTo(t, [{ name: 'hub-0', url: `http://127.0.0.1:${port}` }], {
+    proxy: { connect_timeout_ms: 10_000, keep_alive_ms: 100 },
+  });
   const r = await send(`${url}/x`, { headers: { ...ID, Accept: 'application/json' } });
   assert.equal(r.status, 200, r.text);
   assert.equal(r.text, 'late hub');
@@ -437,7 +494,10 @@ test('proxy: spoofing: an untrusted peer cannot name itself, a hub cookie cannot
   assert.equal(json(untrusted).code, 'SHARD_ERR_UNTRUSTED_PROXY');
   const noId = await send(`${url}/echo`, { localAddress: '127.0.0.2' });
   assert.equal(noId.status, 401);
-  assert.equal(hs.reduce((a, h) => a + h.counts.requests, 0), 0);
+  assert.equal(
+    hs.reduce((a, h) => a + h.counts.requests, 0),
+    0,
+  );
 
   // A trusted request: alice lands on hub-0 whatever cookie she sends.
   const r = await send(`${url}/echo`, { headers: { ...ID, Cookie: 'hub=hub-2; other=1' } });
@@ -446,7 +506,10 @@ test('proxy: spoofing: an untrusted peer cannot name itself, a hub cookie cannot
   // The other spelling of the header, or two copies, are refused rather than guessed at.
   assert.equal((await send(`${url}/echo`, { headers: ['REMOTE_USER', 'alice', 'Remote-User', 'admin'] })).status, 400);
   assert.equal((await send(`${url}/echo`, { headers: ['REMOTE_USER', 'alice', 'REMOTE_USER', 'admin'] })).status, 400);
-  assert.equal(hs.reduce((a, h) => a + h.counts.requests, 0), 1);
+  assert.equal(
+    hs.reduce((a, h) => a + h.counts.requests, 0),
+    1,
+  );
   // No kind header is configured: a client's X-Shard-Kind chooses nothing (test/integration/trust.test.ts).
   assert.equal(json<Seen>(await send(`${url}/echo`, { headers: { 'X-Shard-Kind': 'nope', ...ID } })).hub, 'hub-0');
 
@@ -504,7 +567,9 @@ test('proxy: a pooled connection the hub has closed is retried for GET, not for 
     flaky.closeAllConnections();
     flaky.close();
   });
-  const { url, sharder } = await proxyTo(t, [{ name: 'hub-0', url: `http://127.0.0.1:${(flaky.address() as AddressInfo).port}` }]);
+  const { url, sharder } = await proxyTo(t, [
+    { name: 'hub-0', url: `http://127.0.0.1:${(flaky.address() as AddressInfo).port}` },
+  ]);
   assert.equal((await send(`${url}/a`, { headers: ID })).text, 'fresh');
   const again = await send(`${url}/b`, { headers: ID });
   assert.equal(again.status, 200);
@@ -519,6 +584,8 @@ test('proxy: a reload moves a hub to a new upstream at once', async (t) => {
   const hs = await hubs(t, 2);
   const running = await proxyTo(t, [hs[0]!]);
   assert.equal(json<Seen>(await send(`${running.url}/echo`, { headers: ID })).hub, 'hub-0');
-  running.sharder.reload(testConfig(running.dir, { mode: 'proxy', kinds: bucketsFor([{ name: 'hub-0', url: hs[1]!.url }]) }));
+  running.sharder.reload(
+    testConfig(running.dir, { mode: 'proxy', kinds: bucketsFor([{ name: 'hub-0', url: hs[1]!.url }]) }),
+  );
   assert.equal(json<Seen>(await send(`${running.url}/echo`, { headers: ID })).hub, 'hub-1');
 });

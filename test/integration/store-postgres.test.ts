@@ -8,7 +8,14 @@ import { resolvePostgres } from '../../src/store/postgres/connect.js';
 import { POSTGRES_MIGRATIONS, SQL } from '../../src/store/postgres/schema.js';
 import { runStoreContract } from '../helpers/store-contract.js';
 import { until } from '../helpers/wait.js';
-import { PG_LOCAL_SKIP, PG_SKIP, freshDatabase, ownPostgres, sqlClient, stopSharedPostgres } from '../helpers/postgres.js';
+import {
+  PG_LOCAL_SKIP,
+  PG_SKIP,
+  freshDatabase,
+  ownPostgres,
+  sqlClient,
+  stopSharedPostgres,
+} from '../helpers/postgres.js';
 import { testHandle } from '../../src/store/test-hook.js';
 import type { PostgresTestHandle } from '../../src/store/postgres/index.js';
 import type { HasAfter } from '../helpers/context.js';
@@ -21,22 +28,29 @@ const three: BucketPolicyInput[] = ['a', 'b', 'c'].map((name) => ({ name, weight
 async function openOn(t: HasAfter, url: string, postgres: Record<string, unknown> = {}): Promise<PostgresStore> {
   const config = validateConfig({ database: url, postgres, kinds: { hub: { buckets: [{ name: 'a' }] } } }, 'test.yml');
   assert.equal(config.database.backend, 'postgres');
-  const store = await PostgresStore.open(resolvePostgres(config.database as Extract<typeof config.database, { backend: 'postgres' }>, { file: 'test.yml', env: {} }));
+  const store = await PostgresStore.open(resolvePostgres(config.database, { file: 'test.yml', env: {} }));
   t.after(() => store.close());
   return store;
 }
 
-runStoreContract('postgres', async (t) => {
-  const { url } = await freshDatabase(t);
-  return { open: () => openOn(t, url) };
-}, { skip: PG_SKIP });
+runStoreContract(
+  'postgres',
+  async (t) => {
+    const { url } = await freshDatabase(t);
+    return { open: () => openOn(t, url) };
+  },
+  { skip: PG_SKIP },
+);
 
 describe('postgres store', { skip: PG_SKIP }, () => {
   test('five instances opening an empty database at once create the schema once', async (t) => {
     const { url } = await freshDatabase(t);
     const stores = await Promise.all(Array.from({ length: 5 }, () => openOn(t, url)));
     const sql = await sqlClient(t, url);
-    assert.deepEqual((await sql.query('SELECT version, name FROM schema_migrations ORDER BY version')).rows, POSTGRES_MIGRATIONS.map((m) => ({ version: m.version, name: m.name })));
+    assert.deepEqual(
+      (await sql.query('SELECT version, name FROM schema_migrations ORDER BY version')).rows,
+      POSTGRES_MIGRATIONS.map((m) => ({ version: m.version, name: m.name })),
+    );
     const assigned = await Promise.all(stores.map((s, i) => s.assign('hub', `n${i}`, three)));
     assert.deepEqual(assigned.map((r) => r.bucket).sort(), ['a', 'a', 'b', 'b', 'c']);
   });
@@ -52,16 +66,25 @@ describe('postgres store', { skip: PG_SKIP }, () => {
   test('location names user, host and database but never the password', async (t) => {
     const { url, server } = await freshDatabase(t);
     const store = await openOn(t, url);
-    assert.match(store.location, new RegExp(`^postgres://${server.user}@${server.host.replace(/\./g, '\\.')}:${server.port}/sharder_test_`));
+    assert.match(
+      store.location,
+      new RegExp(`^postgres://${server.user}@${server.host.replace(/\./g, '\\.')}:${server.port}/sharder_test_`),
+    );
     assert.ok(!store.location.includes(server.password));
-    assert.ok(!JSON.stringify(testHandle<PostgresTestHandle>(store).pool.options).includes(server.password), 'pool options serialise without the password');
+    assert.ok(
+      !JSON.stringify(testHandle<PostgresTestHandle>(store).pool.options).includes(server.password),
+      'pool options serialise without the password',
+    );
   });
 
   test('a wrong password or an unreachable server fails to open with SHARD_ERR_STORE_UNAVAILABLE, password not echoed', async (t) => {
     const { url } = await freshDatabase(t);
     const bad = new URL(url);
     bad.password = 'not-the-password-xyz';
-    const err = await openOn(t, bad.href).then(() => undefined, (e: unknown) => e as Error & { code: string });
+    const err = await openOn(t, bad.href).then(
+      () => undefined,
+      (e: unknown) => e as Error & { code: string },
+    );
     assert.equal(err?.code, 'SHARD_ERR_STORE_UNAVAILABLE');
     assert.ok(!err.message.includes('not-the-password-xyz'), err.message);
     const closed = new URL(url);
@@ -77,7 +100,12 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     await other.query("INSERT INTO assignments (kind, name, bucket) VALUES ('hub', 'w', 'c')");
     // The store's plain lookup misses the uncommitted row; its INSERT then waits on the key.
     const pending = store.assign('hub', 'w', three);
-    await until(async () => (await other.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted')).rows[0]!.n > 0, 5000, "the store's INSERT waiting on the uncommitted key");
+    await until(
+      async () =>
+        (await other.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted')).rows[0]!.n > 0,
+      5000,
+      "the store's INSERT waiting on the uncommitted key",
+    );
     await other.query('COMMIT');
     assert.deepEqual(await pending, { bucket: 'c', created: false });
     assert.deepEqual(Object.fromEntries(await store.counts('hub')), { c: 1 });
@@ -88,30 +116,58 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     const [s1, s2, admin] = await Promise.all([openOn(t, url), openOn(t, url), openOn(t, url)]);
     const who = { actor: 'cli:tester' };
     const b = (i: number): string => ['a', 'b', 'c'][i % 3]!;
-    await admin.importBatch(Array.from({ length: 400 }, (_, i) => ({ kind: 'hub', name: `old-${i}`, bucket: b(i) })), { overwrite: false }, who);
-    const assigns = Promise.all(Array.from({ length: 600 }, (_, i) => (i % 2 === 0 ? s1 : s2).assign(i % 5 === 0 ? 'home' : 'hub', `new-${i}`, three)));
+    await admin.importBatch(
+      Array.from({ length: 400 }, (_, i) => ({ kind: 'hub', name: `old-${i}`, bucket: b(i) })),
+      { overwrite: false },
+      who,
+    );
+    const assigns = Promise.all(
+      Array.from({ length: 600 }, (_, i) =>
+        (i % 2 === 0 ? s1 : s2).assign(i % 5 === 0 ? 'home' : 'hub', `new-${i}`, three),
+      ),
+    );
     const work = Promise.all([
       // Ten migration batches of 30 moves each, every one of a name still where it was.
-      ...Array.from({ length: 10 }, (_, j) => admin.moveBatch('hub', Array.from({ length: 30 }, (_, i) => {
-        const n = j * 30 + i;
-        return { name: `old-${n}`, from: b(n), to: b(n + 1) };
-      }), { ...who, batch: `race/${j}` })),
+      ...Array.from({ length: 10 }, (_, j) =>
+        admin.moveBatch(
+          'hub',
+          Array.from({ length: 30 }, (_, i) => {
+            const n = j * 30 + i;
+            return { name: `old-${n}`, from: b(n), to: b(n + 1) };
+          }),
+          { ...who, batch: `race/${j}` },
+        ),
+      ),
       ...Array.from({ length: 20 }, (_, i) => admin.put('hub', `put-${i}`, 'c', who)),
       ...Array.from({ length: 20 }, (_, i) => admin.delete('hub', `old-${300 + i}`, who)),
       // Imports spanning both kinds (kind locks in key order), overwriting with updates after inserts.
-      ...Array.from({ length: 5 }, (_, j) => admin.importBatch([
-        { kind: 'home', name: `imp-${j}`, bucket: 'a' },
-        { kind: 'hub', name: `imp-${j}`, bucket: 'b' },
-        { kind: 'hub', name: `old-${380 + j}`, bucket: b(381 + j) },
-      ], { overwrite: true }, who)),
+      ...Array.from({ length: 5 }, (_, j) =>
+        admin.importBatch(
+          [
+            { kind: 'home', name: `imp-${j}`, bucket: 'a' },
+            { kind: 'hub', name: `imp-${j}`, bucket: 'b' },
+            { kind: 'hub', name: `old-${380 + j}`, bucket: b(381 + j) },
+          ],
+          { overwrite: true },
+          who,
+        ),
+      ),
       admin.repairCounts(who),
       admin.repairCounts(who, 'home'),
     ]);
     const [, done] = await Promise.all([assigns, work]);
     const moves = done.slice(0, 10) as { moved: string[]; stale: string[] }[];
-    assert.equal(moves.reduce((n, m) => n + m.moved.length, 0), 300, 'every move applied');
+    assert.equal(
+      moves.reduce((n, m) => n + m.moved.length, 0),
+      300,
+      'every move applied',
+    );
     for (const kind of ['hub', 'home']) {
-      assert.deepEqual(Object.fromEntries([...(await admin.counts(kind))].sort()), Object.fromEntries([...(await admin.realCounts(kind))].sort()), kind);
+      assert.deepEqual(
+        Object.fromEntries([...(await admin.counts(kind))].sort()),
+        Object.fromEntries([...(await admin.realCounts(kind))].sort()),
+        kind,
+      );
     }
     const total = (m: Map<string, number>): number => [...m.values()].reduce((x, y) => x + y, 0);
     assert.equal(total(await admin.realCounts('hub')), 400 - 20 + 480 + 20 + 5);
@@ -131,7 +187,18 @@ describe('postgres store', { skip: PG_SKIP }, () => {
       ['put', () => store.put('hub', 'p', 'b', who)],
       ['delete', () => store.delete('hub', 'y', who)],
       ['moveBatch', () => store.moveBatch('hub', [{ name: 'x', from: 'a', to: 'c' }], who)],
-      ['importBatch', () => store.importBatch([{ kind: 'home', name: 'i', bucket: 'a' }, { kind: 'hub', name: 'i', bucket: 'a' }], { overwrite: false }, who)],
+      [
+        'importBatch',
+        () =>
+          store.importBatch(
+            [
+              { kind: 'home', name: 'i', bucket: 'a' },
+              { kind: 'hub', name: 'i', bucket: 'a' },
+            ],
+            { overwrite: false },
+            who,
+          ),
+      ],
       ['repairCounts', () => store.repairCounts(who)],
     ];
     for (const [what, op] of ops) {
@@ -141,7 +208,17 @@ describe('postgres store', { skip: PG_SKIP }, () => {
       await holder.query(SQL.lockKind, ['hub']);
       let settled = false;
       const pending = op().finally(() => (settled = true));
-      await until(async () => settled || (await watcher.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")).rows[0]!.n > 0, 5000, `${what} waiting for the kind lock`);
+      await until(
+        async () =>
+          settled ||
+          (
+            await watcher.query<{ n: number }>(
+              "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+            )
+          ).rows[0]!.n > 0,
+        5000,
+        `${what} waiting for the kind lock`,
+      );
       assert.equal(settled, false, `${what} did not wait for the kind lock`);
       await holder.query('COMMIT');
       await pending;
@@ -153,7 +230,10 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     const { url } = await freshDatabase(t);
     const store = await openOn(t, url);
     const sql = await sqlClient(t, url);
-    await sql.query("INSERT INTO assignments (kind, name, bucket) SELECT 'hub', 'bulk-' || g, (ARRAY['a','b','c'])[g % 3 + 1] FROM generate_series(1, 3000) g");
+    await sql.query(
+      "INSERT INTO assignments (kind, name, bucket) SELECT 'hub', 'bulk-' || g, (ARRAY['a','b','c'])[g % 3 + " +
+        '1] FROM generate_series(1, 3000) g',
+    );
     assert.deepEqual(Object.fromEntries(await store.counts('hub')), { a: 1000, b: 1000, c: 1000 });
     await sql.query("UPDATE assignments SET bucket = 'c' WHERE bucket = 'a' AND name LIKE 'bulk-1%'");
     await sql.query("DELETE FROM assignments WHERE bucket = 'b' AND name LIKE 'bulk-2%'");
@@ -176,7 +256,11 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     const stop = store.watch((kind, name) => seen.push(`${kind}/${name}`), 60_000);
     t.after(stop);
     await until(() => [...testHandle<PostgresTestHandle>(store).watchers][0]!.isListening && seen.length > 0, 5000);
-    assert.deepEqual(seen, ['null/null'], 'placing the cursor says "anything may have changed" (what came before it is not reported)');
+    assert.deepEqual(
+      seen,
+      ['null/null'],
+      'placing the cursor says "anything may have changed" (what came before it is not reported)',
+    );
     seen.length = 0;
     const sql = await sqlClient(t, url);
     await sql.query("UPDATE assignments SET bucket = 'c' WHERE name = 'm'");
@@ -208,14 +292,21 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     await until(() => w.isListening && seen.includes('null/null/undefined'), 5000);
     seen.length = 0;
     const sql = await sqlClient(t, url);
-    await sql.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN sharder_changes' AND datname = current_database()");
+    await sql.query(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN sharder_changes' AND " +
+        'datname = current_database()',
+    );
     await until(() => seen.includes('null/null/undefined'), 5000);
     await until(() => w.isListening, 5000);
     seen.length = 0;
     const { bucket } = await store.assign('hub', 'x', three);
     await sql.query("DELETE FROM assignments WHERE name = 'x'");
     await until(() => seen.length >= 2, 1000);
-    assert.deepEqual(seen, [`hub/x/${bucket}`, 'hub/x/undefined'], 'the first assignment with its bucket, then the delete');
+    assert.deepEqual(
+      seen,
+      [`hub/x/${bucket}`, 'hub/x/undefined'],
+      'the first assignment with its bucket, then the delete',
+    );
   });
 
   test('a reader whose cursor was pruned away drops every cache', async (t) => {
@@ -228,7 +319,7 @@ describe('postgres store', { skip: PG_SKIP }, () => {
     const seen: string[] = [];
     t.after(store.watch((kind, name) => seen.push(`${kind}/${name}`), 100));
     await until(() => seen.length > 0, 5000);
-    assert.deepEqual(seen, ['null/null'], 'only the start: p1\'s delete came before the cursor');
+    assert.deepEqual(seen, ['null/null'], "only the start: p1's delete came before the cursor");
     seen.length = 0;
     // As pruning would: the reader's cursor row and everything before it are gone.
     await sql.query('DELETE FROM changes');
@@ -262,15 +353,25 @@ describe('postgres store: TLS', { skip: PG_LOCAL_SKIP }, () => {
     const { url } = await freshDatabase(t, server);
     const caFile = join(server.dir!, 'server.crt');
     const sslInUse = async (store: PostgresStore): Promise<boolean> =>
-      (await testHandle<PostgresTestHandle>(store).pool.query<{ ssl: boolean }>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).rows[0]!.ssl;
+      (
+        await testHandle<PostgresTestHandle>(store).pool.query<{ ssl: boolean }>(
+          'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()',
+        )
+      ).rows[0]!.ssl;
 
     assert.equal(await sslInUse(await openOn(t, url, { ssl: { mode: 'disable' } })), false);
     assert.equal(await sslInUse(await openOn(t, url, { ssl: { mode: 'require' } })), true);
     assert.equal(await sslInUse(await openOn(t, url, { ssl: { mode: 'verify-ca', ca_file: caFile } })), true);
     // The chain is trusted but the name does not match: verify-full refuses.
-    await assert.rejects(openOn(t, url, { ssl: { mode: 'verify-full', ca_file: caFile } }), { code: 'SHARD_ERR_STORE_UNAVAILABLE', message: /ERR_TLS_CERT_ALTNAME_INVALID/ });
+    await assert.rejects(openOn(t, url, { ssl: { mode: 'verify-full', ca_file: caFile } }), {
+      code: 'SHARD_ERR_STORE_UNAVAILABLE',
+      message: /ERR_TLS_CERT_ALTNAME_INVALID/,
+    });
     // No CA given: the system CAs do not know a self-signed certificate.
-    await assert.rejects(openOn(t, url, { ssl: { mode: 'verify-ca' } }), { code: 'SHARD_ERR_STORE_UNAVAILABLE', message: /SELF_SIGNED/ });
+    await assert.rejects(openOn(t, url, { ssl: { mode: 'verify-ca' } }), {
+      code: 'SHARD_ERR_STORE_UNAVAILABLE',
+      message: /SELF_SIGNED/,
+    });
   });
 });
 

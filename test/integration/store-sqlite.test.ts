@@ -21,11 +21,14 @@ runStoreContract('sqlite', async (t) => {
   };
 });
 
-test('sqlite: schema is versioned and a newer schema is refused', (t) => {
+test('sqlite: schema is versioned and a newer schema is refused', async (t) => {
   const path = join(tempDir(t), 'v.db');
-  SqliteStore.open({ path, busyTimeoutMs: 1000 }).close();
+  await SqliteStore.open({ path, busyTimeoutMs: 1000 }).close();
   const db = new Database(path);
-  assert.deepEqual(db.prepare('SELECT version FROM schema_migrations ORDER BY version').all(), [{ version: 1 }, { version: 2 }]);
+  assert.deepEqual(db.prepare('SELECT version FROM schema_migrations ORDER BY version').all(), [
+    { version: 1 },
+    { version: 2 },
+  ]);
   db.prepare('INSERT INTO schema_migrations VALUES (999, ?, 0)').run('future');
   db.close();
   assert.throws(() => SqliteStore.open({ path, busyTimeoutMs: 1000 }), { code: 'SHARD_ERR_SCHEMA_TOO_NEW' });
@@ -69,7 +72,9 @@ test('sqlite: a move or delete by another connection reaches watch() listeners',
 test('sqlite: a version-1 database is migrated to the audit schema with its assignments kept', async (t) => {
   const path = join(tempDir(t), 'v1.db');
   const db = new Database(path);
-  db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+  db.exec(
+    'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
+  );
   db.exec(SQLITE_MIGRATIONS[0]!.sql);
   db.prepare('INSERT INTO schema_migrations VALUES (1, ?, 0)').run(SQLITE_MIGRATIONS[0]!.name);
   db.prepare("INSERT INTO assignments VALUES ('hub', 'old', 'a', 1)").run();
@@ -85,7 +90,10 @@ test('sqlite: repairCounts corrects drifted counts and audits each correction', 
   const path = join(tempDir(t), 'drift.db');
   const store = SqliteStore.open({ path, busyTimeoutMs: 1000 });
   t.after(() => store.close());
-  const b = [{ name: 'a', weight: 1, state: 'active' as const }, { name: 'b', weight: 1, state: 'active' as const }];
+  const b = [
+    { name: 'a', weight: 1, state: 'active' as const },
+    { name: 'b', weight: 1, state: 'active' as const },
+  ];
   for (let i = 0; i < 4; i++) await store.assign('hub', `u${i}`, b);
   testHandle<SqliteTestHandle>(store).prepare("UPDATE bucket_counts SET count = 7 WHERE bucket = 'a'").run();
   testHandle<SqliteTestHandle>(store).prepare("INSERT INTO bucket_counts VALUES ('hub', 'ghost', 3)").run();

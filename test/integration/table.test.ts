@@ -26,20 +26,27 @@ function setup(t: HasAfter, rows: number, opts: { max?: number; wrap?: (s: Sqlit
   const dir = tempDir(t);
   const sqlite = SqliteStore.open({ path: join(dir, 'sharder.db'), busyTimeoutMs: 5000 });
   t.after(() => sqlite.close());
-  testHandle<SqliteTestHandle>(sqlite).prepare(`
+  testHandle<SqliteTestHandle>(sqlite)
+    .prepare(
+      `
     WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ?)
-    INSERT INTO assignments (kind, name, bucket, assigned_at) SELECT 'hub', 'user-' || i, 'hub-' || (i % 3), 0 FROM s`).run(rows);
+    INSERT INTO assignments (kind, name, bucket, assigned_at) SELECT 'hub', 'user-' || i, 'hub-' || (i % 3), 0 FROM s`,
+    )
+    .run(rows);
   const store = opts.wrap ? opts.wrap(sqlite) : sqlite;
   const kinds = new Map<string, KindRuntime>();
   const config = testConfig(dir, { cache: { max_entries: opts.max ?? 100_000 } });
   applyKinds(kinds, config.kinds, config.cache.maxEntries);
   const events: Array<Record<string, unknown>> = [];
-  const log = createLogger('info', new Writable({
-    write(chunk: Buffer, _enc, done) {
-      events.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      done();
-    },
-  }));
+  const log = createLogger(
+    'info',
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        events.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+        done();
+      },
+    }),
+  );
   const assigner = new Assigner(store, log, () => 5000);
   const table = new AssignmentTable({ store, kinds: () => kinds, assigner, log, pageRows: 7 });
   t.after(() => table.stop());
@@ -69,7 +76,11 @@ test('changes as announced: a bucket given is written at once; none means read a
   await table.whenLoaded();
 
   table.changed('hub', 'user-1', 'hub-2');
-  assert.equal(kind.cache.peek('user-1')?.name, 'hub-2', 'a first assignment or move with its bucket is in memory at once');
+  assert.equal(
+    kind.cache.peek('user-1')?.name,
+    'hub-2',
+    'a first assignment or move with its bucket is in memory at once',
+  );
 
   await sqlite.put('hub', 'user-2', 'hub-0', AUDIT);
   table.changed('hub', 'user-2');
@@ -81,7 +92,9 @@ test('changes as announced: a bucket given is written at once; none means read a
   assert.equal(kind.cache.peek('user-3'), undefined, 'a deleted object is gone');
 
   // Written by "another process" without a feed row: only a reload of the kind finds it.
-  testHandle<SqliteTestHandle>(sqlite).prepare("INSERT INTO assignments (kind, name, bucket, assigned_at) VALUES ('hub', 'bulk-1', 'hub-1', 0)").run();
+  testHandle<SqliteTestHandle>(sqlite)
+    .prepare("INSERT INTO assignments (kind, name, bucket, assigned_at) VALUES ('hub', 'bulk-1', 'hub-1', 0)")
+    .run();
   testHandle<SqliteTestHandle>(sqlite).prepare("DELETE FROM assignments WHERE name = 'user-4'").run();
   table.changed('hub', null);
   assert.equal(kind.cache.peek('user-4')?.name, 'hub-1', 'the old table answers while the kind is read again');
@@ -94,24 +107,25 @@ test('changes as announced: a bucket given is written at once; none means read a
 
 test('a change announced while a page is being read wins over that page', async (t) => {
   let hold: { reached: () => void; release: Promise<void> } | undefined;
-  const wrap = (s: SqliteStore): Store => new Proxy(s, {
-    get(target, prop) {
-      if (prop === 'list') {
-        return async (...args: Parameters<Store['list']>) => {
-          const page = await target.list(...args);
-          const h = hold;
-          hold = undefined;
-          if (h) {
-            h.reached();
-            await h.release;
-          }
-          return page;
-        };
-      }
-      const v = Reflect.get(target, prop, target) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  }) as Store;
+  const wrap = (s: SqliteStore): Store =>
+    new Proxy(s, {
+      get(target, prop) {
+        if (prop === 'list') {
+          return async (...args: Parameters<Store['list']>) => {
+            const page = await target.list(...args);
+            const h = hold;
+            hold = undefined;
+            if (h) {
+              h.reached();
+              await h.release;
+            }
+            return page;
+          };
+        }
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
   const { sqlite, kind, table } = setup(t, 20, { wrap });
   let release!: () => void;
   const reached = new Promise<void>((resolve) => {

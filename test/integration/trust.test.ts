@@ -37,7 +37,9 @@ test('trust: failure sources — all of loopback is one, IPv6 by /64, unknown is
   assert.equal(sourceOf('2001:db8::1'), '2001:db8:0:0::/64');
   assert.equal(sourceOf(undefined), 'unknown');
   assert.equal(sourceOf('garbage'), 'unknown');
-  assert.ok(!isLoopback(undefined) && !isLoopback('10.0.0.1') && !isLoopback('::ffff:10.0.0.1') && !isLoopback('127.0.0.256'));
+  assert.ok(
+    !isLoopback(undefined) && !isLoopback('10.0.0.1') && !isLoopback('::ffff:10.0.0.1') && !isLoopback('127.0.0.256'),
+  );
 });
 
 /**
@@ -57,31 +59,60 @@ const RESETS = 300;
 
 test('trust: a peer outside trusted_proxies that resets its connection assigns nobody on /auth', async (t) => {
   const { sharder, url } = await startSharder(t, { identity: { trusted_proxies: ['127.0.0.1/32'] } });
-  await Promise.all(Array.from({ length: RESETS }, (_, i) =>
-    sendAndReset(sharder.port, '127.0.0.2', `GET /auth HTTP/1.1\r\nHost: x\r\nREMOTE_USER: reset-${i}\r\n\r\n`)));
-  await until(async () => (await new Promise<number>((r) => sharder.server.getConnections((_e, n) => r(n)))) === 0, 5_000, 'all reset connections gone');
+  await Promise.all(
+    Array.from({ length: RESETS }, (_, i) =>
+      sendAndReset(sharder.port, '127.0.0.2', `GET /auth HTTP/1.1\r\nHost: x\r\nREMOTE_USER: reset-${i}\r\n\r\n`),
+    ),
+  );
+  await until(
+    async () => (await new Promise<number>((r) => sharder.server.getConnections((_e, n) => r(n)))) === 0,
+    5_000,
+    'all reset connections gone',
+  );
   // A trusted request after them: its answer means the store has taken every write before it.
   assert.equal((await send(`${url}/auth`, { headers: { REMOTE_USER: 'trusted' } })).status, 200);
   const stored = await Promise.all(Array.from({ length: RESETS }, (_, i) => sharder.store.lookup('hub', `reset-${i}`)));
-  assert.deepEqual(stored.filter((b) => b !== undefined), [], 'no name from the untrusted peer was stored');
+  assert.deepEqual(
+    stored.filter((b) => b !== undefined),
+    [],
+    'no name from the untrusted peer was stored',
+  );
   const fresh = Object.values(sharder.assignments.recent().counts.hub ?? {}).reduce((a, b) => a + b, 0);
   assert.equal(fresh, 1, 'only the trusted request assigned anybody');
 });
 
 test('trust: in proxy mode a reset POST from outside trusted_proxies never reaches a hub', async (t) => {
   const hub = await startHub(t, 'hub-0');
-  const { sharder } = await startSharder(t, { mode: 'proxy', identity: { trusted_proxies: ['127.0.0.1/32'] }, kinds: { hub: { buckets: [{ name: 'hub-0', upstream: hub.url }] } } });
+  const { sharder } = await startSharder(t, {
+    mode: 'proxy',
+    identity: { trusted_proxies: ['127.0.0.1/32'] },
+    kinds: { hub: { buckets: [{ name: 'hub-0', upstream: hub.url }] } },
+  });
   const body = 'x'.repeat(64);
-  await Promise.all(Array.from({ length: RESETS }, (_, i) =>
-    sendAndReset(sharder.port, '127.0.0.2', `POST /echo HTTP/1.1\r\nHost: x\r\nREMOTE_USER: victim-${i}\r\nContent-Length: ${body.length}\r\n\r\n${body}`)));
-  await until(async () => (await new Promise<number>((r) => sharder.server.getConnections((_e, n) => r(n)))) === 0, 5_000, 'all reset connections gone');
+  await Promise.all(
+    Array.from({ length: RESETS }, (_, i) =>
+      sendAndReset(
+        sharder.port,
+        '127.0.0.2',
+        `POST /echo HTTP/1.1\r\nHost: x\r\nREMOTE_USER: victim-${i}\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      ),
+    ),
+  );
+  await until(
+    async () => (await new Promise<number>((r) => sharder.server.getConnections((_e, n) => r(n)))) === 0,
+    5_000,
+    'all reset connections gone',
+  );
   assert.equal(hub.counts.requests, 0, 'no request reached the hub');
   assert.equal(sharder.proxy!.stats.requests, 0);
 });
 
 test('trust: the kind is the default one unless kind_header is configured; a client cannot pick it', async (t) => {
   const [users, admins] = await Promise.all([startHub(t, 'hub-0'), startHub(t, 'admin-0')]);
-  const kinds = { hub: { buckets: [{ name: 'hub-0', upstream: users.url }] }, 'admin-hub': { buckets: [{ name: 'admin-0', upstream: admins.url }] } };
+  const kinds = {
+    hub: { buckets: [{ name: 'hub-0', upstream: users.url }] },
+    'admin-hub': { buckets: [{ name: 'admin-0', upstream: admins.url }] },
+  };
   // The reviewer's attack: a trusted front that passes the client's X-Shard-Kind along.
   const off = await startSharder(t, { mode: 'proxy', kinds });
   const r = await send(`${off.url}/echo`, { headers: { REMOTE_USER: 'mallory', 'X-Shard-Kind': 'admin-hub' } });
@@ -93,10 +124,21 @@ test('trust: the kind is the default one unless kind_header is configured; a cli
 
 test('trust: a configured kind header is taken from trusted proxies only, once, and never forwarded to a hub', async (t) => {
   const [users, admins] = await Promise.all([startHub(t, 'hub-0'), startHub(t, 'admin-0')]);
-  const kinds = { hub: { buckets: [{ name: 'hub-0', upstream: users.url }] }, 'admin-hub': { buckets: [{ name: 'admin-0', upstream: admins.url }] } };
-  const on = await startSharder(t, { mode: 'proxy', kind_header: 'X-Shard-Kind', identity: { trusted_proxies: ['127.0.0.1/32'] }, kinds });
+  const kinds = {
+    hub: { buckets: [{ name: 'hub-0', upstream: users.url }] },
+    'admin-hub': { buckets: [{ name: 'admin-0', upstream: admins.url }] },
+  };
+  const on = await startSharder(t, {
+    mode: 'proxy',
+    kind_header: 'X-Shard-Kind',
+    identity: { trusted_proxies: ['127.0.0.1/32'] },
+    kinds,
+  });
   // From outside trusted_proxies: refused whatever else the request carries.
-  const untrusted = await send(`${on.url}/echo`, { headers: { 'X-Shard-Kind': 'admin-hub', REMOTE_USER: 'mallory' }, localAddress: '127.0.0.2' });
+  const untrusted = await send(`${on.url}/echo`, {
+    headers: { 'X-Shard-Kind': 'admin-hub', REMOTE_USER: 'mallory' },
+    localAddress: '127.0.0.2',
+  });
   assert.equal(untrusted.status, 403);
   assert.equal(json(untrusted).code, 'SHARD_ERR_UNTRUSTED_PROXY');
   // Twice, under both spellings, or naming no configured kind: refused, not guessed at.
@@ -107,7 +149,10 @@ test('trust: a configured kind header is taken from trusted proxies only, once, 
     const a = await send(`${on.url}/echo`, { headers });
     assert.equal(a.status, 400, headers.join(' '));
   }
-  assert.equal(json(await send(`${on.url}/echo`, { headers: { REMOTE_USER: 'alice', 'X-Shard-Kind': 'nope' } })).code, 'SHARD_ERR_UNKNOWN_KIND');
+  assert.equal(
+    json(await send(`${on.url}/echo`, { headers: { REMOTE_USER: 'alice', 'X-Shard-Kind': 'nope' } })).code,
+    'SHARD_ERR_UNKNOWN_KIND',
+  );
   assert.equal(admins.counts.requests + users.counts.requests, 0);
   // A trusted proxy names it: honoured, and the hub does not receive the routing header.
   const ok = await send(`${on.url}/echo`, { headers: { REMOTE_USER: 'operator', 'X-Shard-Kind': 'admin-hub' } });

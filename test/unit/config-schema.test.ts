@@ -33,12 +33,26 @@ test('schema: restartOnlyChanges names each restart key that changed, and nothin
     [{}, { metrics: { enabled: false } }, ['metrics.enabled']],
     [{}, { metrics: { gc: true } }, ['metrics.gc']],
     [{}, { metrics: { listen: '127.0.0.1:0' } }, ['metrics.listen']],
-    [{}, { identity: { header: 'X-User' }, cookie: { secure: true }, proxy: { keep_alive_ms: 1 }, store: { timeout_ms: 200 }, kinds: { hub: { buckets: [{ name: 'hub-0' }, { name: 'hub-1', weight: 2 }] } } }, []],
+    [
+      {},
+      {
+        identity: { header: 'X-User' },
+        cookie: { secure: true },
+        proxy: { keep_alive_ms: 1 },
+        store: { timeout_ms: 200 },
+        kinds: { hub: { buckets: [{ name: 'hub-0' }, { name: 'hub-1', weight: 2 }] } },
+      },
+      [],
+    ],
   ];
   for (const [prev, next, want] of changes) {
     assert.deepEqual(restartOnlyChanges(check(prev), check(next)), want, JSON.stringify(next));
   }
-  assert.deepEqual(new Set(changes.flatMap(([, , w]) => w)), new Set(RESTART_KEYS), 'every restart key has a case above');
+  assert.deepEqual(
+    new Set(changes.flatMap(([, , w]) => w)),
+    new Set(RESTART_KEYS),
+    'every restart key has a case above',
+  );
 });
 
 test('schema: every key outside lists has its SHARDER_* variable, which sets that key', () => {
@@ -50,17 +64,34 @@ test('schema: every key outside lists has its SHARDER_* variable, which sets tha
     assert.notEqual(v, undefined, `${variable} sets ${path}`);
   }
   const nested = SCHEMA.filter((r) => /\*|\[\]/.test(r.path)).map((r) => r.path);
-  assert.deepEqual(ENV_KEYS.filter(([path]) => nested.includes(path)), []);
+  assert.deepEqual(
+    ENV_KEYS.filter(([path]) => nested.includes(path)),
+    [],
+  );
   assert.deepEqual(ENV_KEYS.length, SCHEMA.length - nested.length);
 });
 
 test('schema: flags, defaults, ranges and values agree with the rows', () => {
-  assert.deepEqual(FLAG_KEYS, [['listen', 'listen'], ['control-listen', 'control_listen'], ['metrics-listen', 'metrics.listen'], ['database', 'database'], ['log-level', 'log.level'], ['mode', 'mode']]);
+  assert.deepEqual(FLAG_KEYS, [
+    ['listen', 'listen'],
+    ['control-listen', 'control_listen'],
+    ['metrics-listen', 'metrics.listen'],
+    ['database', 'database'],
+    ['log-level', 'log.level'],
+    ['mode', 'mode'],
+  ]);
   for (const r of SCHEMA) {
     assert.ok(r.doc.length > 0 && !r.doc.includes('\n') && !r.doc.includes('|'), `${r.path}: one line of doc`);
-    if (r.range !== undefined && typeof r.default === 'number') assert.ok(r.default >= r.range[0] && r.default <= r.range[1], `${r.path}: default within its range`);
-    if (r.values !== undefined && r.default !== null) assert.ok(r.values.includes(r.default as string), `${r.path}: default is one of its values`);
-    if (r.restartVia !== undefined) assert.equal(SCHEMA.find((x) => x.path === r.restartVia)?.reload, 'restart', `${r.path}: restartVia names a restart key`);
+    if (r.range !== undefined && typeof r.default === 'number')
+      assert.ok(r.default >= r.range[0] && r.default <= r.range[1], `${r.path}: default within its range`);
+    if (r.values !== undefined && r.default !== null)
+      assert.ok(r.values.includes(r.default as string), `${r.path}: default is one of its values`);
+    if (r.restartVia !== undefined)
+      assert.equal(
+        SCHEMA.find((x) => x.path === r.restartVia)?.reload,
+        'restart',
+        `${r.path}: restartVia names a restart key`,
+      );
     if (r.type === 'secret' || r.type === 'secret file') assert.equal(r.secret, true, `${r.path}: secret`);
   }
   assert.equal(new Set(SCHEMA.map((r) => r.path)).size, SCHEMA.length, 'one row per key');
@@ -74,7 +105,10 @@ test('schema: the config modules import each other without a circle (type import
   const graph = new Map<string, string[]>();
   for (const f of readdirSync(dir).filter((n) => n.endsWith('.ts'))) {
     const text = readFileSync(join(dir, f), 'utf8');
-    graph.set(f, [...text.matchAll(/from '\.\/([\w-]+)\.js'/g)].map((m) => `${m[1]}.ts`));
+    graph.set(
+      f,
+      [...text.matchAll(/from '\.\/([\w-]+)\.js'/g)].map((m) => `${m[1]}.ts`),
+    );
   }
   const state = new Map<string, 'open' | 'done'>();
   const visit = (f: string, path: string[]): void => {
@@ -90,7 +124,9 @@ test('schema: the config modules import each other without a circle (type import
 
 test('schema: checks are pure: only the loader and secrets.ts touch the file system or process.env', () => {
   const dir = join(import.meta.dirname, '../../src/config');
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('.ts') && !['load.ts', 'secrets.ts', 'validate.ts'].includes(n))) {
+  for (const f of readdirSync(dir).filter(
+    (n) => n.endsWith('.ts') && !['load.ts', 'secrets.ts', 'validate.ts'].includes(n),
+  )) {
     const text = readFileSync(join(dir, f), 'utf8');
     assert.doesNotMatch(text, /from 'node:fs'|process\.env/, `${f} reads no file and no environment`);
   }

@@ -14,7 +14,10 @@ function firstDifference(have: string, want: string): string {
   const b = want.split('\n');
   const i = a.findIndex((line, n) => line !== b[n]);
   const n = i === -1 ? a.length : i;
-  return `line ${n + 1}: the page has ${JSON.stringify(a[n] ?? '(end of file)')}, the source renders ${JSON.stringify(b[n] ?? '(end of file)')}`;
+  return (
+    `line ${n + 1}: the page has ${JSON.stringify(a[n] ?? '(end of file)')}, the source renders ` +
+    `${JSON.stringify(b[n] ?? '(end of file)')}`
+  );
 }
 
 for (const page of GENERATED_PAGES) {

@@ -12,8 +12,12 @@ import { ROOT } from '../helpers/sharder.js';
 
 /** The pages checked: the root documents and every page under docs/. */
 function pages(): string[] {
-  const root = ['README.md', 'SECURITY.md', 'CONTRIBUTING.md', 'CHANGELOG.md', 'ARCHITECTURE.md'].filter((f) => existsSync(join(ROOT, f)));
-  const docs = readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`);
+  const root = ['README.md', 'SECURITY.md', 'CONTRIBUTING.md', 'CHANGELOG.md', 'ARCHITECTURE.md'].filter((f) =>
+    existsSync(join(ROOT, f)),
+  );
+  const docs = readdirSync(join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`);
   return [...root, ...docs];
 }
 
@@ -79,7 +83,8 @@ function links(text: string): { target: string; line: number }[] {
   const out: { target: string; line: number }[] = [];
   withoutCode(text).forEach((line, i) => {
     const prose = line.replace(/`[^`]*`/g, '');
-    for (const m of prose.matchAll(/\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)) out.push({ target: m[1]!, line: i + 1 });
+    for (const m of prose.matchAll(/\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g))
+      out.push({ target: m[1]!, line: i + 1 });
   });
   return out;
 }
@@ -96,7 +101,8 @@ test('every relative link and anchor in the documentation resolves, and no page 
   let checked = 0;
   for (const page of pages()) {
     const text = readFileSync(join(ROOT, page), 'utf8');
-    for (const r of anchors(text).repeated) problems.push(`${page}: two headings have the anchor #${r}: rename one, so that links land on the right one`);
+    for (const r of anchors(text).repeated)
+      problems.push(`${page}: two headings have the anchor #${r}: rename one, so that links land on the right one`);
     for (const { target, line } of links(text)) {
       if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue; // https:, mailto: …
       checked++;
@@ -110,16 +116,21 @@ test('every relative link and anchor in the documentation resolves, and no page 
         continue;
       }
       if (anchor === null) continue;
-      if (!file.endsWith('.md')) problems.push(`${page}:${line}: ${target}: an anchor into ${file}, which has no headings`);
-      else if (!anchorsOf(file).has(anchor)) problems.push(`${page}:${line}: ${target}: ${file} has no heading with the anchor #${anchor}`);
+      if (!file.endsWith('.md'))
+        problems.push(`${page}:${line}: ${target}: an anchor into ${file}, which has no headings`);
+      else if (!anchorsOf(file).has(anchor))
+        problems.push(`${page}:${line}: ${target}: ${file} has no heading with the anchor #${anchor}`);
     }
   }
   assert.ok(checked > 50, `the links were found (${checked})`);
   assert.deepEqual(problems, []);
-  for (const file of pending) t.diagnostic(`pending: ${file} does not exist yet (${WRITTEN_ELSEWHERE[file]}); links to it are checked once it does`);
+  for (const file of pending)
+    t.diagnostic(
+      `pending: ${file} does not exist yet (${WRITTEN_ELSEWHERE[file]}); links to it are checked once it does`,
+    );
 });
 
-test('the anchor rules are GitHub\'s', () => {
+test("the anchor rules are GitHub's", () => {
   assert.equal(slug('Safe moves (hub_api)'), 'safe-moves-hub_api');
   assert.equal(slug('`workers`: all cores'), 'workers-all-cores');
   assert.equal(slug('Identity: what is accepted'), 'identity-what-is-accepted');

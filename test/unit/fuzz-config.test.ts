@@ -21,13 +21,62 @@ const SEED = Number(process.env.SHARDER_FUZZ_SEED ?? 20261124);
 
 /** Every key path the configuration knows, to aim the mutations at. */
 const PATHS = [
-  'listen', 'workers', 'mode', 'control_listen', 'database', 'default_kind', 'kind_header', 'kinds',
-  'proxy', 'proxy.login_url', 'proxy.connect_timeout_ms', 'proxy.idle_timeout_ms', 'proxy.websocket_idle_timeout_ms', 'proxy.keep_alive_ms', 'proxy.max_free_sockets', 'proxy.forward_identity',
-  'admin', 'admin.token', 'admin.token_file', 'admin.tokens', 'identity', 'identity.header', 'identity.trusted_proxies', 'identity.max_length',
-  'cookie', 'cookie.name', 'cookie.secure', 'shard', 'shard.redirect', 'cache', 'cache.max_entries', 'store', 'store.poll_ms', 'store.timeout_ms', 'store.busy_timeout_ms', 'store.snapshot_file',
-  'log', 'log.level', 'postgres', 'postgres.pool_max', 'postgres.idle_timeout_ms', 'postgres.connection_timeout_ms', 'postgres.statement_timeout_ms', 'postgres.password_file', 'postgres.ssl', 'postgres.ssl.mode',
-  'kinds.hub', 'kinds.hub.buckets', 'kinds.hub.buckets.0', 'kinds.hub.buckets.0.name', 'kinds.hub.buckets.0.upstream', 'kinds.hub.buckets.0.weight', 'kinds.hub.buckets.0.state', 'kinds.hub.buckets.1.hub_api',
-  'unknown_key', 'kinds.hub.unknown',
+  'listen',
+  'workers',
+  'mode',
+  'control_listen',
+  'database',
+  'default_kind',
+  'kind_header',
+  'kinds',
+  'proxy',
+  'proxy.login_url',
+  'proxy.connect_timeout_ms',
+  'proxy.idle_timeout_ms',
+  'proxy.websocket_idle_timeout_ms',
+  'proxy.keep_alive_ms',
+  'proxy.max_free_sockets',
+  'proxy.forward_identity',
+  'admin',
+  'admin.token',
+  'admin.token_file',
+  'admin.tokens',
+  'identity',
+  'identity.header',
+  'identity.trusted_proxies',
+  'identity.max_length',
+  'cookie',
+  'cookie.name',
+  'cookie.secure',
+  'shard',
+  'shard.redirect',
+  'cache',
+  'cache.max_entries',
+  'store',
+  'store.poll_ms',
+  'store.timeout_ms',
+  'store.busy_timeout_ms',
+  'store.snapshot_file',
+  'log',
+  'log.level',
+  'postgres',
+  'postgres.pool_max',
+  'postgres.idle_timeout_ms',
+  'postgres.connection_timeout_ms',
+  'postgres.statement_timeout_ms',
+  'postgres.password_file',
+  'postgres.ssl',
+  'postgres.ssl.mode',
+  'kinds.hub',
+  'kinds.hub.buckets',
+  'kinds.hub.buckets.0',
+  'kinds.hub.buckets.0.name',
+  'kinds.hub.buckets.0.upstream',
+  'kinds.hub.buckets.0.weight',
+  'kinds.hub.buckets.0.state',
+  'kinds.hub.buckets.1.hub_api',
+  'unknown_key',
+  'kinds.hub.unknown',
 ];
 
 const DELETE = Symbol('delete');
@@ -45,8 +94,30 @@ function mutate(raw: Record<string, unknown>, path: string, value: unknown): voi
 }
 
 const value = fc.oneof(
-  fc.constant(DELETE), fc.constant(null), fc.boolean(), fc.integer(), fc.double(), fc.string(), fc.string({ unit: 'grapheme', maxLength: 40 }),
-  fc.constantFrom('', '-1', '0', '1e309', 'sqlite:', 'postgres://', 'http://', '::', '0.0.0.0:99999', '~', '{bucket}', '../../etc/passwd', '/', '.', 'a'.repeat(5000)),
+  fc.constant(DELETE),
+  fc.constant(null),
+  fc.boolean(),
+  fc.integer(),
+  fc.double(),
+  fc.string(),
+  fc.string({ unit: 'grapheme', maxLength: 40 }),
+  fc.constantFrom(
+    '',
+    '-1',
+    '0',
+    '1e309',
+    'sqlite:',
+    'postgres://',
+    'http://',
+    '::',
+    '0.0.0.0:99999',
+    '~',
+    '{bucket}',
+    '../../etc/passwd',
+    '/',
+    '.',
+    'a'.repeat(5000),
+  ),
   fc.array(fc.oneof(fc.string(), fc.integer(), fc.constant(null)), { maxLength: 4 }),
   fc.dictionary(fc.string({ maxLength: 8 }), fc.oneof(fc.string(), fc.integer()), { maxKeys: 3 }),
 );
@@ -71,27 +142,78 @@ function check(file: string): void {
 test(`config fuzz: ${RUNS} mutated files load or fail with a ConfigError naming the key`, (t) => {
   const dir = tempDir(t);
   const file = join(dir, 'sharder.yml');
-  fc.assert(fc.property(fc.array(fc.tuple(fc.constantFrom(...PATHS), value), { minLength: 1, maxLength: 4 }), (mutations) => {
-    const raw = rawConfig(dir) as Record<string, unknown>;
-    for (const [path, v] of mutations) mutate(raw, path, v);
-    writeFileSync(file, stringify(raw));
-    check(file);
-  }), { seed: SEED, numRuns: RUNS });
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.constantFrom(...PATHS), value), { minLength: 1, maxLength: 4 }), (mutations) => {
+      const raw = rawConfig(dir) as Record<string, unknown>;
+      for (const [path, v] of mutations) mutate(raw, path, v);
+      writeFileSync(file, stringify(raw));
+      check(file);
+    }),
+    { seed: SEED, numRuns: RUNS },
+  );
 });
 
 test(`config fuzz: ${RUNS} arbitrary texts and bytes as the file`, (t) => {
   const dir = tempDir(t);
   const file = join(dir, 'sharder.yml');
-  const yamlish = fc.array(fc.constantFrom('kinds:', ' hub:', '  buckets:', '   - name: x', '&a', '*a', '[', ']', '{', '}', ':', '- ', '\n', '  ', '"', "'", '!!binary', '!!js/function', '%YAML 1.1', '---', '...', '<<: *a', '? ', '|', '>', '#', '\t', 'listen: ', 'workers: 9999'), { maxLength: 30 }).map((a) => a.join(''));
-  fc.assert(fc.property(fc.oneof(yamlish, fc.string(), fc.uint8Array({ maxLength: 200 })), (content) => {
-    writeFileSync(file, typeof content === 'string' ? content : Buffer.from(content));
-    check(file);
-  }), { seed: SEED + 1, numRuns: RUNS });
+  const yamlish = fc
+    .array(
+      fc.constantFrom(
+        'kinds:',
+        ' hub:',
+        '  buckets:',
+        '   - name: x',
+        '&a',
+        '*a',
+        '[',
+        ']',
+        '{',
+        '}',
+        ':',
+        '- ',
+        '\n',
+        '  ',
+        '"',
+        "'",
+        '!!binary',
+        '!!js/function',
+        '%YAML 1.1',
+        '---',
+        '...',
+        '<<: *a',
+        '? ',
+        '|',
+        '>',
+        '#',
+        '\t',
+        'listen: ',
+        'workers: 9999',
+      ),
+      { maxLength: 30 },
+    )
+    .map((a) => a.join(''));
+  fc.assert(
+    fc.property(fc.oneof(yamlish, fc.string(), fc.uint8Array({ maxLength: 200 })), (content) => {
+      writeFileSync(file, typeof content === 'string' ? content : Buffer.from(content));
+      check(file);
+    }),
+    { seed: SEED + 1, numRuns: RUNS },
+  );
 });
 
 /** Hostile files, each with the key the error must name. */
 function hostile(dir: string): Array<[string, string | Buffer, RegExp]> {
-  const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]', ...Array.from({ length: 9 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)}]`)].join('\n');
+  const alias = (i: number): string => String.fromCharCode(97 + i);
+  const bomb = [
+    'a: &a ["x","x","x","x","x","x","x","x","x","x"]',
+    ...Array.from(
+      { length: 9 },
+      (_, i) =>
+        `${alias(i + 1)}: &${alias(i + 1)} [${Array(10)
+          .fill(`*${alias(i)}`)
+          .join(',')}]`,
+    ),
+  ].join('\n');
   const valid = stringify(rawConfig(dir));
   return [
     ['alias bomb', bomb, /\(document\)|alias/i],
@@ -125,12 +247,14 @@ test('hostile files (alias bomb, huge, invalid UTF-8, deep nesting, ...) fail in
 
 test('sharder check-config on hostile files: exit 2, the key named, no stack trace', async (t) => {
   const dir = tempDir(t);
-  await Promise.all(hostile(dir).map(async ([what, content, key]) => {
-    const file = join(dir, `${what.replaceAll(' ', '-')}.yml`);
-    writeFileSync(file, content);
-    const r = await runCli(['check-config', '--config', file]);
-    assert.equal(r.code, 2, `${what}: ${r.stderr}`);
-    assert.match(r.stderr, key, what);
-    assert.doesNotMatch(r.stderr, /^\s+at /m, `${what}: a stack trace`);
-  }));
+  await Promise.all(
+    hostile(dir).map(async ([what, content, key]) => {
+      const file = join(dir, `${what.replaceAll(' ', '-')}.yml`);
+      writeFileSync(file, content);
+      const r = await runCli(['check-config', '--config', file]);
+      assert.equal(r.code, 2, `${what}: ${r.stderr}`);
+      assert.match(r.stderr, key, what);
+      assert.doesNotMatch(r.stderr, /^\s+at /m, `${what}: a stack trace`);
+    }),
+  );
 });

@@ -23,11 +23,17 @@ test('every *.test.ts is directly in test/unit, test/integration or test/e2e', (
   const files = testFiles(join(ROOT, 'test'));
   assert.ok(files.length > 0);
   const outside = files.filter((f) => !TIERS.some((tier) => new RegExp(`^test/${tier}/[^/]+\\.test\\.ts$`).test(f)));
-  assert.deepEqual(outside, [], 'move these into a tier: test/unit (pure functions), test/integration (sockets, databases, in-process servers) or test/e2e (spawned processes, nginx, browser, systemd)');
+  assert.deepEqual(
+    outside,
+    [],
+    'move these into a tier: test/unit (pure functions), test/integration (sockets, databases, in-process ' +
+      'servers) or test/e2e (spawned processes, nginx, browser, systemd)',
+  );
 });
 
 test('npm test runs every tier, and each tier has its own script', () => {
-  const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+  const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> })
+    .scripts;
   for (const tier of TIERS) {
     assert.ok(scripts.test!.includes(`test/${tier}/*.test.ts`), `npm test runs test/${tier}`);
     assert.ok(scripts[`test:${tier}`]?.includes(`test/${tier}/*.test.ts`), `npm run test:${tier} runs test/${tier}`);

@@ -12,7 +12,8 @@ function fill(buckets: BucketPolicyInput[], n: number, counts = new Map<string, 
   return buckets.map((b) => counts.get(b.name) ?? 0);
 }
 
-const equal = (n: number): BucketPolicyInput[] => Array.from({ length: n }, (_, i) => ({ name: `b${i}`, weight: 1, state: 'active' as const }));
+const equal = (n: number): BucketPolicyInput[] =>
+  Array.from({ length: n }, (_, i) => ({ name: `b${i}`, weight: 1, state: 'active' as const }));
 
 test('one bucket: every object goes there (original test)', () => {
   assert.deepEqual(fill(equal(1), 50), [50]);
@@ -24,7 +25,10 @@ test('100 objects over 10 buckets: 10 each (original test)', () => {
 
 test('99 objects over 10 buckets: counts [9,10,...,10] (original test)', () => {
   const counts = fill(equal(10), 99);
-  assert.deepEqual([...counts].sort((a, b) => a - b), [9, 10, 10, 10, 10, 10, 10, 10, 10, 10]);
+  assert.deepEqual(
+    [...counts].sort((a, b) => a - b),
+    [9, 10, 10, 10, 10, 10, 10, 10, 10, 10],
+  );
   // Ties go to the bucket listed first, so the last bucket is the one short.
   assert.deepEqual(counts, [10, 10, 10, 10, 10, 10, 10, 10, 10, 9]);
 });
@@ -44,12 +48,18 @@ test('ties go to the bucket listed first', () => {
 });
 
 test('draining buckets are never chosen and keep their count', () => {
-  const b: BucketPolicyInput[] = [{ name: 'd', weight: 1, state: 'draining' }, { name: 'a', weight: 1, state: 'active' }];
+  const b: BucketPolicyInput[] = [
+    { name: 'd', weight: 1, state: 'draining' },
+    { name: 'a', weight: 1, state: 'active' },
+  ];
   assert.deepEqual(fill(b, 5, new Map([['a', 100]])), [0, 105]);
 });
 
 test('a bucket added later receives new objects until it has caught up', () => {
-  const counts = new Map([['b0', 10], ['b1', 10]]);
+  const counts = new Map([
+    ['b0', 10],
+    ['b1', 10],
+  ]);
   const got = Array.from({ length: 12 }, () => {
     const c = chooseBucket(equal(3), counts)!;
     counts.set(c, (counts.get(c) ?? 0) + 1);
@@ -65,5 +75,14 @@ test('no active bucket: undefined', () => {
 });
 
 test('buckets present in counts but not listed are ignored', () => {
-  assert.equal(chooseBucket(equal(2), new Map([['gone', 0], ['b0', 3]])), 'b1');
+  assert.equal(
+    chooseBucket(
+      equal(2),
+      new Map([
+        ['gone', 0],
+        ['b0', 3],
+      ]),
+    ),
+    'b1',
+  );
 });

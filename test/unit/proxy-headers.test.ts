@@ -2,10 +2,23 @@
 import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders } from 'node:http';
 import { test } from 'node:test';
-import { connectionTokens, forwardRequestHeaders, responseHeaders, wantsJson, type ForwardOptions } from '../../src/proxy/headers.js';
+import {
+  connectionTokens,
+  forwardRequestHeaders,
+  responseHeaders,
+  wantsJson,
+  type ForwardOptions,
+} from '../../src/proxy/headers.js';
 
 const base: ForwardOptions = {
-  websocket: false, identityHeader: 'remote_user', altIdentityHeader: 'remote-user', kindHeaders: ['x-shard-kind', 'x-shard_kind'], forwardIdentity: true, trusted: true, peer: '192.0.2.10', encrypted: false,
+  websocket: false,
+  identityHeader: 'remote_user',
+  altIdentityHeader: 'remote-user',
+  kindHeaders: ['x-shard-kind', 'x-shard_kind'],
+  forwardIdentity: true,
+  trusted: true,
+  peer: '192.0.2.10',
+  encrypted: false,
 };
 
 function forwarded(h: IncomingHttpHeaders, o: Partial<ForwardOptions> = {}): IncomingHttpHeaders {
@@ -22,18 +35,36 @@ test('proxy headers: Connection tokens, case and spaces ignored', () => {
 
 test('proxy headers: hop-by-hop request headers go; framing, Host and identity stay', () => {
   const h = forwarded({
-    host: 'hub.example.org', connection: 'keep-alive, x-a, transfer-encoding, content-length, host, remote_user', 'x-a': '1', 'keep-alive': 'timeout=5',
-    te: 'trailers', trailer: 'x-b', upgrade: 'h2c', 'proxy-authorization': 'Basic eA==', 'proxy-connection': 'keep-alive', expect: '100-continue',
-    'transfer-encoding': 'chunked', remote_user: 'alice', 'x-kept': 'yes',
+    host: 'hub.example.org',
+    connection: 'keep-alive, x-a, transfer-encoding, content-length, host, remote_user',
+    'x-a': '1',
+    'keep-alive': 'timeout=5',
+    te: 'trailers',
+    trailer: 'x-b',
+    upgrade: 'h2c',
+    'proxy-authorization': 'Basic eA==',
+    'proxy-connection': 'keep-alive',
+    expect: '100-continue',
+    'transfer-encoding': 'chunked',
+    remote_user: 'alice',
+    'x-kept': 'yes',
   });
   assert.deepEqual(h, {
-    host: 'hub.example.org', 'transfer-encoding': 'chunked', remote_user: 'alice', 'x-kept': 'yes',
-    'x-forwarded-for': '192.0.2.10', 'x-forwarded-proto': 'http', 'x-forwarded-host': 'hub.example.org',
+    host: 'hub.example.org',
+    'transfer-encoding': 'chunked',
+    remote_user: 'alice',
+    'x-kept': 'yes',
+    'x-forwarded-for': '192.0.2.10',
+    'x-forwarded-proto': 'http',
+    'x-forwarded-host': 'hub.example.org',
   });
 });
 
 test('proxy headers: a websocket handshake keeps Connection: Upgrade and Upgrade: websocket', () => {
-  const h = forwarded({ host: 'h', connection: 'keep-alive, Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'k' }, { websocket: true, encrypted: true });
+  const h = forwarded(
+    { host: 'h', connection: 'keep-alive, Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'k' },
+    { websocket: true, encrypted: true },
+  );
   assert.equal(h.connection, 'Upgrade');
   assert.equal(h.upgrade, 'websocket');
   assert.equal(h['sec-websocket-key'], 'k');
@@ -48,7 +79,14 @@ test('proxy headers: identity forwarded or stripped; the other spelling always s
 });
 
 test('proxy headers: forwarding headers appended from trusted peers, replaced from others', () => {
-  const incoming = { host: 'h', 'x-forwarded-for': '203.0.113.1', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'public.example', forwarded: 'for=1.2.3.4', 'x-real-ip': '1.2.3.4' };
+  const incoming = {
+    host: 'h',
+    'x-forwarded-for': '203.0.113.1',
+    'x-forwarded-proto': 'https',
+    'x-forwarded-host': 'public.example',
+    forwarded: 'for=1.2.3.4',
+    'x-real-ip': '1.2.3.4',
+  };
   const t = forwarded(incoming);
   assert.equal(t['x-forwarded-for'], '203.0.113.1, 192.0.2.10');
   assert.equal(t['x-forwarded-proto'], 'https');
@@ -64,9 +102,40 @@ test('proxy headers: forwarding headers appended from trusted peers, replaced fr
 });
 
 test('proxy headers: response keeps order, spelling and repeats, drops hop-by-hop, appends our cookie', () => {
-  const raw = ['Content-Type', 'text/plain', 'Set-Cookie', 'a=1', 'Connection', 'keep-alive, X-Hop', 'X-Hop', 'x', 'Keep-Alive', 'timeout=5',
-    'Transfer-Encoding', 'chunked', 'set-cookie', 'b=2', 'Proxy-Authenticate', 'Basic', 'Upgrade', 'h2c', 'X-Kept', 'y'];
-  assert.deepEqual(responseHeaders(raw, 'hub=hub-0; Path=/'), ['Content-Type', 'text/plain', 'Set-Cookie', 'a=1', 'set-cookie', 'b=2', 'X-Kept', 'y', 'Set-Cookie', 'hub=hub-0; Path=/']);
+  const raw = [
+    'Content-Type',
+    'text/plain',
+    'Set-Cookie',
+    'a=1',
+    'Connection',
+    'keep-alive, X-Hop',
+    'X-Hop',
+    'x',
+    'Keep-Alive',
+    'timeout=5',
+    'Transfer-Encoding',
+    'chunked',
+    'set-cookie',
+    'b=2',
+    'Proxy-Authenticate',
+    'Basic',
+    'Upgrade',
+    'h2c',
+    'X-Kept',
+    'y',
+  ];
+  assert.deepEqual(responseHeaders(raw, 'hub=hub-0; Path=/'), [
+    'Content-Type',
+    'text/plain',
+    'Set-Cookie',
+    'a=1',
+    'set-cookie',
+    'b=2',
+    'X-Kept',
+    'y',
+    'Set-Cookie',
+    'hub=hub-0; Path=/',
+  ]);
   assert.deepEqual(responseHeaders(['Content-Length', '0'], null), ['Content-Length', '0']);
 });
 

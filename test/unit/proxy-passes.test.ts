@@ -6,7 +6,8 @@ import { describeError, reserved } from '../../src/proxy/exchange.js';
 import { errorPage, socketAnswerText } from '../../src/proxy/pages.js';
 import { retryable } from '../../src/proxy/web.js';
 
-const req = (method: string, headers: Record<string, string>, complete = true): IncomingMessage => ({ method, headers, complete }) as unknown as IncomingMessage;
+const req = (method: string, headers: Record<string, string>, complete = true): IncomingMessage =>
+  ({ method, headers, complete }) as unknown as IncomingMessage;
 
 test('proxy passes: only bodiless idempotent requests that were read whole are sent twice', () => {
   assert.equal(retryable(req('GET', {})), true);
@@ -18,7 +19,7 @@ test('proxy passes: only bodiless idempotent requests that were read whole are s
   for (const m of ['POST', 'PUT', 'DELETE', 'PATCH']) assert.equal(retryable(req(m, {})), false, m);
 });
 
-test('proxy passes: the sharder\'s own prefix, and nothing that merely starts like it', () => {
+test("proxy passes: the sharder's own prefix, and nothing that merely starts like it", () => {
   assert.ok(reserved('/_sharder') && reserved('/_sharder/healthz'));
   assert.ok(!reserved('/_sharderx') && !reserved('/user/_sharder') && !reserved('/'));
 });

@@ -16,7 +16,10 @@ export const backup = opCommand(backupOp, {
       io.out(`${JSON.stringify({ ...report, ms: Math.round(report.ms) })}\n`);
     } else {
       const mib = (report.bytes / 1024 / 1024).toFixed(1);
-      io.out(`backed up ${report.source} to ${report.target}: ${plural(report.assignments, 'assignment')}, schema version ${report.schemaVersion}, ${mib} MiB, ${(report.ms / 1000).toFixed(2)} s, quick_check ok\n`);
+      io.out(
+        `backed up ${report.source} to ${report.target}: ${plural(report.assignments, 'assignment')}, schema ` +
+          `version ${report.schemaVersion}, ${mib} MiB, ${(report.ms / 1000).toFixed(2)} s, quick_check ok\n`,
+      );
     }
     return EXIT_OK;
   },

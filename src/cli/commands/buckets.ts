@@ -11,7 +11,14 @@ export const buckets = opCommand(bucketsOp, {
       return EXIT_OK;
     }
     const rows = [['BUCKET', 'STATE', 'WEIGHT', 'COUNT', 'SHARE']];
-    for (const r of view.buckets) rows.push([r.name, r.in_config ? r.state : 'NOT IN CONFIG', String(r.weight), String(r.count), `${(r.share * 100).toFixed(1)}%`]);
+    for (const r of view.buckets)
+      rows.push([
+        r.name,
+        r.in_config ? r.state : 'NOT IN CONFIG',
+        String(r.weight),
+        String(r.count),
+        `${(r.share * 100).toFixed(1)}%`,
+      ]);
     io.out(table(rows, [2, 3, 4]));
     io.out(`kind ${view.kind}: ${plural(view.total, 'object')}\n`);
     return EXIT_OK;

@@ -8,7 +8,9 @@ export const checkConfig: Command = {
   exitFailure: 'not used: an invalid configuration exits 2, every problem listed',
   async run(args, io) {
     const config = configFrom(args, io);
-    const buckets = [...config.kinds.values()].map((k) => `${k.name}: ${k.buckets.length} bucket${k.buckets.length === 1 ? '' : 's'}`);
+    const buckets = [...config.kinds.values()].map(
+      (k) => `${k.name}: ${k.buckets.length} bucket${k.buckets.length === 1 ? '' : 's'}`,
+    );
     io.out(`${config.file ?? 'configuration (environment and flags, no file)'}: OK (${buckets.join('; ')})\n`);
     return EXIT_OK;
   },

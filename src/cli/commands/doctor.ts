@@ -5,14 +5,25 @@ import { flag, json, opCommand } from '../ops.js';
 
 function print(io: Io, r: DoctorReport): void {
   for (const c of r.checks) {
-    io.out(`${c.status === 'ok' ? 'ok     ' : c.status === 'warning' ? 'WARNING' : 'ERROR  '}  ${c.check}: ${c.message}\n`);
+    io.out(
+      `${c.status === 'ok' ? 'ok     ' : c.status === 'warning' ? 'WARNING' : 'ERROR  '}  ${c.check}: ${c.message}\n`,
+    );
     for (const d of c.details.slice(0, 20)) io.out(`           ${JSON.stringify(d)}\n`);
     if (c.details.length > 20) io.out(`           … and ${c.details.length - 20} more\n`);
   }
-  io.out(r.ok ? `healthy (${r.warnings} warning${r.warnings === 1 ? '' : 's'})\n` : `${r.errors} problem${r.errors === 1 ? '' : 's'} found\n`);
+  io.out(
+    r.ok
+      ? `healthy (${r.warnings} warning${r.warnings === 1 ? '' : 's'})\n`
+      : `${r.errors} problem${r.errors === 1 ? '' : 's'} found\n`,
+  );
 }
 
-const REPAIR: CliOption = { flag: 'repair', type: 'boolean', default: false, doc: 'set the counts the policy uses to the real numbers (audited), then check again' };
+const REPAIR: CliOption = {
+  flag: 'repair',
+  type: 'boolean',
+  default: false,
+  doc: 'set the counts the policy uses to the real numbers (audited), then check again',
+};
 
 /** The check, or with --repair the repair (whose parameters are the check's and a reason). */
 export const doctor = opCommand(repair, {

@@ -6,14 +6,21 @@ import { CONFIG_OPTION, EXIT_OK, UsageError, type CliOption } from '../command.j
 import { emit, flag, opCommand, str } from '../ops.js';
 
 const AS_JSONL: CliOption = { flag: 'json', type: 'boolean', default: false, doc: 'the same as --format jsonl' };
-const OUTPUT: CliOption = { flag: 'output', short: 'o', arg: 'FILE', type: 'path', doc: 'write to FILE (complete or not at all) instead of standard output' };
+const OUTPUT: CliOption = {
+  flag: 'output',
+  short: 'o',
+  arg: 'FILE',
+  type: 'path',
+  doc: 'write to FILE (complete or not at all) instead of standard output',
+};
 
 export const exportCommand = opCommand(exportOp, {
   summary: 'write every assignment as CSV or JSON lines (streamed), for backups and moving databases',
   synopsis: 'sharder export [--format csv|jsonl | --json] [--output FILE] [--kind KIND]',
   options: [CONFIG_OPTION, 'kind', 'format', AS_JSONL, OUTPUT],
   check(args) {
-    if (flag(args, 'json') && str(args, 'format') !== undefined && str(args, 'format') !== 'jsonl') throw new UsageError('--json is --format jsonl: give one of them');
+    if (flag(args, 'json') && str(args, 'format') !== undefined && str(args, 'format') !== 'jsonl')
+      throw new UsageError('--json is --format jsonl: give one of them');
   },
   async run({ req, args, io, ops }) {
     const lines = exportOp.run(ops, { ...req, format: req.format ?? (flag(args, 'json') ? 'jsonl' : 'csv') });

@@ -7,13 +7,23 @@ import { flag, json, opCommand, plural } from '../ops.js';
 export function printImport(io: Io, r: ImportReport, asJson: boolean): number {
   if (asJson) json(io, r);
   else {
-    for (const c of r.conflicts) io.out(`conflict: ${c.kind}/${c.name} is on ${c.existing}, the input says ${c.wanted} (left as it is; --overwrite replaces it)\n`);
-    if (r.conflict_count > r.conflicts.length) io.out(`… and ${r.conflict_count - r.conflicts.length} more conflicts\n`);
+    for (const c of r.conflicts)
+      io.out(
+        `conflict: ${c.kind}/${c.name} is on ${c.existing}, the input says ${c.wanted} (left as it is; ` +
+          '--overwrite replaces it)\n',
+      );
+    if (r.conflict_count > r.conflicts.length)
+      io.out(`… and ${r.conflict_count - r.conflicts.length} more conflicts\n`);
     const extra = [
       r.other_kind > 0 ? `${r.other_kind} of other kinds skipped` : '',
       r.placeholders > 0 ? `${plural(r.placeholders, 'placeholder row')} (dummy-<bucket>) skipped` : '',
-    ].filter(Boolean).join(', ');
-    io.out(`imported ${r.source}: ${plural(r.rows, 'row')}, ${r.inserted} inserted, ${r.unchanged} unchanged, ${r.overwritten} overwritten, ${plural(r.conflict_count, 'conflict')}${extra ? `, ${extra}` : ''}\n`);
+    ]
+      .filter(Boolean)
+      .join(', ');
+    io.out(
+      `imported ${r.source}: ${plural(r.rows, 'row')}, ${r.inserted} inserted, ${r.unchanged} unchanged, ` +
+        `${r.overwritten} overwritten, ${plural(r.conflict_count, 'conflict')}${extra ? `, ${extra}` : ''}\n`,
+    );
   }
   return r.conflict_count > 0 ? EXIT_FAILURE : EXIT_OK;
 }
@@ -25,7 +35,10 @@ export const importCommand = opCommand(importOp, {
   exitFailure: 'conflicts were left as they were, or the import failed',
   async run({ req, args, io, ops }) {
     if (req.file === '-' && !io.stdin) throw new UsageError('standard input is not available here');
-    const report = await importOp.run(ops, req.file === '-' ? { ...req, input: io.stdin, source: 'standard input' } : req);
+    const report = await importOp.run(
+      ops,
+      req.file === '-' ? { ...req, input: io.stdin, source: 'standard input' } : req,
+    );
     return printImport(io, report, flag(args, 'json'));
   },
 });

@@ -18,6 +18,20 @@ import { users } from './users.js';
 
 /** Every command, in the order `sharder --help` lists them. */
 export const COMMANDS: readonly Command[] = [
-  serve, checkConfig, assign, buckets,
-  find, users, move, del, migrate, exportCommand, importCommand, importOriginal, doctor, audit, nginxConfig, backup,
+  serve,
+  checkConfig,
+  assign,
+  buckets,
+  find,
+  users,
+  move,
+  del,
+  migrate,
+  exportCommand,
+  importCommand,
+  importOriginal,
+  doctor,
+  audit,
+  nginxConfig,
+  backup,
 ];

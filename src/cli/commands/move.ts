@@ -9,7 +9,11 @@ export const move = opCommand(moveOp, {
   print({ io, args }, r) {
     if (args.values.json) json(io, r);
     else if (!r.changed) io.out(`${r.name} is already on ${r.to}: nothing to do\n`);
-    else io.out(`moved ${r.name}: ${r.from} -> ${r.to}${r.servers_stopped ? ` (its server on ${r.from} was stopped first)` : ''}\n`);
+    else
+      io.out(
+        `moved ${r.name}: ${r.from} -> ` +
+          `${r.to}${r.servers_stopped ? ` (its server on ${r.from} was stopped first)` : ''}\n`,
+      );
     return EXIT_OK;
   },
 });

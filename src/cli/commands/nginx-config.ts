@@ -17,7 +17,9 @@ function writeAtomically(file: string, text: string): void {
     renameSync(tmp, file);
   } catch (err) {
     rmSync(tmp, { force: true });
-    throw new OutputError(`cannot write ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+    throw new OutputError(`cannot write ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, {
+      cause: err,
+    });
   }
 }
 
@@ -27,11 +29,24 @@ export const nginxConfig: Command = {
   synopsis: 'sharder nginx-config [--config FILE] [--output FILE] [--kind KIND] [--sharder HOST:PORT]...',
   options: [
     CONFIG_OPTION,
-    { flag: 'output', short: 'o', arg: 'FILE', type: 'path', doc: ['write here (atomically) instead of standard output,', 'e.g. /etc/nginx/sharder/sharder-upstreams.conf'] },
+    {
+      flag: 'output',
+      short: 'o',
+      arg: 'FILE',
+      type: 'path',
+      doc: ['write here (atomically) instead of standard output,', 'e.g. /etc/nginx/sharder/sharder-upstreams.conf'],
+    },
     paramOption(KIND)!,
     {
-      flag: 'sharder', arg: 'HOST:PORT', multiple: true, column: 27, type: 'HOST:PORT, repeatable',
-      doc: ['where nginx reaches the sharder (repeat for several instances;', 'default: listen from the configuration)'],
+      flag: 'sharder',
+      arg: 'HOST:PORT',
+      multiple: true,
+      column: 27,
+      type: 'HOST:PORT, repeatable',
+      doc: [
+        'where nginx reaches the sharder (repeat for several instances;',
+        'default: listen from the configuration)',
+      ],
     },
   ],
   async run(args, io) {

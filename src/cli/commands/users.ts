@@ -6,8 +6,14 @@ import { emit, opCommand } from '../ops.js';
 
 /** Lines of `BUCKET  ASSIGNED_AT  NAME`: the name last, since it may hold spaces. */
 export function objectLines(config: Config, kind: string, items: readonly ObjectView[], header: boolean): string {
-  const width = Math.max(6, ...(config.kinds.get(kind)?.buckets.map((b) => b.name.length) ?? []), ...items.map((o) => o.bucket.length));
-  const rows = items.map((o) => `${o.bucket.padEnd(width)}  ${o.assigned_at}  ${o.name}${o.in_config ? '' : '  (bucket not in config)'}\n`);
+  const width = Math.max(
+    6,
+    ...(config.kinds.get(kind)?.buckets.map((b) => b.name.length) ?? []),
+    ...items.map((o) => o.bucket.length),
+  );
+  const rows = items.map(
+    (o) => `${o.bucket.padEnd(width)}  ${o.assigned_at}  ${o.name}${o.in_config ? '' : '  (bucket not in config)'}\n`,
+  );
   return `${header ? `${'BUCKET'.padEnd(width)}  ${'ASSIGNED_AT'.padEnd(24)}  NAME\n` : ''}${rows.join('')}`;
 }
 
@@ -30,7 +36,10 @@ export const users = opCommand(list, {
     const kind = req.kind ?? config.defaultKind;
     let first = true;
     let n = 0;
-    await emit(io, args.values.json ? `{"kind":${JSON.stringify(kind)},"bucket":${JSON.stringify(bucket ?? null)},"items":[` : '');
+    await emit(
+      io,
+      args.values.json ? `{"kind":${JSON.stringify(kind)},"bucket":${JSON.stringify(bucket ?? null)},"items":[` : '',
+    );
     let chunk: ObjectView[] = [];
     const flush = async (): Promise<void> => {
       if (chunk.length === 0) return;

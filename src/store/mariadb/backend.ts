@@ -9,6 +9,7 @@ export const MARIADB_BACKEND: Backend<'mariadb'> = {
   name: 'mariadb',
   location: (db, src) => resolveMariadb(db, src).location,
   open: (db, src, log) => MariadbStore.open(resolveMariadb(db, src), log ? { log } : {}),
-  backup: (db, target) => backupMariadb(resolveMariadb(db, { file: 'configuration', env: process.env }).location, target),
+  backup: (db, target) =>
+    backupMariadb(resolveMariadb(db, { file: 'configuration', env: process.env }).location, target),
   original: MARIADB_ORIGINAL,
 };

@@ -45,7 +45,8 @@ export function resolveMariadb(db: { url: string; options: MariadbOptions }, src
   const user = parts.user ?? nonEmpty(src.env.USER) ?? 'root';
 
   let password = parts.password;
-  if (password === undefined && o.passwordFile !== null) password = readPasswordFile(readFile, o.passwordFile, 'mariadb.password_file', fromFile);
+  if (password === undefined && o.passwordFile !== null)
+    password = readPasswordFile(readFile, o.passwordFile, 'mariadb.password_file', fromFile);
   if (password === undefined) password = nonEmpty(src.env.MYSQL_PWD);
 
   const mode: PgSslMode = parts.sslMode ?? o.ssl.mode ?? 'disable';
@@ -55,7 +56,10 @@ export function resolveMariadb(db: { url: string; options: MariadbOptions }, src
     try {
       ca = readFile(caFile);
     } catch (err) {
-      fromFile(parts.sslRootCert !== undefined ? 'database' : 'mariadb.ssl.ca_file', `CA file cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      fromFile(
+        parts.sslRootCert !== undefined ? 'database' : 'mariadb.ssl.ca_file',
+        `CA file cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
@@ -83,7 +87,10 @@ export function resolveMariadb(db: { url: string; options: MariadbOptions }, src
     queueLimit: 0,
   };
   hidePassword(pool, password);
-  const where = parts.socket !== undefined ? `[${parts.socket}]` : `${parts.host.includes(':') ? `[${parts.host}]` : parts.host}:${parts.port}`;
+  const where =
+    parts.socket !== undefined
+      ? `[${parts.socket}]`
+      : `${parts.host.includes(':') ? `[${parts.host}]` : parts.host}:${parts.port}`;
   return {
     pool,
     location: `mysql://${encodeURIComponent(user)}@${where}/${encodeURIComponent(parts.database)}`,
@@ -101,7 +108,8 @@ export function resolveMariadb(db: { url: string; options: MariadbOptions }, src
 const UNAVAILABLE_ERRNO = new Set([1040, 1041, 1044, 1045, 1049, 1053, 1135, 1205, 1213, 1290, 1317, 1792, 1969, 3024]);
 
 /** Driver-level codes (no server answer): lost or refused connections, timeouts. */
-const UNAVAILABLE_CODE = /^(PROTOCOL_|ECONN|EPIPE|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ENOENT|POOL_CLOSED|HANDSHAKE_)/;
+const UNAVAILABLE_CODE =
+  /^(PROTOCOL_|ECONN|EPIPE|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ENOENT|POOL_CLOSED|HANDSHAKE_)/;
 
 /** Converts an error from mysql2 into a ShardError where it means "unavailable". */
 export function convertMariadbError(err: unknown): unknown {
@@ -114,7 +122,9 @@ export function convertMariadbError(err: unknown): unknown {
     ? typeof e.errno === 'number' && UNAVAILABLE_ERRNO.has(e.errno)
     : UNAVAILABLE_CODE.test(code) || /closed state|timeout/i.test(String(e.message));
   if (unavailable) {
-    return new StoreUnavailableError(`MariaDB store unavailable${code ? ` (${code})` : ''}: ${String(e.message)}`, { cause: err });
+    return new StoreUnavailableError(`MariaDB store unavailable${code ? ` (${code})` : ''}: ${String(e.message)}`, {
+      cause: err,
+    });
   }
   return err;
 }
@@ -126,6 +136,15 @@ export function isDuplicateKey(err: unknown): boolean {
 
 /** True when the connection died rather than the statement failing: worth one more try on another connection. */
 export function isConnectionLost(err: unknown): boolean {
-  const e = (err instanceof ShardError && err.cause !== undefined ? err.cause : err) as { code?: unknown; sqlState?: unknown } | null;
-  return e !== null && typeof e === 'object' && e.sqlState === undefined && typeof e.code === 'string' && /^(PROTOCOL_CONNECTION_LOST|ECONNRESET|EPIPE)$/.test(e.code);
+  const e = (err instanceof ShardError && err.cause !== undefined ? err.cause : err) as {
+    code?: unknown;
+    sqlState?: unknown;
+  } | null;
+  return (
+    e !== null &&
+    typeof e === 'object' &&
+    e.sqlState === undefined &&
+    typeof e.code === 'string' &&
+    /^(PROTOCOL_CONNECTION_LOST|ECONNRESET|EPIPE)$/.test(e.code)
+  );
 }

@@ -22,11 +22,30 @@ import { silentLogger, type Logger } from '../../log.js';
 import type { BatchResult } from '../batcher.js';
 import { GroupCommit, type AssignInput } from '../group-commit.js';
 import { exportByPages } from '../export.js';
-import { pendingMigrations, planAssignments, toAssignment, toAuditEntry, type AssignmentRow, type AuditRow } from '../rules.js';
+import {
+  pendingMigrations,
+  planAssignments,
+  toAssignment,
+  toAuditEntry,
+  type AssignmentRow,
+  type AuditRow,
+} from '../rules.js';
 import { exposeForTests } from '../test-hook.js';
 import type {
-  AssignResult, Assignment, AuditContext, AuditEntry, AuditQuery, ChangeListener, CountFix, DuplicateObject,
-  ImportBatchResult, ImportRow, MoveBatchResult, MoveRequest, PutResult, Store,
+  AssignResult,
+  Assignment,
+  AuditContext,
+  AuditEntry,
+  AuditQuery,
+  ChangeListener,
+  CountFix,
+  DuplicateObject,
+  ImportBatchResult,
+  ImportRow,
+  MoveBatchResult,
+  MoveRequest,
+  PutResult,
+  Store,
 } from '../types.js';
 import { deleteTx, importTx, lockKinds, moveBatchTx, putTx, repairTx, type Exec } from './admin.js';
 import { convertMariadbError, isConnectionLost, isDuplicateKey, type MariadbConnection } from './connect.js';
@@ -68,10 +87,21 @@ export class MariadbStore implements Store {
    * @param feedStart where the change feed ended when the store opened: a watcher started
    * later reports every change since then (a few repeats are harmless; a gap would not be).
    */
-  private constructor(private readonly conn: MariadbConnection, private readonly pool: mysql.Pool, private readonly log: Logger, private readonly feedStart: number) {
+  private constructor(
+    private readonly conn: MariadbConnection,
+    private readonly pool: mysql.Pool,
+    private readonly log: Logger,
+    private readonly feedStart: number,
+  ) {
     this.location = conn.location;
     this.group = new GroupCommit({
-      lookupMany: async (kind, names) => new Map((await this.query<{ name: string; bucket: string }>(SQL.lookupMany, [kind, names])).map((r) => [r.name, r.bucket])),
+      lookupMany: async (kind, names) =>
+        new Map(
+          (await this.query<{ name: string; bucket: string }>(SQL.lookupMany, [kind, names])).map((r) => [
+            r.name,
+            r.bucket,
+          ]),
+        ),
       assignMany: (kind, items) => this.transaction([kind], (q) => assignLocked(q, kind, items)),
       lookupConcurrency: Math.max(1, Math.floor((conn.pool.connectionLimit ?? 10) / 2)),
       retryable,
@@ -86,7 +116,11 @@ export class MariadbStore implements Store {
     let feedStart: number;
     try {
       // Migrations get a connection of their own, with multiple statements and no time limit.
-      c = await mysql.createConnection({ ...conn.pool, multipleStatements: true, password: (conn.pool as { password?: string }).password });
+      c = await mysql.createConnection({
+        ...conn.pool,
+        multipleStatements: true,
+        password: (conn.pool as { password?: string }).password,
+      });
       c.on('error', () => undefined);
       await migrate(c, log);
       const [[last]] = await c.query<mysql.RowDataPacket[]>(SQL.lastChange);
@@ -100,19 +134,35 @@ export class MariadbStore implements Store {
     pool.on('connection', (promised) => {
       // mysql2 hands this event the callback-style connection, whatever its typings say; the
       // commands queue on it ahead of any query of ours.
-      const pc = promised as unknown as { query(sql: string, cb: (err: Error | null) => void): void; on(ev: 'error', fn: (err: Error) => void): void };
+      const pc = promised as unknown as {
+        query(sql: string, cb: (err: Error | null) => void): void;
+        on(ev: 'error', fn: (err: Error) => void): void;
+      };
       const failed = (err: Error | null): void => {
-        if (err) log.warn({ event: 'mariadb_session_setup_failed', err: err.message }, 'setting up a MariaDB session failed');
+        if (err)
+          log.warn({ event: 'mariadb_session_setup_failed', err: err.message }, 'setting up a MariaDB session failed');
       };
       // READ COMMITTED: a read after taking a lock sees what committed before it (docs/store).
       pc.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', failed);
-      pc.query(`SET SESSION innodb_lock_wait_timeout = ${Math.max(1, Math.ceil(conn.statementTimeoutMs / 1000))}`, failed);
-      pc.on('error', (err) => log.warn({ event: 'mariadb_connection_error', err: err.message }, 'MariaDB connection failed; it was discarded'));
+      pc.query(
+        `SET SESSION innodb_lock_wait_timeout = ${Math.max(1, Math.ceil(conn.statementTimeoutMs / 1000))}`,
+        failed,
+      );
+      pc.on('error', (err) =>
+        log.warn(
+          { event: 'mariadb_connection_error', err: err.message },
+          'MariaDB connection failed; it was discarded',
+        ),
+      );
     });
     return new MariadbStore(conn, pool, log, feedStart);
   }
 
-  private async query<R>(sql: string, values: unknown[] = [], on: mysql.Pool | mysql.PoolConnection = this.pool): Promise<R[] & { affectedRows?: number }> {
+  private async query<R>(
+    sql: string,
+    values: unknown[] = [],
+    on: mysql.Pool | mysql.PoolConnection = this.pool,
+  ): Promise<R[] & { affectedRows?: number }> {
     if (this.closed) throw new StoreUnavailableError('the MariaDB store is closed');
     try {
       const [rows] = await on.query({ sql, values, timeout: this.conn.queryTimeoutMs });
@@ -161,7 +211,9 @@ export class MariadbStore implements Store {
   }
 
   lookup(kind: string, name: string): Promise<string | undefined> {
-    return this.closed ? Promise.reject(new StoreUnavailableError('the MariaDB store is closed')) : this.group.lookup(kind, name);
+    return this.closed
+      ? Promise.reject(new StoreUnavailableError('the MariaDB store is closed'))
+      : this.group.lookup(kind, name);
   }
 
   assign(kind: string, name: string, buckets: readonly BucketPolicyInput[]): Promise<AssignResult> {
@@ -169,11 +221,18 @@ export class MariadbStore implements Store {
   }
 
   async counts(kind: string): Promise<Map<string, number>> {
-    return new Map((await this.query<{ bucket: string; count: number }>(SQL.counts, [kind])).map((r) => [r.bucket, Number(r.count)]));
+    return new Map(
+      (await this.query<{ bucket: string; count: number }>(SQL.counts, [kind])).map((r) => [r.bucket, Number(r.count)]),
+    );
   }
 
   async realCounts(kind: string): Promise<Map<string, number>> {
-    return new Map((await this.query<{ bucket: string; count: number }>(SQL.realCounts, [kind])).map((r) => [r.bucket, Number(r.count)]));
+    return new Map(
+      (await this.query<{ bucket: string; count: number }>(SQL.realCounts, [kind])).map((r) => [
+        r.bucket,
+        Number(r.count),
+      ]),
+    );
   }
 
   async get(kind: string, name: string): Promise<Assignment | undefined> {
@@ -181,7 +240,13 @@ export class MariadbStore implements Store {
     return rows[0] && toAssignment(rows[0]);
   }
 
-  put(kind: string, name: string, bucket: string, audit: AuditContext, opts: { expect?: string | null } = {}): Promise<PutResult> {
+  put(
+    kind: string,
+    name: string,
+    bucket: string,
+    audit: AuditContext,
+    opts: { expect?: string | null } = {},
+  ): Promise<PutResult> {
     const expect = 'expect' in opts ? opts.expect : undefined;
     return this.transaction([kind], (q) => putTx(q, kind, name, bucket, audit, expect));
   }
@@ -190,11 +255,19 @@ export class MariadbStore implements Store {
     return this.transaction([kind], (q) => deleteTx(q, kind, name, audit, opts.expect));
   }
 
-  async list(kind: string, opts: { bucket?: string | undefined; after?: string | undefined; limit: number }): Promise<Assignment[]> {
+  async list(
+    kind: string,
+    opts: { bucket?: string | undefined; after?: string | undefined; limit: number },
+  ): Promise<Assignment[]> {
     const { bucket, after, limit } = opts;
-    const rows = bucket === undefined
-      ? after === undefined ? await this.query<AssignmentRow>(SQL.listFirst, [kind, limit]) : await this.query<AssignmentRow>(SQL.listAfter, [kind, after, limit])
-      : after === undefined ? await this.query<AssignmentRow>(SQL.listBucketFirst, [kind, bucket, limit]) : await this.query<AssignmentRow>(SQL.listBucketAfter, [kind, bucket, after, limit]);
+    const rows =
+      bucket === undefined
+        ? after === undefined
+          ? await this.query<AssignmentRow>(SQL.listFirst, [kind, limit])
+          : await this.query<AssignmentRow>(SQL.listAfter, [kind, after, limit])
+        : after === undefined
+          ? await this.query<AssignmentRow>(SQL.listBucketFirst, [kind, bucket, limit])
+          : await this.query<AssignmentRow>(SQL.listBucketAfter, [kind, bucket, after, limit]);
     return rows.map(toAssignment);
   }
 
@@ -208,9 +281,16 @@ export class MariadbStore implements Store {
     return exportByPages(this, opts);
   }
 
-  importBatch(rows: readonly ImportRow[], opts: { overwrite: boolean }, audit: AuditContext): Promise<ImportBatchResult> {
+  importBatch(
+    rows: readonly ImportRow[],
+    opts: { overwrite: boolean },
+    audit: AuditContext,
+  ): Promise<ImportBatchResult> {
     if (rows.length === 0) return Promise.resolve({ inserted: 0, unchanged: 0, overwritten: 0, conflicts: [] });
-    return this.transaction(rows.map((r) => r.kind), (q) => importTx(q, rows, opts.overwrite, audit));
+    return this.transaction(
+      rows.map((r) => r.kind),
+      (q) => importTx(q, rows, opts.overwrite, audit),
+    );
   }
 
   async audit(q: AuditQuery): Promise<AuditEntry[]> {
@@ -219,9 +299,15 @@ export class MariadbStore implements Store {
   }
 
   async repairCounts(audit: AuditContext, kind?: string): Promise<CountFix[]> {
-    const kinds = kind === undefined
-      ? [...new Set([...(await this.kinds()), ...(await this.query<{ kind: string }>(SQL.countedKinds)).map((r) => r.kind)])]
-      : [kind];
+    const kinds =
+      kind === undefined
+        ? [
+            ...new Set([
+              ...(await this.kinds()),
+              ...(await this.query<{ kind: string }>(SQL.countedKinds)).map((r) => r.kind),
+            ]),
+          ]
+        : [kind];
     return this.transaction(kinds, (q) => repairTx(q, audit, kind, kinds));
   }
 
@@ -236,7 +322,11 @@ export class MariadbStore implements Store {
   }
 
   async duplicates(limit: number): Promise<DuplicateObject[]> {
-    return (await this.query<{ kind: string; name: string; rows: number }>(SQL.duplicates, [limit])).map((r) => ({ kind: r.kind, name: r.name, rows: Number(r.rows) }));
+    return (await this.query<{ kind: string; name: string; rows: number }>(SQL.duplicates, [limit])).map((r) => ({
+      kind: r.kind,
+      name: r.name,
+      rows: Number(r.rows),
+    }));
   }
 
   /**
@@ -254,9 +344,19 @@ export class MariadbStore implements Store {
       busy = true;
       try {
         for (;;) {
-          const rows: { id: number; kind: string; name: string; bucket: string | null }[] = await this.query<{ id: number; kind: string; name: string; bucket: string | null }>(SQL.changesSince, [cursor, FEED_PAGE]);
+          const rows: { id: number; kind: string; name: string; bucket: string | null }[] = await this.query<{
+            id: number;
+            kind: string;
+            name: string;
+            bucket: string | null;
+          }>(SQL.changesSince, [cursor, FEED_PAGE]);
           if (rows.length === 0) break;
-          if (cursor > 0 && Number(rows[0]!.id) !== cursor + 1 && Number((await this.query<{ here: number }>(SQL.changeExists, [cursor]))[0]!.here) === 0) listener(null, null);
+          if (
+            cursor > 0 &&
+            Number(rows[0]!.id) !== cursor + 1 &&
+            Number((await this.query<{ here: number }>(SQL.changeExists, [cursor]))[0]!.here) === 0
+          )
+            listener(null, null);
           for (const r of rows) {
             if (r.bucket === null) listener(r.kind, r.name);
             else listener(r.kind, r.name, r.bucket);
@@ -270,7 +370,10 @@ export class MariadbStore implements Store {
         }
       } catch (err) {
         // Retried at the next tick; ping() reports an unavailable store.
-        this.log.debug?.({ event: 'mariadb_feed_error', err: (err as Error).message }, 'reading the MariaDB change feed failed');
+        this.log.debug?.(
+          { event: 'mariadb_feed_error', err: (err as Error).message },
+          'reading the MariaDB change feed failed',
+        );
       } finally {
         busy = false;
       }
@@ -293,7 +396,10 @@ export class MariadbStore implements Store {
     await this.query('SELECT 1');
     await this.group.writes.check(async () => {
       if (Number((await this.query<{ ro: number }>(SQL.readOnly))[0]?.ro) === 1) {
-        throw new StoreUnavailableError('MariaDB store unavailable: the server is read-only (read_only is on: a replica?), so new assignments cannot be written');
+        throw new StoreUnavailableError(
+          'MariaDB store unavailable: the server is read-only (read_only is on: a replica?), so new ' +
+            'assignments cannot be written',
+        );
       }
     });
   }
@@ -311,8 +417,12 @@ export class MariadbStore implements Store {
 async function assignLocked(q: Exec, kind: string, items: AssignInput[]): Promise<BatchResult<AssignResult>[]> {
   const now = await lockKinds(q, [kind]);
   const names = [...new Set(items.map((i) => i.name))];
-  const existing = new Map((await q<{ name: string; bucket: string }>(SQL.lookupMany, [kind, names])).map((r) => [r.name, r.bucket]));
-  const counts = new Map((await q<{ bucket: string; count: number }>(SQL.countsOf, [kind])).map((r) => [r.bucket, Number(r.count)]));
+  const existing = new Map(
+    (await q<{ name: string; bucket: string }>(SQL.lookupMany, [kind, names])).map((r) => [r.name, r.bucket]),
+  );
+  const counts = new Map(
+    (await q<{ bucket: string; count: number }>(SQL.countsOf, [kind])).map((r) => [r.bucket, Number(r.count)]),
+  );
   const plan = planAssignments(kind, items, existing, counts);
   if (plan.inserts.length > 0) await q(SQL.insertMany, [plan.inserts.map((i) => [kind, i.name, i.bucket, now])]);
   return plan.results;
@@ -321,7 +431,10 @@ async function assignLocked(q: Exec, kind: string, items: AssignInput[]): Promis
 /** Applies pending migrations, one at a time, under GET_LOCK (instances starting together migrate once). */
 async function migrate(c: mysql.Connection, log: Logger): Promise<void> {
   const [[lock]] = await c.query<mysql.RowDataPacket[]>(SQL.lockMigrations, [MIGRATION_LOCK_WAIT_S]);
-  if (Number(lock?.got) !== 1) throw new StoreUnavailableError(`another sharder held the MariaDB migration lock for ${MIGRATION_LOCK_WAIT_S} s: is one stuck migrating?`);
+  if (Number(lock?.got) !== 1)
+    throw new StoreUnavailableError(
+      `another sharder held the MariaDB migration lock for ${MIGRATION_LOCK_WAIT_S} s: is one stuck migrating?`,
+    );
   try {
     await c.query(SQL.migrationsTable);
     const [[row]] = await c.query<mysql.RowDataPacket[]>(SQL.schemaVersion);
@@ -342,7 +455,12 @@ async function migrate(c: mysql.Connection, log: Logger): Promise<void> {
 function convertOpenError(err: unknown, location: string): unknown {
   if (err instanceof ShardError && !(err instanceof StoreUnavailableError)) return err;
   const c = convertMariadbError(err);
-  const detail = c instanceof StoreUnavailableError ? c.message : err instanceof Error ? `${err.message}${(err as { code?: string }).code ? ` (${(err as { code?: string }).code})` : ''}` : undefined;
+  const detail =
+    c instanceof StoreUnavailableError
+      ? c.message
+      : err instanceof Error
+        ? `${err.message}${(err as { code?: string }).code ? ` (${(err as { code?: string }).code})` : ''}`
+        : undefined;
   if (detail === undefined) return c;
   return new StoreUnavailableError(`cannot open MariaDB database ${location}: ${detail}`, { cause: err });
 }

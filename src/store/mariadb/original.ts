@@ -12,7 +12,9 @@ const URL_PATTERN = /^(?:mysql|mariadb)(?:\+[a-z0-9]+)?:\/\//i;
 
 function describe(src: OriginalSource): string {
   const p = parseMariadbUrl(src.location);
-  return 'problem' in p ? 'mysql://(unparsable URL)' : `mysql://${p.socket !== undefined ? `[${p.socket}]` : `${p.host}:${p.port}`}/${p.database}`;
+  return 'problem' in p
+    ? 'mysql://(unparsable URL)'
+    : `mysql://${p.socket !== undefined ? `[${p.socket}]` : `${p.host}:${p.port}`}/${p.database}`;
 }
 
 async function* mariadbRows(src: OriginalSource, pageSize: number): AsyncGenerator<OriginalRow[]> {
@@ -23,8 +25,12 @@ async function* mariadbRows(src: OriginalSource, pageSize: number): AsyncGenerat
   try {
     c = await mysql.createConnection({
       ...(p.socket !== undefined ? { socketPath: p.socket } : { host: p.host, port: p.port }),
-      user: p.user ?? process.env.USER, password: p.password ?? process.env.MYSQL_PWD, database: p.database,
-      connectTimeout: CONNECT_TIMEOUT_MS, charset: 'UTF8MB4_GENERAL_CI', supportBigNumbers: true,
+      user: p.user ?? process.env.USER,
+      password: p.password ?? process.env.MYSQL_PWD,
+      database: p.database,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      charset: 'UTF8MB4_GENERAL_CI',
+      supportBigNumbers: true,
     });
   } catch (err) {
     throw new SourceUnavailableError(`cannot connect to ${where}: ${(err as Error).message}`, { cause: err });
@@ -33,10 +39,21 @@ async function* mariadbRows(src: OriginalSource, pageSize: number): AsyncGenerat
   try {
     yield* pagesById(async (after) => {
       try {
-        const [r] = after === undefined
-          ? await c.query<mysql.RowDataPacket[]>('SELECT id, kind, bucket, name FROM shard ORDER BY id LIMIT ?', [pageSize])
-          : await c.query<mysql.RowDataPacket[]>('SELECT id, kind, bucket, name FROM shard WHERE id > ? ORDER BY id LIMIT ?', [after, pageSize]);
-        return r.map((x) => ({ id: Number(x.id), kind: x.kind as string | null, bucket: x.bucket as string | null, name: x.name as string | null }));
+        const [r] =
+          after === undefined
+            ? await c.query<mysql.RowDataPacket[]>('SELECT id, kind, bucket, name FROM shard ORDER BY id LIMIT ?', [
+                pageSize,
+              ])
+            : await c.query<mysql.RowDataPacket[]>(
+                'SELECT id, kind, bucket, name FROM shard WHERE id > ? ORDER BY id LIMIT ?',
+                [after, pageSize],
+              );
+        return r.map((x) => ({
+          id: Number(x.id),
+          kind: x.kind as string | null,
+          bucket: x.bucket as string | null,
+          name: x.name as string | null,
+        }));
       } catch (err) {
         // ER_NO_SUCH_TABLE, ER_BAD_FIELD_ERROR.
         const errno = (err as { errno?: number }).errno;
@@ -51,7 +68,8 @@ async function* mariadbRows(src: OriginalSource, pageSize: number): AsyncGenerat
 
 export const MARIADB_ORIGINAL: OriginalReader = {
   example: 'mysql://…',
-  parse: (url) => (URL_PATTERN.test(url) ? { backend: 'mariadb', location: url.replace(URL_PATTERN, 'mysql://') } : undefined),
+  parse: (url) =>
+    URL_PATTERN.test(url) ? { backend: 'mariadb', location: url.replace(URL_PATTERN, 'mysql://') } : undefined,
   describe,
   pages: mariadbRows,
 };

@@ -27,7 +27,8 @@ import type { AuditQuery } from '../types.js';
 export const COLLATION = '{{collation}}';
 
 /** The binary no-pad collation of the server (VERSION() names MariaDB in its text). */
-export const collationFor = (version: string): string => (/mariadb/i.test(version) ? 'utf8mb4_nopad_bin' : 'utf8mb4_0900_bin');
+export const collationFor = (version: string): string =>
+  /mariadb/i.test(version) ? 'utf8mb4_nopad_bin' : 'utf8mb4_0900_bin';
 
 /** Unix milliseconds now, on the server (one clock for every instance). */
 export const NOW_MS = 'CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)';
@@ -89,14 +90,17 @@ export const MARIADB_MIGRATIONS: readonly Migration[] = [
       CREATE TRIGGER assignments_feed_delete BEFORE DELETE ON assignments FOR EACH ROW
         SELECT id INTO @sharder_feed FROM feed_lock WHERE id = 1 FOR UPDATE;
       CREATE TRIGGER assignments_count_insert AFTER INSERT ON assignments FOR EACH ROW BEGIN
-        INSERT INTO bucket_counts (kind, bucket, count) VALUES (NEW.kind, NEW.bucket, 1) ON DUPLICATE KEY UPDATE count = count + 1;
+        INSERT INTO bucket_counts (kind, bucket, count) VALUES (NEW.kind, NEW.bucket, 1)
+          ON DUPLICATE KEY UPDATE count = count + 1;
         INSERT INTO changes (kind, name, bucket, at) VALUES (NEW.kind, NEW.name, NEW.bucket, ${NOW_MS});
       END;
       CREATE TRIGGER assignments_count_update AFTER UPDATE ON assignments FOR EACH ROW BEGIN
         IF NEW.kind <> OLD.kind OR NEW.name <> OLD.name OR NEW.bucket <> OLD.bucket THEN
           UPDATE bucket_counts SET count = count - 1 WHERE kind = OLD.kind AND bucket = OLD.bucket;
-          INSERT INTO bucket_counts (kind, bucket, count) VALUES (NEW.kind, NEW.bucket, 1) ON DUPLICATE KEY UPDATE count = count + 1;
-          INSERT INTO changes (kind, name, bucket, at) VALUES (OLD.kind, OLD.name, IF(NEW.kind = OLD.kind AND NEW.name = OLD.name, NEW.bucket, NULL), ${NOW_MS});
+          INSERT INTO bucket_counts (kind, bucket, count) VALUES (NEW.kind, NEW.bucket, 1)
+          ON DUPLICATE KEY UPDATE count = count + 1;
+          INSERT INTO changes (kind, name, bucket, at)
+            VALUES (OLD.kind, OLD.name, IF(NEW.kind = OLD.kind AND NEW.name = OLD.name, NEW.bucket, NULL), ${NOW_MS});
         END IF;
       END;
       CREATE TRIGGER assignments_count_delete AFTER DELETE ON assignments FOR EACH ROW BEGIN
@@ -113,7 +117,9 @@ export const SQL = {
   // Migrations: GET_LOCK is held by the migrating connection until RELEASE_LOCK or its end.
   lockMigrations: "SELECT GET_LOCK('sharder_migrations', ?) AS got",
   unlockMigrations: "SELECT RELEASE_LOCK('sharder_migrations')",
-  migrationsTable: 'CREATE TABLE IF NOT EXISTS schema_migrations (version INT NOT NULL PRIMARY KEY, name VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL) ENGINE=InnoDB',
+  migrationsTable:
+    'CREATE TABLE IF NOT EXISTS schema_migrations (version INT NOT NULL PRIMARY KEY, name VARCHAR(255) NOT ' +
+    'NULL, applied_at BIGINT NOT NULL) ENGINE=InnoDB',
   schemaVersion: 'SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations',
   recordMigration: `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ${NOW_MS})`,
   version: 'SELECT VERSION() AS version',
@@ -137,7 +143,8 @@ export const SQL = {
   listFirst: `SELECT ${ASSIGNMENT} FROM assignments WHERE kind = ? ORDER BY name LIMIT ?`,
   listAfter: `SELECT ${ASSIGNMENT} FROM assignments WHERE kind = ? AND name > ? ORDER BY name LIMIT ?`,
   listBucketFirst: `SELECT ${ASSIGNMENT} FROM assignments WHERE kind = ? AND bucket = ? ORDER BY name LIMIT ?`,
-  listBucketAfter: `SELECT ${ASSIGNMENT} FROM assignments WHERE kind = ? AND bucket = ? AND name > ? ORDER BY name LIMIT ?`,
+  listBucketAfter:
+    `SELECT ${ASSIGNMENT} FROM assignments WHERE kind = ? AND bucket = ? AND name > ?` + ' ORDER BY name LIMIT ?',
   /** The stored buckets of (kind, name) pairs, row-locked. */
   existingPairs: 'SELECT kind, name, bucket FROM assignments WHERE (kind, name) IN (?) FOR UPDATE',
   auditMany: 'INSERT INTO audit (at, actor, action, kind, name, from_bucket, to_bucket, reason, batch) VALUES ?',
@@ -146,9 +153,11 @@ export const SQL = {
   nextKind: 'SELECT kind FROM assignments WHERE kind > ? ORDER BY kind LIMIT 1',
   countedKinds: 'SELECT DISTINCT kind FROM bucket_counts',
   allCounts: 'SELECT kind, bucket, count FROM bucket_counts WHERE ? IS NULL OR kind = ? FOR UPDATE',
-  allRealCounts: 'SELECT kind, bucket, COUNT(*) AS count FROM assignments WHERE ? IS NULL OR kind = ? GROUP BY kind, bucket',
+  allRealCounts:
+    'SELECT kind, bucket, COUNT(*) AS count FROM assignments WHERE ? IS NULL OR kind = ? GROUP BY kind, bucket',
   lockFeed: 'SELECT id FROM feed_lock WHERE id = 1 FOR UPDATE',
-  setCount: 'INSERT INTO bucket_counts (kind, bucket, count) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE count = VALUES(count)',
+  setCount:
+    'INSERT INTO bucket_counts (kind, bucket, count) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE count = VALUES(count)',
   duplicates: 'SELECT kind, name, COUNT(*) AS `rows` FROM assignments GROUP BY kind, name HAVING COUNT(*) > 1 LIMIT ?',
 
   // Change feed.
@@ -161,7 +170,11 @@ export const SQL = {
   readOnly: 'SELECT @@global.read_only AS ro',
 } as const;
 
-const AUDIT: AuditDialect = { param: () => '?', since: (p) => `at >= ${p}`, select: 'SELECT id, at, actor, action, kind, name, from_bucket, to_bucket, reason, batch FROM audit' };
+const AUDIT: AuditDialect = {
+  param: () => '?',
+  since: (p) => `at >= ${p}`,
+  select: 'SELECT id, at, actor, action, kind, name, from_bucket, to_bucket, reason, batch FROM audit',
+};
 
 /** The audit query for the filters given (store/rules.ts), in MariaDB's dialect. */
 export function auditQuery(q: AuditQuery): { text: string; values: unknown[] } {

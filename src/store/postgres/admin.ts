@@ -14,20 +14,46 @@
  */
 import type pg from 'pg';
 import { SQL } from './schema.js';
-import { countFixes, deleteConflict, importObjects, objectKey, planImport, putConflict, repairEntry, type AuditChange } from '../rules.js';
+import {
+  countFixes,
+  deleteConflict,
+  importObjects,
+  objectKey,
+  planImport,
+  putConflict,
+  repairEntry,
+  type AuditChange,
+} from '../rules.js';
 import type {
-  AuditAction, AuditContext, CountFix, ImportBatchResult, ImportRow, MoveBatchResult, MoveRequest, PutResult,
+  AuditAction,
+  AuditContext,
+  CountFix,
+  ImportBatchResult,
+  ImportRow,
+  MoveBatchResult,
+  MoveRequest,
+  PutResult,
 } from '../types.js';
 
 type Client = pg.PoolClient;
 
 /** Writes audit entries (ids in the order of `rows`). */
-async function writeAudit(c: Client, audit: AuditContext, action: AuditAction, rows: readonly AuditChange[]): Promise<void> {
+async function writeAudit(
+  c: Client,
+  audit: AuditContext,
+  action: AuditAction,
+  rows: readonly AuditChange[],
+): Promise<void> {
   if (rows.length === 0) return;
   await c.query(SQL.auditMany, [
-    audit.actor, action, audit.batch ?? null,
-    rows.map((r) => r.kind), rows.map((r) => r.name), rows.map((r) => r.from), rows.map((r) => r.to),
-    rows.map((r) => (r.reason !== undefined ? r.reason : audit.reason ?? null)),
+    audit.actor,
+    action,
+    audit.batch ?? null,
+    rows.map((r) => r.kind),
+    rows.map((r) => r.name),
+    rows.map((r) => r.from),
+    rows.map((r) => r.to),
+    rows.map((r) => (r.reason !== undefined ? r.reason : (audit.reason ?? null))),
   ]);
 }
 
@@ -42,7 +68,14 @@ async function currentBucket(c: Client, kind: string, name: string): Promise<str
   return rows[0]?.bucket ?? null;
 }
 
-export async function putTx(c: Client, kind: string, name: string, bucket: string, audit: AuditContext, expect: string | null | undefined): Promise<PutResult> {
+export async function putTx(
+  c: Client,
+  kind: string,
+  name: string,
+  bucket: string,
+  audit: AuditContext,
+  expect: string | null | undefined,
+): Promise<PutResult> {
   await lockKinds(c, [kind]);
   const from = await currentBucket(c, kind, name);
   if (expect !== undefined && expect !== from) {
@@ -55,7 +88,13 @@ export async function putTx(c: Client, kind: string, name: string, bucket: strin
   return { from, to: bucket, changed: true };
 }
 
-export async function deleteTx(c: Client, kind: string, name: string, audit: AuditContext, expect: string | undefined): Promise<string | undefined> {
+export async function deleteTx(
+  c: Client,
+  kind: string,
+  name: string,
+  audit: AuditContext,
+  expect: string | undefined,
+): Promise<string | undefined> {
   await lockKinds(c, [kind]);
   const from = (await currentBucket(c, kind, name)) ?? undefined;
   if (expect !== undefined && expect !== from) {
@@ -72,7 +111,12 @@ export async function deleteTx(c: Client, kind: string, name: string, audit: Aud
  * (a → b, then b → c) behaves as SQLite's request-by-request loop does. Almost always one
  * round, and so one statement, however large the batch.
  */
-export async function moveBatchTx(c: Client, kind: string, moves: readonly MoveRequest[], audit: AuditContext): Promise<MoveBatchResult> {
+export async function moveBatchTx(
+  c: Client,
+  kind: string,
+  moves: readonly MoveRequest[],
+  audit: AuditContext,
+): Promise<MoveBatchResult> {
   await lockKinds(c, [kind]);
   const seen = new Map<string, number>();
   const roundOf = moves.map((m) => {
@@ -85,7 +129,12 @@ export async function moveBatchTx(c: Client, kind: string, moves: readonly MoveR
   const movedIn: Set<string>[] = [];
   for (let r = 0; r < rounds; r++) {
     const these = moves.filter((_, i) => roundOf[i] === r);
-    const { rows } = await c.query<{ name: string }>(SQL.moveMany, [kind, these.map((m) => m.name), these.map((m) => m.from), these.map((m) => m.to)]);
+    const { rows } = await c.query<{ name: string }>(SQL.moveMany, [
+      kind,
+      these.map((m) => m.name),
+      these.map((m) => m.from),
+      these.map((m) => m.to),
+    ]);
     movedIn.push(new Set(rows.map((x) => x.name)));
   }
   const moved: string[] = [];
@@ -106,17 +155,33 @@ export async function moveBatchTx(c: Client, kind: string, moves: readonly MoveR
  * order (store/rules.ts planImport), then writes all inserts in one statement and all
  * overwrites in another (each object's final state), and the audit entries in input order.
  */
-export async function importTx(c: Client, rows: readonly ImportRow[], overwrite: boolean, audit: AuditContext): Promise<ImportBatchResult> {
-  await lockKinds(c, rows.map((r) => r.kind));
+export async function importTx(
+  c: Client,
+  rows: readonly ImportRow[],
+  overwrite: boolean,
+  audit: AuditContext,
+): Promise<ImportBatchResult> {
+  await lockKinds(
+    c,
+    rows.map((r) => r.kind),
+  );
   if (overwrite) await c.query(SQL.lockChanges);
   const objects = importObjects(rows);
   const stored = new Map<string, string>();
   if (objects.length > 0) {
-    const found = await c.query<{ kind: string; name: string; bucket: string }>(SQL.existingPairs, [objects.map((p) => p.kind), objects.map((p) => p.name)]);
+    const found = await c.query<{ kind: string; name: string; bucket: string }>(SQL.existingPairs, [
+      objects.map((p) => p.kind),
+      objects.map((p) => p.name),
+    ]);
     for (const r of found.rows) stored.set(objectKey(r.kind, r.name), r.bucket);
   }
   const plan = planImport(rows, stored, overwrite);
-  const columns = (list: readonly ImportRow[]): unknown[] => [list.map((r) => r.kind), list.map((r) => r.name), list.map((r) => r.bucket), list.map((r) => r.assignedAt ?? null)];
+  const columns = (list: readonly ImportRow[]): unknown[] => [
+    list.map((r) => r.kind),
+    list.map((r) => r.name),
+    list.map((r) => r.bucket),
+    list.map((r) => r.assignedAt ?? null),
+  ];
   if (plan.inserts.length > 0) await c.query(SQL.importInsert, columns(plan.inserts));
   if (plan.updates.length > 0) await c.query(SQL.importUpdate, columns(plan.updates.map((u) => u.row)));
   await writeAudit(c, audit, 'import', plan.audit);
@@ -124,7 +189,12 @@ export async function importTx(c: Client, rows: readonly ImportRow[], overwrite:
 }
 
 /** `kinds`: every kind to repair (the caller read them before the transaction, to lock them). */
-export async function repairTx(c: Client, audit: AuditContext, kind: string | undefined, kinds: readonly string[]): Promise<CountFix[]> {
+export async function repairTx(
+  c: Client,
+  audit: AuditContext,
+  kind: string | undefined,
+  kinds: readonly string[],
+): Promise<CountFix[]> {
   await lockKinds(c, kind === undefined ? kinds : [kind]);
   const k = kind ?? null;
   const kept = (await c.query<{ kind: string; bucket: string; count: string }>(SQL.allCounts, [k])).rows;
@@ -132,6 +202,11 @@ export async function repairTx(c: Client, audit: AuditContext, kind: string | un
   const fixes = countFixes(kept, real);
   // In (kind, bucket) order, as the triggers lock count rows.
   for (const f of fixes) await c.query(SQL.setCount, [f.kind, f.bucket, f.real]);
-  await writeAudit(c, audit, 'repair', fixes.map((f) => repairEntry(f, audit.reason)));
+  await writeAudit(
+    c,
+    audit,
+    'repair',
+    fixes.map((f) => repairEntry(f, audit.reason)),
+  );
   return fixes;
 }

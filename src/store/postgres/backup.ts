@@ -17,9 +17,12 @@ export function withoutPassword(url: string): string {
 
 export function backupPostgres(db: { url: string }, target: string): Promise<never> {
   const url = withoutPassword(db.url);
-  return Promise.reject(new BackupUnsupportedError(
-    `the database is PostgreSQL (${url}): sharder backup copies SQLite files only. Back PostgreSQL up with pg_dump, e.g.\n` +
-      `  pg_dump --format=custom --file=${target} '${url}'\n` +
-      'and restore with pg_restore (docs/operations.md, "Backup and restore")',
-  ));
+  return Promise.reject(
+    new BackupUnsupportedError(
+      `the database is PostgreSQL (${url}): sharder backup copies SQLite files only. Back PostgreSQL up with ` +
+        'pg_dump, e.g.\n' +
+        `  pg_dump --format=custom --file=${target} '${url}'\n` +
+        'and restore with pg_restore (docs/operations.md, "Backup and restore")',
+    ),
+  );
 }

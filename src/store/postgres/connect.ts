@@ -13,7 +13,13 @@ import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import pg from 'pg';
 import type { PgSslMode, PostgresOptions } from '../../config/types.js';
-import { checkPort, checkSslMode, parsePostgresUrl, type PgHost, type PgTargetSessionAttrs } from '../../config/postgres.js';
+import {
+  checkPort,
+  checkSslMode,
+  parsePostgresUrl,
+  type PgHost,
+  type PgTargetSessionAttrs,
+} from '../../config/postgres.js';
 import { ConfigError, ShardError, StoreUnavailableError, type ConfigProblem } from '../../errors.js';
 import { hidePassword, nonEmpty, readPasswordFile, tlsOptions } from '../connect.js';
 
@@ -65,18 +71,26 @@ export function resolvePostgres(db: { url: string; options: PostgresOptions }, s
   }
   // libpq's order: the URL's host list, else postgres.hosts, else PGHOST (which may be a list too).
   const envHosts = nonEmpty(env.PGHOST)?.split(',');
-  const listed: readonly PgHost[] | undefined = parts.hosts ?? o.hosts ?? (parts.host === undefined && envHosts !== undefined && envHosts.length > 1 ? envHosts.map((h) => ({ host: h })) : undefined);
-  const hosts = listed !== undefined
-    ? listed.map((h) => ({ host: h.host, port: h.port ?? parts.port ?? defaultPort }))
-    : [{ host: parts.host ?? nonEmpty(env.PGHOST) ?? 'localhost', port: parts.port ?? defaultPort }];
+  const listed: readonly PgHost[] | undefined =
+    parts.hosts ??
+    o.hosts ??
+    (parts.host === undefined && envHosts !== undefined && envHosts.length > 1
+      ? envHosts.map((h) => ({ host: h }))
+      : undefined);
+  const hosts =
+    listed !== undefined
+      ? listed.map((h) => ({ host: h.host, port: h.port ?? parts.port ?? defaultPort }))
+      : [{ host: parts.host ?? nonEmpty(env.PGHOST) ?? 'localhost', port: parts.port ?? defaultPort }];
   const { host, port } = hosts[0]!;
-  const targetSessionAttrs: PgTargetSessionAttrs = parts.targetSessionAttrs ?? o.targetSessionAttrs ?? (hosts.length > 1 ? 'read-write' : 'any');
+  const targetSessionAttrs: PgTargetSessionAttrs =
+    parts.targetSessionAttrs ?? o.targetSessionAttrs ?? (hosts.length > 1 ? 'read-write' : 'any');
   const user = parts.user ?? nonEmpty(env.PGUSER) ?? nonEmpty(env.USER) ?? osUser() ?? '';
   if (user === '') fromEnv('PGUSER', 'no database user: name one in the URL (postgres://USER@HOST/DB) or in PGUSER');
   const database = parts.database ?? nonEmpty(env.PGDATABASE) ?? user;
 
   let password: string | undefined = parts.password;
-  if (password === undefined && o.passwordFile !== null) password = readPasswordFile(readFile, o.passwordFile, 'postgres.password_file', fromFile);
+  if (password === undefined && o.passwordFile !== null)
+    password = readPasswordFile(readFile, o.passwordFile, 'postgres.password_file', fromFile);
   if (password === undefined && env.PGPASSWORD !== undefined && env.PGPASSWORD !== '') password = env.PGPASSWORD;
 
   let mode: PgSslMode = 'disable';
@@ -93,8 +107,12 @@ export function resolvePostgres(db: { url: string; options: PostgresOptions }, s
     try {
       ca = readFile(caFile);
     } catch (err) {
-      const key = parts.sslRootCert !== undefined ? 'database' : o.ssl.caFile !== null ? 'postgres.ssl.ca_file' : 'PGSSLROOTCERT';
-      (key === 'PGSSLROOTCERT' ? fromEnv : fromFile)(key, `CA file cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      const key =
+        parts.sslRootCert !== undefined ? 'database' : o.ssl.caFile !== null ? 'postgres.ssl.ca_file' : 'PGSSLROOTCERT';
+      (key === 'PGSSLROOTCERT' ? fromEnv : fromFile)(
+        key,
+        `CA file cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
@@ -123,8 +141,17 @@ export function resolvePostgres(db: { url: string; options: PostgresOptions }, s
     connectionTimeoutMillis: o.connectionTimeoutMs,
   };
   hidePassword(pool, password);
-  const where = hosts.map((h) => (h.host.startsWith('/') || h.host.includes(':') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`)).join(',');
-  return { client, pool, location: `postgres://${encodeURIComponent(user)}@${where}/${encodeURIComponent(database)}`, statementTimeoutMs: o.statementTimeoutMs, hosts, targetSessionAttrs };
+  const where = hosts
+    .map((h) => (h.host.startsWith('/') || h.host.includes(':') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`))
+    .join(',');
+  return {
+    client,
+    pool,
+    location: `postgres://${encodeURIComponent(user)}@${where}/${encodeURIComponent(database)}`,
+    statementTimeoutMs: o.statementTimeoutMs,
+    hosts,
+    targetSessionAttrs,
+  };
 }
 
 /** A copy of connection settings with some replaced, the password still hidden. */
@@ -167,7 +194,9 @@ export function convertPgError(err: unknown): unknown {
   // timeout"); a TypeError or the like would be a bug and stays as it is.
   if (err instanceof Error && (err.constructor === Error || typeof (err as NodeJS.ErrnoException).code === 'string')) {
     const code = (err as NodeJS.ErrnoException).code;
-    return new StoreUnavailableError(`PostgreSQL store unavailable${code ? ` (${code})` : ''}: ${err.message}`, { cause: err });
+    return new StoreUnavailableError(`PostgreSQL store unavailable${code ? ` (${code})` : ''}: ${err.message}`, {
+      cause: err,
+    });
   }
   return err;
 }

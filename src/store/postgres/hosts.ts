@@ -26,7 +26,8 @@ export interface PgHostPort {
   readonly port: number;
 }
 
-const where = (h: PgHostPort): string => (h.host.includes(':') || h.host.startsWith('/') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`);
+const where = (h: PgHostPort): string =>
+  h.host.includes(':') || h.host.startsWith('/') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`;
 
 /** Why a session does not pass target_session_attrs, or undefined when it does. */
 async function refusal(c: pg.Client, target: PgTargetSessionAttrs): Promise<string | undefined> {
@@ -52,6 +53,7 @@ export class PostgresHosts {
     private readonly base: pg.ClientConfig,
     private readonly log: Logger,
   ) {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the client class below has its own `this`
     const owner = this;
     this.Client = class FailoverClient extends pg.Client {
       /** Index of the host this connection went to. */
@@ -65,10 +67,15 @@ export class PostgresHosts {
 
       override connect(): Promise<pg.Client>;
       override connect(callback: ((err: Error) => void) | ((err: null, c: pg.Client) => void)): void;
-      override connect(callback?: ((err: Error) => void) | ((err: null, c: pg.Client) => void)): Promise<pg.Client> | void {
+      override connect(
+        callback?: ((err: Error) => void) | ((err: null, c: pg.Client) => void),
+      ): Promise<pg.Client> | void {
         const p = owner.checked(this, super.connect()).then(() => this as pg.Client);
         if (callback === undefined) return p;
-        p.then((c) => (callback as (err: null, c: pg.Client) => void)(null, c), (err: Error) => (callback as (err: Error) => void)(err));
+        p.then(
+          (c) => (callback as (err: null, c: pg.Client) => void)(null, c),
+          (err: Error) => (callback as (err: Error) => void)(err),
+        );
       }
     };
   }
@@ -102,7 +109,9 @@ export class PostgresHosts {
     if (why !== undefined) {
       this.failed(index);
       await c.end().catch(() => undefined);
-      throw new StoreUnavailableError(`PostgreSQL host ${where(this.hosts[index]!)} is ${why}, not ${this.target}: looking for the one that is`);
+      throw new StoreUnavailableError(
+        `PostgreSQL host ${where(this.hosts[index]!)} is ${why}, not ${this.target}: looking for the one that is`,
+      );
     }
   }
 
@@ -132,7 +141,8 @@ export class PostgresHosts {
     const tried: string[] = [];
     const start = this.current;
     // The current host first only on the very first probe (at open): after a failure it is the suspect.
-    const order = this.lastProbe === 0 ? [...Array(n).keys()] : Array.from({ length: n }, (_, i) => (start + 1 + i) % n);
+    const order =
+      this.lastProbe === 0 ? [...Array(n).keys()] : Array.from({ length: n }, (_, i) => (start + 1 + i) % n);
     for (const i of order) {
       const h = this.hosts[i]!;
       const c = new pg.Client(withSettings(this.base, { host: h.host, port: h.port }));
@@ -142,7 +152,15 @@ export class PostgresHosts {
         const why = await refusal(c, this.target);
         if (why === undefined) {
           if (i !== this.current) {
-            this.log.warn({ event: 'postgres_host_changed', from: where(this.hosts[this.current]!), to: where(h), target_session_attrs: this.target }, `PostgreSQL: connections now go to ${where(h)}`);
+            this.log.warn(
+              {
+                event: 'postgres_host_changed',
+                from: where(this.hosts[this.current]!),
+                to: where(h),
+                target_session_attrs: this.target,
+              },
+              `PostgreSQL: connections now go to ${where(h)}`,
+            );
           }
           this.current = i;
           return;

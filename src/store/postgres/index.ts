@@ -27,13 +27,31 @@ import { PostgresChangeWatcher } from './watch.js';
 import { PostgresHosts } from './hosts.js';
 import { deleteTx, importTx, moveBatchTx, putTx, repairTx } from './admin.js';
 import type {
-  AssignResult, Assignment, AuditContext, AuditEntry, AuditQuery, ChangeListener, CountFix, DuplicateObject,
-  ImportBatchResult, ImportRow, MoveBatchResult, MoveRequest, PutResult, Store,
+  AssignResult,
+  Assignment,
+  AuditContext,
+  AuditEntry,
+  AuditQuery,
+  ChangeListener,
+  CountFix,
+  DuplicateObject,
+  ImportBatchResult,
+  ImportRow,
+  MoveBatchResult,
+  MoveRequest,
+  PutResult,
+  Store,
 } from '../types.js';
 import { exportByPages } from '../export.js';
-import { pendingMigrations, planAssignments, toAssignment, toAuditEntry, type AssignmentRow, type AuditRow } from '../rules.js';
+import {
+  pendingMigrations,
+  planAssignments,
+  toAssignment,
+  toAuditEntry,
+  type AssignmentRow,
+  type AuditRow,
+} from '../rules.js';
 import { exposeForTests } from '../test-hook.js';
-
 
 /** A write refused by a read-only session: the host is a standby now. */
 const READ_ONLY_SQLSTATE = '25006';
@@ -52,11 +70,17 @@ const LOST_CONNECTION_ATTEMPTS = 4;
 
 /** True when the error says the connection died, rather than that the statement failed. */
 export function isConnectionLost(err: unknown): boolean {
-  const e = (err instanceof ShardError && err.cause !== undefined ? err.cause : err) as { code?: unknown; message?: unknown } | null;
+  const e = (err instanceof ShardError && err.cause !== undefined ? err.cause : err) as {
+    code?: unknown;
+    message?: unknown;
+  } | null;
   if (e === null || typeof e !== 'object') return false;
   if (e instanceof pg.DatabaseError) return typeof e.code === 'string' && /^(57P0[123]|08)/.test(e.code);
   const code = typeof e.code === 'string' ? e.code : '';
-  return /^(ECONNRESET|EPIPE|ECONNREFUSED)$/.test(code) || (typeof e.message === 'string' && /Connection terminated/i.test(e.message));
+  return (
+    /^(ECONNRESET|EPIPE|ECONNREFUSED)$/.test(code) ||
+    (typeof e.message === 'string' && /Connection terminated/i.test(e.message))
+  );
 }
 
 const retryable = (err: unknown, attempt: number): boolean =>
@@ -94,7 +118,13 @@ export class PostgresStore implements Store {
     this.pool = pool;
     this.log = log;
     this.group = new GroupCommit({
-      lookupMany: async (kind, names) => new Map((await this.query<{ name: string; bucket: string }>(SQL.lookupMany, [kind, names])).rows.map((r) => [r.name, r.bucket])),
+      lookupMany: async (kind, names) =>
+        new Map(
+          (await this.query<{ name: string; bucket: string }>(SQL.lookupMany, [kind, names])).rows.map((r) => [
+            r.name,
+            r.bucket,
+          ]),
+        ),
       assignMany: (kind, items) => this.transaction((c) => assignLocked(c, kind, items)),
       // Leave connections for assignment transactions and the change feed.
       lookupConcurrency: Math.max(1, Math.floor((conn.pool.max ?? 10) / 2)),
@@ -113,7 +143,9 @@ export class PostgresStore implements Store {
     let identity: DatabaseIdentity;
     try {
       await hosts.find();
-      client = new hosts.Client(withSettings(conn.client, { statement_timeout: 0, query_timeout: 0, idle_in_transaction_session_timeout: 0 }));
+      client = new hosts.Client(
+        withSettings(conn.client, { statement_timeout: 0, query_timeout: 0, idle_in_transaction_session_timeout: 0 }),
+      );
       client.on('error', () => undefined);
       await client.connect();
       await checkServer(client);
@@ -124,10 +156,15 @@ export class PostgresStore implements Store {
     } finally {
       await client?.end().catch(() => undefined);
     }
-    const pool = new pg.Pool(withSettings(conn.pool, { Client: hosts.Client } as pg.ClientConfig) as pg.PoolConfig);
+    const pool = new pg.Pool(withSettings(conn.pool, { Client: hosts.Client } as pg.ClientConfig));
     // An idle pooled connection can fail (server restart, network): pg-pool has already
     // dropped it; without this handler the 'error' event would crash the process.
-    pool.on('error', (err) => log.warn({ event: 'postgres_idle_connection_error', err: err.message }, 'idle PostgreSQL connection failed; it was discarded'));
+    pool.on('error', (err) =>
+      log.warn(
+        { event: 'postgres_idle_connection_error', err: err.message },
+        'idle PostgreSQL connection failed; it was discarded',
+      ),
+    );
     return new PostgresStore(conn, pool, log, hosts, identity);
   }
 
@@ -193,7 +230,9 @@ export class PostgresStore implements Store {
   }
 
   lookup(kind: string, name: string): Promise<string | undefined> {
-    return this.closed ? Promise.reject(new StoreUnavailableError('the PostgreSQL store is closed')) : this.group.lookup(kind, name);
+    return this.closed
+      ? Promise.reject(new StoreUnavailableError('the PostgreSQL store is closed'))
+      : this.group.lookup(kind, name);
   }
 
   assign(kind: string, name: string, buckets: readonly BucketPolicyInput[]): Promise<AssignResult> {
@@ -215,7 +254,13 @@ export class PostgresStore implements Store {
     return rows[0] && toAssignment(rows[0]);
   }
 
-  put(kind: string, name: string, bucket: string, audit: AuditContext, opts: { expect?: string | null } = {}): Promise<PutResult> {
+  put(
+    kind: string,
+    name: string,
+    bucket: string,
+    audit: AuditContext,
+    opts: { expect?: string | null } = {},
+  ): Promise<PutResult> {
     const expect = 'expect' in opts ? opts.expect : undefined;
     return this.transaction((c) => putTx(c, kind, name, bucket, audit, expect));
   }
@@ -224,11 +269,19 @@ export class PostgresStore implements Store {
     return this.transaction((c) => deleteTx(c, kind, name, audit, opts.expect));
   }
 
-  async list(kind: string, opts: { bucket?: string | undefined; after?: string | undefined; limit: number }): Promise<Assignment[]> {
+  async list(
+    kind: string,
+    opts: { bucket?: string | undefined; after?: string | undefined; limit: number },
+  ): Promise<Assignment[]> {
     const { bucket, after, limit } = opts;
-    const { rows } = bucket === undefined
-      ? after === undefined ? await this.query<AssignmentRow>(SQL.listFirst, [kind, limit]) : await this.query<AssignmentRow>(SQL.listAfter, [kind, after, limit])
-      : after === undefined ? await this.query<AssignmentRow>(SQL.listBucketFirst, [kind, bucket, limit]) : await this.query<AssignmentRow>(SQL.listBucketAfter, [kind, bucket, after, limit]);
+    const { rows } =
+      bucket === undefined
+        ? after === undefined
+          ? await this.query<AssignmentRow>(SQL.listFirst, [kind, limit])
+          : await this.query<AssignmentRow>(SQL.listAfter, [kind, after, limit])
+        : after === undefined
+          ? await this.query<AssignmentRow>(SQL.listBucketFirst, [kind, bucket, limit])
+          : await this.query<AssignmentRow>(SQL.listBucketAfter, [kind, bucket, after, limit]);
     return rows.map(toAssignment);
   }
 
@@ -242,7 +295,11 @@ export class PostgresStore implements Store {
     return exportByPages(this, opts);
   }
 
-  importBatch(rows: readonly ImportRow[], opts: { overwrite: boolean }, audit: AuditContext): Promise<ImportBatchResult> {
+  importBatch(
+    rows: readonly ImportRow[],
+    opts: { overwrite: boolean },
+    audit: AuditContext,
+  ): Promise<ImportBatchResult> {
     if (rows.length === 0) return Promise.resolve({ inserted: 0, unchanged: 0, overwritten: 0, conflicts: [] });
     return this.transaction((c) => importTx(c, rows, opts.overwrite, audit));
   }
@@ -255,9 +312,15 @@ export class PostgresStore implements Store {
 
   async repairCounts(audit: AuditContext, kind?: string): Promise<CountFix[]> {
     // Every kind's lock must be taken before its counts are read; the kinds are found first.
-    const kinds = kind === undefined
-      ? [...new Set([...(await this.kinds()), ...(await this.query<{ kind: string }>(SQL.countedKinds, [])).rows.map((r) => r.kind)])]
-      : [kind];
+    const kinds =
+      kind === undefined
+        ? [
+            ...new Set([
+              ...(await this.kinds()),
+              ...(await this.query<{ kind: string }>(SQL.countedKinds, [])).rows.map((r) => r.kind),
+            ]),
+          ]
+        : [kind];
     return this.transaction((c) => repairTx(c, audit, kind, kinds));
   }
 
@@ -272,7 +335,13 @@ export class PostgresStore implements Store {
   }
 
   watch(listener: ChangeListener, pollMs: number): () => void {
-    const w = new PostgresChangeWatcher({ pool: this.pool, newClient: () => new this.hosts.Client(this.conn.client), listener, pollMs, log: this.log });
+    const w = new PostgresChangeWatcher({
+      pool: this.pool,
+      newClient: () => new this.hosts.Client(this.conn.client),
+      listener,
+      pollMs,
+      log: this.log,
+    });
     this.watchers.add(w);
     if (!this.closed) w.start();
     return () => {
@@ -291,8 +360,15 @@ export class PostgresStore implements Store {
   async ping(): Promise<void> {
     await this.query('SELECT 1', []);
     await this.group.writes.check(async () => {
-      const { rows } = await this.query<{ read_only: boolean }>("SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' AS read_only", []);
-      if (rows[0]?.read_only) throw new StoreUnavailableError('PostgreSQL store unavailable: the database is read-only (a standby, or default_transaction_read_only is on), so new assignments cannot be written');
+      const { rows } = await this.query<{ read_only: boolean }>(
+        "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' AS read_only",
+        [],
+      );
+      if (rows[0]?.read_only)
+        throw new StoreUnavailableError(
+          'PostgreSQL store unavailable: the database is read-only (a standby, or ' +
+            'default_transaction_read_only is on), so new assignments cannot be written',
+        );
     });
   }
 
@@ -306,10 +382,17 @@ export class PostgresStore implements Store {
 }
 
 /** The body of an assignment transaction; the caller has opened it. */
-async function assignLocked(c: pg.PoolClient, kind: string, items: AssignInput[]): Promise<BatchResult<AssignResult>[]> {
+async function assignLocked(
+  c: pg.PoolClient,
+  kind: string,
+  items: AssignInput[],
+): Promise<BatchResult<AssignResult>[]> {
   await c.query(SQL.lockKind, [kind]);
   const names = [...new Set(items.map((i) => i.name))];
-  const { rows } = await c.query<{ name: string | null; bucket: string; count: string | null }>(SQL.existingAndCounts, [kind, names]);
+  const { rows } = await c.query<{ name: string | null; bucket: string; count: string | null }>(SQL.existingAndCounts, [
+    kind,
+    names,
+  ]);
   const existing = new Map<string, string>();
   const counts = new Map<string, number>();
   for (const r of rows) {
@@ -317,7 +400,8 @@ async function assignLocked(c: pg.PoolClient, kind: string, items: AssignInput[]
     else existing.set(r.name, r.bucket);
   }
   const plan = planAssignments(kind, items, existing, counts);
-  if (plan.inserts.length > 0) await c.query(SQL.insertMany, [kind, plan.inserts.map((i) => i.name), plan.inserts.map((i) => i.bucket)]);
+  if (plan.inserts.length > 0)
+    await c.query(SQL.insertMany, [kind, plan.inserts.map((i) => i.name), plan.inserts.map((i) => i.bucket)]);
   return plan.results;
 }
 
@@ -331,7 +415,9 @@ export interface DatabaseIdentity {
 async function databaseIdentity(client: pg.Client): Promise<DatabaseIdentity> {
   const database = (await client.query<{ db: string }>('SELECT current_database() AS db')).rows[0]!.db;
   try {
-    const { rows } = await client.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()');
+    const { rows } = await client.query<{ id: string }>(
+      'SELECT system_identifier::text AS id FROM pg_control_system()',
+    );
     return { systemId: rows[0]?.id ?? null, database };
   } catch {
     return { systemId: null, database };
@@ -342,7 +428,10 @@ async function checkServer(client: pg.Client): Promise<void> {
   const { rows } = await client.query<{ server_encoding: string }>(SQL.serverEncoding);
   const enc = rows[0]?.server_encoding;
   if (enc !== 'UTF8') {
-    throw new StoreUnavailableError(`the PostgreSQL database uses encoding ${enc}, but names are stored as UTF-8: create the database with ENCODING 'UTF8'`);
+    throw new StoreUnavailableError(
+      `the PostgreSQL database uses encoding ${enc}, but names are stored as UTF-8: create the database with ` +
+        `ENCODING 'UTF8'`,
+    );
   }
 }
 
@@ -371,7 +460,12 @@ async function migrate(client: pg.Client, log: Logger): Promise<void> {
 function convertOpenError(err: unknown, location: string): unknown {
   if (err instanceof ShardError && !(err instanceof StoreUnavailableError)) return err;
   const c = convertPgError(err);
-  const detail = c instanceof StoreUnavailableError ? c.message : err instanceof pg.DatabaseError ? `${err.message} (${err.code})` : undefined;
+  const detail =
+    c instanceof StoreUnavailableError
+      ? c.message
+      : err instanceof pg.DatabaseError
+        ? `${err.message} (${err.code})`
+        : undefined;
   if (detail === undefined) return c;
   return new StoreUnavailableError(`cannot open PostgreSQL database ${location}: ${detail}`, { cause: err });
 }

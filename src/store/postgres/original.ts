@@ -17,7 +17,11 @@ function describe(src: OriginalSource): string {
 
 async function* postgresRows(src: OriginalSource, pageSize: number): AsyncGenerator<OriginalRow[]> {
   const where = describe(src);
-  const client = new pg.Client({ connectionString: src.location, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS, application_name: 'sharder import-original' });
+  const client = new pg.Client({
+    connectionString: src.location,
+    connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
+    application_name: 'sharder import-original',
+  });
   // An idle client can still emit 'error' (server restart); without a listener it would crash.
   client.on('error', () => {});
   try {
@@ -28,9 +32,15 @@ async function* postgresRows(src: OriginalSource, pageSize: number): AsyncGenera
   try {
     yield* pagesById(async (after) => {
       try {
-        const r = after === undefined
-          ? await client.query<OriginalRow>('SELECT id, kind, bucket, name FROM shard ORDER BY id LIMIT $1', [pageSize])
-          : await client.query<OriginalRow>('SELECT id, kind, bucket, name FROM shard WHERE id > $1 ORDER BY id LIMIT $2', [after, pageSize]);
+        const r =
+          after === undefined
+            ? await client.query<OriginalRow>('SELECT id, kind, bucket, name FROM shard ORDER BY id LIMIT $1', [
+                pageSize,
+              ])
+            : await client.query<OriginalRow>(
+                'SELECT id, kind, bucket, name FROM shard WHERE id > $1 ORDER BY id LIMIT $2',
+                [after, pageSize],
+              );
         return r.rows.map((x) => ({ ...x, id: Number(x.id) }));
       } catch (err) {
         const code = (err as { code?: string }).code;

@@ -124,7 +124,8 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       CREATE TRIGGER assignments_counts_insert AFTER INSERT ON assignments
         REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION sharder_assignments_inserted();
       CREATE TRIGGER assignments_counts_update AFTER UPDATE ON assignments
-        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION sharder_assignments_updated();
+        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION sharder_assignments_updated();
       CREATE TRIGGER assignments_counts_delete AFTER DELETE ON assignments
         REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION sharder_assignments_deleted();
       CREATE TRIGGER assignments_counts_truncate AFTER TRUNCATE ON assignments
@@ -211,7 +212,9 @@ const BY_NAME = 'ORDER BY name COLLATE "C"';
 export const SQL = {
   // Migrations.
   migrationsTableExists: "SELECT to_regclass('schema_migrations') IS NOT NULL AS exists",
-  migrationsTable: 'CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
+  migrationsTable:
+    'CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz ' +
+    'NOT NULL DEFAULT now())',
   lockMigrations: `SELECT pg_advisory_xact_lock(${LOCK_NS_MIGRATIONS}, 0)`,
   schemaVersion: 'SELECT coalesce(max(version), 0)::int AS version FROM schema_migrations',
   recordMigration: 'INSERT INTO schema_migrations (version, name) VALUES ($1, $2)',
@@ -226,14 +229,17 @@ export const SQL = {
     SELECT name, bucket, NULL::bigint AS count FROM assignments WHERE kind = $1 AND name = ANY($2::text[])
     UNION ALL
     SELECT NULL, bucket, count FROM bucket_counts WHERE kind = $1`,
-  insertMany: 'INSERT INTO assignments (kind, name, bucket) SELECT $1, n, b FROM unnest($2::text[], $3::text[]) AS t(n, b)',
+  insertMany:
+    'INSERT INTO assignments (kind, name, bucket) SELECT $1, n, b FROM unnest($2::text[], $3::text[]) AS t(n, b)',
   counts: 'SELECT bucket, count FROM bucket_counts WHERE kind = $1 AND count <> 0',
   realCounts: 'SELECT bucket, count(*) AS count FROM assignments WHERE kind = $1 GROUP BY bucket',
 
   // Admin primitives. Lists and exports order by name in the "C" collation: byte order,
   // identical to SQLite's, so cursors and exports are the same on both backends.
   /** The kind locks of several kinds, in ascending key order (no deadlock between two such). */
-  lockKinds: `SELECT pg_advisory_xact_lock(${LOCK_NS_KIND}, h) FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) AS k ORDER BY h) s`,
+  lockKinds:
+    `SELECT pg_advisory_xact_lock(${LOCK_NS_KIND}, h) FROM (SELECT DISTINCT hashtext(k) AS h FROM ` +
+    'unnest($1::text[]) AS k ORDER BY h) s',
   /** Taken up front by a transaction that may UPDATE or DELETE after an INSERT (lock order 2 before 3). */
   lockChanges: `SELECT pg_advisory_xact_lock(${LOCK_NS_CHANGES}, 0)`,
   get: `SELECT ${ASSIGNMENT} FROM assignments WHERE kind = $1 AND name = $2`,
@@ -252,7 +258,9 @@ export const SQL = {
   listFirst: `SELECT ${ASSIGNMENT} FROM assignments WHERE kind = $1 ${BY_NAME} LIMIT $2`,
   listAfter: `SELECT ${ASSIGNMENT} FROM assignments WHERE kind = $1 AND name > $2 COLLATE "C" ${BY_NAME} LIMIT $3`,
   listBucketFirst: `SELECT ${ASSIGNMENT} FROM assignments WHERE kind = $1 AND bucket = $2 ${BY_NAME} LIMIT $3`,
-  listBucketAfter: `SELECT ${ASSIGNMENT} FROM assignments WHERE kind = $1 AND bucket = $2 AND name > $3 COLLATE "C" ${BY_NAME} LIMIT $4`,
+  listBucketAfter:
+    `SELECT ${ASSIGNMENT} FROM assignments WHERE kind = $1 AND bucket = $2 AND name > $3 COLLATE "C" ${BY_NAME} ` +
+    'LIMIT $4',
   /** The stored buckets of (kind, name) pairs, row-locked. */
   existingPairs: `
     SELECT a.kind, a.name, a.bucket FROM assignments a
@@ -261,7 +269,8 @@ export const SQL = {
   /** Rows to insert; a null time means now. */
   importInsert: `
     INSERT INTO assignments (kind, name, bucket, assigned_at)
-    SELECT k, n, b, coalesce(${fromMs('at')}, now()) FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS t(k, n, b, at)`,
+    SELECT k, n, b, coalesce(${fromMs('at')}, now())
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS t(k, n, b, at)`,
   importUpdate: `
     UPDATE assignments a SET bucket = t.b, assigned_at = coalesce(${fromMs('t.at')}, now())
     FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS t(k, n, b, at)
@@ -269,21 +278,26 @@ export const SQL = {
   /** Audit entries, ids in the order given. */
   auditMany: `
     INSERT INTO audit (actor, action, batch, kind, name, from_bucket, to_bucket, reason)
-    SELECT $1, $2, $3, k, n, f, t, r FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY AS u(k, n, f, t, r, o)
+    SELECT $1, $2, $3, k, n, f, t, r
+    FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY AS u(k, n, f, t, r, o)
     ORDER BY o`,
   /** Loose index scan over the primary key: one probe per kind, however many rows. */
   kinds: `
     WITH RECURSIVE k AS (
       (SELECT kind FROM assignments ORDER BY kind LIMIT 1)
       UNION ALL
-      SELECT (SELECT a.kind FROM assignments a WHERE a.kind > k.kind ORDER BY a.kind LIMIT 1) FROM k WHERE k.kind IS NOT NULL
+      SELECT (SELECT a.kind FROM assignments a WHERE a.kind > k.kind ORDER BY a.kind LIMIT 1)
+      FROM k WHERE k.kind IS NOT NULL
     )
     SELECT kind FROM k WHERE kind IS NOT NULL ORDER BY kind`,
   /** Kinds with counts kept or assignments stored (what a repair of every kind must lock). */
   countedKinds: 'SELECT DISTINCT kind FROM bucket_counts',
   allCounts: 'SELECT kind, bucket, count FROM bucket_counts WHERE $1::text IS NULL OR kind = $1 FOR UPDATE',
-  allRealCounts: 'SELECT kind, bucket, count(*) AS count FROM assignments WHERE $1::text IS NULL OR kind = $1 GROUP BY kind, bucket',
-  setCount: 'INSERT INTO bucket_counts AS c (kind, bucket, count) VALUES ($1, $2, $3) ON CONFLICT (kind, bucket) DO UPDATE SET count = EXCLUDED.count',
+  allRealCounts:
+    'SELECT kind, bucket, count(*) AS count FROM assignments WHERE $1::text IS NULL OR kind = $1 GROUP BY kind, bucket',
+  setCount:
+    'INSERT INTO bucket_counts AS c (kind, bucket, count) VALUES ($1, $2, $3) ON CONFLICT (kind, bucket) DO ' +
+    'UPDATE SET count = EXCLUDED.count',
   duplicates: 'SELECT kind, name, count(*) AS rows FROM assignments GROUP BY kind, name HAVING count(*) > 1 LIMIT $1',
 
   // Change feed.
@@ -295,7 +309,9 @@ export const SQL = {
    * Deletes feed rows older than the retention, always a prefix by id and never the newest
    * row, so that "the row at my cursor is gone" reliably means "I fell behind the pruning".
    */
-  pruneChanges: `DELETE FROM changes WHERE id < (SELECT max(id) FROM changes WHERE at < now() - $1 * interval '1 millisecond')`,
+  pruneChanges:
+    `DELETE FROM changes WHERE id < (SELECT max(id) FROM changes WHERE at < now() - $1 * interval '1 ` +
+    `millisecond')`,
 } as const;
 
 const AUDIT: AuditDialect = {

@@ -17,7 +17,7 @@
  *   - pings its LISTEN connection, so that a half-open one is replaced quickly;
  *   - prunes feed rows older than the retention (every instance does; it is idempotent).
  */
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from '../../log.js';
 import { SQL } from './schema.js';
 import type { ChangeListener } from '../types.js';
@@ -109,7 +109,10 @@ export class PostgresChangeWatcher {
         // The cursor stays where it was: the feed is durable, the next tick reads from there.
         if (!this.feedFailing) {
           this.feedFailing = true;
-          this.o.log.warn({ event: 'change_feed_unreadable', err: (err as Error).message }, 'cannot read the change feed; retrying every poll');
+          this.o.log.warn(
+            { event: 'change_feed_unreadable', err: (err as Error).message },
+            'cannot read the change feed; retrying every poll',
+          );
         }
       } finally {
         this.reading = false;
@@ -133,13 +136,20 @@ export class PostgresChangeWatcher {
     }
     if (last === cursor) return;
     if (last < cursor || (cursor > 0 && !state.rows[0]!.here)) {
-      this.o.log.warn({ event: 'change_feed_gap', cursor, last }, 'changes may have been missed (feed pruned past this instance, or the database was restored): dropping cached assignments');
+      this.o.log.warn(
+        { event: 'change_feed_gap', cursor, last },
+        'changes may have been missed (feed pruned past this instance, or the database was restored): dropping ' +
+          'cached assignments',
+      );
       this.cursor = last;
       this.o.listener(null, null);
       return;
     }
     for (;;) {
-      const { rows } = await this.o.pool.query<{ id: string; kind: string; name: string; bucket: string | null }>(SQL.changesSince, [this.cursor, PAGE]);
+      const { rows } = await this.o.pool.query<{ id: string; kind: string; name: string; bucket: string | null }>(
+        SQL.changesSince,
+        [this.cursor, PAGE],
+      );
       for (const r of rows) {
         if (r.kind === '') this.o.listener(null, null);
         else if (r.name === '') this.o.listener(r.kind, null);
@@ -172,7 +182,10 @@ export class PostgresChangeWatcher {
       // Notifications sent while we were away are gone, and the database we reconnected to
       // may be a restored or promoted copy whose feed differs: start from a clean cache.
       this.resetPending = true;
-      this.o.log.info({ event: 'change_listener_reconnected' }, 'LISTEN connection re-established: dropping cached assignments');
+      this.o.log.info(
+        { event: 'change_listener_reconnected' },
+        'LISTEN connection re-established: dropping cached assignments',
+      );
     }
     this.everListened = true;
     this.read();
@@ -190,7 +203,10 @@ export class PostgresChangeWatcher {
     void client.end().catch(() => undefined);
     if (this.stopped) return;
     if (wasListening || this.reconnectDelay === RECONNECT_MIN_MS) {
-      this.o.log.warn({ event: 'change_listener_lost', err: err instanceof Error ? err.message : 'connection ended' }, 'LISTEN connection lost; reconnecting (changes are still read every poll)');
+      this.o.log.warn(
+        { event: 'change_listener_lost', err: err instanceof Error ? err.message : 'connection ended' },
+        'LISTEN connection lost; reconnecting (changes are still read every poll)',
+      );
     }
     const delay = this.reconnectDelay;
     this.reconnectDelay = Math.min(delay * 2, RECONNECT_MAX_MS);
@@ -205,12 +221,14 @@ export class PostgresChangeWatcher {
     const c = this.listenClient;
     if (!c || !this.listening || this.pinging) return;
     this.pinging = true;
-    c.query('SELECT 1').then(
-      () => undefined,
-      (err: unknown) => this.listenLost(c, err),
-    ).finally(() => {
-      this.pinging = false;
-    });
+    c.query('SELECT 1')
+      .then(
+        () => undefined,
+        (err: unknown) => this.listenLost(c, err),
+      )
+      .finally(() => {
+        this.pinging = false;
+      });
   }
 
   private prune(): void {

@@ -5,9 +5,25 @@
  * taken before the first read, so each body sees and changes the database alone; the count
  * triggers keep bucket_counts in step.
  */
-import { countFixes, deleteConflict, importObjects, objectKey, planImport, putConflict, repairEntry, type AuditChange } from '../rules.js';
+import {
+  countFixes,
+  deleteConflict,
+  importObjects,
+  objectKey,
+  planImport,
+  putConflict,
+  repairEntry,
+  type AuditChange,
+} from '../rules.js';
 import type {
-  AuditAction, AuditContext, CountFix, ImportBatchResult, ImportRow, MoveBatchResult, MoveRequest, PutResult,
+  AuditAction,
+  AuditContext,
+  CountFix,
+  ImportBatchResult,
+  ImportRow,
+  MoveBatchResult,
+  MoveRequest,
+  PutResult,
 } from '../types.js';
 import type { Statements } from './schema.js';
 
@@ -18,10 +34,27 @@ export interface AdminContext {
 }
 
 function writeAudit(x: AdminContext, at: number, audit: AuditContext, action: AuditAction, e: AuditChange): void {
-  x.stmts.audit.run(at, audit.actor, action, e.kind, e.name, e.from, e.to, e.reason !== undefined ? e.reason : audit.reason ?? null, audit.batch ?? null);
+  x.stmts.audit.run(
+    at,
+    audit.actor,
+    action,
+    e.kind,
+    e.name,
+    e.from,
+    e.to,
+    e.reason !== undefined ? e.reason : (audit.reason ?? null),
+    audit.batch ?? null,
+  );
 }
 
-export function putTx(x: AdminContext, kind: string, name: string, bucket: string, audit: AuditContext, expect: string | null | undefined): PutResult {
+export function putTx(
+  x: AdminContext,
+  kind: string,
+  name: string,
+  bucket: string,
+  audit: AuditContext,
+  expect: string | null | undefined,
+): PutResult {
   const from = x.stmts.lookup.get(kind, name)?.bucket ?? null;
   if (expect !== undefined && expect !== from) throw putConflict(kind, name, from, expect);
   if (from === bucket) return { from, to: bucket, changed: false };
@@ -32,7 +65,13 @@ export function putTx(x: AdminContext, kind: string, name: string, bucket: strin
   return { from, to: bucket, changed: true };
 }
 
-export function deleteTx(x: AdminContext, kind: string, name: string, audit: AuditContext, expect: string | undefined): string | undefined {
+export function deleteTx(
+  x: AdminContext,
+  kind: string,
+  name: string,
+  audit: AuditContext,
+  expect: string | undefined,
+): string | undefined {
   const from = x.stmts.lookup.get(kind, name)?.bucket;
   if (expect !== undefined && expect !== from) throw deleteConflict(kind, name, from, expect);
   if (from === undefined) return undefined;
@@ -42,7 +81,12 @@ export function deleteTx(x: AdminContext, kind: string, name: string, audit: Aud
 }
 
 /** Request by request: a name asked twice (a → b, then b → c) moves twice. */
-export function moveBatchTx(x: AdminContext, kind: string, moves: readonly MoveRequest[], audit: AuditContext): MoveBatchResult {
+export function moveBatchTx(
+  x: AdminContext,
+  kind: string,
+  moves: readonly MoveRequest[],
+  audit: AuditContext,
+): MoveBatchResult {
   const now = x.now();
   const moved: string[] = [];
   const stale: string[] = [];
@@ -55,7 +99,12 @@ export function moveBatchTx(x: AdminContext, kind: string, moves: readonly MoveR
   return { moved, stale };
 }
 
-export function importTx(x: AdminContext, rows: readonly ImportRow[], overwrite: boolean, audit: AuditContext): ImportBatchResult {
+export function importTx(
+  x: AdminContext,
+  rows: readonly ImportRow[],
+  overwrite: boolean,
+  audit: AuditContext,
+): ImportBatchResult {
   const now = x.now();
   const stored = new Map<string, string>();
   for (const o of importObjects(rows)) {

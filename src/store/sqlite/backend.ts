@@ -8,6 +8,7 @@ export const SQLITE_BACKEND: Backend<'sqlite'> = {
   name: 'sqlite',
   location: (db) => SqliteStore.location(db.path),
   open: async (db) => SqliteStore.open({ path: db.path, busyTimeoutMs: db.busyTimeoutMs }),
-  backup: (db, target, opts) => backupSqlite({ source: db.path, target, force: opts.force, busyTimeoutMs: db.busyTimeoutMs }),
+  backup: (db, target, opts) =>
+    backupSqlite({ source: db.path, target, force: opts.force, busyTimeoutMs: db.busyTimeoutMs }),
   original: SQLITE_ORIGINAL,
 };

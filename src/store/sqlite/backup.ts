@@ -91,12 +91,16 @@ export async function backupSqlite(opts: SqliteBackupOptions): Promise<SqliteBac
   const source = resolve(opts.source);
   const target = resolve(opts.target);
   if (!existsSync(source)) {
-    throw new BackupError(`there is no SQLite database at ${source}: nothing to back up (check "database" in the configuration)`);
+    throw new BackupError(
+      `there is no SQLite database at ${source}: nothing to back up (check "database" in the configuration)`,
+    );
   }
   if (target === source) throw new BadInputError('the backup file must not be the database itself');
   const dir = dirname(target);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new BadInputError(`the folder ${dir} does not exist: create it first`);
-  if (existsSync(target) && !opts.force) throw new BadInputError(`${target} exists: choose a new file name, or pass --force to replace it`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new BadInputError(`the folder ${dir} does not exist: create it first`);
+  if (existsSync(target) && !opts.force)
+    throw new BadInputError(`${target} exists: choose a new file name, or pass --force to replace it`);
   assertDatabaseOwner(source);
 
   const partial = join(dir, `.${basename(target)}.partial-${process.pid}-${Date.now()}`);
@@ -115,24 +119,42 @@ export async function backupSqlite(opts: SqliteBackupOptions): Promise<SqliteBac
     try {
       copy.pragma('journal_mode = DELETE');
       const check = copy.pragma('quick_check', { simple: true });
-      if (check !== 'ok') throw new BackupError(`the copy failed SQLite's quick_check (${String(check)}): the source may be damaged; run "PRAGMA integrity_check" on it`);
-      const has = (table: string): boolean => copy.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
-      if (has('assignments')) assignments = (copy.prepare('SELECT COUNT(*) AS n FROM assignments').get() as { n: number }).n;
-      if (has('schema_migrations')) schemaVersion = (copy.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations').get() as { v: number }).v;
+      if (check !== 'ok')
+        throw new BackupError(
+          `the copy failed SQLite's quick_check (${String(check)}): the source may be damaged; run "PRAGMA ` +
+            'integrity_check" on it',
+        );
+      const has = (table: string): boolean =>
+        copy.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
+      if (has('assignments'))
+        assignments = (copy.prepare('SELECT COUNT(*) AS n FROM assignments').get() as { n: number }).n;
+      if (has('schema_migrations'))
+        schemaVersion = (
+          copy.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations').get() as { v: number }
+        ).v;
     } finally {
       copy.close();
     }
     syncFile(partial);
     renameSync(partial, target);
     syncDir(dir);
-    return { source, target, bytes: statSync(target).size, assignments, schemaVersion, ms: performance.now() - started };
+    return {
+      source,
+      target,
+      bytes: statSync(target).size,
+      assignments,
+      schemaVersion,
+      ms: performance.now() - started,
+    };
   } catch (err) {
     rmSync(partial, { force: true });
     rmSync(`${partial}-journal`, { force: true });
     if (err instanceof ShardError) throw err;
     const code = sqliteCode(err);
     if (code?.startsWith('SQLITE_BUSY') || code?.startsWith('SQLITE_LOCKED')) {
-      throw new StoreUnavailableError(`the database stayed locked for ${opts.busyTimeoutMs} ms (${code}): try again`, { cause: err });
+      throw new StoreUnavailableError(`the database stayed locked for ${opts.busyTimeoutMs} ms (${code}): try again`, {
+        cause: err,
+      });
     }
     throw new BackupError(`backup of ${source} to ${target} failed: ${(err as Error).message}`, { cause: err });
   }

@@ -1,4 +1,7 @@
-/** The database file of the SQLite backend (and of the PostgreSQL snapshot): created private, watched for replacement. */
+/**
+ * The database file of the SQLite backend (and of the PostgreSQL snapshot): created private,
+ * watched for replacement.
+ */
 import { chmodSync, closeSync, fchmodSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 
@@ -45,4 +48,3 @@ export function fileIdentity(path: string): string | null {
     return null;
   }
 }
-

@@ -10,8 +10,20 @@ import Database from 'better-sqlite3';
 import { chooseBucket, type BucketPolicyInput } from '../../core/policy.js';
 import { NoBucketError, ShardError, StoreUnavailableError } from '../../errors.js';
 import type {
-  AssignResult, Assignment, AuditContext, AuditEntry, AuditQuery, ChangeListener, CountFix, DuplicateObject,
-  ImportBatchResult, ImportRow, MoveBatchResult, MoveRequest, PutResult, Store,
+  AssignResult,
+  Assignment,
+  AuditContext,
+  AuditEntry,
+  AuditQuery,
+  ChangeListener,
+  CountFix,
+  DuplicateObject,
+  ImportBatchResult,
+  ImportRow,
+  MoveBatchResult,
+  MoveRequest,
+  PutResult,
+  Store,
 } from '../types.js';
 import { exportByPages } from '../export.js';
 import { auditQuery, toAssignment, toAuditEntry, type AuditDialect, type AuditRow } from '../rules.js';
@@ -67,8 +79,19 @@ export class SqliteStore implements Store {
   private readonly fileId: string | null;
   private readonly stmts: Statements;
   private readonly assignTx: (kind: string, name: string, buckets: readonly BucketPolicyInput[]) => AssignResult;
-  private readonly putTx: (kind: string, name: string, bucket: string, audit: AuditContext, expect: string | null | undefined) => PutResult;
-  private readonly deleteTx: (kind: string, name: string, audit: AuditContext, expect: string | undefined) => string | undefined;
+  private readonly putTx: (
+    kind: string,
+    name: string,
+    bucket: string,
+    audit: AuditContext,
+    expect: string | null | undefined,
+  ) => PutResult;
+  private readonly deleteTx: (
+    kind: string,
+    name: string,
+    audit: AuditContext,
+    expect: string | undefined,
+  ) => string | undefined;
   private readonly moveBatchTx: (kind: string, moves: readonly MoveRequest[], audit: AuditContext) => MoveBatchResult;
   private readonly importTx: (rows: readonly ImportRow[], overwrite: boolean, audit: AuditContext) => ImportBatchResult;
   private readonly repairTx: (audit: AuditContext, kind: string | undefined) => CountFix[];
@@ -86,21 +109,34 @@ export class SqliteStore implements Store {
     exposeForTests(this, db satisfies SqliteTestHandle);
     this.stmts = prepareStatements(db);
     const x: admin.AdminContext = { stmts: this.stmts, now: this.now };
-    this.putTx = db.transaction((kind: string, name: string, bucket: string, audit: AuditContext, expect: string | null | undefined) => admin.putTx(x, kind, name, bucket, audit, expect)).immediate;
-    this.deleteTx = db.transaction((kind: string, name: string, audit: AuditContext, expect: string | undefined) => admin.deleteTx(x, kind, name, audit, expect)).immediate;
-    this.moveBatchTx = db.transaction((kind: string, moves: readonly MoveRequest[], audit: AuditContext) => admin.moveBatchTx(x, kind, moves, audit)).immediate;
-    this.importTx = db.transaction((rows: readonly ImportRow[], overwrite: boolean, audit: AuditContext) => admin.importTx(x, rows, overwrite, audit)).immediate;
-    this.repairTx = db.transaction((audit: AuditContext, kind: string | undefined) => admin.repairTx(x, audit, kind)).immediate;
-    this.assignTx = db.transaction((kind: string, name: string, buckets: readonly BucketPolicyInput[]): AssignResult => {
-      const existing = this.stmts.lookup.get(kind, name);
-      if (existing) return { bucket: existing.bucket, created: false };
-      const counts = new Map<string, number>();
-      for (const row of this.stmts.counts.all(kind)) counts.set(row.bucket, row.count);
-      const bucket = chooseBucket(buckets, counts);
-      if (bucket === undefined) throw new NoBucketError(kind);
-      this.stmts.insert.run(kind, name, bucket, this.now());
-      return { bucket, created: true };
-    }).immediate;
+    this.putTx = db.transaction(
+      (kind: string, name: string, bucket: string, audit: AuditContext, expect: string | null | undefined) =>
+        admin.putTx(x, kind, name, bucket, audit, expect),
+    ).immediate;
+    this.deleteTx = db.transaction((kind: string, name: string, audit: AuditContext, expect: string | undefined) =>
+      admin.deleteTx(x, kind, name, audit, expect),
+    ).immediate;
+    this.moveBatchTx = db.transaction((kind: string, moves: readonly MoveRequest[], audit: AuditContext) =>
+      admin.moveBatchTx(x, kind, moves, audit),
+    ).immediate;
+    this.importTx = db.transaction((rows: readonly ImportRow[], overwrite: boolean, audit: AuditContext) =>
+      admin.importTx(x, rows, overwrite, audit),
+    ).immediate;
+    this.repairTx = db.transaction((audit: AuditContext, kind: string | undefined) =>
+      admin.repairTx(x, audit, kind),
+    ).immediate;
+    this.assignTx = db.transaction(
+      (kind: string, name: string, buckets: readonly BucketPolicyInput[]): AssignResult => {
+        const existing = this.stmts.lookup.get(kind, name);
+        if (existing) return { bucket: existing.bucket, created: false };
+        const counts = new Map<string, number>();
+        for (const row of this.stmts.counts.all(kind)) counts.set(row.bucket, row.count);
+        const bucket = chooseBucket(buckets, counts);
+        if (bucket === undefined) throw new NoBucketError(kind);
+        this.stmts.insert.run(kind, name, bucket, this.now());
+        return { bucket, created: true };
+      },
+    ).immediate;
   }
 
   /** Opens (creating the file and its folder if needed) and migrates the database. */
@@ -129,10 +165,16 @@ export class SqliteStore implements Store {
       const code = (err as { code?: unknown }).code;
       // Name the file and the likely cause: WAL needs to write the file and create -wal and
       // -shm beside it, so a read-only file or directory fails here, at start.
-      const hint = typeof code === 'string' && /^(SQLITE_(READONLY|CANTOPEN|PERM)|EACCES|EPERM|EROFS)/.test(code)
-        ? ` (is the file or its directory read-only, or on a read-only file system? The sharder needs to write ${location} and create ${location}-wal and -shm)`
-        : '';
-      throw new StoreUnavailableError(`cannot open SQLite database ${location}${typeof code === 'string' ? ` (${code})` : ''}: ${(err as Error).message}${hint}`, { cause: err });
+      const hint =
+        typeof code === 'string' && /^(SQLITE_(READONLY|CANTOPEN|PERM)|EACCES|EPERM|EROFS)/.test(code)
+          ? ' (is the file or its directory read-only, or on a read-only file system? The sharder needs to write ' +
+            `${location} and create ${location}-wal and -shm)`
+          : '';
+      throw new StoreUnavailableError(
+        `cannot open SQLite database ${location}${typeof code === 'string' ? ` (${code})` : ''}: ` +
+          `${(err as Error).message}${hint}`,
+        { cause: err },
+      );
     }
     return new SqliteStore(db, location, opts.now ?? Date.now, Math.trunc(opts.busyTimeoutMs));
   }
@@ -163,7 +205,11 @@ export class SqliteStore implements Store {
       } catch (err) {
         if (!isBusy(err)) throw convert(err);
         if (Date.now() >= deadline) {
-          throw new StoreUnavailableError(`SQLite store unavailable: the database ${this.location} stayed locked by another connection for ${this.busyTimeoutMs} ms (store.busy_timeout_ms)`, { cause: err });
+          throw new StoreUnavailableError(
+            `SQLite store unavailable: the database ${this.location} stayed locked by another connection for ` +
+              `${this.busyTimeoutMs} ms (store.busy_timeout_ms)`,
+            { cause: err },
+          );
         }
         delay = Math.min(delay * 2, BUSY_RETRY_MAX_DELAY_MS);
       }
@@ -175,18 +221,29 @@ export class SqliteStore implements Store {
   }
 
   assign(kind: string, name: string, buckets: readonly BucketPolicyInput[]): Promise<AssignResult> {
-    return this.writes.follow(this.run(() => {
-      // Most misses are objects assigned earlier (another process, or before a restart): a
-      // plain indexed read answers them without taking the write lock.
-      const existing = this.stmts.lookup.get(kind, name);
-      if (existing) return { bucket: existing.bucket, created: false };
-      this.checkFile();
-      return this.assignTx(kind, name, buckets);
-    }), (r) => r.created);
+    return this.writes.follow(
+      this.run(() => {
+        // Most misses are objects assigned earlier (another process, or before a restart): a
+        // plain indexed read answers them without taking the write lock.
+        const existing = this.stmts.lookup.get(kind, name);
+        if (existing) return { bucket: existing.bucket, created: false };
+        this.checkFile();
+        return this.assignTx(kind, name, buckets);
+      }),
+      (r) => r.created,
+    );
   }
 
   counts(kind: string): Promise<Map<string, number>> {
-    return this.run(() => new Map(this.stmts.counts.all(kind).filter((r) => r.count !== 0).map((r) => [r.bucket, r.count])));
+    return this.run(
+      () =>
+        new Map(
+          this.stmts.counts
+            .all(kind)
+            .filter((r) => r.count !== 0)
+            .map((r) => [r.bucket, r.count]),
+        ),
+    );
   }
 
   realCounts(kind: string): Promise<Map<string, number>> {
@@ -200,7 +257,13 @@ export class SqliteStore implements Store {
     });
   }
 
-  put(kind: string, name: string, bucket: string, audit: AuditContext, opts: { expect?: string | null } = {}): Promise<PutResult> {
+  put(
+    kind: string,
+    name: string,
+    bucket: string,
+    audit: AuditContext,
+    opts: { expect?: string | null } = {},
+  ): Promise<PutResult> {
     return this.run(() => this.putTx(kind, name, bucket, audit, 'expect' in opts ? opts.expect : undefined));
   }
 
@@ -208,12 +271,20 @@ export class SqliteStore implements Store {
     return this.run(() => this.deleteTx(kind, name, audit, opts.expect));
   }
 
-  list(kind: string, opts: { bucket?: string | undefined; after?: string | undefined; limit: number }): Promise<Assignment[]> {
+  list(
+    kind: string,
+    opts: { bucket?: string | undefined; after?: string | undefined; limit: number },
+  ): Promise<Assignment[]> {
     return this.run(() => {
       const { bucket, after, limit } = opts;
-      const rows = bucket === undefined
-        ? after === undefined ? this.stmts.listFirst.all(kind, limit) : this.stmts.listAfter.all(kind, after, limit)
-        : after === undefined ? this.stmts.listBucketFirst.all(kind, bucket, limit) : this.stmts.listBucketAfter.all(kind, bucket, after, limit);
+      const rows =
+        bucket === undefined
+          ? after === undefined
+            ? this.stmts.listFirst.all(kind, limit)
+            : this.stmts.listAfter.all(kind, after, limit)
+          : after === undefined
+            ? this.stmts.listBucketFirst.all(kind, bucket, limit)
+            : this.stmts.listBucketAfter.all(kind, bucket, after, limit);
       return rows.map(toAssignment);
     });
   }
@@ -227,7 +298,11 @@ export class SqliteStore implements Store {
     return exportByPages(this, opts);
   }
 
-  importBatch(rows: readonly ImportRow[], opts: { overwrite: boolean }, audit: AuditContext): Promise<ImportBatchResult> {
+  importBatch(
+    rows: readonly ImportRow[],
+    opts: { overwrite: boolean },
+    audit: AuditContext,
+  ): Promise<ImportBatchResult> {
     return this.run(() => this.importTx(rows, opts.overwrite, audit));
   }
 
@@ -311,7 +386,11 @@ export class SqliteStore implements Store {
     if (this.fileId === null) return;
     const now = fileIdentity(this.location);
     if (now !== this.fileId) {
-      throw new StoreUnavailableError(`the SQLite database ${this.location} was ${now === null ? 'deleted' : 'replaced by another file'} while the sharder had it open: new assignments are refused so that none is lost; restore the file (sharder backup) and restart`);
+      throw new StoreUnavailableError(
+        `the SQLite database ${this.location} was ${now === null ? 'deleted' : 'replaced by another file'} ` +
+          'while the sharder had it open: new assignments are refused so that none is lost; restore the file ' +
+          '(sharder backup) and restart',
+      );
     }
   }
 
@@ -334,9 +413,11 @@ export class SqliteStore implements Store {
    */
   private writeProbe(): void {
     this.checkFile();
-    this.db.transaction(() => {
-      this.db.pragma(`user_version = ${Math.trunc(Number(this.db.pragma('user_version', { simple: true })))}`);
-    }).immediate();
+    this.db
+      .transaction(() => {
+        this.db.pragma(`user_version = ${Math.trunc(Number(this.db.pragma('user_version', { simple: true })))}`);
+      })
+      .immediate();
   }
 
   close(): Promise<void> {

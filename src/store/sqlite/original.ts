@@ -11,7 +11,10 @@ import { NOT_ORIGINAL, type OriginalReader, type OriginalRow, type OriginalSourc
 function sqliteReadError(path: string, err: unknown): ShardError {
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && /^SQLITE_(NOTADB|CORRUPT)/.test(code)) {
-    return new NotOriginalError(`${path} is not a SQLite database, or is damaged (${code}): give the original sharder's database file (e.g. sqlite:////srv/sharder/sharder.sqlite)`, { cause: err });
+    return new NotOriginalError(
+      `${path} is not a SQLite database, or is damaged (${code}): give the original sharder's database file (e.g. sqlite:////srv/sharder/sharder.sqlite)`,
+      { cause: err },
+    );
   }
   return new SourceUnavailableError(`cannot read ${path}: ${(err as Error).message}`, { cause: err });
 }
@@ -28,9 +31,14 @@ function* sqliteRows(path: string, pageSize: number): Generator<OriginalRow[]> {
     let page: Database.Statement<[number, number], OriginalRow>;
     try {
       // Opening reads nothing: the first statement is where a file that is not a database fails.
-      cols = new Set((db.prepare('PRAGMA table_info(shard)').all() as { name: string }[]).map((c) => c.name.toLowerCase()));
-      if (!['id', 'kind', 'bucket', 'name'].every((c) => cols.has(c))) throw new NotOriginalError(`${path} ${NOT_ORIGINAL}`);
-      page = db.prepare<[number, number], OriginalRow>('SELECT id, kind, bucket, name FROM shard WHERE id > ? ORDER BY id LIMIT ?');
+      cols = new Set(
+        (db.prepare('PRAGMA table_info(shard)').all() as { name: string }[]).map((c) => c.name.toLowerCase()),
+      );
+      if (!['id', 'kind', 'bucket', 'name'].every((c) => cols.has(c)))
+        throw new NotOriginalError(`${path} ${NOT_ORIGINAL}`);
+      page = db.prepare<[number, number], OriginalRow>(
+        'SELECT id, kind, bucket, name FROM shard WHERE id > ? ORDER BY id LIMIT ?',
+      );
     } catch (err) {
       throw err instanceof ShardError ? err : sqliteReadError(path, err);
     }
@@ -61,7 +69,10 @@ export const SQLITE_ORIGINAL: OriginalReader = {
   parse(url) {
     if (url.startsWith('sqlite://')) {
       const rest = url.slice('sqlite://'.length);
-      if (!rest.startsWith('/') || rest.length < 2) throw new BadInputError('a SQLite URL is sqlite:///relative/path.db or sqlite:////absolute/path.db (as SQLAlchemy writes it), or sqlite:PATH');
+      if (!rest.startsWith('/') || rest.length < 2)
+        throw new BadInputError(
+          'a SQLite URL is sqlite:///relative/path.db or sqlite:////absolute/path.db (as SQLAlchemy writes it), or sqlite:PATH',
+        );
       return { backend: 'sqlite', location: resolve(rest.slice(1)) };
     }
     if (url.startsWith('sqlite:')) return { backend: 'sqlite', location: resolve(url.slice('sqlite:'.length)) };

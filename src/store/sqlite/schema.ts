@@ -3,7 +3,7 @@
  * prepared statements the store and its admin transactions (admin.ts) run.
  */
 import type Database from 'better-sqlite3';
-import { pendingMigrations, type AssignmentRow, type AuditRow, type Migration } from '../rules.js';
+import { pendingMigrations, type AssignmentRow, type Migration } from '../rules.js';
 import type { DuplicateObject } from '../types.js';
 
 /** Versioned schema migrations; each runs once, in order, in its own transaction. */
@@ -81,45 +81,93 @@ const ASSIGNMENT_COLUMNS = 'kind, name, bucket, assigned_at';
 /** The statements of a store, prepared once per connection. */
 export function prepareStatements(db: Database.Database) {
   return {
-    lookup: db.prepare<[string, string], { bucket: string }>('SELECT bucket FROM assignments WHERE kind = ? AND name = ?'),
-    counts: db.prepare<[string], { bucket: string; count: number }>('SELECT bucket, count FROM bucket_counts WHERE kind = ?'),
-    realCounts: db.prepare<[string], { bucket: string; count: number }>('SELECT bucket, COUNT(*) AS count FROM assignments WHERE kind = ? GROUP BY bucket'),
-    insert: db.prepare<[string, string, string, number]>('INSERT INTO assignments (kind, name, bucket, assigned_at) VALUES (?, ?, ?, ?)'),
+    lookup: db.prepare<[string, string], { bucket: string }>(
+      'SELECT bucket FROM assignments WHERE kind = ? AND name = ?',
+    ),
+    counts: db.prepare<[string], { bucket: string; count: number }>(
+      'SELECT bucket, count FROM bucket_counts WHERE kind = ?',
+    ),
+    realCounts: db.prepare<[string], { bucket: string; count: number }>(
+      'SELECT bucket, COUNT(*) AS count FROM assignments WHERE kind = ? GROUP BY bucket',
+    ),
+    insert: db.prepare<[string, string, string, number]>(
+      'INSERT INTO assignments (kind, name, bucket, assigned_at) VALUES (?, ?, ?, ?)',
+    ),
     dataVersion: db.prepare<[], { data_version: number }>('PRAGMA data_version'),
     lastChange: db.prepare<[], { id: number | null }>('SELECT MAX(id) AS id FROM changes'),
     firstChange: db.prepare<[], { id: number | null }>('SELECT MIN(id) AS id FROM changes'),
-    changesSince: db.prepare<[number], { id: number; kind: string; name: string }>('SELECT id, kind, name FROM changes WHERE id > ? ORDER BY id LIMIT 10000'),
+    changesSince: db.prepare<[number], { id: number; kind: string; name: string }>(
+      'SELECT id, kind, name FROM changes WHERE id > ? ORDER BY id LIMIT 10000',
+    ),
     pruneChanges: db.prepare<[number]>('DELETE FROM changes WHERE at < ?'),
-    get: db.prepare<[string, string], AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM assignments WHERE kind = ? AND name = ?`),
-    move: db.prepare<[string, number, string, string, string]>('UPDATE assignments SET bucket = ?, assigned_at = ? WHERE kind = ? AND name = ? AND bucket = ?'),
+    get: db.prepare<[string, string], AssignmentRow>(
+      `SELECT ${ASSIGNMENT_COLUMNS} FROM assignments WHERE kind = ? AND name = ?`,
+    ),
+    move: db.prepare<[string, number, string, string, string]>(
+      'UPDATE assignments SET bucket = ?, assigned_at = ? WHERE kind = ? AND name = ? AND bucket = ?',
+    ),
     remove: db.prepare<[string, string, string]>('DELETE FROM assignments WHERE kind = ? AND name = ? AND bucket = ?'),
-    audit: db.prepare<[number, string, string, string, string | null, string | null, string | null, string | null, string | null]>(
-      'INSERT INTO audit (at, actor, action, kind, name, from_bucket, to_bucket, reason, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
-    listFirst: db.prepare<[string, number], AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM assignments WHERE kind = ? ORDER BY name LIMIT ?`),
-    listAfter: db.prepare<[string, string, number], AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM assignments WHERE kind = ? AND name > ? ORDER BY name LIMIT ?`),
-    listBucketFirst: db.prepare<[string, string, number], AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM assignments WHERE kind = ? AND bucket = ? ORDER BY name LIMIT ?`),
-    listBucketAfter: db.prepare<[string, string, string, number], AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM assignments WHERE kind = ? AND bucket = ? AND name > ? ORDER BY name LIMIT ?`),
+    audit: db.prepare<
+      [number, string, string, string, string | null, string | null, string | null, string | null, string | null]
+    >(
+      'INSERT INTO audit (at, actor, action, kind, name, from_bucket, to_bucket, reason, batch) VALUES (?, ?, ' +
+        '?, ?, ?, ?, ?, ?, ?)',
+    ),
+    listFirst: db.prepare<[string, number], AssignmentRow>(
+      `SELECT ${ASSIGNMENT_COLUMNS} FROM assignments WHERE kind = ? ORDER BY name LIMIT ?`,
+    ),
+    listAfter: db.prepare<[string, string, number], AssignmentRow>(
+      `SELECT ${ASSIGNMENT_COLUMNS} FROM assignments WHERE kind = ? AND name > ? ORDER BY name LIMIT ?`,
+    ),
+    listBucketFirst: db.prepare<[string, string, number], AssignmentRow>(
+      `SELECT ${ASSIGNMENT_COLUMNS} FROM assignments WHERE kind = ? AND bucket = ? ORDER BY name LIMIT ?`,
+    ),
+    listBucketAfter: db.prepare<[string, string, string, number], AssignmentRow>(
+      `SELECT ${ASSIGNMENT_COLUMNS} FROM assignments WHERE kind = ? AND bucket = ? AND name > ? ORDER BY name LIMIT ?`,
+    ),
     // Skip-scan over the primary key: one index probe per kind, however many rows.
     firstKind: db.prepare<[], { kind: string }>('SELECT kind FROM assignments ORDER BY kind LIMIT 1'),
-    nextKind: db.prepare<[string], { kind: string }>('SELECT kind FROM assignments WHERE kind > ? ORDER BY kind LIMIT 1'),
-    allCounts: db.prepare<[], { kind: string; bucket: string; count: number }>('SELECT kind, bucket, count FROM bucket_counts'),
-    allRealCounts: db.prepare<[], { kind: string; bucket: string; count: number }>('SELECT kind, bucket, COUNT(*) AS count FROM assignments GROUP BY kind, bucket'),
-    setCount: db.prepare<[string, string, number]>('INSERT INTO bucket_counts (kind, bucket, count) VALUES (?, ?, ?) ON CONFLICT (kind, bucket) DO UPDATE SET count = excluded.count'),
+    nextKind: db.prepare<[string], { kind: string }>(
+      'SELECT kind FROM assignments WHERE kind > ? ORDER BY kind LIMIT 1',
+    ),
+    allCounts: db.prepare<[], { kind: string; bucket: string; count: number }>(
+      'SELECT kind, bucket, count FROM bucket_counts',
+    ),
+    allRealCounts: db.prepare<[], { kind: string; bucket: string; count: number }>(
+      'SELECT kind, bucket, COUNT(*) AS count FROM assignments GROUP BY kind, bucket',
+    ),
+    setCount: db.prepare<[string, string, number]>(
+      'INSERT INTO bucket_counts (kind, bucket, count) VALUES (?, ?, ?) ON CONFLICT (kind, bucket) DO UPDATE ' +
+        'SET count = excluded.count',
+    ),
     select1: db.prepare('SELECT 1'),
-    duplicates: db.prepare<[number], DuplicateObject>('SELECT kind, name, COUNT(*) AS rows FROM assignments GROUP BY kind, name HAVING COUNT(*) > 1 LIMIT ?'),
+    duplicates: db.prepare<[number], DuplicateObject>(
+      'SELECT kind, name, COUNT(*) AS rows FROM assignments GROUP BY kind, name HAVING COUNT(*) > 1 LIMIT ?',
+    ),
   };
 }
 
 export type Statements = ReturnType<typeof prepareStatements>;
 
-/** Applies pending migrations in one IMMEDIATE transaction: the write lock serialises processes that start at the same moment. */
+/**
+ * Applies pending migrations in one IMMEDIATE transaction: the write lock serialises processes
+ * that start at the same moment.
+ */
 export function migrate(db: Database.Database): void {
-  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+  db.exec(
+    'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at ' +
+      'INTEGER NOT NULL)',
+  );
   db.transaction(() => {
-    const current = (db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0;
+    const current =
+      (db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0;
     for (const m of pendingMigrations(SQLITE_MIGRATIONS, current)) {
       db.exec(m.sql);
-      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+        m.version,
+        m.name,
+        Date.now(),
+      );
     }
   }).immediate();
 }
