@@ -18,7 +18,7 @@ import {
   type Io,
   type ParsedArgs,
 } from './command.js';
-import { withStore } from './store.js';
+import { withStore } from '../ops/with-store.js';
 
 /** The audit actor: the user running the command (through sudo: the one who ran sudo). */
 export function cliActor(env: NodeJS.ProcessEnv): string {
