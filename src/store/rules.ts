@@ -63,6 +63,31 @@ export function planAssignments(
 // Conflicts of a conditional put or delete (the `expect` option of Store.put and Store.delete).
 
 /** Thrown by put() when the object's bucket is not `expect` (null: "has no assignment"). */
+/** The four statements list() reads a page with: of a kind or of one bucket, the first page or after a name. */
+export interface ListStatements<S> {
+  readonly listFirst: S;
+  readonly listAfter: S;
+  readonly listBucketFirst: S;
+  readonly listBucketAfter: S;
+}
+
+/** Which statement reads this page of list(), with its parameters in order: the same on every backend. */
+export function listPage<S>(
+  statements: ListStatements<S>,
+  kind: string,
+  opts: { bucket?: string | undefined; after?: string | undefined; limit: number },
+): { statement: S; params: (string | number)[] } {
+  const { bucket, after, limit } = opts;
+  if (bucket === undefined) {
+    return after === undefined
+      ? { statement: statements.listFirst, params: [kind, limit] }
+      : { statement: statements.listAfter, params: [kind, after, limit] };
+  }
+  return after === undefined
+    ? { statement: statements.listBucketFirst, params: [kind, bucket, limit] }
+    : { statement: statements.listBucketAfter, params: [kind, bucket, after, limit] };
+}
+
 export function putConflict(kind: string, name: string, from: string | null, expect: string | null): ConflictError {
   return new ConflictError(
     `"${name}" of kind "${kind}" is ${from === null ? 'not assigned' : `on "${from}"`}, not ` +

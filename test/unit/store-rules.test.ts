@@ -6,6 +6,7 @@ import {
   countFixes,
   deleteConflict,
   importObjects,
+  listPage,
   objectKey,
   pendingMigrations,
   planImport,
@@ -172,4 +173,15 @@ test('audit queries: only the filters given, numbered in the dialect, limit last
     auditQuery({ action: 'move', limit: 1 }, { ...pg, param: () => '?' }).text,
     'SELECT * FROM audit WHERE action = ? ORDER BY id DESC LIMIT ?',
   );
+});
+
+test('listPage: the statement and parameters of each kind of page, the same for every backend', () => {
+  const s = { listFirst: 'F', listAfter: 'A', listBucketFirst: 'BF', listBucketAfter: 'BA' };
+  assert.deepEqual(listPage(s, 'hub', { limit: 10 }), { statement: 'F', params: ['hub', 10] });
+  assert.deepEqual(listPage(s, 'hub', { after: 'u1', limit: 10 }), { statement: 'A', params: ['hub', 'u1', 10] });
+  assert.deepEqual(listPage(s, 'hub', { bucket: 'b', limit: 5 }), { statement: 'BF', params: ['hub', 'b', 5] });
+  assert.deepEqual(listPage(s, 'hub', { bucket: 'b', after: 'u1', limit: 5 }), {
+    statement: 'BA',
+    params: ['hub', 'b', 'u1', 5],
+  });
 });

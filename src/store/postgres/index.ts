@@ -44,6 +44,7 @@ import type {
 } from '../types.js';
 import { exportByPages } from '../export.js';
 import {
+  listPage,
   pendingMigrations,
   planAssignments,
   toAssignment,
@@ -273,16 +274,8 @@ export class PostgresStore implements Store {
     kind: string,
     opts: { bucket?: string | undefined; after?: string | undefined; limit: number },
   ): Promise<Assignment[]> {
-    const { bucket, after, limit } = opts;
-    const { rows } =
-      bucket === undefined
-        ? after === undefined
-          ? await this.query<AssignmentRow>(SQL.listFirst, [kind, limit])
-          : await this.query<AssignmentRow>(SQL.listAfter, [kind, after, limit])
-        : after === undefined
-          ? await this.query<AssignmentRow>(SQL.listBucketFirst, [kind, bucket, limit])
-          : await this.query<AssignmentRow>(SQL.listBucketAfter, [kind, bucket, after, limit]);
-    return rows.map(toAssignment);
+    const { statement, params } = listPage(SQL, kind, opts);
+    return (await this.query<AssignmentRow>(statement, params)).rows.map(toAssignment);
   }
 
   moveBatch(kind: string, moves: readonly MoveRequest[], audit: AuditContext): Promise<MoveBatchResult> {

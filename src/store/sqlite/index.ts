@@ -26,7 +26,7 @@ import type {
   Store,
 } from '../types.js';
 import { exportByPages } from '../export.js';
-import { auditQuery, toAssignment, toAuditEntry, type AuditDialect, type AuditRow } from '../rules.js';
+import { auditQuery, listPage, toAssignment, toAuditEntry, type AuditDialect, type AuditRow } from '../rules.js';
 import { exposeForTests } from '../test-hook.js';
 import { WriteHealth } from '../write-health.js';
 import * as admin from './admin.js';
@@ -276,16 +276,8 @@ export class SqliteStore implements Store {
     opts: { bucket?: string | undefined; after?: string | undefined; limit: number },
   ): Promise<Assignment[]> {
     return this.run(() => {
-      const { bucket, after, limit } = opts;
-      const rows =
-        bucket === undefined
-          ? after === undefined
-            ? this.stmts.listFirst.all(kind, limit)
-            : this.stmts.listAfter.all(kind, after, limit)
-          : after === undefined
-            ? this.stmts.listBucketFirst.all(kind, bucket, limit)
-            : this.stmts.listBucketAfter.all(kind, bucket, after, limit);
-      return rows.map(toAssignment);
+      const { statement, params } = listPage(this.stmts, kind, opts);
+      return statement.all(...params).map(toAssignment);
     });
   }
 

@@ -79,6 +79,9 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
 const ASSIGNMENT_COLUMNS = 'kind, name, bucket, assigned_at';
 
 /** The statements of a store, prepared once per connection. */
+/** Parameters of a list statement, in the order listPage() gives them. */
+type ListParams = (string | number)[];
+
 export function prepareStatements(db: Database.Database) {
   return {
     lookup: db.prepare<[string, string], { bucket: string }>(
@@ -113,16 +116,17 @@ export function prepareStatements(db: Database.Database) {
       'INSERT INTO audit (at, actor, action, kind, name, from_bucket, to_bucket, reason, batch) VALUES (?, ?, ' +
         '?, ?, ?, ?, ?, ?, ?)',
     ),
-    listFirst: db.prepare<[string, number], AssignmentRow>(
+    // The list statements' parameters are chosen by listPage() in store/rules.ts, one home for all backends.
+    listFirst: db.prepare<ListParams, AssignmentRow>(
       `SELECT ${ASSIGNMENT_COLUMNS} FROM assignments WHERE kind = ? ORDER BY name LIMIT ?`,
     ),
-    listAfter: db.prepare<[string, string, number], AssignmentRow>(
+    listAfter: db.prepare<ListParams, AssignmentRow>(
       `SELECT ${ASSIGNMENT_COLUMNS} FROM assignments WHERE kind = ? AND name > ? ORDER BY name LIMIT ?`,
     ),
-    listBucketFirst: db.prepare<[string, string, number], AssignmentRow>(
+    listBucketFirst: db.prepare<ListParams, AssignmentRow>(
       `SELECT ${ASSIGNMENT_COLUMNS} FROM assignments WHERE kind = ? AND bucket = ? ORDER BY name LIMIT ?`,
     ),
-    listBucketAfter: db.prepare<[string, string, string, number], AssignmentRow>(
+    listBucketAfter: db.prepare<ListParams, AssignmentRow>(
       `SELECT ${ASSIGNMENT_COLUMNS} FROM assignments WHERE kind = ? AND bucket = ? AND name > ? ORDER BY name LIMIT ?`,
     ),
     // Skip-scan over the primary key: one index probe per kind, however many rows.
