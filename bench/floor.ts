@@ -1,6 +1,8 @@
 /**
  * The floor: a bare node:http server answering 200 with a constant header set of the same
- * shape as /auth's, as one process or as FLOOR_WORKERS cluster workers. It prints
+ * shape as /auth's, as one process or as FLOOR_WORKERS cluster workers. FLOOR_UPSTREAM is the
+ * X-Shard-Upstream it names (default http://127.0.0.1:9000). Idle connections are kept as long
+ * as the sharder keeps them, so nginx's upstream keepalive meets the same peer. It prints
  * "listening PORT" once every worker listens.
  */
 import cluster from 'node:cluster';
@@ -13,7 +15,7 @@ const headers = [
   'X-Shard-Kind',
   'hub',
   'X-Shard-Upstream',
-  'http://127.0.0.1:9000',
+  process.env.FLOOR_UPSTREAM ?? 'http://127.0.0.1:9000',
   'Set-Cookie',
   'hub=hub-0; Path=/; HttpOnly; SameSite=Lax',
   'Content-Length',
@@ -34,6 +36,7 @@ if (workers > 1 && cluster.isPrimary) {
     res.writeHead(200, headers);
     res.end();
   });
+  server.keepAliveTimeout = 75000;
   server.listen(port, '127.0.0.1', () => {
     if (cluster.isPrimary) console.log(`listening ${(server.address() as AddressInfo).port}`);
   });

@@ -28,6 +28,7 @@ import {
 import { rawConfig, spawnServe, testConfig, writeConfig } from '../test/helpers/sharder.js';
 import { tempDir } from '../test/helpers/tmp.js';
 import { report, wrk, type BenchRow } from './lib.js';
+import { startFloor } from './procs.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
@@ -59,26 +60,6 @@ async function nodeServer(script: string): Promise<{ child: ChildProcess; port: 
 const LISTEN = `
   server.keepAliveTimeout = 75000;
   server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
-
-/** The floor: what the sharder answers for a known user, as constants. */
-function floorScript(hubUpstream: string): string {
-  const headers = [
-    'X-Shard-Bucket',
-    'hub-0',
-    'X-Shard-Kind',
-    'hub',
-    'X-Shard-Upstream',
-    hubUpstream,
-    'Set-Cookie',
-    'hub=hub-0; Path=/; HttpOnly; SameSite=Lax',
-    'Content-Length',
-    '0',
-  ];
-  return (
-    `const server = require('node:http').createServer((req, res) => { res.writeHead(200, ` +
-    `${JSON.stringify(headers)}); res.end(); });${LISTEN}`
-  );
-}
 
 const HUB_SCRIPT =
   `const server = require('node:http').createServer((req, res) => { res.writeHead(200, { 'Content-Type': ` +
@@ -149,7 +130,8 @@ async function main(): Promise<void> {
   const dir = tempDir(scope, 'sharder-bench-');
   const hub = await nodeServer(HUB_SCRIPT);
   const hubUpstream = `http://127.0.0.1:${hub.port}`;
-  const floor = await nodeServer(floorScript(hubUpstream));
+  const floor = await startFloor(1, hubUpstream);
+  scope.after(() => floor.stop());
   const sharderFile = writeConfig(
     dir,
     rawConfig(dir, { log: { level: 'info' }, kinds: { hub: { buckets: [{ name: 'hub-0', upstream: hubUpstream }] } } }),

@@ -40,9 +40,14 @@ function stopper(child: ChildProcess): () => Promise<void> {
     });
 }
 
-export async function startFloor(workers: number): Promise<Proc> {
+/** The floor (bench/floor.ts) with `workers` processes; `upstream` is the X-Shard-Upstream it names. */
+export async function startFloor(workers: number, upstream?: string): Promise<Proc> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/floor.ts')], {
-    env: { ...process.env, FLOOR_WORKERS: String(workers) },
+    env: {
+      ...process.env,
+      FLOOR_WORKERS: String(workers),
+      ...(upstream === undefined ? {} : { FLOOR_UPSTREAM: upstream }),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const m = await waitFor(child, /listening (\d+)/, 'floor');
