@@ -6,13 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { AUTH_FAILURES_ALLOWED, FailureLimiter } from '../../src/http/rate-limit.js';
 import { Sharder } from '../../src/process/sharder.js';
 import { get } from '../helpers/http.js';
 import { rawConfig, spawnServe, testConfig, writeConfig } from '../helpers/sharder.js';
+import { logRecorder } from '../helpers/log.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const ADMIN = 'admin-token-0123456789abcdef';
@@ -42,13 +42,7 @@ function call(
 
 test('too many failed admin authentications from one source: 429 with Retry-After; another loopback address is the same source', async (t) => {
   const dir = tempDir(t);
-  let logs = '';
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      logs += String(chunk);
-      cb();
-    },
-  });
+  const { sink, text: logs } = logRecorder();
   const sharder = await Sharder.start(testConfig(dir, { admin: { token: ADMIN } }), {
     log: pino({ level: 'info' }, sink),
   });
@@ -76,8 +70,8 @@ test('too many failed admin authentications from one source: 429 with Retry-Afte
   assert.equal((await call(control, '/api/buckets', '127.0.0.2', ADMIN)).status, 429);
   assert.equal((await call(control, '/api/buckets', '127.0.0.9', 'wrong-0123456789abcdefgh')).status, 429);
   assert.equal((await get(`${sharder.url}/auth`, { REMOTE_USER: 'alice' })).status, 200);
-  assert.equal(logs.match(/"event":"api_rate_limited"/g)?.length, 1, 'the limit is logged once, not per request');
-  assert.ok(!logs.includes(ADMIN) && !logs.includes('guess-'), 'no token reaches the log');
+  assert.equal(logs().match(/"event":"api_rate_limited"/g)?.length, 1, 'the limit is logged once, not per request');
+  assert.ok(!logs().includes(ADMIN) && !logs().includes('guess-'), 'no token reaches the log');
 });
 
 test('/status and /metrics guesses are throttled by the same limiter as /api', async (t) => {

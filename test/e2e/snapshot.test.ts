@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { createLogger } from '../../src/log.js';
@@ -25,6 +24,7 @@ import {
   stopSharedPostgres,
 } from '../helpers/postgres.js';
 import { bucketsRaw, rawConfig, spawnServe, writeConfig } from '../helpers/sharder.js';
+import { logRecorder } from '../helpers/log.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 
@@ -57,17 +57,8 @@ function snapshotRows(file: string): Map<string, string> {
 }
 
 function recordingLogger(): { log: ReturnType<typeof createLogger>; events: Array<Record<string, unknown>> } {
-  const events: Array<Record<string, unknown>> = [];
-  const log = createLogger(
-    'info',
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        events.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-        done();
-      },
-    }),
-  );
-  return { log, events };
+  const { sink, events } = logRecorder();
+  return { log: createLogger('info', sink), events };
 }
 
 describe('snapshot: restart during an outage', { skip: PG_LOCAL_SKIP }, () => {

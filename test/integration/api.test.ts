@@ -4,7 +4,6 @@
  * /auth at once (the API writes on the server's own connection, so it drops cache entries).
  */
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -15,6 +14,7 @@ import { Sharder } from '../../src/process/sharder.js';
 import { get } from '../helpers/http.js';
 import { seed } from '../helpers/ops.js';
 import { bucketsRaw, testConfig } from '../helpers/sharder.js';
+import { logRecorder } from '../helpers/log.js';
 import { tempDir } from '../helpers/tmp.js';
 import type { HasAfter } from '../helpers/context.js';
 
@@ -41,13 +41,7 @@ async function startApi(t: HasAfter, over: RawConfig = {}): Promise<Api> {
     store: { poll_ms: 60_000 },
     ...over,
   });
-  let logs = '';
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      logs += String(chunk);
-      cb();
-    },
-  });
+  const { sink, text: logs } = logRecorder();
   const sharder = await Sharder.start(config, { log: pino({ level: 'debug' }, sink) });
   t.after(() => sharder.stop(1000));
   const control = sharder.controlUrl!;
@@ -56,7 +50,7 @@ async function startApi(t: HasAfter, over: RawConfig = {}): Promise<Api> {
     control,
     main: sharder.url,
     dir,
-    logs: () => logs,
+    logs,
     async call(method, path, opts = {}) {
       const headers: Record<string, string> = { ...opts.headers };
       const token = opts.token === undefined ? ADMIN : opts.token;

@@ -5,13 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { createLogger, silentLogger } from '../../src/log.js';
 import { compose } from '../../src/process/compose.js';
 import { Sharder } from '../../src/process/sharder.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { testConfig } from '../helpers/sharder.js';
+import { logRecorder } from '../helpers/log.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /**
@@ -70,16 +70,8 @@ test('compose() builds every part, in proxy mode with metrics and both control l
 
 test('a reload names every key it cannot apply, once each, and applies the rest', async (t) => {
   const dir = tempDir(t);
-  const lines: Array<Record<string, unknown>> = [];
-  const log = createLogger(
-    'info',
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-        done();
-      },
-    }),
-  );
+  const { sink, events: lines } = logRecorder();
+  const log = createLogger('info', sink);
   const sharder = await Sharder.start(testConfig(dir, { metrics: { listen: '127.0.0.1:0' } }), { log });
   t.after(() => sharder.stop(1000));
   const next = testConfig(dir, {

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.js';
@@ -17,6 +16,7 @@ import { readCookie } from '../../src/http/cookie.js';
 import { Sharder } from '../../src/process/sharder.js';
 import { get } from '../helpers/http.js';
 import { rawConfig, runCli, testConfig, writeConfig } from '../helpers/sharder.js';
+import { logRecorder } from '../helpers/log.js';
 import { tempDir } from '../helpers/tmp.js';
 import type { HasAfter } from '../helpers/context.js';
 
@@ -35,18 +35,12 @@ const lastCharTwin = (s: string): string => {
 
 async function start(t: HasAfter) {
   const dir = tempDir(t);
-  let logs = '';
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      logs += String(chunk);
-      cb();
-    },
-  });
+  const { sink, text: logs } = logRecorder();
   const sharder = await Sharder.start(testConfig(dir, { cookie: { secret: SECRET } }), {
     log: pino({ level: 'info' }, sink),
   });
   t.after(() => sharder.stop(1000));
-  return { sharder, url: sharder.url, logs: () => logs };
+  return { sharder, url: sharder.url, logs };
 }
 
 test('with cookie.secret the cookie is <bucket>.<HMAC-SHA256 of "hub=<bucket>">, on /auth and /shard', async (t) => {
@@ -116,18 +110,12 @@ test('a forged or tampered cookie changes nothing and is logged at warn; a stale
 
 test('without a secret nothing is compared or logged (the original, unsigned cookie)', async (t) => {
   const dir = tempDir(t);
-  let logs = '';
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      logs += String(chunk);
-      cb();
-    },
-  });
+  const { sink, text: logs } = logRecorder();
   const sharder = await Sharder.start(testConfig(dir), { log: pino({ level: 'info' }, sink) });
   t.after(() => sharder.stop(1000));
   const r = await get(`${sharder.url}/auth`, { REMOTE_USER: 'carol', cookie: 'hub=hub-2.forged' });
   assert.match(String(r.headers['set-cookie']), /^hub=hub-\d; /);
-  assert.doesNotMatch(logs, /cookie_/);
+  assert.doesNotMatch(logs(), /cookie_/);
 });
 
 test('cookie.secret, cookie.secret_file and SHARDER_COOKIE_SECRET; too short or both: a clear error that never shows the secret', async (t) => {

@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Writable } from 'node:stream';
 import { createLogger } from '../../src/log.js';
 import { Assigner } from '../../src/core/assigner.js';
 import { applyKinds, type KindRuntime } from '../../src/core/buckets.js';
@@ -14,6 +13,7 @@ import { AssignmentTable } from '../../src/core/table.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import type { Store } from '../../src/store/types.js';
 import { testConfig } from '../helpers/sharder.js';
+import { logRecorder } from '../helpers/log.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 import { testHandle } from '../../src/store/test-hook.js';
@@ -37,16 +37,8 @@ function setup(t: HasAfter, rows: number, opts: { max?: number; wrap?: (s: Sqlit
   const kinds = new Map<string, KindRuntime>();
   const config = testConfig(dir, { cache: { max_entries: opts.max ?? 100_000 } });
   applyKinds(kinds, config.kinds, config.cache.maxEntries);
-  const events: Array<Record<string, unknown>> = [];
-  const log = createLogger(
-    'info',
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        events.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-        done();
-      },
-    }),
-  );
+  const { sink, events } = logRecorder();
+  const log = createLogger('info', sink);
   const assigner = new Assigner(store, log, () => 5000);
   const table = new AssignmentTable({ store, kinds: () => kinds, assigner, log, pageRows: 7 });
   t.after(() => table.stop());
