@@ -39,3 +39,25 @@ test('npm test runs every tier, and each tier has its own script', () => {
     assert.ok(scripts[`test:${tier}`]?.includes(`test/${tier}/*.test.ts`), `npm run test:${tier} runs test/${tier}`);
   }
 });
+
+test("CONTRIBUTING.md's helper table names every file in test/helpers, and only those", () => {
+  const doc = readFileSync(join(ROOT, 'CONTRIBUTING.md'), 'utf8');
+  const section = doc.slice(doc.indexOf('## Test helpers'), doc.indexOf('\n## ', doc.indexOf('## Test helpers') + 1));
+  const named = new Set(
+    section
+      .split('\n')
+      .filter((l) => l.startsWith('| `'))
+      .flatMap((l) => [...l.split('|')[1]!.matchAll(/`([^`]+\.ts)`/g)].map((m) => m[1]!)),
+  );
+  const files = readdirSync(join(ROOT, 'test/helpers')).filter((f) => f.endsWith('.ts'));
+  assert.deepEqual(
+    files.filter((f) => !named.has(f)),
+    [],
+    'add these to the table in CONTRIBUTING.md',
+  );
+  assert.deepEqual(
+    [...named].filter((f) => !files.includes(f)),
+    [],
+    'the table in CONTRIBUTING.md names helpers that are gone',
+  );
+});
