@@ -17,11 +17,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { WebSocket } from 'ws';
 import { stringify } from 'yaml';
+import { freePort } from '../test/helpers/http.js';
 import { report, wrk, type BenchRow } from './lib.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -70,15 +70,6 @@ function start(args: string[], ready: RegExp, env: NodeJS.ProcessEnv = {}): Prom
     child.stderr.on('data', look);
     child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}:\n${out}`)));
   });
-}
-
-/** A port free right now (configurable-http-proxy cannot listen on port 0 and report it). */
-async function freePort(): Promise<number> {
-  const s = createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 async function waitForHttp(url: string): Promise<void> {

@@ -4,7 +4,6 @@
  * off, store errors, proxy-mode hub failures, and the plain-number building blocks.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Agent, request } from 'undici';
@@ -15,7 +14,7 @@ import { silentLogger } from '../../src/log.js';
 import { Sharder } from '../../src/process/sharder.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import type { Store } from '../../src/store/types.js';
-import { get } from '../helpers/http.js';
+import { freePort, get } from '../helpers/http.js';
 import { byLabel, parseProm, scrape, sum } from '../helpers/prom.js';
 import { rawConfig, runCli, spawnServe, startSharder, testConfig, writeConfig } from '../helpers/sharder.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -321,12 +320,7 @@ test('store timeouts are counted', async (t) => {
 
 test('proxy mode: upstream errors by hub', async (t) => {
   // A port nothing listens on: connections are refused.
-  const dead = await new Promise<number>((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
+  const dead = await freePort();
   const { sharder } = await startSharder(t, {
     mode: 'proxy',
     kinds: { hub: { buckets: [{ name: 'gone', upstream: `http://127.0.0.1:${dead}` }] } },

@@ -1,6 +1,20 @@
 /** Real HTTP over real sockets: undici for ordinary requests, raw TCP for malformed ones. */
-import { connect } from 'node:net';
+import { once } from 'node:events';
+import { connect, createServer } from 'node:net';
 import { request } from 'undici';
+
+/**
+ * A port on 127.0.0.1 that was free a moment ago: for servers that cannot listen on port 0 and
+ * report it (nginx, PostgreSQL, MariaDB), and as a port nothing listens on (connections refused).
+ */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
 
 export interface Reply {
   status: number;

@@ -15,7 +15,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { needs } from './env.js';
-import { freePort } from './nginx.js';
+import { freePort } from './http.js';
 import { until } from './wait.js';
 import type { HasAfter } from './context.js';
 

@@ -19,11 +19,11 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer, connect, type AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { needs } from './env.js';
-import { raw } from './http.js';
+import { freePort, raw } from './http.js';
 import { childrenOf } from './proc.js';
 import { ROOT } from './sharder.js';
 import type { HasAfter } from './context.js';
@@ -168,16 +168,6 @@ export function deployMainConf(dir: string, port: number): string {
   text = edit(text, /^\s*listen 80;$/m, `        listen 127.0.0.1:${port};`, 'listen 80');
   text = edit(text, /^http \{$/m, `http {\n${httpPreamble(dir)}`, 'http {');
   return text;
-}
-
-/** A port that was free a moment ago (nginx cannot listen on port 0 and report it). */
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 function canConnect(port: number): Promise<boolean> {

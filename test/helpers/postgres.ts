@@ -23,12 +23,12 @@ import {
   appendFileSync,
   readFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { needs } from './env.js';
+import { freePort } from './http.js';
 import { childrenOf } from './proc.js';
 import { until } from './wait.js';
 import type { HasAfter } from './context.js';
@@ -93,14 +93,6 @@ function sh(cmd: string, args: string[]): string {
 async function shAsync(cmd: string, args: string[]): Promise<void> {
   const [file, argv] = asPostgres(cmd, args);
   await promisify(execFile)(file, argv, { cwd: '/' });
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
 }
 
 /** Data directories of servers running now, and the temporary directories to remove. */

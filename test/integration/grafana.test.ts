@@ -4,10 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { get } from '../helpers/http.js';
+import { freePort, get } from '../helpers/http.js';
 import { scrape } from '../helpers/prom.js';
 import { ROOT, startSharder } from '../helpers/sharder.js';
 
@@ -91,12 +90,7 @@ test('the Grafana dashboard is well formed', () => {
 
 test('every metric the dashboard queries is in a real scrape', async (t) => {
   // Proxy mode with one hub that refuses connections, so that proxy metrics have samples too.
-  const dead = await new Promise<number>((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
+  const dead = await freePort();
   const { sharder } = await startSharder(t, {
     mode: 'proxy',
     kinds: {
