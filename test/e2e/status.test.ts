@@ -150,6 +150,25 @@ test('/status when the store is down: the page says so and still answers', async
   assert.match(p.html, /The store did not answer/);
 });
 
+/** Headless Chromium, quiet (no background networking, updates or sync), closed when the test ends. */
+async function launchChromium(t: HasAfter): Promise<Browser> {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  t.after(() => browser.close());
+  return browser;
+}
+
 const chromiumMissing = needs(
   'chromium',
   existsSync(CHROMIUM) ? undefined : `no ${CHROMIUM} (apt-get install chromium, or set SHARDER_TEST_CHROMIUM)`,
@@ -161,20 +180,7 @@ test(
   async (t) => {
     const r = await populated(t);
     mkdirSync(ARTIFACTS, { recursive: true });
-    const browser: Browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
-    t.after(() => browser.close());
+    const browser = await launchChromium(t);
     const expected: Record<string, Record<string, { count: number; state: string }>> = {};
     for (const kind of ['hub', 'home']) {
       const v = await r.sharder.ops.buckets(kind);
@@ -253,20 +259,7 @@ test(
 
 test('the status page reloads itself in Chromium and shows new assignments', { skip: chromiumMissing }, async (t) => {
   const r = await populated(t);
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  t.after(() => browser.close());
+  const browser = await launchChromium(t);
   const context = await browser.newContext({ javaScriptEnabled: false });
   const tab = await context.newPage();
   await tab.goto(`${r.sharder.controlUrl}/status?refresh=1`);
