@@ -124,7 +124,10 @@ test('/status and /metrics guesses are throttled by the same limiter as /api', a
 test('workers: 2 share one limit: the group looks at no more guesses than one process would', async (t) => {
   const dir = tempDir(t);
   const file = writeConfig(dir, rawConfig(dir, { workers: 2, admin: { token: ADMIN } }));
-  const { control } = await spawnServe(t, file);
+  const { control, logged } = await spawnServe(t, file);
+  // Both workers' listeners up (each logs "started" once all of its listeners listen), so that
+  // the primary hands connections to both: one started late would see too few guesses to refuse.
+  await logged(/"event":"started"/, 2);
   const statuses: number[] = [];
   for (let i = 0; i < 3 * AUTH_FAILURES_ALLOWED; i++)
     statuses.push((await call(control!, '/api/buckets', '127.0.0.1', `guess-${i}-0123456789abcdef`)).status);
