@@ -25,6 +25,18 @@ const MAX_RESTART_DELAY_MS = 30_000;
 
 export const isClusterWorker = (): boolean => cluster.isWorker;
 
+/**
+ * Said by a worker once every one of its listeners listens (Sharder.start resolved). The primary
+ * counts a worker as serving only then: node:cluster's own 'listening' fires for the first
+ * listener, and a worker can still fail on the next one (control_listen in use, say).
+ */
+const SERVING = { sharder: 'serving' } as const;
+
+/** In a worker: tells the primary that this worker serves (see SERVING). */
+export function announceServing(): void {
+  process.send?.(SERVING);
+}
+
 /** Lifecycle callbacks of the process group (systemd readiness). */
 export interface PrimaryHooks {
   ready(what: string): void;
@@ -63,15 +75,16 @@ export async function runPrimary(
     return w;
   };
 
-  const listened = new WeakSet<Worker>();
-  /** Until the whole group listened once, a configuration refusal stops it; later, workers are restarted. */
+  const served = new WeakSet<Worker>();
+  /** Until the whole group served once, a configuration refusal stops it; later, workers are restarted. */
   let starting = true;
   let refused: (() => void) | undefined;
   const serving = new Promise<boolean>((resolve) => {
     let up = 0;
-    cluster.on('listening', (worker) => {
-      if (listened.has(worker)) return;
-      listened.add(worker);
+    cluster.on('message', (worker: Worker, m: unknown) => {
+      if (typeof m !== 'object' || m === null || (m as { sharder?: unknown }).sharder !== SERVING.sharder) return;
+      if (served.has(worker)) return;
+      served.add(worker);
       if (++up === config.workers) resolve(true);
     });
     refused = () => resolve(false);
@@ -81,7 +94,7 @@ export async function runPrimary(
     const age = Date.now() - (started.get(worker) ?? 0);
     started.delete(worker);
     if (stopping) return;
-    if (starting && code === EXIT_CONFIG && !listened.has(worker)) {
+    if (starting && code === EXIT_CONFIG && !served.has(worker)) {
       log.error(
         { event: 'worker_refused_config', pid: worker.process.pid, code },
         'a worker cannot start with this configuration (it said why above): stopping',

@@ -6,7 +6,7 @@
 import { ConfigError } from '../errors.js';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../log.js';
-import { isClusterWorker, runPrimary } from './cluster.js';
+import { announceServing, isClusterWorker, runPrimary } from './cluster.js';
 import { Sharder } from './sharder.js';
 import { untilStopped } from './signals.js';
 import { systemdNotifier } from './systemd.js';
@@ -33,7 +33,8 @@ export async function serveProcess(config: Config, o: ServeOptions): Promise<num
     });
   }
   const sharder = await Sharder.start(config, { log, isWorker: worker });
-  void notifier?.ready(`listening on ${sharder.url}`);
+  if (worker) announceServing();
+  else void notifier?.ready(`listening on ${sharder.url}`);
   await untilStopped({
     reload: () => {
       try {

@@ -117,6 +117,7 @@ test('serve on an address already in use: exit 2 naming the key (listen or contr
     ['listen', 1],
     ['control_listen', 1],
     ['listen', 2],
+    ['control_listen', 2],
   ] as const) {
     const file = writeConfig(dir, rawConfig(dir, { [key]: taken, workers }), `${key}-${workers}.yml`);
     const r = await runCliProcess(['serve', '--config', file], { env: { SHARDER_LOG_LEVEL: 'info' } });
