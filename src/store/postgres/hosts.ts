@@ -70,12 +70,33 @@ export class PostgresHosts {
       override connect(
         callback?: ((err: Error) => void) | ((err: null, c: pg.Client) => void),
       ): Promise<pg.Client> | void {
-        const p = owner.checked(this, super.connect()).then(() => this as pg.Client);
-        if (callback === undefined) return p;
+        // pg calls a connect callback at once, and pg-pool attaches its 'error' listener in
+        // it. Ours is called a few promise steps later (after the session check), so a server
+        // that ends the session in the same read as its ready message (pg_terminate_backend,
+        // a shutdown: 57P01) would emit 'error' with no listener: an uncaught exception. Until
+        // the caller has its client, this listener takes that error, and the connect fails
+        // with it, as it does with pg's own client.
+        let lost: Error | undefined;
+        const early = (err: Error): void => void (lost ??= err);
+        this.on('error', early);
+        const p = owner.checked(this, super.connect()).then(
+          () => {
+            if (lost === undefined) return this;
+            owner.failed(this.hostIndex);
+            void this.end().catch(() => undefined);
+            throw lost;
+          },
+          (err: unknown) => {
+            // The session check, on a client that is already lost, fails for that reason.
+            throw lost ?? err;
+          },
+        );
+        const handed = (): void => void this.off('error', early);
+        if (callback === undefined) return p.finally(handed);
         p.then(
           (c) => (callback as (err: null, c: pg.Client) => void)(null, c),
           (err: Error) => (callback as (err: Error) => void)(err),
-        );
+        ).finally(handed);
       }
     };
   }
