@@ -94,6 +94,17 @@ for (const { mode, synchronous, lagging } of MODES) {
         }
       };
       const storm = instances.flatMap((_, i) => Array.from({ length: WORKERS }, (__, w) => worker(i, w)));
+      // During the switch, also one loop per instance asking only known users: the storm's
+      // workers can all be held behind first assignments waiting for the store for the whole
+      // switch, and a known user must be asked (and answered) then too.
+      let switching = false;
+      const knownOnly = async (instance: number): Promise<void> => {
+        for (let k = 0; switching; k++) {
+          const name = known[k % known.length]!;
+          const a = await auth(agent, instances[instance]!.url, name);
+          log.push({ ...a, name, known: true, instance });
+        }
+      };
       try {
         await until(
           () => log.filter((a) => !a.known && a.status === 200).length >= BEFORE_KILL,
@@ -111,10 +122,13 @@ for (const { mode, synchronous, lagging } of MODES) {
             5,
           );
         }
+        switching = true;
+        storm.push(...instances.map((_, i) => knownOnly(i)));
         killedAt = performance.now();
         primary.kill();
         await standby.promote();
         promotedAt = performance.now();
+        switching = false;
         for (const i of [0, 1])
           await until(
             () => okNewSince(promotedAt, i) >= AFTER_PROMOTION,
@@ -124,6 +138,7 @@ for (const { mode, synchronous, lagging } of MODES) {
           );
       } finally {
         running = false;
+        switching = false;
         await Promise.all(storm);
       }
 
@@ -148,6 +163,7 @@ for (const { mode, synchronous, lagging } of MODES) {
         promote_ms: Math.round(promotedAt - killedAt),
         // From the kill to the last refused new user: after it, every new user was assigned.
         new_users_refused_for_ms: Math.round(Math.max(killedAt, ...newFailures.map((a) => a.at)) - killedAt),
+        known_answered_during_switch: log.filter((a) => a.known && a.at > killedAt && a.at < promotedAt).length,
       };
       t.diagnostic(`failover counts ${JSON.stringify(counts)}`);
 
